@@ -1,0 +1,28 @@
+/** A Debian package wfpatch needs, and why (printed during set-up). */
+export interface RequiredPackage {
+  readonly name: string;
+  readonly why: string;
+}
+
+export const requiredPackages: readonly RequiredPackage[] = [
+  { name: 'build-essential', why: 'gcc, make and libc headers for every native build' },
+  { name: 'linux-source-6.1', why: "Debian's Linux 6.1 source, patched with the generation extension" },
+  { name: 'flex', why: 'kernel build (kconfig lexer)' },
+  { name: 'bison', why: 'kernel build (kconfig parser)' },
+  { name: 'bc', why: 'kernel build (timeconst)' },
+  { name: 'libssl-dev', why: 'kernel build (sign-file, certificates)' },
+  { name: 'libelf-dev', why: 'create-diff-object and libwfpatch read and write ELF with libelf; objtool' },
+  { name: 'cpio', why: 'guest initramfs images' },
+  { name: 'busybox-static', why: 'the guest userland (shell, mount, ip)' },
+  { name: 'qemu-system-x86', why: 'boots the guest kernel under TCG' },
+  { name: 'xz-utils', why: 'unpacks linux-source-6.1.tar.xz' },
+  { name: 'dpkg-dev', why: 'apt-get source and dpkg-source for Debian packages' },
+  { name: 'quilt', why: "applies Debian packages' own patch series" },
+  { name: 'devscripts', why: 'Debian source tooling (dpkg-buildpackage helpers)' },
+  { name: 'python3', why: 'kernel helper scripts' },
+  { name: 'afl++', why: 'bounded fuzzing of the create-diff-object ELF reader' },
+  { name: 'g++', why: 'C++ test cases for create-diff-object' },
+];
+
+/** Debian packages needed to build these source packages (installed with apt-get build-dep). */
+export const buildDependencyPackages: readonly string[] = ['memcached'];
