@@ -1,7 +1,13 @@
 import type { Command } from './command.ts';
 import { setupCommand } from '../setup/command.ts';
+import { kernelCommand } from '../kernel/command.ts';
+import { vmCommand } from '../vm/command.ts';
+import { corpusCommand } from '../corpus/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
   setupCommand,
+  kernelCommand,
+  vmCommand,
+  corpusCommand,
 ];

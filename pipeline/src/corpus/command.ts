@@ -1,0 +1,63 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../cli/command.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { corpusPackages, generateManifest, manifestCves, writeManifest } from './manifest.ts';
+
+const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view update|series]
+       wfbuild corpus manifest [--packages P,…]
+
+The paper's six packages on Debian 12 (${corpusPackages.join(', ')}): which of their
+Debian patches are text-only and kpatch-able.
+
+  corpus            classifies every unit of corpus/bookworm/<package>.json (one original
+                    build per package, reused), resumable: a unit already classified with the
+                    same inputs is not redone. Writes corpus/results/bookworm.{json,md}.
+  corpus manifest   asks the registry (apt) which versions exist and can be fetched, downloads
+                    them to the cache, and rewrites corpus/bookworm/<package>.json.
+
+Options:
+  --packages P,…    only these packages (default: all six)
+  --jobs N          parallel compile jobs per build (default 2)
+  --view V          which units: 'update' (bookworm updates) or 'series' (every patch of the
+                    series walk, default; includes the update units)
+
+See corpus/README.md for the rules that choose the units.`;
+
+export function parsePackages(value: string | undefined): string[] {
+  if (value === undefined) return [...corpusPackages];
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new UserError('--packages needs at least one package name');
+  for (const name of names) {
+    if (!(corpusPackages as readonly string[]).includes(name)) {
+      throw new UserError(`unknown corpus package '${name}' (known: ${corpusPackages.join(', ')})`);
+    }
+  }
+  return names;
+}
+
+async function runManifest(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { packages: { type: 'string' } }, strict: true, allowPositionals: false });
+  const packages = parsePackages(values.packages);
+  for (const pkg of packages) {
+    const manifest = await generateManifest(pkg, (line) => console.error(line));
+    const path = await writeManifest(manifest);
+    const update = manifest.units.filter((u) => u.views.includes('update'));
+    const unavailable = manifest.versions.filter((v) => v.status !== 'complete').map((v) => `${v.version} (${v.status})`);
+    console.log(
+      `${pkg}: ${path} — base ${manifest.baseVersion}, ${manifest.units.length} units (${update.length} from updates, kind ${manifest.update.kind}), ` +
+        `${manifestCves(manifest).length} CVEs${unavailable.length ? `; not fully fetchable: ${unavailable.join(', ')}` : ''}`,
+    );
+  }
+  return ExitCode.ok;
+}
+
+export const corpusCommand: Command = {
+  name: 'corpus',
+  summary: "classify the six packages' Debian 12 patches (text-only, kpatch-able); 'corpus manifest' regenerates the unit lists",
+  help,
+  async run(args) {
+    if (args[0] === 'manifest') return runManifest(args.slice(1));
+    const { runCorpus } = await import('./driver.ts');
+    return runCorpus(args);
+  },
+};
