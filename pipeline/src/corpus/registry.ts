@@ -102,7 +102,7 @@ async function fileSha256(path: string): Promise<string | undefined> {
 export function parseFetchFailures(output: string): Map<string, string> {
   const failures = new Map<string, string>();
   for (const line of output.split('\n')) {
-    const m = /^E: Failed to fetch (\S+)\s+(.*?)(\s*\[IP:.*\])?$/.exec(line.trim());
+    const m = /^E: Failed to fetch ([a-z]+:\/\/\S+)\s+(.*?)(\s*\[IP:.*\])?$/.exec(line.trim());
     if (!m) continue;
     const file = decodeURIComponent(m[1]!.slice(m[1]!.lastIndexOf('/') + 1));
     failures.set(file, m[2]!.trim() || 'failed');

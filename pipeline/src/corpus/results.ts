@@ -1,0 +1,133 @@
+/**
+ * What the corpus records per unit, and the per-package / total aggregation of the paper's
+ * table. Pure: unit-tested in test/corpus-table.test.ts.
+ */
+
+/**
+ * kpatchable: text-only and create-diff-object produced a patch for every changed object.
+ * text-only: only code changed, but some object could not be patched (reasons say why).
+ * not-text-only: the patch changes data (or adds/removes objects) — cannot be live-patched as text.
+ * no-code: the patch changes no compiled object (documentation, packaging, tests, build-only).
+ * failed: the unit could not be classified (does not apply, build failed, tool error).
+ */
+export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed';
+
+export interface UnitResult {
+  readonly package: string;
+  readonly unit: string;
+  readonly cves: readonly string[];
+  readonly views: readonly string[];
+  readonly verdict: Verdict;
+  /** One line: the first precise reason (for the table), or why it failed. */
+  readonly reason: string;
+  /** Every reason the pipeline gave (object: symbol: what). */
+  readonly reasons: readonly string[];
+  /** Objects that differed after the patched build. */
+  readonly objects: number;
+  /** Wall time of classifying this unit (0 when taken from the cache of an earlier run). */
+  readonly seconds: number;
+  /** Hash of the inputs (patch content, base version, tool versions): resumability key. */
+  readonly key: string;
+}
+
+export interface Count {
+  readonly all: number;
+  readonly cve: number;
+}
+
+export interface PackageRow {
+  readonly package: string;
+  readonly baseVersion: string;
+  readonly units: Count;
+  readonly noCode: Count;
+  /** Units that change compiled code or could not be classified (failed counts here, as "no"). */
+  readonly code: Count;
+  readonly textOnly: Count;
+  readonly kpatchable: Count;
+  readonly failed: Count;
+  /** Seconds spent on this package in the run that produced the results (builds included). */
+  readonly seconds: number;
+}
+
+function count(results: readonly UnitResult[], keep: (r: UnitResult) => boolean): Count {
+  const hit = results.filter(keep);
+  return { all: hit.length, cve: hit.filter((r) => r.cves.length > 0).length };
+}
+
+export function isTextOnly(v: Verdict): boolean {
+  return v === 'kpatchable' || v === 'text-only';
+}
+
+export function packageRow(pkg: string, baseVersion: string, results: readonly UnitResult[], seconds: number): PackageRow {
+  const mine = results.filter((r) => r.package === pkg);
+  return {
+    package: pkg,
+    baseVersion,
+    units: count(mine, () => true),
+    noCode: count(mine, (r) => r.verdict === 'no-code'),
+    code: count(mine, (r) => r.verdict !== 'no-code'),
+    textOnly: count(mine, (r) => isTextOnly(r.verdict)),
+    kpatchable: count(mine, (r) => r.verdict === 'kpatchable'),
+    failed: count(mine, (r) => r.verdict === 'failed'),
+    seconds,
+  };
+}
+
+function add(a: Count, b: Count): Count {
+  return { all: a.all + b.all, cve: a.cve + b.cve };
+}
+
+export function totalRow(rows: readonly PackageRow[]): PackageRow {
+  const zero: Count = { all: 0, cve: 0 };
+  return rows.reduce<PackageRow>(
+    (t, r) => ({
+      package: 'total',
+      baseVersion: '',
+      units: add(t.units, r.units),
+      noCode: add(t.noCode, r.noCode),
+      code: add(t.code, r.code),
+      textOnly: add(t.textOnly, r.textOnly),
+      kpatchable: add(t.kpatchable, r.kpatchable),
+      failed: add(t.failed, r.failed),
+      seconds: t.seconds + r.seconds,
+    }),
+    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, failed: zero, seconds: 0 },
+  );
+}
+
+/** Percentage rounded to an integer, or null when the denominator is 0 (shown as '–'). */
+export function percent(part: number, whole: number): number | null {
+  return whole === 0 ? null : Math.round((100 * part) / whole);
+}
+
+/** The paper's two ratios: text-only among code patches, kpatch-able among text-only ones. */
+export interface Ratios {
+  readonly textOnly: { all: number | null; cve: number | null };
+  readonly kpatchableOfTextOnly: { all: number | null; cve: number | null };
+  readonly kpatchableOfCode: { all: number | null; cve: number | null };
+}
+
+export function ratios(row: PackageRow): Ratios {
+  return {
+    textOnly: { all: percent(row.textOnly.all, row.code.all), cve: percent(row.textOnly.cve, row.code.cve) },
+    kpatchableOfTextOnly: { all: percent(row.kpatchable.all, row.textOnly.all), cve: percent(row.kpatchable.cve, row.textOnly.cve) },
+    kpatchableOfCode: { all: percent(row.kpatchable.all, row.code.all), cve: percent(row.kpatchable.cve, row.code.cve) },
+  };
+}
+
+/** Reasons for "no", counted: the first reason's kind, so the next improvement is visible. */
+export function reasonHistogram(results: readonly UnitResult[]): { reason: string; units: number }[] {
+  const counts = new Map<string, number>();
+  for (const r of results) {
+    if (r.verdict === 'kpatchable' || r.verdict === 'no-code') continue;
+    const key = `${r.verdict}: ${reasonKind(r.reason)}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts.entries()].map(([reason, units]) => ({ reason, units })).sort((a, b) => b.units - a.units || a.reason.localeCompare(b.reason));
+}
+
+/** A reason without its object and symbol names: 'proto_text.o: process_command: changed .data' → 'changed .data'. */
+export function reasonKind(reason: string): string {
+  const parts = reason.split(': ');
+  return (parts.length > 2 ? parts.slice(2).join(': ') : parts[parts.length - 1] ?? reason).replace(/\s+/g, ' ').slice(0, 120);
+}

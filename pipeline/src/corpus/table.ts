@@ -1,0 +1,79 @@
+/**
+ * Markdown rendering of the corpus results: the paper's table (columns per package, as in
+ * ../shared/docs/architecture.md), the ratios, the reasons for "no" and every unit's verdict.
+ * Pure; shared with `wfbuild report` if it wants the same table.
+ */
+import { ratios, reasonHistogram, totalRow, type Count, type PackageRow, type UnitResult } from './results.ts';
+
+function cell(c: Count): string {
+  return `${c.all} (${c.cve})`;
+}
+
+function pct(value: number | null): string {
+  return value === null ? '–' : `${value}%`;
+}
+
+function escape(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function formatSeconds(seconds: number): string {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+/** The paper's table: one column per package plus total; counts as "all (CVE)". */
+export function paperTable(rows: readonly PackageRow[]): string {
+  const all = [...rows, totalRow(rows)];
+  const header = `| | ${all.map((r) => (r.package === 'total' ? '**total**' : r.package)).join(' | ')} |`;
+  const rule = `|---|${all.map(() => '---').join('|')}|`;
+  const line = (label: string, pick: (r: PackageRow) => string) => `| ${label} | ${all.map(pick).join(' | ')} |`;
+  return [
+    header,
+    rule,
+    line('patches (CVE)', (r) => cell(r.units)),
+    line('no compiled code', (r) => cell(r.noCode)),
+    line('code patches', (r) => cell(r.code)),
+    line('text-only', (r) => cell(r.textOnly)),
+    line('kpatch-able', (r) => cell(r.kpatchable)),
+    line('failed to classify', (r) => cell(r.failed)),
+    line('text-only / code', (r) => `${pct(ratios(r).textOnly.all)} (${pct(ratios(r).textOnly.cve)})`),
+    line('kpatch-able / text-only', (r) => `${pct(ratios(r).kpatchableOfTextOnly.all)} (${pct(ratios(r).kpatchableOfTextOnly.cve)})`),
+    line('kpatch-able / code', (r) => `${pct(ratios(r).kpatchableOfCode.all)} (${pct(ratios(r).kpatchableOfCode.cve)})`),
+    line('time', (r) => formatSeconds(r.seconds)),
+  ].join('\n');
+}
+
+export function unitTable(results: readonly UnitResult[]): string {
+  const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason |', '|---|---|---|---|---|---|---|---|'];
+  for (const r of results) {
+    lines.push(
+      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'} | ${escape(r.reason) || '–'} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export interface Report {
+  readonly title: string;
+  /** Paragraph(s) under the title: what was run, with which view and tools. */
+  readonly intro: string;
+  readonly rows: readonly PackageRow[];
+  readonly results: readonly UnitResult[];
+  /** Packages listed but not run (e.g. not in --packages and no earlier results). */
+  readonly notRun: readonly { package: string; why: string }[];
+}
+
+export function renderReport(report: Report): string {
+  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; the last ratio is kpatch-able among all code patches.', '', paperTable(report.rows)];
+  if (report.notRun.length > 0) {
+    parts.push('', 'Not run: ' + report.notRun.map((n) => `${n.package} (${n.why})`).join('; ') + '.');
+  }
+  const histogram = reasonHistogram(report.results);
+  if (histogram.length > 0) {
+    parts.push('', '## Why not', '', '| reason | units |', '|---|---|', ...histogram.map((h) => `| ${escape(h.reason)} | ${h.units} |`));
+  }
+  parts.push('', '## Every unit', '', unitTable(report.results), '');
+  return parts.join('\n');
+}
