@@ -69,7 +69,7 @@ describe('corpus rendering', () => {
     expect(lines).toContain('| kpatch-able | 1 (1) | 2 (0) | 3 (1) |');
     expect(lines).toContain('| text-only / code | 67% (100%) | 67% (0%) | 67% (67%) |');
     expect(lines).toContain('| kpatch-able / text-only | 50% (50%) | 100% (–) | 75% (50%) |');
-    expect(lines).toContain('| time | 100 s | 67 min | 68 min |');
+    expect(lines).toContain('| time | 2 min | 67 min | 68 min |');
   });
 
   it('renders every unit with its verdict and reason, escaping table syntax', () => {
