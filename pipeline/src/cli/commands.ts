@@ -3,6 +3,8 @@ import { setupCommand } from '../setup/command.ts';
 import { kernelCommand } from '../kernel/command.ts';
 import { vmCommand } from '../vm/command.ts';
 import { corpusCommand } from '../corpus/command.ts';
+import { buildCommand, classifyCommand } from '../build/command-cli.ts';
+import { reportCommand } from '../report/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -10,4 +12,7 @@ export const commands: readonly Command[] = [
   kernelCommand,
   vmCommand,
   corpusCommand,
+  buildCommand,
+  classifyCommand,
+  reportCommand,
 ];

@@ -1,0 +1,63 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { tail } from '../setup/apt.ts';
+import type { SourceTree } from './source.ts';
+
+/** How a tree is built: the same command for the original build and the patched rebuild. */
+export interface BuildCommand {
+  /** As shown to the user and hashed into the cache key. */
+  readonly display: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Debian's own build without tests; nostrip so the binaries keep .symtab for create-diff-object. */
+export const debBuildOptions = 'nocheck nostrip parallel=2';
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+/**
+ * The build command: the user's (`--build-cmd`, run by sh -c: it is a command line the user
+ * wrote), else `debian/rules build` for a Debian tree, else make (after ./configure when the
+ * tree has only a configure script). A tree with none of these has no build system we know.
+ */
+export async function chooseBuildCommand(tree: SourceTree, userCommand: string | undefined): Promise<BuildCommand> {
+  const env: Record<string, string> = { DEB_BUILD_OPTIONS: debBuildOptions };
+  if (userCommand !== undefined) {
+    if (userCommand.trim() === '') throw new UserError('--build-cmd: empty command');
+    return { display: userCommand, argv: ['sh', '-c', userCommand], env };
+  }
+  if (tree.debian) return { display: 'debian/rules build', argv: ['debian/rules', 'build'], env };
+  for (const makefile of ['GNUmakefile', 'makefile', 'Makefile']) {
+    if (await exists(join(tree.dir, makefile))) return { display: 'make -j2', argv: ['make', '-j2'], env };
+  }
+  if (await exists(join(tree.dir, 'configure'))) {
+    return { display: './configure && make -j2', argv: ['sh', '-c', './configure && make -j2'], env };
+  }
+  throw new UserError(
+    `${tree.dir}: no build system found (no debian/rules, Makefile or configure); pass --build-cmd`,
+    ExitCode.usage,
+  );
+}
+
+/** Runs the build in `cwd` under `nice` (the machine is shared); throws UserError(12) on failure. */
+export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<string, string>, what: string): Promise<string> {
+  const result = await execa('nice', ['-n', '10', ...cmd.argv], {
+    cwd,
+    env: { ...cmd.env, ...env },
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+  });
+  if (result.exitCode !== 0) {
+    throw new UserError(
+      `${what} failed (${cmd.display}, exit ${result.exitCode ?? result.signal}):\n${tail(result.all ?? '', 25)}`,
+      ExitCode.buildFailed,
+    );
+  }
+  return result.all ?? '';
+}

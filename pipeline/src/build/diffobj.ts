@@ -1,0 +1,79 @@
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { repoRoot } from '../paths.ts';
+
+/** create-diff-object's path; WFBUILD_CREATE_DIFF_OBJECT overrides it (e.g. an installed copy). */
+export const createDiffObjectPath: string = process.env.WFBUILD_CREATE_DIFF_OBJECT ?? join(repoRoot, 'kpatch-fork/bin/create-diff-object');
+
+/** create-diff-object's exit codes (kpatch-fork/FORMAT.md). */
+export type DiffOutcome = 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error';
+
+export interface DiffResult {
+  readonly outcome: DiffOutcome;
+  readonly exitCode: number;
+  /** The verdict JSON as create-diff-object wrote it (null when it wrote none). */
+  readonly verdict: unknown;
+  /** The patch object, when outcome is 'patch'. */
+  readonly output: string | null;
+  /** create-diff-object's stderr (last lines): the reason when there is no usable verdict. */
+  readonly message: string;
+}
+
+const outcomes: Record<number, DiffOutcome> = { 0: 'patch', 3: 'nothing', 4: 'not-text-only', 5: 'not-patchable' };
+
+export async function ensureCreateDiffObject(): Promise<void> {
+  const ok = await access(createDiffObjectPath).then(() => true, () => false);
+  if (!ok) {
+    throw new UserError(`${createDiffObjectPath} is missing: run 'make -C kpatch-fork' (or npm run setup)`, ExitCode.missingPrerequisite);
+  }
+}
+
+/** Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json --binary ELF`. */
+export async function createDiffObject(orig: string, patched: string, binary: string, output: string, verdictPath: string): Promise<DiffResult> {
+  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--binary', binary], {
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+  });
+  const exitCode = result.exitCode ?? -1;
+  let verdict: unknown = null;
+  try {
+    verdict = JSON.parse(await readFile(verdictPath, 'utf8'));
+  } catch {
+    verdict = null;
+  }
+  const outcome = outcomes[exitCode] ?? 'error';
+  const message = (result.all ?? '').trim().split('\n').slice(-8).join('\n');
+  return { outcome, exitCode, verdict, output: outcome === 'patch' ? output : null, message };
+}
+
+export interface Reason {
+  readonly object: string;
+  readonly symbol: string | null;
+  readonly what: string;
+}
+
+/**
+ * Reasons out of a verdict. The verdict format is create-diff-object's (kpatch-fork/FORMAT.md);
+ * we read the fields it documents and fall back to its message so a "no" is never unexplained.
+ */
+export function verdictReasons(object: string, result: DiffResult): Reason[] {
+  const reasons: Reason[] = [];
+  const v = result.verdict as Record<string, unknown> | null;
+  const list = v && Array.isArray(v['reasons']) ? (v['reasons'] as unknown[]) : [];
+  for (const item of list) {
+    if (typeof item === 'string') reasons.push({ object, symbol: null, what: item });
+    else if (item && typeof item === 'object') {
+      const r = item as Record<string, unknown>;
+      const symbol = typeof r['symbol'] === 'string' ? r['symbol'] : typeof r['section'] === 'string' ? r['section'] : null;
+      const what = [r['what'], r['kind'], r['change'], r['reason'], r['detail'], r['message']].filter((x) => typeof x === 'string').join(': ');
+      reasons.push({ object, symbol, what: what || JSON.stringify(item) });
+    }
+  }
+  if (reasons.length === 0 && result.outcome !== 'patch' && result.outcome !== 'nothing') {
+    reasons.push({ object, symbol: null, what: `create-diff-object exit ${result.exitCode} (${result.outcome})${result.message ? `: ${result.message}` : ''}` });
+  }
+  return reasons;
+}

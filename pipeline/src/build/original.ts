@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
+import { runBuild, type BuildCommand } from './command.ts';
+import type { SourceTree } from './source.ts';
+
+/** A finished original build, cached under cacheRoot/wfbuild/orig/<key>/ and never modified. */
+export interface OriginalBuild {
+  readonly key: string;
+  readonly dir: string;
+  /** The built tree: also the snapshot of the original objects and unstripped binaries. */
+  readonly tree: string;
+  readonly log: readonly BuildLogEntry[];
+  /**
+   * Linked files the package installs (tree-relative → installed path), found by installing
+   * the build into a staging folder and matching bytes; null when unknown (non-Debian tree):
+   * then every linked file counts.
+   */
+  readonly shipped: Readonly<Record<string, string>> | null;
+  /** Whether this run found the build in the cache. */
+  readonly cached: boolean;
+}
+
+interface Meta {
+  readonly key: string;
+  readonly source: string;
+  readonly command: string;
+  readonly wrapper: string;
+  readonly shipped: Record<string, string> | null;
+  readonly builtAt: string;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+/** What identifies the source: package and version, or the tree's listing (path, size, mtime). */
+async function sourceIdentity(tree: SourceTree): Promise<string> {
+  // Name and version alone would confuse a locally edited tree with the registry's: the
+  // listing (path, size, mtime) tells them apart and costs one find(1).
+  const listing = await execa('find', ['.', '-path', './.git', '-prune', '-o', '-type', 'f', '-printf', '%P %s %T@\n'], { cwd: tree.dir });
+  const hash = createHash('sha256').update(listing.stdout.split('\n').sort().join('\n')).digest('hex').slice(0, 16);
+  return tree.package ? `${tree.package.name}_${tree.package.version}@${hash}` : `${tree.dir}@${hash}`;
+}
+
+export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Promise<{ key: string; source: string; wrapper: string }> {
+  const source = await sourceIdentity(tree);
+  const wrapper = await wrapperVersion();
+  const key = createHash('sha256').update(JSON.stringify([source, cmd.display, cmd.env, wrapper])).digest('hex').slice(0, 24);
+  return { key, source, wrapper };
+}
+
+/** Copies a tree (reflinks where the file system can), keeping mtimes so make sees nothing new. */
+export async function copyTree(from: string, to: string): Promise<void> {
+  const result = await execa('cp', ['-a', '--reflink=auto', from, to], { reject: false, all: true });
+  if (result.exitCode !== 0) throw new UserError(`copying ${from} to ${to} failed: ${result.all}`, ExitCode.internal);
+}
+
+async function sha256File(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+async function isElf(path: string): Promise<boolean> {
+  const handle = await open(path, 'r').catch(() => null);
+  if (!handle) return false;
+  try {
+    const buf = Buffer.alloc(4);
+    await handle.read(buf, 0, 4, 0);
+    return buf.toString('latin1') === '\x7fELF';
+  } finally {
+    await handle.close();
+  }
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+/**
+ * For a Debian tree: which linked files the package installs. `dh_auto_install` into a staging
+ * folder runs the upstream install rule; with nostrip the installed ELF files are the built
+ * ones byte for byte, so a hash match names each one's installed path (e.g. /usr/bin/memcached).
+ * Binaries that are only built (memcached-debug, test programs) are then not patch targets.
+ */
+async function findShipped(tree: string, log: readonly BuildLogEntry[], env: Record<string, string>, staging: string): Promise<Record<string, string> | null> {
+  const result = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, reject: false, all: true, stdin: 'ignore' });
+  if (result.exitCode !== 0) return null;
+  const byHash = new Map<string, string>();
+  for (const file of await listFiles(staging)) {
+    if (await isElf(file)) byHash.set(await sha256File(file), file.slice(staging.length));
+  }
+  const shipped: Record<string, string> = {};
+  for (const entry of log) {
+    if (entry.kind !== 'link' || !(await exists(join(tree, entry.output)))) continue;
+    const installed = byHash.get(await sha256File(join(tree, entry.output)));
+    if (installed) shipped[entry.output] = installed;
+  }
+  return shipped;
+}
+
+/**
+ * The original build, from the cache or built now: the tree is copied into the cache and built
+ * there through the compiler wrapper. A half-finished build (killed run) has no meta.json and
+ * is rebuilt from scratch.
+ */
+export async function originalBuild(tree: SourceTree, cmd: BuildCommand, cacheDir: string, onOutput?: (line: string) => void): Promise<OriginalBuild> {
+  const { key, source, wrapper } = await originalBuildKey(tree, cmd);
+  const dir = join(cacheDir, key);
+  const metaPath = join(dir, 'meta.json');
+  if (await exists(metaPath)) {
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as Meta;
+    return { key, dir, tree: join(dir, 'tree'), log: await readBuildLog(join(dir, 'build-log.jsonl')), shipped: meta.shipped, cached: true };
+  }
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const built = join(dir, 'tree');
+  try {
+    onOutput?.(`copying ${tree.dir}`);
+    await copyTree(tree.dir, built);
+    const shims = join(dir, 'shims');
+    const records = join(dir, 'records');
+    await installShims(shims);
+    await mkdir(records);
+    const env = wrapperEnv(shims, records, built);
+    onOutput?.(`${cmd.display} (through the compiler wrapper)`);
+    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`);
+    const log = await readRecords(built, records);
+    if (!log.some((e) => e.kind === 'compile')) {
+      throw new UserError(`original build (${cmd.display}) compiled nothing through the compiler wrapper; is the tree already built, or does its build call the compiler by absolute path?`, ExitCode.buildFailed);
+    }
+    await writeBuildLog(join(dir, 'build-log.jsonl'), log);
+    await rm(records, { recursive: true, force: true });
+    let shipped: Record<string, string> | null = null;
+    if (tree.debian) {
+      onOutput?.('dh_auto_install into a staging folder (which binaries the package ships)');
+      const staging = join(dir, 'staging');
+      const installRecords = join(dir, 'install-records');
+      await mkdir(installRecords);
+      shipped = await findShipped(built, log, { ...cmd.env, ...wrapperEnv(shims, installRecords, built) }, staging);
+      await rm(staging, { recursive: true, force: true });
+      await rm(installRecords, { recursive: true, force: true });
+    }
+    const meta: Meta = { key, source, command: cmd.display, wrapper, shipped, builtAt: new Date().toISOString() };
+    await writeFile(metaPath, JSON.stringify(meta, null, 2) + '\n');
+    return { key, dir, tree: built, log, shipped, cached: false };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,80 @@
+import { access, mkdir, readdir, rename, rm, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { tail } from '../setup/apt.ts';
+
+/** A source tree to build, and what it is. */
+export interface SourceTree {
+  /** Absolute path of the unpacked tree (never modified by wfbuild). */
+  readonly dir: string;
+  /** Debian source package name and version, when the tree has debian/changelog. */
+  readonly package: { readonly name: string; readonly version: string } | null;
+  /** Whether debian/rules exists (decides the default build command). */
+  readonly debian: boolean;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+/** Name and version from debian/changelog, or null for a tree without one. */
+export async function debianIdentity(dir: string): Promise<{ name: string; version: string } | null> {
+  if (!(await exists(join(dir, 'debian/changelog')))) return null;
+  const result = await execa('dpkg-parsechangelog', ['-l', join(dir, 'debian/changelog'), '-S', 'Source,Version'], { reject: false });
+  if (result.exitCode !== 0) return null;
+  const [name, version] = result.stdout.split('\n').map((l) => l.trim());
+  return name && version ? { name, version } : null;
+}
+
+export async function describeTree(dir: string): Promise<SourceTree> {
+  const abs = resolve(dir);
+  const info = await stat(abs).catch(() => null);
+  if (!info?.isDirectory()) throw new UserError(`--source ${dir}: not a folder`);
+  return { dir: abs, package: await debianIdentity(abs), debian: await exists(join(abs, 'debian/rules')) };
+}
+
+/** Splits "name=version" (version optional) and checks the name is a Debian package name. */
+export function parsePackageSpec(spec: string): { name: string; version: string | null } {
+  const [name, version] = spec.split('=', 2);
+  if (!/^[a-z0-9][a-z0-9+.-]+$/.test(name)) throw new UserError(`--package ${spec}: not a Debian source package name`);
+  if (version !== undefined && !/^[0-9][A-Za-z0-9.+~:-]*$/.test(version)) throw new UserError(`--package ${spec}: not a Debian version`);
+  return { name, version: version ?? null };
+}
+
+/**
+ * Fetches a Debian source package with `apt-get source` (which also applies the package's own
+ * patch series) into `<cacheDir>/<name>_<version>/`, once per version.
+ */
+export async function fetchPackage(spec: string, cacheDir: string): Promise<SourceTree> {
+  const { name, version } = parsePackageSpec(spec);
+  const target = version ? `${name}=${version}` : name;
+  // --print-uris names the .dsc (and so the exact version) without downloading anything.
+  const uris = await execa('apt-get', ['source', '--print-uris', '-q', target], { reject: false, all: true });
+  const dsc = /'[^']*' (\S+?)_(\S+)\.dsc /.exec(uris.stdout);
+  if (uris.exitCode !== 0 || !dsc) {
+    throw new UserError(`apt-get source ${target}: no such source package or version in the registry\n${tail(uris.all ?? '', 5)}`, ExitCode.usage);
+  }
+  const fileVersion = dsc[2];
+  const final = join(cacheDir, `${dsc[1]}_${fileVersion}`);
+  if (await exists(join(final, '.complete'))) return describeTree(join(final, 'tree'));
+  const temp = `${final}.tmp-${process.pid}`;
+  await rm(temp, { recursive: true, force: true });
+  await mkdir(temp, { recursive: true });
+  const result = await execa('apt-get', ['source', '-q', target], { cwd: temp, reject: false, all: true, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  if (result.exitCode !== 0) {
+    await rm(temp, { recursive: true, force: true });
+    throw new UserError(`apt-get source ${target} failed:\n${tail(result.all ?? '', 10)}`, ExitCode.missingPrerequisite);
+  }
+  const dirs = (await readdir(temp, { withFileTypes: true })).filter((d) => d.isDirectory());
+  if (dirs.length !== 1) {
+    await rm(temp, { recursive: true, force: true });
+    throw new UserError(`apt-get source ${target}: expected one unpacked tree, found ${dirs.length}`, ExitCode.internal);
+  }
+  await rename(join(temp, dirs[0].name), join(temp, 'tree'));
+  await readFile(join(temp, 'tree/debian/changelog'), 'utf8');
+  await rm(final, { recursive: true, force: true });
+  await rename(temp, final);
+  await execa('touch', [join(final, '.complete')]);
+  return describeTree(join(final, 'tree'));
+}

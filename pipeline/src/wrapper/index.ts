@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { delimiter, isAbsolute, join, normalize, relative, resolve } from 'node:path';
+
+/** The wrapper script; its hash is part of the original-build cache key. */
+export const wrapperScript: string = fileURLToPath(new URL('./cc-wrapper.sh', import.meta.url));
+
+/** Names the shim folder answers to: everything a build system may call a C/C++ compiler. */
+export const compilerNames: readonly string[] = [
+  'gcc', 'cc', 'g++', 'c++', 'gcc-12', 'g++-12',
+  'x86_64-linux-gnu-gcc', 'x86_64-linux-gnu-g++', 'x86_64-linux-gnu-gcc-12', 'x86_64-linux-gnu-g++-12',
+];
+
+export async function wrapperVersion(): Promise<string> {
+  const text = await readFile(wrapperScript);
+  return createHash('sha256').update(text).update(compilerNames.join(',')).digest('hex').slice(0, 16);
+}
+
+/** Creates `dir` with the wrapper and one symlink per compiler name. */
+export async function installShims(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const script = join(dir, 'wfbuild-cc-wrapper');
+  await copyFile(wrapperScript, script);
+  await chmod(script, 0o755);
+  for (const name of compilerNames) await symlink('wfbuild-cc-wrapper', join(dir, name));
+}
+
+/** The environment that routes a build's compiler calls through the shims and records them. */
+export function wrapperEnv(shimDir: string, logDir: string, tree: string, basePath: string = process.env.PATH ?? '/usr/bin:/bin'): Record<string, string> {
+  return {
+    PATH: `${shimDir}${delimiter}${basePath}`,
+    WFBUILD_REAL_PATH: basePath,
+    WFBUILD_LOG: logDir,
+    WFBUILD_TREE: tree,
+    // Build systems that honour CC/CXX get the shim by name, not by a path into a temp folder,
+    // so the value they store (Makefile, CMakeCache) stays valid for the patched rebuild.
+    CC: 'gcc',
+    CXX: 'g++',
+  };
+}
+
+export interface CompileEntry {
+  readonly kind: 'compile';
+  /** Paths relative to the tree root. */
+  readonly cwd: string;
+  readonly sources: readonly string[];
+  readonly object: string;
+  readonly tool: string;
+  readonly args: readonly string[];
+}
+
+export interface LinkEntry {
+  readonly kind: 'link';
+  readonly cwd: string;
+  readonly output: string;
+  /** Objects and archives linked, relative to the tree root; -l libraries are not listed. */
+  readonly inputs: readonly string[];
+  /** Sources compiled and linked in the same call (no object file to compare). */
+  readonly sources: readonly string[];
+  readonly shared: boolean;
+  readonly tool: string;
+  readonly args: readonly string[];
+}
+
+export type BuildLogEntry = CompileEntry | LinkEntry;
+
+const sourceExt = /\.(c|cc|cpp|cxx|c\+\+|C|s|S|sx|i|ii|m)$/;
+const inputExt = /\.(o|a|lo|so(\.\d+)*)$/;
+/** gcc options that take their value as the next argument. */
+const optionsWithValue = new Set([
+  '-o', '-I', '-D', '-U', '-include', '-imacros', '-isystem', '-iquote', '-idirafter', '-MF', '-MT', '-MQ',
+  '-x', '-L', '-l', '-T', '-Xlinker', '-Xassembler', '-Xpreprocessor', '-u', '-z', '-aux-info', '-e', '--param',
+  '-isysroot', '--sysroot', '-dumpdir', '-dumpbase', '-dumpbase-ext',
+]);
+
+/**
+ * Turns one wrapper record (cwd, tool, args) into a log entry; null for calls that produce
+ * neither an object nor a linked file (preprocessing, version queries, -M only, configure's
+ * conftest probes).
+ */
+export function parseInvocation(tree: string, cwd: string, tool: string, args: readonly string[]): BuildLogEntry | null {
+  let output: string | null = null;
+  let mode: 'link' | 'compile' | 'other' = 'link';
+  let shared = false;
+  const sources: string[] = [];
+  const inputs: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (optionsWithValue.has(arg)) {
+      if (arg === '-o') output = args[i + 1] ?? null;
+      i++;
+      continue;
+    }
+    if (arg === '-c') mode = mode === 'other' ? 'other' : 'compile';
+    else if (arg === '-E' || arg === '-S' || arg === '-M' || arg === '-MM' || arg === '--version' || arg === '-v' || arg.startsWith('-print-') || arg.startsWith('-dump')) mode = 'other';
+    else if (arg === '-shared') shared = true;
+    else if (arg.startsWith('-o') && arg.length > 2) output = arg.slice(2);
+    else if (arg.startsWith('-')) continue;
+    else if (sourceExt.test(arg)) sources.push(arg);
+    else if (inputExt.test(arg)) inputs.push(arg);
+  }
+  if (mode === 'other') return null;
+  const abs = (p: string): string => normalize(isAbsolute(p) ? p : resolve(cwd, p));
+  const rel = (p: string): string => relative(tree, abs(p));
+  const relCwd = relative(tree, cwd) || '.';
+  if ([output ?? '', ...sources].some((p) => /(^|\/)conftest[^/]*$/.test(p))) return null;
+  if (mode === 'compile') {
+    if (sources.length !== 1) return null; // gcc -c a.c b.c without -o: rare; not diffable per object
+    const object = output ?? sources[0].replace(/^.*\//, '').replace(sourceExt, '.o');
+    return { kind: 'compile', cwd: relCwd, sources: sources.map(rel), object: rel(object), tool, args };
+  }
+  if (inputs.length === 0 && sources.length === 0) return null;
+  return {
+    kind: 'link',
+    cwd: relCwd,
+    output: rel(output ?? 'a.out'),
+    inputs: inputs.map(rel),
+    sources: sources.map(rel),
+    shared,
+    tool,
+    args,
+  };
+}
+
+/** Reads the wrapper's record folder into log entries, in the order the calls finished. */
+export async function readRecords(tree: string, logDir: string): Promise<BuildLogEntry[]> {
+  const names = await readdir(logDir);
+  const records: { time: bigint; entry: BuildLogEntry }[] = [];
+  for (const name of names) {
+    const file = join(logDir, name);
+    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file, { bigint: true })]);
+    const fields = text.split('\0');
+    fields.pop(); // after the last NUL
+    if (fields.length < 2) continue; // the wrapper was killed while writing
+    const [cwd, tool, ...args] = fields;
+    const entry = parseInvocation(tree, cwd, tool, args);
+    if (entry) records.push({ time: info.mtimeNs, entry });
+  }
+  records.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  return records.map((r) => r.entry);
+}
+
+export async function writeBuildLog(path: string, entries: readonly BuildLogEntry[]): Promise<void> {
+  await writeFile(path, entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
+}
+
+export async function readBuildLog(path: string): Promise<BuildLogEntry[]> {
+  const text = await readFile(path, 'utf8');
+  return text.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l) as BuildLogEntry);
+}
+
+/**
+ * The link map: for each object, the files (executables, shared objects) it ends up in.
+ * Follows static archives and partial links (`ld -r` through gcc -r) transitively.
+ */
+export function linkMap(entries: readonly BuildLogEntry[]): Map<string, string[]> {
+  const consumers = new Map<string, Set<string>>();
+  const intermediate = new Set<string>();
+  for (const e of entries) {
+    if (e.kind !== 'link') continue;
+    for (const input of e.inputs) {
+      const set = consumers.get(input) ?? new Set<string>();
+      set.add(e.output);
+      consumers.set(input, set);
+    }
+    if (/\.(o|a|lo)$/.test(e.output)) intermediate.add(e.output);
+  }
+  const finals = (file: string, seen: Set<string>): string[] => {
+    if (seen.has(file)) return [];
+    seen.add(file);
+    const out: string[] = [];
+    for (const next of consumers.get(file) ?? []) {
+      if (intermediate.has(next)) out.push(...finals(next, seen));
+      else out.push(next);
+    }
+    return out;
+  };
+  const map = new Map<string, string[]>();
+  for (const e of entries) {
+    if (e.kind !== 'compile') continue;
+    map.set(e.object, [...new Set(finals(e.object, new Set()))].sort());
+  }
+  return map;
+}
