@@ -1,0 +1,153 @@
+/*
+ * Pass 3 (compare): decide which functions changed.
+ *
+ * Two sections are the same when their bytes are equal and their relocations
+ * are pairwise equivalent: same offset and type, and a target that is "the
+ * same thing" — the correlated symbol at the same offset, or, for anonymous
+ * read-only data (string literals, jump tables, float constants, __func__),
+ * the same value.  Comparing literals by value is what keeps a patch that
+ * moves strings around in .rodata.str* from marking every user as changed.
+ */
+#include <string.h>
+#include "cdo.h"
+
+static bool section_equal(struct section *a, struct section *b, int depth);
+
+static bool in_range(const struct section *s, int64_t off)
+{
+	return s->data && off >= 0 && (uint64_t)off < s->size;
+}
+
+static bool is_string_start(const struct section *s, int64_t off)
+{
+	return in_range(s, off) && (off == 0 || s->data[off - 1] == '\0');
+}
+
+static bool strings_equal(struct section *a, int64_t oa, struct section *b, int64_t ob, uint32_t type)
+{
+	int64_t adj = is_pcrel(type) ? 4 : 0;
+
+	/* a rip-relative operand followed by an immediate has a larger bias;
+	 * pick the first bias that lands both offsets on a string start */
+	if (adj) {
+		for (int64_t t = 4; t <= 8; t++) {
+			if (is_string_start(a, oa + t) && is_string_start(b, ob + t)) {
+				adj = t;
+				break;
+			}
+		}
+	}
+	oa += adj;
+	ob += adj;
+	if (!in_range(a, oa) || !in_range(b, ob))
+		return oa - adj == ob - adj && section_equal(a, b, 3);
+	while (in_range(a, oa) && in_range(b, ob)) {
+		if (a->data[oa] != b->data[ob])
+			return false;
+		if (a->data[oa] == '\0')
+			return true;
+		oa++;
+		ob++;
+	}
+	return false;
+}
+
+/* merged constants (.rodata.cst8 and friends): compare the one entry used */
+static bool const_equal(struct section *a, int64_t oa, struct section *b, int64_t ob, uint32_t type)
+{
+	uint64_t es = a->sh.sh_entsize;
+	int64_t adj = is_pcrel(type) ? 4 : 0;
+
+	if (!es || es != b->sh.sh_entsize || !a->data || !b->data)
+		return false;
+	for (int64_t t = adj; t <= (adj ? 8 : 0); t++) {
+		int64_t x = oa + t, y = ob + t;
+
+		if (x >= 0 && y >= 0 && x % es == 0 && y % es == 0 &&
+		    (uint64_t)x + es <= a->size && (uint64_t)y + es <= b->size)
+			return !memcmp(a->data + x, b->data + y, es);
+	}
+	return false;
+}
+
+bool rela_equal(struct rela *a, struct rela *b, int depth)
+{
+	if (a->type != b->type)
+		return false;
+	if (a->tsym && b->tsym) {
+		struct symbol *x = a->tsym, *y = b->tsym;
+
+		if (sym_is_anon_value(x) && sym_is_anon_value(y) && x->sec && y->sec &&
+		    x->type == y->type) {
+			/* __func__.3 vs __func__.5: same text and same offset */
+			if (a->toff != b->toff || x->st.st_size != y->st.st_size)
+				return false;
+			if (x->sec->kind == K_STRINGS)
+				return strings_equal(x->sec, (int64_t)x->st.st_value + a->toff,
+						     y->sec, (int64_t)y->st.st_value + b->toff, 0);
+			return section_equal(x->sec, y->sec, depth + 1);
+		}
+		return x->twin == y && a->toff == b->toff;
+	}
+	if (a->tsym || b->tsym || !a->tsec || !b->tsec)
+		return false;
+	if (a->tsec->kind == K_STRINGS && b->tsec->kind == K_STRINGS)
+		return strings_equal(a->tsec, a->toff, b->tsec, b->toff, a->type);
+	if (a->tsec->kind != b->tsec->kind)
+		return false;
+	if (a->toff == b->toff && section_equal(a->tsec, b->tsec, depth + 1))
+		return true;
+	if ((a->tsec->sh.sh_flags & SHF_MERGE) && (b->tsec->sh.sh_flags & SHF_MERGE))
+		return const_equal(a->tsec, a->toff, b->tsec, b->toff, a->type);
+	return false;
+}
+
+static bool section_equal(struct section *a, struct section *b, int depth)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (depth > 4)
+		return false;	/* absurdly deep value chains: call it changed */
+	if (a->sh.sh_type != b->sh.sh_type || a->size != b->size ||
+	    (a->sh.sh_flags & ~(uint64_t)SHF_GROUP) != (b->sh.sh_flags & ~(uint64_t)SHF_GROUP))
+		return false;
+	if (a->data && b->data && memcmp(a->data, b->data, a->size))
+		return false;
+	if (a->nrelas != b->nrelas)
+		return false;
+	if (a->comparing)
+		return true;	/* a table pointing back at its own code */
+	a->comparing = true;
+	for (size_t i = 0; i < a->nrelas; i++) {
+		if (a->relas[i].offset != b->relas[i].offset ||
+		    !rela_equal(&a->relas[i], &b->relas[i], depth)) {
+			a->comparing = false;
+			return false;
+		}
+	}
+	a->comparing = false;
+	if (a->kind == K_TEXT && !section_equal(a->lsda, b->lsda, depth + 1))
+		return false;
+	return true;
+}
+
+void compare(struct diff *d)
+{
+	struct object *p = d->patched;
+
+	for (size_t i = 1; i < p->nsecs; i++) {
+		struct section *s = &p->secs[i];
+
+		if (s->kind != K_TEXT || !s->nsyms)
+			continue;
+		if (!s->twin)
+			s->status = ST_NEW;
+		else
+			s->status = section_equal(s->twin, s, 0) ? ST_SAME : ST_CHANGED;
+		for (size_t j = 0; j < s->nsyms; j++) {
+			struct symbol *f = s->syms[j];
+
+			f->status = f->twin ? s->status : ST_NEW;
+		}
+	}
+}

@@ -1,0 +1,176 @@
+/*
+ * Pass 2 (correlate): pair each patched symbol and section with its original.
+ *
+ * Globals pair by exact name.  Locals pair by their normalized name (GCC's
+ * per-file numbering removed), and numbered static locals additionally by a
+ * function that uses them, so "counter" in f() never pairs with "counter" in
+ * g().  When several candidates share a key, identical contents pair first,
+ * then order of appearance.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cdo.h"
+
+struct cand {
+	const char *key;
+	struct symbol *sym;
+};
+
+static int cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	if (c)
+		return c;
+	return x->sym->idx < y->sym->idx ? -1 : x->sym->idx > y->sym->idx;
+}
+
+static bool correlatable(const struct symbol *s)
+{
+	if (s->idx == 0 || s->type == STT_SECTION || s->type == STT_FILE || !s->name[0])
+		return false;
+	if (s->bind == STB_LOCAL)
+		return s->sec && strncmp(s->name, ".L", 2);
+	return true;
+}
+
+static struct cand *candidates(struct object *obj, size_t *n)
+{
+	struct cand *v = xzalloc(obj->nsyms * sizeof(*v));
+	size_t k = 0;
+
+	for (size_t i = 0; i < obj->nsyms; i++) {
+		struct symbol *s = &obj->syms[i];
+
+		if (!correlatable(s))
+			continue;
+		if (s->bind != STB_LOCAL)
+			v[k].key = xasprintf("G:%s", s->name);
+		else if (s->type == STT_OBJECT && strcmp(s->norm, s->name))
+			v[k].key = xasprintf("L:%s@%s", s->norm, s->user ? s->user : "");
+		else
+			v[k].key = xasprintf("L:%s", s->norm);
+		v[k++].sym = s;
+	}
+	qsort(v, k, sizeof(*v), cmp_cand);
+	*n = k;
+	return v;
+}
+
+static bool same_bytes(const struct symbol *a, const struct symbol *b)
+{
+	const struct section *sa = a->sec, *sb = b->sec;
+
+	if (!sa || !sb || a->st.st_size != b->st.st_size)
+		return false;
+	if (!sa->data || !sb->data)
+		return !sa->data && !sb->data;
+	return !memcmp(sa->data + a->st.st_value, sb->data + b->st.st_value, a->st.st_size);
+}
+
+static void pair(struct symbol *a, struct symbol *b)
+{
+	a->twin = b;
+	b->twin = a;
+}
+
+static void pair_group(struct cand *a, size_t na, struct cand *b, size_t nb)
+{
+	if (na != nb) {
+		for (size_t i = 0; i < na; i++)
+			for (size_t j = 0; j < nb; j++)
+				if (!a[i].sym->twin && !b[j].sym->twin &&
+				    a[i].sym->type == b[j].sym->type && same_bytes(a[i].sym, b[j].sym))
+					pair(a[i].sym, b[j].sym);
+	}
+	for (size_t i = 0, j = 0; i < na && j < nb;) {
+		if (a[i].sym->twin) {
+			i++;
+			continue;
+		}
+		if (b[j].sym->twin) {
+			j++;
+			continue;
+		}
+		pair(a[i++].sym, b[j++].sym);
+	}
+}
+
+int correlate(struct diff *d)
+{
+	struct object *o = d->orig, *p = d->patched;
+	struct cand *a, *b;
+	size_t na, nb, i = 0, j = 0, defined = 0, paired = 0;
+
+	if (strcmp(o->file, p->file)) {
+		snprintf(d->error, sizeof(d->error),
+			 "the objects come from different source files (%s: \"%s\", %s: \"%s\")",
+			 o->path, o->file, p->path, p->file);
+		return EXIT_BADINPUT;
+	}
+	a = candidates(o, &na);
+	b = candidates(p, &nb);
+	while (i < na && j < nb) {
+		int c = strcmp(a[i].key, b[j].key);
+		size_t ei = i, ej = j;
+
+		if (c < 0) {
+			i++;
+			continue;
+		}
+		if (c > 0) {
+			j++;
+			continue;
+		}
+		while (ei < na && !strcmp(a[ei].key, a[i].key))
+			ei++;
+		while (ej < nb && !strcmp(b[ej].key, b[j].key))
+			ej++;
+		pair_group(a + i, ei - i, b + j, ej - j);
+		i = ei;
+		j = ej;
+	}
+	for (size_t k = 0; k < na; k++)
+		free((char *)a[k].key);
+	for (size_t k = 0; k < nb; k++)
+		free((char *)b[k].key);
+	free(a);
+	free(b);
+
+	/* a symbol whose type changed is not the same thing */
+	for (size_t k = 0; k < p->nsyms; k++) {
+		struct symbol *s = &p->syms[k];
+
+		if (s->twin && s->twin->type != s->type && s->sec && s->twin->sec) {
+			s->twin->twin = NULL;
+			s->twin = NULL;
+		}
+	}
+	/* sections follow their first function or object */
+	for (size_t k = 1; k < p->nsecs; k++) {
+		struct section *s = &p->secs[k];
+
+		if (s->nsyms && s->syms[0]->twin && s->syms[0]->twin->sec) {
+			s->twin = s->syms[0]->twin->sec;
+			s->twin->twin = s;
+		}
+	}
+	for (size_t k = 1; k < o->nsyms; k++) {
+		struct symbol *s = &o->syms[k];
+
+		if (s->sec && (s->type == STT_FUNC || s->type == STT_OBJECT)) {
+			defined++;
+			if (s->twin)
+				paired++;
+		}
+	}
+	if (defined >= 2 && paired == 0 && !o->file[0]) {
+		snprintf(d->error, sizeof(d->error),
+			 "the objects share no function or object: %s and %s are not two builds of one file",
+			 o->path, p->path);
+		return EXIT_BADINPUT;
+	}
+	return 0;
+}

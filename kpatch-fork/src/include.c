@@ -1,0 +1,290 @@
+/*
+ * Pass 4 (include): choose what goes into the patch and judge it.
+ *
+ *  - changed and new functions, with their .cold parts (a cold part jumps
+ *    back into its own function's body, so the two travel together);
+ *  - the anonymous read-only data the chosen code uses (literals, jump
+ *    tables, constants, __func__, DW.ref.* personality/typeinfo slots) and the
+ *    exception tables of chosen functions, transitively;
+ *  - .eh_frame records for the chosen code.
+ * Named data objects are program state: a new or changed one makes the
+ * patch "not text-only".  Records for .wfpatch.funcs are made here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cdo.h"
+
+static const char *json_escape_min(const char *s)
+{
+	/* names go into JSON fragments below; escape just enough */
+	size_t n = 0;
+	char *o;
+
+	for (const char *p = s; *p; p++)
+		n += (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) ? 6 : 1;
+	o = xzalloc(n + 1);
+	n = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			o[n++] = '\\', o[n++] = *p;
+		else if ((unsigned char)*p < 0x20)
+			n += sprintf(o + n, "\\u%04x", (unsigned char)*p);
+		else
+			o[n++] = *p;
+	}
+	return o;
+}
+
+static void data_entry(struct strlist *l, struct symbol *s, const char *reason)
+{
+	strlist_add(l, "{\"name\":\"%s\",\"section\":\"%s\",\"binding\":\"%s\",\"size\":%llu,\"reason\":\"%s\"}",
+		    json_escape_min(s->name), json_escape_min(s->sec ? s->sec->name : ""),
+		    s->bind == STB_LOCAL ? "local" : s->bind == STB_WEAK ? "weak" : "global",
+		    (unsigned long long)s->st.st_size, json_escape_min(reason));
+}
+
+static unsigned char byte_at(const struct section *s, uint64_t off)
+{
+	return s->data && off < s->size ? s->data[off] : 0;
+}
+
+/* Compare one data object's initializer: bytes and relocations in its range. */
+static const char *data_diff(struct symbol *a, struct symbol *b)
+{
+	static char why[200];
+	struct section *sa = a->sec, *sb = b->sec;
+	size_t ia = 0, ib = 0;
+
+	if (a->st.st_size != b->st.st_size) {
+		snprintf(why, sizeof(why), "size changed from %llu to %llu bytes",
+			 (unsigned long long)a->st.st_size, (unsigned long long)b->st.st_size);
+		return why;
+	}
+	if ((sa->sh.sh_flags ^ sb->sh.sh_flags) & (SHF_WRITE | SHF_TLS)) {
+		snprintf(why, sizeof(why), "moved from %s to %s", sa->name, sb->name);
+		return why;
+	}
+	for (uint64_t k = 0; k < a->st.st_size; k++) {
+		if (byte_at(sa, a->st.st_value + k) != byte_at(sb, b->st.st_value + k)) {
+			snprintf(why, sizeof(why), "initializer changed (byte %llu)", (unsigned long long)k);
+			return why;
+		}
+	}
+	for (;;) {
+		struct rela *ra = NULL, *rb = NULL;
+
+		while (ia < sa->nrelas && sa->relas[ia].offset < a->st.st_value)
+			ia++;
+		while (ib < sb->nrelas && sb->relas[ib].offset < b->st.st_value)
+			ib++;
+		if (ia < sa->nrelas && sa->relas[ia].offset < a->st.st_value + a->st.st_size)
+			ra = &sa->relas[ia];
+		if (ib < sb->nrelas && sb->relas[ib].offset < b->st.st_value + b->st.st_size)
+			rb = &sb->relas[ib];
+		if (!ra && !rb)
+			return NULL;
+		if (!ra || !rb || ra->offset - a->st.st_value != rb->offset - b->st.st_value ||
+		    !rela_equal(ra, rb, 0)) {
+			snprintf(why, sizeof(why), "initializer changed (pointer at byte %llu)",
+				 (unsigned long long)((ra ? ra->offset - a->st.st_value : rb->offset - b->st.st_value)));
+			return why;
+		}
+		ia++;
+		ib++;
+	}
+}
+
+static void check_data(struct diff *d)
+{
+	struct object *p = d->patched;
+
+	for (size_t i = 1; i < p->nsyms; i++) {
+		struct symbol *s = &p->syms[i];
+		const char *why;
+
+		if (!s->sec || (s->type != STT_OBJECT && s->type != STT_TLS) || s->sec->kind != K_DATA ||
+		    sym_is_anon_value(s))
+			continue;
+		if (!s->twin || !s->twin->sec) {
+			data_entry(&d->new_data_json, s, "new data object");
+			not_text_only(d, s->name, "new data object %s", s->name);
+			continue;
+		}
+		why = data_diff(s->twin, s);
+		if (why) {
+			data_entry(&d->changed_data_json, s, why);
+			not_text_only(d, s->name, "data object %s: %s", s->name, why);
+		}
+	}
+	/* a new or removed constructor changes what runs at start-up */
+	for (size_t i = 1; i < p->nsecs; i++) {
+		struct section *s = &p->secs[i];
+
+		if (s->sh.sh_type == SHT_INIT_ARRAY || s->sh.sh_type == SHT_PREINIT_ARRAY) {
+			struct section *t = NULL;
+
+			for (size_t k = 1; k < d->orig->nsecs; k++)
+				if (!strcmp(d->orig->secs[k].name, s->name))
+					t = &d->orig->secs[k];
+			if (!t || t->nrelas != s->nrelas) {
+				not_text_only(d, NULL, "start-up constructors changed (%s)", s->name);
+			}
+		}
+	}
+}
+
+static void mark(struct section *s, const char *why, bool *progress)
+{
+	if (!s || s->include)
+		return;
+	s->include = true;
+	s->why_included = why;
+	*progress = true;
+}
+
+static bool is_tls_rela(uint32_t t)
+{
+	return (t >= R_X86_64_DTPMOD64 && t <= R_X86_64_TPOFF32) ||
+	       (t >= R_X86_64_GOTPC32_TLSDESC && t <= R_X86_64_TLSDESC);
+}
+
+static void walk_relas(struct diff *d, struct section *s, struct rela *relas, size_t n, bool *progress)
+{
+	for (size_t j = 0; j < n; j++) {
+		struct rela *r = &relas[j];
+		struct symbol *t = r->tsym;
+
+		if (is_tls_rela(r->type)) {
+			not_patchable(d, t ? t->name : r->sym->name, "%s uses thread-local storage (%s): TLS relocations are not supported",
+				    s->name, t ? t->name : r->sym->name);
+		}
+		if (t && t->sec && t->sec->kind == K_VALUE)
+			mark(t->sec, "data used by patched code", progress);
+		else if (t && t->sec && t->sec->kind == K_TEXT && t->status == ST_NEW)
+			mark(t->sec, "new function", progress);
+		else if (!t && r->tsec) {
+			switch (r->tsec->kind) {
+			case K_STRINGS:
+			case K_VALUE:
+			case K_LSDA:
+				mark(r->tsec, "data used by patched code", progress);
+				break;
+			case K_TEXT:
+				if (!r->tsec->include) {
+					not_patchable(d, NULL, "%s refers to code in %s that belongs to no function",
+						    s->name, r->tsec->name);
+				}
+				break;
+			default:
+				not_patchable(d, NULL, "%s refers to anonymous data in %s",
+					    s->name, r->tsec->name);
+			}
+		}
+	}
+}
+
+static void add_record(struct diff *d, struct symbol *f)
+{
+	for (size_t i = 0; i < d->nrecs; i++) {
+		struct symbol *o = d->recs[i].newsym;
+
+		if (o->sec == f->sec && o->st.st_value == f->st.st_value)
+			return;	/* alias (C++ C1/C2 constructors): one jump is enough */
+	}
+	d->recs = xrealloc(d->recs, (d->nrecs + 1) * sizeof(*d->recs));
+	memset(&d->recs[d->nrecs], 0, sizeof(*d->recs));
+	d->recs[d->nrecs].newsym = f;
+	d->recs[d->nrecs].oldsym = f->twin;
+	d->nrecs++;
+}
+
+void include(struct diff *d)
+{
+	struct object *p = d->patched;
+	struct section *eh = NULL;
+	bool progress = true;
+
+	check_data(d);
+
+	for (size_t i = 1; i < p->nsecs; i++) {
+		struct section *s = &p->secs[i];
+
+		if (s->kind == K_TEXT && s->nsyms && s->status != ST_SAME)
+			mark(s, s->status == ST_NEW ? "new" : "changed", &progress);
+		if (s->kind == K_EH)
+			eh = s;
+	}
+	while (progress) {
+		progress = false;
+		for (size_t i = 1; i < p->nsyms; i++) {
+			struct symbol *c = &p->syms[i];
+
+			if (!c->parent || !c->sec || !c->parent->sec)
+				continue;
+			if (c->sec->include && !c->parent->sec->include)
+				mark(c->parent->sec, "its .cold part changed", &progress);
+			if (c->parent->sec->include && !c->sec->include)
+				mark(c->sec, "cold part of a patched function", &progress);
+		}
+		for (size_t i = 1; i < p->nsecs; i++) {
+			struct section *s = &p->secs[i];
+
+			if (!s->include)
+				continue;
+			if (s->kind == K_TEXT)
+				mark(s->lsda, "exception table of a patched function", &progress);
+			walk_relas(d, s, s->relas, s->nrelas, &progress);
+		}
+	}
+	if (eh) {
+		char err[256];
+
+		/* .eh_frame records for the chosen code, and what they use
+		 * (personality and LSDA pointers) */
+		if (build_eh_frame(p, eh, err, sizeof(err))) {
+			not_patchable(d, NULL, "%s", err);
+		} else if (eh->out_size) {
+			eh->include = true;
+			eh->why_included = "unwind information for patched code";
+			do {
+				progress = false;
+				walk_relas(d, eh, eh->out_relas, eh->out_nrelas, &progress);
+				for (size_t i = 1; i < p->nsecs; i++)
+					if (p->secs[i].include && p->secs[i].kind != K_EH)
+						walk_relas(d, &p->secs[i], p->secs[i].relas, p->secs[i].nrelas, &progress);
+			} while (progress);
+		}
+	}
+
+	for (size_t i = 1; i < p->nsecs; i++) {
+		struct section *s = &p->secs[i];
+
+		if (s->kind != K_TEXT || !s->include)
+			continue;
+		if (s->nsyms > 1 && !s->group && s->syms[0]->st.st_value != s->syms[s->nsyms - 1]->st.st_value)
+			strlist_add(&d->notes, "%s holds %zu functions (compile with -ffunction-sections): all are replaced",
+				    s->name, s->nsyms);
+		for (size_t j = 0; j < s->nsyms; j++) {
+			struct symbol *f = s->syms[j];
+
+			if (f->type != STT_FUNC && f->type != STT_GNU_IFUNC)
+				continue;
+			if (f->type == STT_GNU_IFUNC) {
+				not_patchable(d, f->name, "%s is a GNU indirect function resolver", f->name);
+			}
+			f->include = true;
+			if (f->twin && !f->parent)
+				add_record(d, f);
+		}
+	}
+	for (size_t i = 0; i < d->nrecs; i++) {
+		struct symbol *o = d->recs[i].oldsym;
+
+		if (o->st.st_size && o->st.st_size < 5) {
+			not_patchable(d, o->name,
+				      "%s is %llu bytes, shorter than the 5-byte jump that redirects it",
+				    o->name, (unsigned long long)o->st.st_size);
+		}
+	}
+}

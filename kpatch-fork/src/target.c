@@ -1,0 +1,351 @@
+/*
+ * The target binary (--binary): its build-id, and whether every reference the
+ * patch keeps resolves in it.
+ *
+ * Locals are found like kpatch's sympos: the binary's .symtab lists each
+ * input object's locals after that object's STT_FILE symbol.  Among the
+ * blocks carrying our file name we pick the one whose locals are all known to
+ * the original object, then number same-named locals across all blocks with
+ * that file name, in .symtab order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cdo.h"
+
+static int load(const char *path, unsigned char **buf, size_t *size, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return EXIT_USAGE;
+	}
+	*buf = xzalloc(st.st_size + 1);
+	*size = st.st_size;
+	if (st.st_size && fread(*buf, 1, st.st_size, f) != (size_t)st.st_size) {
+		fclose(f);
+		snprintf(err, errlen, "%s: read error", path);
+		return EXIT_USAGE;
+	}
+	fclose(f);
+	return 0;
+}
+
+static void read_syms(struct target *t, Elf_Scn *scn, GElf_Shdr *sh, bool dynamic)
+{
+	Elf_Data *data = elf_getdata(scn, NULL);
+	size_t n;
+	const char *file = NULL;
+	unsigned block = 0;
+
+	if (!data || sh->sh_entsize != sizeof(Elf64_Sym))
+		return;
+	n = data->d_size / sizeof(Elf64_Sym);
+	t->syms = xrealloc(t->syms, (t->nsyms + n) * sizeof(*t->syms));
+	for (size_t i = 1; i < n; i++) {
+		GElf_Sym s;
+		struct tsym *y;
+		const char *name;
+
+		if (!gelf_getsym(data, (int)i, &s))
+			continue;
+		name = elf_strptr(t->elf, sh->sh_link, s.st_name);
+		if (!name)
+			continue;
+		if (GELF_ST_TYPE(s.st_info) == STT_FILE) {
+			file = name;
+			block++;
+			continue;
+		}
+		y = &t->syms[t->nsyms++];
+		y->name = name;
+		y->type = GELF_ST_TYPE(s.st_info);
+		y->bind = GELF_ST_BIND(s.st_info);
+		y->defined = s.st_shndx != SHN_UNDEF;
+		if (y->bind == STB_LOCAL && !dynamic) {
+			y->file = file;
+			y->block = block;
+		}
+	}
+}
+
+int read_target(struct target *t, const char *path, char *err, size_t errlen)
+{
+	GElf_Ehdr eh;
+	Elf_Scn *scn = NULL;
+	int rc;
+
+	t->path = path;
+	rc = load(path, &t->buf, &t->bufsize, err, errlen);
+	if (rc)
+		return rc;
+	elf_version(EV_CURRENT);
+	if (t->bufsize < EI_NIDENT || memcmp(t->buf, ELFMAG, SELFMAG)) {
+		snprintf(err, errlen, "%s: not an ELF file", path);
+		return EXIT_BADINPUT;
+	}
+	t->elf = elf_memory((char *)t->buf, t->bufsize);
+	if (!t->elf || !gelf_getehdr(t->elf, &eh) || gelf_getclass(t->elf) != ELFCLASS64) {
+		snprintf(err, errlen, "%s: not an ELF64 file", path);
+		return EXIT_BADINPUT;
+	}
+	if (eh.e_machine != EM_X86_64 || (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)) {
+		snprintf(err, errlen, "%s: not an x86-64 executable or shared object", path);
+		return EXIT_BADINPUT;
+	}
+	while ((scn = elf_nextscn(t->elf, scn))) {
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_SYMTAB)
+			read_syms(t, scn, &sh, false);
+		else if (sh.sh_type == SHT_DYNSYM)
+			read_syms(t, scn, &sh, true);
+		else if (sh.sh_type == SHT_NOTE && !t->build_id[0]) {
+			Elf_Data *data = elf_getdata(scn, NULL);
+			GElf_Nhdr nh;
+			size_t off = 0, noff, doff;
+
+			while (data && (off = gelf_getnote(data, off, &nh, &noff, &doff)) > 0) {
+				if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+				    !memcmp((char *)data->d_buf + noff, "GNU", 4) && nh.n_descsz <= 64) {
+					for (size_t k = 0; k < nh.n_descsz; k++)
+						sprintf(t->build_id + 2 * k, "%02x",
+							((unsigned char *)data->d_buf)[doff + k]);
+					break;
+				}
+			}
+		} else if (sh.sh_type == SHT_DYNAMIC) {
+			Elf_Data *data = elf_getdata(scn, NULL);
+			GElf_Dyn dyn;
+
+			for (int k = 0; data && gelf_getdyn(data, k, &dyn); k++) {
+				const char *n;
+
+				if (dyn.d_tag == DT_NULL)
+					break;
+				if (dyn.d_tag != DT_NEEDED)
+					continue;
+				n = elf_strptr(t->elf, sh.sh_link, dyn.d_un.d_val);
+				if (!n)
+					continue;
+				t->libs = xrealloc(t->libs, (t->nlibs + 1) * sizeof(*t->libs));
+				t->libs[t->nlibs++] = (char *)n;
+			}
+		}
+	}
+	if (!t->build_id[0]) {
+		snprintf(err, errlen, "%s: no GNU build-id note (link with -Wl,--build-id)", path);
+		return EXIT_BADINPUT;
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Which STT_FILE block of the binary is the original object? */
+static void choose_block(struct diff *d)
+{
+	struct target *t = d->target;
+	struct object *o = d->orig;
+	const char **names = xzalloc(o->nsyms * sizeof(*names));
+	size_t nn = 0;
+	unsigned best = 0;
+	long best_score = -1;
+
+	for (size_t i = 1; i < o->nsyms; i++) {
+		struct symbol *s = &o->syms[i];
+
+		if (s->bind == STB_LOCAL && s->sec && (s->type == STT_FUNC || s->type == STT_OBJECT))
+			names[nn++] = s->name;
+	}
+	qsort(names, nn, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < t->nsyms;) {
+		unsigned b = t->syms[i].block;
+		size_t j = i;
+		long score = 0;
+		bool foreign = false;
+
+		if (!b || !t->syms[i].file || strcmp(t->syms[i].file, o->file)) {
+			i++;
+			continue;
+		}
+		for (; j < t->nsyms && t->syms[j].block == b; j++) {
+			const char *n = t->syms[j].name;
+
+			if (t->syms[j].type != STT_FUNC && t->syms[j].type != STT_OBJECT)
+				continue;
+			if (bsearch(&n, names, nn, sizeof(*names), cmp_str))
+				score++;
+			else
+				foreign = true;
+		}
+		if (!foreign && score > best_score) {
+			best_score = score;
+			best = b;
+		}
+		i = j;
+	}
+	t->chosen_block = best;
+	free(names);
+}
+
+static bool global_defined(struct target *t, const char *name, bool *imported)
+{
+	*imported = false;
+	for (size_t i = 0; i < t->nsyms; i++) {
+		struct tsym *y = &t->syms[i];
+
+		if (y->bind == STB_LOCAL || strcmp(y->name, name))
+			continue;
+		if (y->defined)
+			return true;
+		*imported = true;
+	}
+	return false;
+}
+
+static bool lib_defines(const char *lib, const char *name)
+{
+	static const char *dirs[] = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
+				      "/usr/lib", "/lib", NULL };
+	bool found = false;
+
+	for (int k = 0; dirs[k] && !found; k++) {
+		struct target lt = { 0 };
+		char path[512], err[64];
+		Elf_Scn *scn = NULL;
+
+		snprintf(path, sizeof(path), "%s/%s", dirs[k], lib);
+		if (access(path, R_OK) || load(path, &lt.buf, &lt.bufsize, err, sizeof(err)))
+			continue;
+		lt.elf = elf_memory((char *)lt.buf, lt.bufsize);
+		while (lt.elf && (scn = elf_nextscn(lt.elf, scn))) {
+			GElf_Shdr sh;
+
+			if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_DYNSYM)
+				read_syms(&lt, scn, &sh, true);
+		}
+		for (size_t i = 0; i < lt.nsyms; i++)
+			if (lt.syms[i].defined && lt.syms[i].bind != STB_LOCAL && !strcmp(lt.syms[i].name, name))
+				found = true;
+		if (lt.elf)
+			elf_end(lt.elf);
+		free(lt.syms);
+		free(lt.buf);
+		break;
+	}
+	return found;
+}
+
+static void check_local(struct diff *d, struct extref *e)
+{
+	struct target *t = d->target;
+	struct symbol *o = e->orig;
+	unsigned pos = 0;
+
+	e->checked = true;
+	if (!t->chosen_block) {
+		e->how = "the binary's .symtab has no block for this object's file (stripped binary?)";
+		return;
+	}
+	for (size_t i = 0; i < t->nsyms; i++) {
+		struct tsym *y = &t->syms[i];
+
+		if (!y->block || !y->file || strcmp(y->file, d->orig->file) || strcmp(y->name, o->name))
+			continue;
+		pos++;
+		if (y->block == t->chosen_block) {
+			o->sympos = pos;
+			e->resolved = true;
+			e->how = "local symbol in the binary";
+			return;
+		}
+	}
+	e->how = "local symbol not found in the binary (inlined or discarded at link time?)";
+}
+
+void check_target(struct diff *d)
+{
+	struct target *t = d->target;
+
+	choose_block(d);
+	for (size_t i = 0; i < d->nexts; i++) {
+		struct extref *e = d->exts[i];
+		bool imported;
+
+		if (e->local) {
+			check_local(d, e);
+			if (!e->resolved)
+				e->orig->unresolved = true;
+			continue;
+		}
+		e->checked = true;
+		if (global_defined(t, e->plain, &imported)) {
+			e->resolved = true;
+			e->how = "defined in the binary";
+		} else if (imported) {
+			e->resolved = true;
+			e->how = "imported by the binary from a shared library";
+		} else {
+			for (size_t k = 0; k < t->nlibs && !e->resolved; k++) {
+				if (lib_defines(t->libs[k], e->plain)) {
+					e->resolved = true;
+					e->how = xasprintf("defined in %s, which the binary loads", t->libs[k]);
+				}
+			}
+			if (!e->resolved)
+				e->how = e->bind == STB_WEAK ? "weak reference not defined anywhere (resolves to 0)"
+							     : "not defined in the binary or the libraries it needs";
+			if (e->bind == STB_WEAK)
+				e->resolved = true;
+		}
+	}
+	/* a replaced function the binary does not have (inlined everywhere,
+	 * discarded COMDAT): nothing to redirect, its new code is just new */
+	for (size_t i = 0; i < d->nrecs; i++) {
+		struct extref *old = d->recs[i].old;
+
+		if (old->checked && !old->resolved) {
+			bool used = false;
+
+			d->recs[i].dropped = true;
+			strlist_add(&d->notes, "%s is not in the binary: nothing to redirect, no record written",
+				    d->recs[i].oldsym->name);
+			/* keep it listed as unresolved only if code also uses it */
+			for (size_t k = 0; k < d->patched->nsecs && !used; k++) {
+				struct section *s = &d->patched->secs[k];
+				struct rela *rv = s->kind == K_EH ? s->out_relas : s->relas;
+				size_t n = s->kind == K_EH ? s->out_nrelas : s->nrelas;
+
+				if (!s->include)
+					continue;
+				for (size_t j = 0; j < n && !used; j++)
+					used = rv[j].ext == old;
+			}
+			if (!used)
+				old->how = NULL;
+		}
+	}
+	for (size_t i = 0; i < d->nexts; i++) {
+		struct extref *e = d->exts[i];
+
+		if (e->checked && !e->resolved && e->how) {
+			not_patchable(d, e->plain, "%s does not resolve in %s: %s", e->plain, t->path, e->how);
+		}
+	}
+}
