@@ -1,0 +1,102 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../cli/command.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { parseVariant } from '../kernel/command.ts';
+import { runInVm } from './run.ts';
+import { consoleTail } from './console.ts';
+import type { GuestFile } from './initramfs.ts';
+
+const help = `Usage: wfbuild vm run [options] -- PROGRAM [ARGS...]
+
+Boots the guest kernel (QEMU, TCG) with an initramfs of busybox, PROGRAM, every --file and
+the shared libraries they need; mounts /proc /sys /dev /dev/pts /dev/shm /tmp, brings up
+lo, runs PROGRAM (at its host path) with the --env variables, streams the console, and
+exits with PROGRAM's exit status.
+
+Options:
+  --variant V       kernel variant: debug (default) or bench (built on first use)
+  --cpus N          virtual CPUs (default 2)
+  --mem MiB         guest memory (default 1024)
+  --timeout S       kill the guest after S seconds (default 300)
+  --file HOST[:GUEST]  copy a host file into the guest (default: same path); repeatable
+  --env K=V         environment variable for PROGRAM; repeatable
+  --out DIR         copy the guest's /results folder (env WFVM_RESULTS) to DIR
+  --quiet           do not stream the console
+
+Exit: PROGRAM's status; 10 the kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN (even
+if PROGRAM exited 0); 11 the guest hung and was killed at the timeout; 2 bad option or
+unreadable file; 13 QEMU or busybox-static missing.`;
+
+function intOption(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UserError(`--${name} must be a positive integer, got '${value}'`);
+  return Number(value);
+}
+
+export function parseFileOption(spec: string): GuestFile {
+  const colon = spec.indexOf(':');
+  if (colon === 0) throw new UserError(`--file '${spec}': empty host path`);
+  if (colon < 0) return { host: spec };
+  const guest = spec.slice(colon + 1);
+  if (guest === '') throw new UserError(`--file '${spec}': empty guest path`);
+  return { host: spec.slice(0, colon), guest };
+}
+
+export function parseEnvOption(spec: string): [string, string] {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new UserError(`--env '${spec}': expected K=V`);
+  return [spec.slice(0, eq), spec.slice(eq + 1)];
+}
+
+export const vmCommand: Command = {
+  name: 'vm',
+  summary: 'run a program in a QEMU guest with the wfpatch kernel (vm run -- PROGRAM ...)',
+  help,
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        variant: { type: 'string' },
+        cpus: { type: 'string' },
+        mem: { type: 'string' },
+        timeout: { type: 'string' },
+        file: { type: 'string', multiple: true },
+        env: { type: 'string', multiple: true },
+        out: { type: 'string' },
+        quiet: { type: 'boolean' },
+      },
+    });
+    const [sub, program, ...programArgs] = positionals;
+    if (sub !== 'run') throw new UserError(`expected 'wfbuild vm run [options] -- PROGRAM [ARGS...]' (see wfbuild vm --help)`);
+    if (program === undefined) throw new UserError('no PROGRAM given (wfbuild vm run [options] -- PROGRAM [ARGS...])');
+    const timeoutSec = intOption('timeout', values.timeout) ?? 300;
+    const result = await runInVm({
+      variant: parseVariant(values.variant),
+      cpus: intOption('cpus', values.cpus),
+      memMiB: intOption('mem', values.mem),
+      timeoutSec,
+      files: (values.file ?? []).map(parseFileOption),
+      env: Object.fromEntries((values.env ?? []).map(parseEnvOption)),
+      outDir: values.out,
+      program,
+      args: programArgs,
+      onConsole: values.quiet ? undefined : (text) => process.stdout.write(text),
+    });
+    if (result.kernelFailure !== null) {
+      console.error(`wfbuild vm: the guest kernel reported a failure (program exit status: ${result.exitCode ?? 'none'}):\n${result.kernelFailure}`);
+      return ExitCode.kernelFailure;
+    }
+    if (result.timedOut) {
+      console.error(`wfbuild vm: the guest did not finish within ${timeoutSec} s and was killed; console tail:\n${consoleTail(result.console)}`);
+      return ExitCode.guestTimeout;
+    }
+    if (result.exitCode === null) {
+      console.error(`wfbuild vm: the guest stopped without reporting the program's exit status; console tail:\n${consoleTail(result.console)}`);
+      return ExitCode.kernelFailure;
+    }
+    if (values.out !== undefined) console.error(`wfbuild vm: ${result.results.length} result file(s) in ${values.out}`);
+    return result.exitCode;
+  },
+};
