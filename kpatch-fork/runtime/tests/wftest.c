@@ -1,0 +1,539 @@
+/* Scenario driver for libwfpatch's tests (test/runtime*.test.ts), run on the host (global mode)
+ * and in the guest (local mode, with the generations kernel):
+ *
+ *   wftest versions            8 workers call version(); SIGPATCH applies WF_PATCH_QUEUE's v2.o
+ *   wftest long MS             like versions, one worker is inside an MS-long computation
+ *   wftest blocking MS         like versions, one thread is blocked MS in read() on a pipe
+ *   wftest deps PATCH          A waits for B, which signals only after its quiescence point
+ *   wftest stack PATCH MS      a thread is inside slow_version() (MS long) during the patch
+ *   wftest stacked P1 P2       apply P1 (2), P2 (3), roll back twice, a third rollback fails
+ *   wftest bad GOOD BAD...     every BAD is rejected, the process keeps serving, GOOD applies
+ *   wftest shlib PATCH         lib_version() in libwftarget.so 10 -> 11
+ *   wftest serve SECONDS       workers call version() until SECONDS pass (for wfbuild apply)
+ *
+ * Prints one JSON line per step and a final {"scenario":...,"ok":...} line; exit 0 iff ok. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "patchable.h"
+#include "wfpatch.h"
+
+#define NWORKERS 8
+
+static double t_start;
+static _Atomic double t_trigger;
+static atomic_bool stop;
+static bool local_mode;
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6 - t_start;
+}
+
+static double since_trigger(void)
+{
+	return now_ms() - t_trigger;
+}
+
+/* The generation the calling thread runs in (0 without the kernel extension). */
+static long current_gen(void)
+{
+	long g = syscall(1001, -1L);
+	return g < 0 ? 0 : g;
+}
+
+struct worker {
+	pthread_t th;
+	char name[32];
+	int (*fn)(void);
+	int old_value, new_value;
+	bool allow_back;      /* rollbacks make values go back legitimately */
+	void (*hook)(struct worker *);
+	atomic_bool hook_armed, in_hook;
+	atomic_long calls;
+	atomic_int last;
+	double first_new_ms;  /* since the trigger */
+	double migrated_ms;
+	long gen;
+	long violations;
+	long calls_after_migration;
+};
+
+static struct worker workers[NWORKERS];
+static int nworkers;
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	w->first_new_ms = w->migrated_ms = -1;
+	w->gen = local_mode ? current_gen() : 0;
+	atomic_store(&w->last, -1);
+	while (!atomic_load(&stop)) {
+		wf_global_quiescence(w->name, 1); /* also a local quiescence point */
+		if (local_mode) {
+			long g = current_gen();
+			if (g != w->gen) {
+				w->gen = g;
+				if (w->migrated_ms < 0)
+					w->migrated_ms = since_trigger();
+			}
+		}
+		if (w->hook && atomic_exchange(&w->hook_armed, false)) {
+			atomic_store(&w->in_hook, true);
+			w->hook(w);
+			atomic_store(&w->in_hook, false);
+			continue; /* back to the quiescence point first */
+		}
+		int v = w->fn();
+		atomic_fetch_add(&w->calls, 1);
+		if (v == w->new_value && w->first_new_ms < 0)
+			w->first_new_ms = since_trigger();
+		if (!w->allow_back) {
+			if (w->first_new_ms >= 0 && v == w->old_value)
+				w->violations++; /* back to the old body after the new one */
+			if (w->migrated_ms >= 0) {
+				w->calls_after_migration++;
+				if (v != w->new_value)
+					w->violations++; /* migrated, yet the old body ran */
+			}
+		}
+		atomic_store(&w->last, v);
+		usleep(500);
+	}
+	return NULL;
+}
+
+static void start_workers(int n, int (*fn)(void), int old_value, int new_value, bool allow_back)
+{
+	nworkers = n;
+	for (int i = 0; i < n; i++) {
+		struct worker *w = &workers[i];
+		snprintf(w->name, sizeof(w->name), "worker-%d", i);
+		w->fn = fn;
+		w->old_value = old_value;
+		w->new_value = new_value;
+		w->allow_back = allow_back;
+		pthread_create(&w->th, NULL, worker_main, w);
+		pthread_setname_np(w->th, w->name);
+	}
+	/* Let each call at least once. */
+	for (int i = 0; i < n; i++)
+		while (atomic_load(&workers[i].calls) == 0 && !atomic_load(&workers[i].in_hook))
+			usleep(1000);
+}
+
+static void stop_workers(void)
+{
+	atomic_store(&stop, true);
+	for (int i = 0; i < nworkers; i++)
+		pthread_join(workers[i].th, NULL);
+}
+
+/* Waits until every worker's last value is v (true) or timeout_ms passes (false). */
+static bool wait_all(int v, double timeout_ms)
+{
+	double end = now_ms() + timeout_ms;
+	while (now_ms() < end) {
+		bool all = true;
+		for (int i = 0; i < nworkers; i++)
+			all &= atomic_load(&workers[i].last) == v;
+		if (all)
+			return true;
+		usleep(2000);
+	}
+	return false;
+}
+
+static void print_workers(void)
+{
+	printf("\"workers\":[");
+	for (int i = 0; i < nworkers; i++) {
+		struct worker *w = &workers[i];
+		printf("%s{\"name\":\"%s\",\"calls\":%ld,\"last\":%d,\"first_new_ms\":%.3f,\"migrated_ms\":%.3f,"
+		       "\"gen\":%ld,\"calls_after_migration\":%ld,\"violations\":%ld}",
+		       i ? "," : "", w->name, atomic_load(&w->calls), atomic_load(&w->last), w->first_new_ms,
+		       w->migrated_ms, w->gen, w->calls_after_migration, w->violations);
+	}
+	printf("]");
+}
+
+/* One request on our own control socket; returns the last line's event ("done", "rejected",
+ * "status") and copies its "reason". */
+static const char *control(const char *req, char *reason, size_t cap)
+{
+	static char event[32];
+	strcpy(event, "none");
+	if (reason)
+		reason[0] = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "wfpatch.%d", (int)getpid());
+	if (connect(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n))) {
+		printf("{\"control_error\":\"%s\"}\n", strerror(errno));
+		close(fd);
+		return event;
+	}
+	dprintf(fd, "%s\n", req);
+	char buf[65536];
+	size_t len = 0;
+	ssize_t r;
+	while (len < sizeof(buf) - 1 && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = 0;
+	close(fd);
+	/* The last line decides. */
+	char *last = buf, *p;
+	for (p = buf; (p = strchr(p, '\n')) && p[1]; p++)
+		last = p + 1;
+	char *e = strstr(last, "\"event\":\"");
+	if (e)
+		sscanf(e + 9, "%31[^\"]", event);
+	char *rs = strstr(last, "\"reason\":\"");
+	if (rs && reason) {
+		rs += 10;
+		size_t k = 0;
+		while (*rs && k + 1 < cap && !(*rs == '"' && rs[-1] != '\\'))
+			reason[k++] = *rs++;
+		reason[k] = 0;
+	}
+	return event;
+}
+
+static void trigger_signal(void)
+{
+	t_trigger = now_ms();
+	kill(getpid(), SIGPATCH);
+}
+
+/* ---- scenarios ---- */
+
+static int pipefd[2];
+static int block_ms, long_ms;
+static double reader_done_ms = -1, reader_migrated_ms = -1;
+static int reader_value = -1;
+
+static void *reader(void *arg)
+{
+	(void)arg;
+	char c;
+	wf_global_quiescence("reader", 1);
+	long g0 = local_mode ? current_gen() : 0;
+	ssize_t r = read(pipefd[0], &c, 1); /* blocked for block_ms */
+	(void)r;
+	reader_done_ms = since_trigger();
+	wf_global_quiescence("reader", 1);
+	if (local_mode && current_gen() != g0)
+		reader_migrated_ms = since_trigger();
+	reader_value = version();
+	return NULL;
+}
+
+static void *write_later(void *arg)
+{
+	(void)arg;
+	usleep((useconds_t)block_ms * 1000);
+	ssize_t w = write(pipefd[1], "x", 1);
+	(void)w;
+	return NULL;
+}
+
+static void long_hook(struct worker *self)
+{
+	(void)self;
+	long_compute(long_ms);
+}
+
+static int run_versions(int special, int ms)
+{
+	/* special: 0 none, 1 long computation in worker-0, 2 a reader blocked in read() */
+	block_ms = long_ms = ms;
+	start_workers(NWORKERS, version, 1, 2, false);
+	pthread_t blocked, writer;
+	if (special == 2) {
+		if (pipe(pipefd))
+			return 2;
+		pthread_create(&blocked, NULL, reader, NULL);
+		usleep(100000); /* the reader is in read() */
+	}
+	if (special == 1) {
+		/* worker-0 enters long_compute(ms) at its next loop turn */
+		struct worker *w = &workers[0];
+		w->hook = long_hook;
+		atomic_store(&w->hook_armed, true);
+		while (!atomic_load(&w->in_hook))
+			usleep(1000);
+	}
+	t_trigger = now_ms();
+	if (special == 2)
+		pthread_create(&writer, NULL, write_later, NULL);
+	trigger_signal();
+	bool all = wait_all(2, 30000 + ms);
+	usleep(200000); /* calls after the switch */
+	if (special == 2) {
+		pthread_join(blocked, NULL);
+		pthread_join(writer, NULL);
+	}
+	stop_workers();
+	long violations = 0;
+	for (int i = 0; i < nworkers; i++)
+		violations += workers[i].violations;
+	bool ok = all && violations == 0 && (special != 2 || reader_value == 2);
+	printf("{\"scenario\":\"%s\",\"ok\":%s,\"local\":%s,", special == 0 ? "versions" : special == 1 ? "long" : "blocking",
+	       ok ? "true" : "false", local_mode ? "true" : "false");
+	if (special == 2)
+		printf("\"reader\":{\"done_ms\":%.3f,\"migrated_ms\":%.3f,\"value\":%d},", reader_done_ms,
+		       reader_migrated_ms, reader_value);
+	print_workers();
+	printf("}\n");
+	return ok ? 0 : 1;
+}
+
+static pthread_mutex_t dep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dep_cv = PTHREAD_COND_INITIALIZER;
+static int dep_token;
+static atomic_long a_rounds, b_rounds;
+static atomic_int a_value = -1;
+
+static void *dep_a(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		pthread_mutex_lock(&dep_lock);
+		while (!dep_token && !atomic_load(&stop))
+			pthread_cond_wait(&dep_cv, &dep_lock);
+		dep_token = 0;
+		pthread_mutex_unlock(&dep_lock);
+		wf_global_quiescence("A", 1);
+		atomic_store(&a_value, version());
+		atomic_fetch_add(&a_rounds, 1);
+	}
+	return NULL;
+}
+
+static void *dep_b(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		wf_global_quiescence("B", 1); /* B signals A only after passing its own point */
+		pthread_mutex_lock(&dep_lock);
+		dep_token = 1;
+		pthread_cond_signal(&dep_cv);
+		pthread_mutex_unlock(&dep_lock);
+		atomic_fetch_add(&b_rounds, 1);
+		usleep(20000);
+	}
+	return NULL;
+}
+
+static int run_deps(const char *patch)
+{
+	pthread_t a, b;
+	pthread_create(&a, NULL, dep_a, NULL);
+	pthread_create(&b, NULL, dep_b, NULL);
+	while (atomic_load(&a_rounds) < 3)
+		usleep(1000);
+	char req[4200], reason[1024];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	t_trigger = now_ms();
+	const char *ev = control(req, reason, sizeof(reason));
+	double ms = since_trigger();
+	/* Both threads still make progress afterwards. */
+	long a0 = atomic_load(&a_rounds), b0 = atomic_load(&b_rounds);
+	usleep(300000);
+	bool progress = atomic_load(&a_rounds) > a0 && atomic_load(&b_rounds) > b0;
+	int value = atomic_load(&a_value);
+	atomic_store(&stop, true);
+	pthread_mutex_lock(&dep_lock);
+	pthread_cond_broadcast(&dep_cv);
+	pthread_mutex_unlock(&dep_lock);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	char esc[2048];
+	size_t k = 0;
+	for (const char *p = reason; *p && k < sizeof(esc) - 2; p++) {
+		if (*p == '"' || *p == '\\')
+			esc[k++] = '\\';
+		esc[k++] = *p;
+	}
+	esc[k] = 0;
+	printf("{\"scenario\":\"deps\",\"ok\":%s,\"outcome\":\"%s\",\"reason\":\"%s\",\"ms\":%.3f,\"progress\":%s,\"a_value\":%d}\n",
+	       progress ? "true" : "false", ev, esc, ms, progress ? "true" : "false", value);
+	return progress ? 0 : 1;
+}
+
+static atomic_int stack_r1 = -1, stack_r2 = -1;
+static atomic_bool stack_inside;
+static int stack_ms;
+
+static void *stack_thread(void *arg)
+{
+	(void)arg;
+	wf_global_quiescence("stack", 1);
+	atomic_store(&stack_inside, true);
+	atomic_store(&stack_r1, slow_version(stack_ms)); /* the patch arrives while we are in here */
+	wf_global_quiescence("stack", 1);
+	atomic_store(&stack_r2, slow_version(0));
+	return NULL;
+}
+
+static int run_stack(const char *patch, int ms)
+{
+	pthread_t t;
+	stack_ms = ms;
+	pthread_create(&t, NULL, stack_thread, NULL);
+	while (!atomic_load(&stack_inside))
+		usleep(1000);
+	usleep(100000);
+	char req[4200], reason[1024];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	t_trigger = now_ms();
+	const char *ev = control(req, reason, sizeof(reason));
+	double ms_done = since_trigger();
+	pthread_join(t, NULL);
+	bool ok = !strcmp(ev, "done") && stack_r1 == 1 && stack_r2 == 2;
+	printf("{\"scenario\":\"stack\",\"ok\":%s,\"outcome\":\"%s\",\"done_ms\":%.3f,\"first\":%d,\"second\":%d}\n",
+	       ok ? "true" : "false", ev, ms_done, stack_r1, stack_r2);
+	return ok ? 0 : 1;
+}
+
+static bool step(const char *req, const char *want_event, int want_value)
+{
+	char reason[1024];
+	t_trigger = now_ms();
+	const char *ev = control(req, reason, sizeof(reason));
+	bool ok = !strcmp(ev, want_event);
+	if (ok && want_value >= 0)
+		ok = wait_all(want_value, 20000);
+	int last = atomic_load(&workers[0].last);
+	printf("{\"step\":\"%s\",\"event\":\"%s\",\"ms\":%.3f,\"value\":%d,\"ok\":%s,\"reason\":\"%.200s\"}\n", req, ev,
+	       since_trigger(), last, ok ? "true" : "false", reason);
+	fflush(stdout);
+	return ok;
+}
+
+static int run_stacked(const char *p1, const char *p2)
+{
+	start_workers(4, version, 1, 2, true);
+	char req[4200];
+	bool ok = true;
+	snprintf(req, sizeof(req), "apply %s", p1);
+	ok &= step(req, "done", 2);
+	snprintf(req, sizeof(req), "apply %s", p2);
+	ok &= step(req, "done", 3);
+	ok &= step("rollback", "done", 2);
+	ok &= step("rollback", "done", 1);
+	ok &= step("rollback", "rejected", 1);
+	/* And forward again after a full rollback. */
+	snprintf(req, sizeof(req), "apply %s", p2);
+	ok &= step(req, "done", 3);
+	stop_workers();
+	printf("{\"scenario\":\"stacked\",\"ok\":%s,", ok ? "true" : "false");
+	print_workers();
+	printf("}\n");
+	return ok ? 0 : 1;
+}
+
+static int run_bad(int argc, char **argv)
+{
+	start_workers(4, version, 1, 2, false);
+	bool ok = true;
+	for (int i = 1; i < argc; i++) {
+		char req[4200];
+		snprintf(req, sizeof(req), "apply %s", argv[i]);
+		ok &= step(req, "rejected", 1);
+	}
+	/* Still serving, still patchable. */
+	char req[4200];
+	snprintf(req, sizeof(req), "apply %s", argv[0]);
+	ok &= step(req, "done", 2);
+	stop_workers();
+	printf("{\"scenario\":\"bad\",\"ok\":%s,", ok ? "true" : "false");
+	print_workers();
+	printf("}\n");
+	return ok ? 0 : 1;
+}
+
+static int run_shlib(const char *patch)
+{
+	start_workers(4, lib_version, 10, 11, false);
+	char req[4200];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	bool ok = step(req, "done", 11);
+	stop_workers();
+	printf("{\"scenario\":\"shlib\",\"ok\":%s,", ok ? "true" : "false");
+	print_workers();
+	printf("}\n");
+	return ok ? 0 : 1;
+}
+
+static int run_serve(double seconds)
+{
+	start_workers(4, version, 1, 2, true);
+	printf("{\"ready\":%d}\n", (int)getpid());
+	fflush(stdout);
+	int shown = 1;
+	double end = now_ms() + seconds * 1000;
+	while (now_ms() < end) {
+		int v = atomic_load(&workers[0].last);
+		if (v != shown && wait_all(v, 0)) {
+			printf("{\"value\":%d}\n", v);
+			fflush(stdout);
+			shown = v;
+		}
+		usleep(10000);
+	}
+	stop_workers();
+	printf("{\"scenario\":\"serve\",\"ok\":true,\"value\":%d}\n", shown);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	t_start = 0;
+	t_start = now_ms();
+	struct wf_configuration config = { 0 }; /* zeroed: threads tracked automatically */
+	wf_init(config);
+	const char *g = getenv("WF_GLOBAL");
+	local_mode = !(g && *g && strcmp(g, "0"));
+	if (argc < 2) {
+		fprintf(stderr, "usage: wftest SCENARIO ARGS...\n");
+		return 2;
+	}
+	const char *s = argv[1];
+	if (!strcmp(s, "versions"))
+		return run_versions(0, 0);
+	if (!strcmp(s, "long") && argc == 3)
+		return run_versions(1, atoi(argv[2]));
+	if (!strcmp(s, "blocking") && argc == 3)
+		return run_versions(2, atoi(argv[2]));
+	if (!strcmp(s, "deps") && argc == 3)
+		return run_deps(argv[2]);
+	if (!strcmp(s, "stack") && argc == 4)
+		return run_stack(argv[2], atoi(argv[3]));
+	if (!strcmp(s, "stacked") && argc == 4)
+		return run_stacked(argv[2], argv[3]);
+	if (!strcmp(s, "bad") && argc >= 4)
+		return run_bad(argc - 2, argv + 2);
+	if (!strcmp(s, "shlib") && argc == 3)
+		return run_shlib(argv[2]);
+	if (!strcmp(s, "serve") && argc == 3)
+		return run_serve(atof(argv[2]));
+	fprintf(stderr, "wftest: unknown scenario or arguments: %s\n", s);
+	return 2;
+}

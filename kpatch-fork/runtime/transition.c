@@ -1,0 +1,488 @@
+/* One transition at a time, driven by the patcher thread (control.c): apply a patch or roll the
+ * newest one back, in local mode (generations) or global mode (barrier). Every step is logged;
+ * a failure at any step leaves the process running its previous code. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "transition.h"
+
+#define MAX_STACK 256
+
+struct applied {
+	struct wf_loaded patch;
+	long gen;       /* local: the generation with this patch */
+	long prev_gen;  /* local: the generation before it */
+	bool prev_deleted;
+};
+
+static struct applied stack[MAX_STACK];
+static int depth;
+static long current_gen; /* local: the newest generation (0: the original) */
+static struct transition tr;
+static int seq;
+static int n_applied, n_rejected, n_rolled_back;
+
+bool wf_transition_active(void)
+{
+	return tr.active;
+}
+
+uint64_t wf_transition_deadline(void)
+{
+	return tr.active && tr.global ? tr.deadline_ns : 0;
+}
+
+static void event_common(struct wf_json *j, const char *event)
+{
+	wf_json_begin(j, event);
+	wf_json_int(j, "seq", tr.seq);
+}
+
+static double since_trigger_ms(void)
+{
+	return (double)(wf_now_ns() - tr.trigger_ns) / 1e6;
+}
+
+static void summary(const char *outcome, const char *reason)
+{
+	double max_ms, sum_ms, max_stall;
+	int count;
+	wf_threads_stats(&max_ms, &sum_ms, &count, &max_stall);
+	struct wf_json j;
+	event_common(&j, "summary");
+	wf_json_str(&j, "mode", tr.global ? "global" : "local");
+	wf_json_str(&j, "action", tr.rollback ? "rollback" : "apply");
+	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
+	wf_json_str(&j, "outcome", outcome);
+	if (reason)
+		wf_json_str(&j, "reason", reason);
+	wf_json_int(&j, "threads", tr.threads);
+	wf_json_int(&j, "migrated", count);
+	wf_json_num(&j, "max_thread_ms", max_ms);
+	wf_json_num(&j, "mean_thread_ms", count ? sum_ms / count : 0);
+	wf_json_num(&j, "total_ms", since_trigger_ms());
+	if (!tr.global)
+		wf_json_num(&j, "create_us", tr.create_us);
+	wf_json_num(&j, "load_us", tr.load_us);
+	if (tr.global) {
+		wf_json_num(&j, "quiescence_ms", tr.quiescence_ms);
+		wf_json_num(&j, "max_stall_ms", max_stall);
+	}
+	wf_json_int(&j, "depth", depth);
+	wf_json_emit_to(&j, tr.client);
+}
+
+/* Ends the transition with an error; the process keeps its previous code. */
+static void reject(const char *reason)
+{
+	struct wf_json j;
+	event_common(&j, "rejected");
+	wf_json_str(&j, "patch", tr.has_patch ? tr.patch.path : tr.path);
+	wf_json_str(&j, "reason", reason);
+	wf_json_emit_to(&j, tr.client);
+	wf_warn("%s %s rejected: %s", tr.rollback ? "rollback" : "patch", tr.path[0] ? tr.path : "", reason);
+	summary("rejected", reason);
+	n_rejected++;
+	if (tr.has_patch && !tr.patch_kept)
+		wf_patch_unload(&tr.patch);
+	if (tr.client >= 0)
+		wf_client_done(tr.client);
+	memset(&tr, 0, sizeof(tr));
+	tr.client = -1;
+}
+
+static void finish(void)
+{
+	struct wf_json j;
+	event_common(&j, "done");
+	wf_json_str(&j, "action", tr.rollback ? "rollback" : "apply");
+	wf_json_num(&j, "ms", since_trigger_ms());
+	wf_json_int(&j, "depth", depth);
+	if (!tr.global)
+		wf_json_int(&j, "gen", current_gen);
+	wf_json_emit_to(&j, tr.client);
+	summary(tr.rollback ? "rolled-back" : "applied", NULL);
+	if (tr.rollback)
+		n_rolled_back++;
+	else
+		n_applied++;
+	if (wf_config.patch_done)
+		wf_config.patch_done();
+	if (tr.client >= 0)
+		wf_client_done(tr.client);
+	memset(&tr, 0, sizeof(tr));
+	tr.client = -1;
+}
+
+static void log_loaded(void)
+{
+	struct wf_loaded *p = &tr.patch;
+	struct wf_json j;
+	event_common(&j, "patch_loaded");
+	wf_json_str(&j, "patch", p->path);
+	wf_json_str(&j, "target", p->target->path);
+	wf_json_str(&j, "build_id", p->target->build_id);
+	wf_json_hex(&j, "at", (uintptr_t)p->region);
+	wf_json_int(&j, "region_bytes", (long long)p->region_size);
+	wf_json_int(&j, "text_bytes", (long long)p->text_bytes);
+	wf_json_int(&j, "rodata_bytes", (long long)p->rodata_bytes);
+	wf_json_int(&j, "data_bytes", (long long)p->data_bytes);
+	wf_json_int(&j, "sections", p->nsections);
+	wf_json_int(&j, "relocations", p->nrelocs);
+	wf_json_int(&j, "got_slots", p->ngot);
+	wf_json_int(&j, "plt_entries", p->nplt);
+	wf_json_int(&j, "functions", (long long)p->nfuncs);
+	wf_json_num(&j, "load_us", tr.load_us);
+	if (p->meta)
+		wf_json_raw(&j, "meta", p->meta[0] == '{' ? p->meta : NULL);
+	wf_json_emit_to(&j, tr.client);
+}
+
+static void log_jumps(void)
+{
+	struct wf_loaded *p = &tr.patch;
+	char funcs[4096];
+	size_t o = 0;
+	funcs[o++] = '[';
+	for (size_t i = 0; i < p->nfuncs && o < sizeof(funcs) - 200; i++) {
+		char esc[300];
+		wf_json_escape(esc, sizeof(esc), p->funcs[i].name);
+		o += (size_t)snprintf(funcs + o, sizeof(funcs) - o, "%s{\"name\":\"%s\",\"old\":\"0x%lx\",\"new\":\"0x%lx\",\"jump\":%zu}",
+				      i ? "," : "", esc, (unsigned long)p->funcs[i].old_addr,
+				      (unsigned long)p->funcs[i].new_addr, p->funcs[i].jump_len);
+	}
+	funcs[o++] = ']';
+	funcs[o] = 0;
+	struct wf_json j;
+	event_common(&j, "jumps_written");
+	wf_json_int(&j, "count", (long long)p->nfuncs);
+	wf_json_raw(&j, "functions", funcs);
+	wf_json_int(&j, "eh_frames_registered", p->eh_registered);
+	if (!tr.global)
+		wf_json_int(&j, "gen", tr.new_gen);
+	wf_json_emit_to(&j, tr.client);
+}
+
+/* Local mode: drop generations no rollback can reach any more. */
+static void delete_old_generations(void)
+{
+	for (int k = 0; k < depth - wf_settings.rollback_depth; k++) {
+		struct applied *a = &stack[k];
+		if (a->prev_deleted || a->prev_gen == 0)
+			continue;
+		long rc = wf_gen_delete(a->prev_gen);
+		a->prev_deleted = true;
+		struct wf_json j;
+		event_common(&j, "generation_deleted");
+		wf_json_int(&j, "gen", a->prev_gen);
+		if (rc < 0)
+			wf_json_str(&j, "error", strerror((int)-rc));
+		wf_json_emit_to(&j, tr.client);
+	}
+}
+
+static void push_applied(long gen, long prev)
+{
+	struct applied *a = &stack[depth++];
+	a->patch = tr.patch;
+	a->gen = gen;
+	a->prev_gen = prev;
+	a->prev_deleted = false;
+	tr.patch_kept = true;
+}
+
+static int load(char *err)
+{
+	if (!tr.path[0]) {
+		tr.has_patch = false;
+		return 0; /* an empty transition (WF_CYCLIC with an empty queue): migration only */
+	}
+	uint64_t t0 = wf_now_ns();
+	if (wf_patch_load(tr.path, &tr.patch, err))
+		return -1;
+	tr.load_us = (double)(wf_now_ns() - t0) / 1e3;
+	tr.has_patch = true;
+	if (!tr.global && !tr.patch.target->pinned) {
+		wf_patch_unload(&tr.patch);
+		tr.has_patch = false;
+		return wf_errf(err, "the code of %s was not pinned at wf_init: local mode cannot patch it",
+			       tr.patch.target->path);
+	}
+	log_loaded();
+	return 0;
+}
+
+static void start_local_apply(void)
+{
+	char err[WF_ERRLEN];
+	if (!wf_settings.generations) {
+		reject(wf_settings.generations_error);
+		return;
+	}
+	if (load(err)) {
+		reject(err);
+		return;
+	}
+	uint64_t t0 = wf_now_ns();
+	long gen = wf_gen_create();
+	tr.create_us = (double)(wf_now_ns() - t0) / 1e3;
+	if (gen < 0) {
+		snprintf(err, sizeof(err), "wf_create failed: %s", strerror((int)-gen));
+		reject(err);
+		return;
+	}
+	long prev = wf_gen_migrate(gen);
+	if (prev < 0) {
+		snprintf(err, sizeof(err), "patcher cannot migrate to generation %ld: %s", gen, strerror((int)-prev));
+		wf_gen_delete(gen);
+		reject(err);
+		return;
+	}
+	tr.new_gen = gen;
+	struct wf_json j;
+	event_common(&j, "generation_created");
+	wf_json_int(&j, "gen", gen);
+	wf_json_int(&j, "from", prev);
+	wf_json_num(&j, "create_us", tr.create_us);
+	wf_json_emit_to(&j, tr.client);
+
+	if (tr.has_patch) {
+		if (wf_text_write_jumps(&tr.patch, err)) {
+			wf_gen_migrate(prev);
+			wf_gen_delete(gen);
+			reject(err);
+			return;
+		}
+		wf_register_eh_frame(&tr.patch);
+		log_jumps();
+	}
+	push_applied(gen, prev);
+	if (!tr.has_patch)
+		stack[depth - 1].patch.path[0] = 0;
+	current_gen = gen;
+	tr.threads = wf_local_begin(gen, tr.trigger_ns);
+	event_common(&j, "migration_pending");
+	wf_json_int(&j, "gen", gen);
+	wf_json_int(&j, "threads", tr.threads);
+	wf_json_emit_to(&j, tr.client);
+	if (wf_config.trigger_local_quiescence)
+		wf_config.trigger_local_quiescence();
+	if (wf_config.patch_applied)
+		wf_config.patch_applied();
+	wf_transition_poll();
+}
+
+static void start_local_rollback(void)
+{
+	char err[WF_ERRLEN];
+	struct applied *top = &stack[depth - 1];
+	if (top->prev_deleted) {
+		snprintf(err, sizeof(err), "generation %ld before the newest patch was already deleted (WF_ROLLBACK_DEPTH=%d)",
+			 top->prev_gen, wf_settings.rollback_depth);
+		reject(err);
+		return;
+	}
+	long rc = wf_gen_migrate(top->prev_gen);
+	if (rc < 0) {
+		snprintf(err, sizeof(err), "patcher cannot migrate to generation %ld: %s", top->prev_gen, strerror((int)-rc));
+		reject(err);
+		return;
+	}
+	tr.new_gen = top->prev_gen;
+	tr.old_gen = top->gen;
+	current_gen = top->prev_gen;
+	tr.threads = wf_local_begin(top->prev_gen, tr.trigger_ns);
+	struct wf_json j;
+	event_common(&j, "migration_pending");
+	wf_json_int(&j, "gen", top->prev_gen);
+	wf_json_int(&j, "threads", tr.threads);
+	wf_json_str(&j, "rollback_of", top->patch.path);
+	wf_json_emit_to(&j, tr.client);
+	if (wf_config.trigger_local_quiescence)
+		wf_config.trigger_local_quiescence();
+	wf_transition_poll();
+}
+
+static void start_global(void)
+{
+	char err[WF_ERRLEN];
+	if (!tr.rollback && load(err)) {
+		reject(err);
+		return;
+	}
+	wf_global_begin(tr.trigger_ns);
+	tr.threads = wf_global_missing();
+	tr.deadline_ns = tr.trigger_ns + (uint64_t)(wf_settings.global_timeout * 1e9);
+	if (wf_config.trigger_global_quiescence)
+		wf_config.trigger_global_quiescence();
+	wf_transition_poll();
+}
+
+void wf_transition_start(const struct wf_request *req)
+{
+	memset(&tr, 0, sizeof(tr));
+	tr.active = true;
+	tr.client = req->client;
+	tr.global = wf_settings.global;
+	tr.rollback = req->kind == WF_REQ_ROLLBACK;
+	tr.trigger_ns = req->ns ? req->ns : wf_now_ns();
+	tr.seq = ++seq;
+	snprintf(tr.path, sizeof(tr.path), "%s", req->path);
+
+	struct wf_json j;
+	event_common(&j, "trigger");
+	wf_json_str(&j, "source", req->source);
+	wf_json_str(&j, "action", tr.rollback ? "rollback" : "apply");
+	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
+	wf_json_str(&j, "mode", tr.global ? "global" : "local");
+	wf_json_emit_to(&j, tr.client);
+
+	if (tr.rollback && depth == 0) {
+		reject("nothing to roll back: no patch is applied");
+		return;
+	}
+	if (!tr.rollback && depth == MAX_STACK) {
+		reject("too many stacked patches");
+		return;
+	}
+	if (tr.global)
+		start_global();
+	else if (tr.rollback)
+		start_local_rollback();
+	else
+		start_local_apply();
+}
+
+static void poll_local(void)
+{
+	wf_threads_log_progress();
+	if (wf_local_remaining() > 0)
+		return;
+	wf_local_end();
+	if (tr.rollback) {
+		/* Nobody runs in the rolled-back generation any more. */
+		struct applied *top = &stack[--depth];
+		long rc = wf_gen_delete(top->gen);
+		struct wf_json j;
+		event_common(&j, "generation_deleted");
+		wf_json_int(&j, "gen", top->gen);
+		if (rc < 0)
+			wf_json_str(&j, "error", strerror((int)-rc));
+		wf_json_emit_to(&j, tr.client);
+		/* Its code stays mapped: a thread in an untracked path may still return into it. */
+		free(top->patch.funcs);
+		top->patch.funcs = NULL;
+	} else {
+		delete_old_generations();
+	}
+	finish();
+}
+
+static void poll_global(void)
+{
+	wf_threads_log_progress();
+	int missing = wf_global_missing();
+	if (missing > 0) {
+		if (wf_now_ns() < tr.deadline_ns)
+			return;
+		char names[320], reason[WF_ERRLEN];
+		wf_threads_missing_names(names, sizeof(names));
+		snprintf(reason, sizeof(reason),
+			 "global quiescence not reached within %.1f s: %d thread(s) never reached a quiescence point: %s",
+			 wf_settings.global_timeout, missing, names);
+		struct wf_json j;
+		event_common(&j, "quiescence_timeout");
+		wf_json_num(&j, "ms", since_trigger_ms());
+		wf_json_int(&j, "missing", missing);
+		wf_json_str(&j, "threads", names);
+		wf_json_emit_to(&j, tr.client);
+		wf_global_release();
+		reject(reason);
+		return;
+	}
+	tr.quiescence_ms = since_trigger_ms();
+	struct wf_json j;
+	event_common(&j, "quiescence");
+	wf_json_num(&j, "ms", tr.quiescence_ms);
+	wf_json_emit_to(&j, tr.client);
+	char err[WF_ERRLEN];
+	if (tr.rollback) {
+		struct applied *top = &stack[depth - 1];
+		if (wf_text_restore(&top->patch, err)) {
+			wf_global_release();
+			reject(err);
+			return;
+		}
+		depth--;
+		event_common(&j, "jumps_removed");
+		wf_json_str(&j, "patch", top->patch.path);
+		wf_json_int(&j, "count", (long long)top->patch.nfuncs);
+		wf_json_emit_to(&j, tr.client);
+	} else if (tr.has_patch) {
+		if (wf_text_write_jumps(&tr.patch, err)) {
+			wf_global_release();
+			reject(err);
+			return;
+		}
+		wf_register_eh_frame(&tr.patch);
+		log_jumps();
+		push_applied(0, 0);
+	}
+	if (wf_config.patch_applied && !tr.rollback)
+		wf_config.patch_applied();
+	wf_global_release();
+	finish();
+}
+
+void wf_transition_poll(void)
+{
+	if (!tr.active)
+		return;
+	if (tr.global)
+		poll_global();
+	else
+		poll_local();
+}
+
+void wf_transition_totals(void)
+{
+	struct wf_json j;
+	wf_json_begin(&j, "totals");
+	wf_json_str(&j, "mode", wf_settings.global ? "global" : "local");
+	wf_json_int(&j, "transitions", seq);
+	wf_json_int(&j, "applied", n_applied);
+	wf_json_int(&j, "rolled_back", n_rolled_back);
+	wf_json_int(&j, "rejected", n_rejected);
+	wf_json_int(&j, "depth", depth);
+	wf_json_emit(&j);
+}
+
+void wf_transition_status(int fd)
+{
+	char patches[4096];
+	size_t o = 0;
+	patches[o++] = '[';
+	for (int i = 0; i < depth && o < sizeof(patches) - 300; i++) {
+		char esc[256];
+		wf_json_escape(esc, sizeof(esc), stack[i].patch.path);
+		o += (size_t)snprintf(patches + o, sizeof(patches) - o, "%s{\"patch\":\"%s\",\"gen\":%ld,\"functions\":%zu}",
+				      i ? "," : "", esc, stack[i].gen, stack[i].patch.nfuncs);
+	}
+	patches[o++] = ']';
+	patches[o] = 0;
+	struct wf_json j;
+	wf_json_begin(&j, "status");
+	wf_json_str(&j, "mode", wf_settings.global ? "global" : "local");
+	wf_json_bool(&j, "busy", tr.active);
+	wf_json_int(&j, "depth", depth);
+	wf_json_raw(&j, "patches", patches);
+	if (!wf_settings.global) {
+		wf_json_bool(&j, "generations", wf_settings.generations);
+		wf_json_int(&j, "gen", current_gen);
+	}
+	wf_json_emit_to(&j, fd);
+}
