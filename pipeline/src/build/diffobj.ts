@@ -51,29 +51,33 @@ export async function createDiffObject(orig: string, patched: string, binary: st
 
 export interface Reason {
   readonly object: string;
+  /** "data" (not text-only), "unpatchable", "error", as create-diff-object's verdict says. */
+  readonly kind: string;
   readonly symbol: string | null;
   readonly what: string;
 }
 
 /**
- * Reasons out of a verdict. The verdict format is create-diff-object's (kpatch-fork/FORMAT.md);
- * we read the fields it documents and fall back to its message so a "no" is never unexplained.
+ * Reasons out of a verdict (kpatch-fork/FORMAT.md: `reasons` as {kind, symbol, what}); falls
+ * back to the verdict's `error` or the tool's stderr so a "no" is never unexplained.
  */
 export function verdictReasons(object: string, result: DiffResult): Reason[] {
   const reasons: Reason[] = [];
   const v = result.verdict as Record<string, unknown> | null;
   const list = v && Array.isArray(v['reasons']) ? (v['reasons'] as unknown[]) : [];
   for (const item of list) {
-    if (typeof item === 'string') reasons.push({ object, symbol: null, what: item });
-    else if (item && typeof item === 'object') {
-      const r = item as Record<string, unknown>;
-      const symbol = typeof r['symbol'] === 'string' ? r['symbol'] : typeof r['section'] === 'string' ? r['section'] : null;
-      const what = [r['what'], r['kind'], r['change'], r['reason'], r['detail'], r['message']].filter((x) => typeof x === 'string').join(': ');
-      reasons.push({ object, symbol, what: what || JSON.stringify(item) });
-    }
+    if (!item || typeof item !== 'object') continue;
+    const r = item as Record<string, unknown>;
+    reasons.push({
+      object,
+      kind: typeof r['kind'] === 'string' ? r['kind'] : 'unknown',
+      symbol: typeof r['symbol'] === 'string' ? r['symbol'] : null,
+      what: typeof r['what'] === 'string' ? r['what'] : JSON.stringify(item),
+    });
   }
   if (reasons.length === 0 && result.outcome !== 'patch' && result.outcome !== 'nothing') {
-    reasons.push({ object, symbol: null, what: `create-diff-object exit ${result.exitCode} (${result.outcome})${result.message ? `: ${result.message}` : ''}` });
+    const error = v && typeof v['error'] === 'string' ? v['error'] : result.message;
+    reasons.push({ object, kind: result.outcome === 'error' ? 'error' : result.outcome, symbol: null, what: `create-diff-object exit ${result.exitCode}${error ? `: ${error}` : ''}` });
   }
   return reasons;
 }

@@ -171,7 +171,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
           for (const binary of binaries) {
             if (!cand.hasOriginal) {
               verdicts.push({ binary, outcome: 'new-object', exitCode: null, verdict: null });
-              c.reasons.push({ object: cand.object, symbol: null, what: `new object file (its source ${cand.source} was not compiled before): new code and data cannot be compared` });
+              c.reasons.push({ object: cand.object, kind: 'new-object', symbol: null, what: `new object file (its source ${cand.source} was not compiled before): new code and data cannot be compared` });
               continue;
             }
             task.output = `${cand.object} against ${binary}`;
@@ -207,7 +207,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
           );
           if (!result.ok) {
             c.unbundled.push(binary);
-            c.reasons.push({ object: null, symbol: null, what: `bundle for ${binary} does not link: ${result.error}` });
+            c.reasons.push({ object: null, kind: 'bundle', symbol: null, what: `bundle for ${binary} does not link: ${result.error}` });
             continue;
           }
           c.bundles.push({ binary, installedPath, buildId: id, file: writeBundles ? file : null, sha256: result.sha256, objects: c.objects.filter((o) => o.binaries.includes(binary)).map((o) => o.object) });

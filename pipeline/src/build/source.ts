@@ -21,9 +21,10 @@ async function exists(path: string): Promise<boolean> {
 /** Name and version from debian/changelog, or null for a tree without one. */
 export async function debianIdentity(dir: string): Promise<{ name: string; version: string } | null> {
   if (!(await exists(join(dir, 'debian/changelog')))) return null;
-  const result = await execa('dpkg-parsechangelog', ['-l', join(dir, 'debian/changelog'), '-S', 'Source,Version'], { reject: false });
+  const result = await execa('dpkg-parsechangelog', ['-l', join(dir, 'debian/changelog')], { reject: false });
   if (result.exitCode !== 0) return null;
-  const [name, version] = result.stdout.split('\n').map((l) => l.trim());
+  const name = /^Source: (\S+)$/m.exec(result.stdout)?.[1];
+  const version = /^Version: (\S+)$/m.exec(result.stdout)?.[1];
   return name && version ? { name, version } : null;
 }
 

@@ -6,6 +6,8 @@ export type Outcome = 'kpatchable' | 'not-kpatchable' | 'not-text-only' | 'no-co
 
 export interface Reason {
   readonly object: string | null;
+  /** "data" (changes data: not text-only), "unpatchable", "error", "new-object", "bundle". */
+  readonly kind: string;
   readonly symbol: string | null;
   readonly what: string;
 }
