@@ -345,10 +345,18 @@ static int build_funcs(struct wf_obj *obj, struct wf_module *target, struct symr
 		if (f->old_size < f->jump_len)
 			return wf_errf(err, "function %s: %zu bytes (%s) is shorter than the %zu-byte jump", f->name,
 				       f->old_size, f->old_size ? "known size" : "size unknown", f->jump_len);
-		for (size_t j = 0; j < i; j++)
-			if (out->funcs[j].old_addr == f->old_addr)
-				return wf_errf(err, "function %s is replaced twice in one patch", f->name);
 	}
+	/* A bundle may replace one old function from several objects (an inline function each
+	 * emitted): the copies are equivalent, so the first record wins (FORMAT.md). */
+	size_t kept = 0;
+	for (size_t i = 0; i < out->nfuncs; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < kept; j++)
+			dup |= out->funcs[j].old_addr == out->funcs[i].old_addr;
+		if (!dup)
+			out->funcs[kept++] = out->funcs[i];
+	}
+	out->nfuncs = kept;
 	return 0;
 }
 

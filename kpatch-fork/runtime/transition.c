@@ -79,13 +79,13 @@ static void summary(const char *outcome, const char *reason)
 /* Ends the transition with an error; the process keeps its previous code. */
 static void reject(const char *reason)
 {
+	wf_warn("%s%s rejected: %s", tr.rollback ? "rollback" : "patch ", tr.path, reason);
+	summary("rejected", reason);
 	struct wf_json j;
 	event_common(&j, "rejected");
-	wf_json_str(&j, "patch", tr.has_patch ? tr.patch.path : tr.path);
+	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
 	wf_json_str(&j, "reason", reason);
 	wf_json_emit_to(&j, tr.client);
-	wf_warn("%s %s rejected: %s", tr.rollback ? "rollback" : "patch", tr.path[0] ? tr.path : "", reason);
-	summary("rejected", reason);
 	n_rejected++;
 	if (tr.has_patch && !tr.patch_kept)
 		wf_patch_unload(&tr.patch);
@@ -97,6 +97,7 @@ static void reject(const char *reason)
 
 static void finish(void)
 {
+	summary(tr.rollback ? "rolled-back" : "applied", NULL);
 	struct wf_json j;
 	event_common(&j, "done");
 	wf_json_str(&j, "action", tr.rollback ? "rollback" : "apply");
@@ -105,7 +106,6 @@ static void finish(void)
 	if (!tr.global)
 		wf_json_int(&j, "gen", current_gen);
 	wf_json_emit_to(&j, tr.client);
-	summary(tr.rollback ? "rolled-back" : "applied", NULL);
 	if (tr.rollback)
 		n_rolled_back++;
 	else
