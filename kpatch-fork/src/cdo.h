@@ -160,6 +160,7 @@ struct target {
 		const char *name;
 		unsigned char type, bind;
 		bool defined;
+		uint64_t size;
 		const char *file;	/* STT_FILE block (locals only) */
 		unsigned block;		/* file block number (locals only) */
 	} *syms;
@@ -195,6 +196,7 @@ struct diff {
 	struct strlist text_reasons, patch_reasons, notes;
 	/* verdict lists, filled by the include pass */
 	struct strlist changed_data_json, new_data_json;
+	bool compared;		/* the compare pass ran: function lists are meaningful */
 	struct reason *reasons;
 	size_t nreasons;
 	int exit_code;
@@ -217,6 +219,7 @@ const char *normalize_name(const char *name);
 bool is_pcrel(uint32_t type);
 int rela_width(uint32_t type);
 bool sym_is_anon_value(const struct symbol *sym);
+uint64_t old_room(const struct symbol *o);
 
 /* pass 1: read.c */
 int read_object(struct object *obj, const char *path);

@@ -280,11 +280,13 @@ void include(struct diff *d)
 	}
 	for (size_t i = 0; i < d->nrecs; i++) {
 		struct symbol *o = d->recs[i].oldsym;
+		uint64_t room = old_room(o);
 
-		if (o->st.st_size && o->st.st_size < 5) {
+		/* the linker pads a function up to its section alignment, so a
+		 * 4-byte function aligned to 16 still has room for the jump */
+		if (o->st.st_size && room < 5)
 			not_patchable(d, o->name,
-				      "%s is %llu bytes, shorter than the 5-byte jump that redirects it",
-				    o->name, (unsigned long long)o->st.st_size);
-		}
+				      "%s is %llu bytes (with alignment padding), shorter than the 5-byte jump that redirects it",
+				      o->name, (unsigned long long)room);
 	}
 }

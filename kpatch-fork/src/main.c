@@ -98,6 +98,7 @@ int main(int argc, char **argv)
 		return finish(rc);
 	/* pass 3: compare */
 	compare(&D);
+	D.compared = true;
 	/* pass 4: include */
 	include(&D);
 	/* pass 5: rewrite references */

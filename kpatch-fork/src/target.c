@@ -72,6 +72,7 @@ static void read_syms(struct target *t, Elf_Scn *scn, GElf_Shdr *sh, bool dynami
 		y->type = GELF_ST_TYPE(s.st_info);
 		y->bind = GELF_ST_BIND(s.st_info);
 		y->defined = s.st_shndx != SHN_UNDEF;
+		y->size = s.st_size;
 		if (y->bind == STB_LOCAL && !dynamic) {
 			y->file = file;
 			y->block = block;
@@ -162,7 +163,7 @@ static void choose_block(struct diff *d)
 {
 	struct target *t = d->target;
 	struct object *o = d->orig;
-	const char **names = xzalloc(o->nsyms * sizeof(*names));
+	char **names = xzalloc(o->nsyms * sizeof(*names));
 	size_t nn = 0;
 	unsigned best = 0;
 	long best_score = -1;
@@ -170,8 +171,9 @@ static void choose_block(struct diff *d)
 	for (size_t i = 1; i < o->nsyms; i++) {
 		struct symbol *s = &o->syms[i];
 
+		/* name and size: two statics of one name in two files usually differ in size */
 		if (s->bind == STB_LOCAL && s->sec && (s->type == STT_FUNC || s->type == STT_OBJECT))
-			names[nn++] = s->name;
+			names[nn++] = xasprintf("%s %llu", s->name, (unsigned long long)s->st.st_size);
 	}
 	qsort(names, nn, sizeof(*names), cmp_str);
 	for (size_t i = 0; i < t->nsyms;) {
@@ -185,14 +187,16 @@ static void choose_block(struct diff *d)
 			continue;
 		}
 		for (; j < t->nsyms && t->syms[j].block == b; j++) {
-			const char *n = t->syms[j].name;
+			char *n;
 
 			if (t->syms[j].type != STT_FUNC && t->syms[j].type != STT_OBJECT)
 				continue;
+			n = xasprintf("%s %llu", t->syms[j].name, (unsigned long long)t->syms[j].size);
 			if (bsearch(&n, names, nn, sizeof(*names), cmp_str))
 				score++;
 			else
 				foreign = true;
+			free(n);
 		}
 		if (!foreign && score > best_score) {
 			best_score = score;
@@ -201,6 +205,8 @@ static void choose_block(struct diff *d)
 		i = j;
 	}
 	t->chosen_block = best;
+	for (size_t i = 0; i < nn; i++)
+		free(names[i]);
 	free(names);
 }
 

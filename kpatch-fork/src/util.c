@@ -228,3 +228,19 @@ void not_patchable(struct diff *d, const char *symbol, const char *fmt, ...)
 	d->patchable = false;
 	add_reason(d, "unpatchable", symbol, s);
 }
+
+/*
+ * Bytes at an old function's address the runtime may overwrite: its size,
+ * rounded up to its section's alignment when it ends its section (the linker
+ * pads the gap to the next section, which has at least that alignment in -O2
+ * code built with -ffunction-sections).
+ */
+uint64_t old_room(const struct symbol *o)
+{
+	uint64_t align;
+
+	if (!o->sec || o->st.st_value + o->st.st_size != o->sec->sh.sh_size)
+		return o->st.st_size;
+	align = o->sec->sh.sh_addralign ? o->sec->sh.sh_addralign : 1;
+	return (o->st.st_size + align - 1) / align * align;
+}

@@ -140,7 +140,7 @@ int write_verdict(struct diff *d, const char *path, const char *output)
 		fputs("null", f);
 	}
 	fputs(",\n", f);
-	if (d->patched && d->patched->syms && d->orig && d->orig->syms && !d->error[0]) {
+	if (d->compared) {
 		funcs(f, d, "changedFunctions", 0);
 		funcs(f, d, "newFunctions", 1);
 		funcs(f, d, "includedFunctions", 2);

@@ -1,0 +1,233 @@
+/**
+ * create-diff-object: the C cases. Each test compiles a small original/patched pair with
+ * -O2 -g -ffunction-sections -fdata-sections (as -fPIE and as -fPIC), runs the tool and checks
+ * exit code, verdict and the patch object (readelf).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { repoRoot } from '../pipeline/src/paths.ts';
+import { cleanup, definedSym, names, relocsOf, runCase, undefinedSyms, type CodeModel } from '../kpatch-fork/tests/harness.ts';
+
+beforeAll(async () => {
+  await execa('make', ['-C', `${repoRoot}/kpatch-fork`, 'bin/create-diff-object']);
+});
+afterAll(cleanup);
+
+const models: CodeModel[] = ['pie', 'pic'];
+
+const base = `#include <stdio.h>
+int glob = 3;
+static int counter;
+int __attribute__((noinline)) util(int x) { return x * 2 + glob; }
+static int __attribute__((noinline)) helper(int x) { counter++; return x * 3 + counter; }
+int f(int x) { return helper(x) + util(x) + glob; }
+int g(int x) { return printf("g %d\\n", x); }
+`;
+
+describe.each(models)('create-diff-object, C, -f%s', (model) => {
+  it('changed function: only it is replaced, with a record and unwind info', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('helper(x) + util(x)', 'helper(x) - util(x)') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['f']);
+    expect(r.verdict.newFunctions).toEqual([]);
+    expect(r.verdict.changedFunctions[0]!.record).toBe('f');
+    const out = r.out!;
+    // the new f is local (the undefined f names the old one)
+    expect(definedSym(out, 'f')).toMatchObject({ type: 'FUNC', bind: 'LOCAL' });
+    expect(undefinedSyms(out)).toContain('f');
+    const recs = relocsOf(out, '.wfpatch.funcs');
+    expect(recs.map((x) => [x.offset, x.type, x.symbol])).toEqual([
+      [0, 'R_X86_64_64', 'f'],
+      [8, 'R_X86_64_64', 'f'],
+    ]);
+    expect(out.sections.find((s) => s.name === '.wfpatch.funcs')).toMatchObject({ size: 32 });
+    expect(out.sections.map((s) => s.name)).not.toContain('.text.g');
+    // unwinding: an FDE for the new f
+    expect(relocsOf(out, '.eh_frame').map((x) => x.symbol)).toEqual(['.text.f']);
+    // unchanged callees are load-time references: global by name, static by __wfsym
+    expect(undefinedSyms(out)).toEqual(expect.arrayContaining(['util', 'glob', '__wfsym:1:helper:x.c']));
+  });
+
+  it('new function called by a changed one is included without a record', async () => {
+    const patched = base.replace('int f(int x) { return helper(x) + util(x) + glob; }',
+      'int __attribute__((noinline)) added(int x) { return x ^ glob; }\nint f(int x) { return helper(x) + added(x) + glob; }');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['f']);
+    expect(names(r.verdict.newFunctions)).toEqual(['added']);
+    expect(r.verdict.newFunctions[0]!.record).toBeNull();
+    expect(definedSym(r.out!, 'added')).toMatchObject({ bind: 'GLOBAL' });
+    expect(relocsOf(r.out!, '.wfpatch.funcs')).toHaveLength(2);
+    expect(relocsOf(r.out!, '.text.f').some((x) => x.symbol === 'added')).toBe(true);
+  });
+
+  it('new static function called by a changed one', async () => {
+    const patched = base.replace('int f(int x) { return helper(x) + util(x) + glob; }',
+      'static int __attribute__((noinline)) fresh(int x) { return x ^ (glob << 2); }\nint f(int x) { return helper(x) + fresh(x) + glob; }');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.newFunctions)).toEqual(['fresh']);
+    expect(definedSym(r.out!, 'fresh')).toMatchObject({ type: 'FUNC', bind: 'LOCAL' });
+    expect(undefinedSyms(r.out!)).not.toContain('fresh');
+  });
+
+  it('changed static function: the record names it by __wfsym with file and position', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('x * 3 + counter', 'x * 5 + counter') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['helper']);
+    expect(r.verdict.changedFunctions[0]!.record).toBe('__wfsym:1:helper:x.c');
+    expect(undefinedSyms(r.out!)).toEqual(['__wfsym:1:counter:x.c', '__wfsym:1:helper:x.c']);
+  });
+
+  it('two statics of the same name in two files of one binary: sympos from the binary', async () => {
+    const u = (k: number): string => `static int __attribute__((noinline)) helper(int x) { return x * ${k}; }
+static int seen;
+int entry${k}(int x) { seen += x; return helper(x) + seen; }
+`;
+    const main = 'int entry3(int), entry7(int);\nint main(int c, char **v) { (void)v; return entry3(c) + entry7(c); }\n';
+    const r = await runCase({
+      model,
+      link: true,
+      file: 'b/u.c',
+      orig: { 'a/u.c': u(3), 'b/u.c': u(7), 'main.c': main },
+      patched: { 'b/u.c': u(7).replace('x * 7', 'x * 7 + 1').replace('seen += x', 'seen += x + 1') },
+    });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['entry7', 'helper']);
+    const helper = r.verdict.changedFunctions.find((f) => f.name === 'helper')!;
+    // a/u.c comes first in .symtab, so b/u.c's helper is the second "helper" in files named u.c
+    expect(helper.record).toBe('__wfsym:2:helper:u.c');
+    expect(undefinedSyms(r.out!)).toContain('__wfsym:2:seen:u.c');
+    expect(r.verdict.unresolved).toEqual([]);
+    expect(r.verdict.references.every((x) => x.resolved === true)).toBe(true);
+  });
+
+  it('static locals: the patch uses the original variable even when GCC renumbers it', async () => {
+    const orig = `#include <stdio.h>
+int first(int x) { return x + 1; }
+int second(int x) { static int count; count += x; return count; }
+`;
+    // __func__ in first() takes the number count had: count.0 becomes count.1
+    const patched = orig.replace('int first(int x) { return x + 1; }', 'int first(int x) { printf("%s\\n", __func__); return x + 1; }')
+      .replace('count += x;', 'count += 2 * x;');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['first', 'second']);
+    expect(r.verdict.newData).toEqual([]);
+    const und = undefinedSyms(r.out!);
+    expect(und).toContain('__wfsym:1:count.0:x.c');
+    expect(und.some((n) => n.includes('count.1'))).toBe(false);
+    expect(r.out!.symbols.some((s) => s.name.startsWith('count') && s.ndx !== 'UND')).toBe(false);
+  });
+
+  it('string literals and __func__ travel with the new code', async () => {
+    const orig = `#include <stdio.h>
+void hello(const char *w) { printf("hello, %s\\n", w); }
+void other(void) { puts("other"); }
+`;
+    const patched = orig.replace('printf("hello, %s\\n", w);', 'printf("%s: greetings, %s!\\n", __func__, w);');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['hello']);
+    const secs = r.out!.sections.map((s) => s.name);
+    const strSec = r.out!.sections.find((s) => /^\.rodata\..*str1\.1$/.test(s.name));
+    expect(strSec?.flags).toContain('MS');
+    expect(secs.some((n) => n.startsWith('.rodata.__func__'))).toBe(true);
+    expect(definedSym(r.out!, r.out!.symbols.find((s) => s.name.startsWith('__func__'))!.name)).toMatchObject({ type: 'OBJECT', bind: 'LOCAL' });
+    const { stdout } = await execa('readelf', ['-p', strSec!.name, r.outPath]);
+    expect(stdout).toContain('%s: greetings, %s!');
+    expect(secs).not.toContain('.text.other');
+  });
+
+  it('moved literals: an unchanged user of a shifted string is not a change', async () => {
+    const orig = `#include <stdio.h>
+void a(void) { puts("alpha"); puts("shared literal"); }
+void b(void) { puts("shared literal"); }
+`;
+    const patched = orig.replace('puts("alpha");', 'puts("alpha, longer now");');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['a']);
+  });
+
+  it('switch jump tables are copied with relocations back into the new code', async () => {
+    const orig = `extern int a(int), b(int), c(int), d(int), e(int);
+int sw(int x) {
+  switch (x) { case 0: return a(x); case 1: return b(x) + 1; case 2: return c(x); case 3: return d(x) * 3; case 4: return e(x) + 123; case 5: return a(x + 9); case 6: return b(x - 2); default: return -1; }
+}
+`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': orig.replace('+ 123', '+ 124') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['sw']);
+    const table = relocsOf(r.out!, '.rodata.sw');
+    expect(table.length).toBeGreaterThanOrEqual(7);
+    expect(table.every((x) => x.symbol === '.text.sw' && x.type === 'R_X86_64_PC32')).toBe(true);
+    expect(relocsOf(r.out!, '.text.sw').some((x) => x.symbol === '.rodata.sw')).toBe(true);
+  });
+
+  it('libc calls go through PLT32 to plain undefined symbols', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('"g %d\\n"', '"g = %d\\n"') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['g']);
+    expect(relocsOf(r.out!, '.text.g').find((x) => x.symbol === 'printf')?.type).toBe('R_X86_64_PLT32');
+    expect(r.out!.symbols.find((s) => s.name === 'printf')).toMatchObject({ ndx: 'UND', bind: 'GLOBAL' });
+  });
+
+  it('a changed inline function in a header changes all its callers', async () => {
+    const h = 'static inline int clamp(int v) { return v < 0 ? 0 : v > 100 ? 100 : v; }\n';
+    const x = `#include "h.h"
+int one(int v) { return clamp(v) + 1; }
+int two(int v) { return clamp(v * 2) * 3; }
+int three(int v) { return v - 1; }
+`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'h.h': h, 'x.c': x }, patched: { 'h.h': h.replace('v > 100 ? 100', 'v > 99 ? 99') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['one', 'two']);
+  });
+
+  it('comments and blank lines only: nothing to patch (exit 3), no output', async () => {
+    const orig = `#include <stdio.h>
+#include <string.h>
+static int table[4] = { 1, 2, 3, 4 };
+int lookup(int i) { return table[i & 3]; }
+int say(const char *s) { return printf("%s %zu\\n", s, strlen(s)); }
+int sw(int x) { switch (x) { case 0: return 3; case 1: return 9; case 2: return 27; case 3: return lookup(x); case 4: return say("four"); default: return 0; } }
+`;
+    const patched = `/* a new comment
+   spanning lines */
+
+${orig.replace('int lookup', '\n\n// explain lookup\nint lookup')}`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(3);
+    expect(r.verdict.changedFunctions).toEqual([]);
+    expect(r.verdict.newFunctions).toEqual([]);
+    expect(r.verdict.includedFunctions).toEqual([]);
+    expect(r.verdict.output).toBeNull();
+  });
+
+  it('data: a changed initializer is not text-only (exit 4, symbol named)', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('int glob = 3;', 'int glob = 4;') } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.textOnly).toBe(false);
+    expect(r.verdict.changedData.map((d) => d.name)).toEqual(['glob']);
+    expect(r.verdict.changedData[0]!.reason).toMatch(/initializer/);
+    expect(r.verdict.reasons.find((x) => x.kind === 'data')?.symbol).toBe('glob');
+    expect(r.stderr).toContain('glob');
+  });
+
+  it('data: a new global is not text-only', async () => {
+    const patched = base.replace('int glob = 3;', 'int glob = 3;\nint added_counter;').replace('return x * 2 + glob;', 'added_counter++; return x * 2 + glob;');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.newData.map((d) => d.name)).toEqual(['added_counter']);
+    expect(r.verdict.changedFunctions.map((f) => f.name)).toEqual(['util']);
+  });
+
+  it('data: a global whose size changes (struct layout) is named with both sizes', async () => {
+    const orig = 'struct conf { int a; int b; };\nstruct conf settings = { 1, 2 };\nint get(void) { return settings.b; }\n';
+    const patched = 'struct conf { int a; long extra; int b; };\nstruct conf settings = { 1, 0, 2 };\nint get(void) { return settings.b; }\n';
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.changedData).toEqual([expect.objectContaining({ name: 'settings', reason: 'size changed from 8 to 24 bytes' })]);
+  });
+});
