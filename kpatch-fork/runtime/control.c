@@ -30,7 +30,9 @@
 #define MAX_QUEUE 64
 
 static int sig_pipe[2] = { -1, -1 };
-static int listen_fd = -1;
+/* The same name twice: exact length (socat, Python, C) and padded to sizeof(sun_path) with
+ * NULs, which is how Node's net.connect() addresses abstract sockets. */
+static int listen_fd[2] = { -1, -1 };
 static struct client {
 	int fd;
 	char buf[4200];
@@ -160,9 +162,9 @@ static void client_readable(struct client *c)
 	client_request(c, c->buf);
 }
 
-static void accept_client(void)
+static void accept_client(int lfd)
 {
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
 	struct ucred cred;
@@ -182,14 +184,15 @@ static void accept_client(void)
 	close(fd);
 }
 
-static int open_socket(void)
+static int open_socket(bool padded)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "wfpatch.%d", (int)getpid());
-	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	socklen_t len = padded ? (socklen_t)sizeof(a)
+			       : (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	if (bind(fd, (struct sockaddr *)&a, len) || listen(fd, 8)) {
 		wf_warn("control socket @wfpatch.%d: %s", (int)getpid(), strerror(errno));
 		close(fd);
@@ -221,16 +224,18 @@ static void *patcher_main(void *arg)
 	uint64_t cyclic_ns = wf_settings.cyclic > 0 ? (uint64_t)(wf_settings.cyclic * 1e9) : 0;
 	uint64_t next_cyclic = cyclic_ns ? wf_now_ns() + cyclic_ns : 0;
 	for (;;) {
-		struct pollfd p[3 + MAX_CLIENTS];
-		int idx[3 + MAX_CLIENTS];
+		struct pollfd p[4 + MAX_CLIENTS];
+		int idx[4 + MAX_CLIENTS];
 		int n = 0;
 		p[n] = (struct pollfd){ .fd = sig_pipe[0], .events = POLLIN };
 		idx[n++] = -1;
 		p[n] = (struct pollfd){ .fd = wf_notify_fd(), .events = POLLIN };
 		idx[n++] = -2;
-		if (listen_fd >= 0) {
-			p[n] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
-			idx[n++] = -3;
+		for (int k = 0; k < 2; k++) {
+			if (listen_fd[k] >= 0) {
+				p[n] = (struct pollfd){ .fd = listen_fd[k], .events = POLLIN };
+				idx[n++] = -3;
+			}
 		}
 		for (int i = 0; i < MAX_CLIENTS; i++) {
 			if (clients[i].fd >= 0 && !clients[i].busy) {
@@ -263,7 +268,7 @@ static void *patcher_main(void *arg)
 				ssize_t r = read(wf_notify_fd(), &v, sizeof(v));
 				(void)r;
 			} else if (idx[i] == -3) {
-				accept_client();
+				accept_client(p[i].fd);
 			} else {
 				client_readable(&clients[idx[i]]);
 			}
@@ -294,7 +299,8 @@ int wf_control_start(void)
 	sigemptyset(&act.sa_mask);
 	if (sigaction(SIGPATCH, &act, NULL))
 		wf_warn("sigaction(SIGPATCH): %s", strerror(errno));
-	listen_fd = open_socket();
+	listen_fd[0] = open_socket(false);
+	listen_fd[1] = open_socket(true);
 
 	/* The patcher thread must not take SIGPATCH itself; blocking it everywhere else is the
 	 * application's business. All other signals stay as the application set them. */

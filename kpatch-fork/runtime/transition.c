@@ -49,9 +49,10 @@ static double since_trigger_ms(void)
 
 static void summary(const char *outcome, const char *reason)
 {
-	double max_ms, sum_ms, max_stall;
-	int count;
-	wf_threads_stats(&max_ms, &sum_ms, &count, &max_stall);
+	double max_ms = 0, sum_ms = 0, max_stall = 0;
+	int count = 0;
+	if (tr.began)
+		wf_threads_stats(&max_ms, &sum_ms, &count, &max_stall);
 	struct wf_json j;
 	event_common(&j, "summary");
 	wf_json_str(&j, "mode", tr.global ? "global" : "local");
@@ -265,6 +266,7 @@ static void start_local_apply(void)
 		stack[depth - 1].patch.path[0] = 0;
 	current_gen = gen;
 	tr.threads = wf_local_begin(gen, tr.trigger_ns);
+	tr.began = true;
 	event_common(&j, "migration_pending");
 	wf_json_int(&j, "gen", gen);
 	wf_json_int(&j, "threads", tr.threads);
@@ -296,6 +298,7 @@ static void start_local_rollback(void)
 	tr.old_gen = top->gen;
 	current_gen = top->prev_gen;
 	tr.threads = wf_local_begin(top->prev_gen, tr.trigger_ns);
+	tr.began = true;
 	struct wf_json j;
 	event_common(&j, "migration_pending");
 	wf_json_int(&j, "gen", top->prev_gen);
@@ -315,6 +318,7 @@ static void start_global(void)
 		return;
 	}
 	wf_global_begin(tr.trigger_ns);
+	tr.began = true;
 	tr.threads = wf_global_missing();
 	tr.deadline_ns = tr.trigger_ns + (uint64_t)(wf_settings.global_timeout * 1e9);
 	if (wf_config.trigger_global_quiescence)

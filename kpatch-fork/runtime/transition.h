@@ -19,6 +19,7 @@ struct transition {
 	bool global;
 	bool rollback;
 	bool has_patch;
+	bool began;          /* threads were asked to move: their statistics count */
 	bool patch_kept;     /* the patch moved onto the stack: don't unload it */
 	int seq;
 	int client;

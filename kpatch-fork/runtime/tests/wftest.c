@@ -148,15 +148,16 @@ static void stop_workers(void)
 static bool wait_all(int v, double timeout_ms)
 {
 	double end = now_ms() + timeout_ms;
-	while (now_ms() < end) {
+	for (;;) {
 		bool all = true;
 		for (int i = 0; i < nworkers; i++)
 			all &= atomic_load(&workers[i].last) == v;
 		if (all)
 			return true;
+		if (now_ms() >= end)
+			return false;
 		usleep(2000);
 	}
-	return false;
 }
 
 static void print_workers(void)

@@ -5,6 +5,7 @@ import { vmCommand } from '../vm/command.ts';
 import { corpusCommand } from '../corpus/command.ts';
 import { buildCommand, classifyCommand } from '../build/command-cli.ts';
 import { reportCommand } from '../report/command.ts';
+import { applyCommand } from '../apply/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -15,4 +16,5 @@ export const commands: readonly Command[] = [
   buildCommand,
   classifyCommand,
   reportCommand,
+  applyCommand,
 ];
