@@ -45,12 +45,10 @@ export function explainReject(output: string, patchName: string): string {
     if (hunk) problems.push(`${file}: hunk #${hunk[1]} (at line ${hunk[2]}) does not apply`);
     const nofile = /^can't find file to patch at input line (\d+)/.exec(line);
     if (nofile) missing++;
-    const gone = /^No file to patch\.\s+Skipping patch\./.exec(line);
-    if (gone) problems.push('a file to patch does not exist in the tree');
     if (/Reversed \(or previously applied\) patch detected/.test(line)) problems.push(`${file}: already applied (or reversed)`);
   }
   if (missing > 0) {
-    const named = [...output.matchAll(/^\+\+\+ (?:b\/)?(\S+)/gm)].map((m) => m[1]);
+    const named = [...output.matchAll(/^\|?\+\+\+ (?:b\/)?(\S+)/gm)].map((m) => m[1]);
     problems.unshift(`${missing} file(s) to patch do not exist in the tree${named.length ? ` (${[...new Set(named)].join(', ')})` : ''}: is it a patch for another package or version?`);
   }
   if (problems.length === 0) problems.push(output.trim().split('\n').slice(-5).join('\n'));

@@ -50,6 +50,11 @@ export function parsePackageSpec(spec: string): { name: string; version: string 
 export async function fetchPackage(spec: string, cacheDir: string): Promise<SourceTree> {
   const { name, version } = parsePackageSpec(spec);
   const target = version ? `${name}=${version}` : name;
+  // An exact version already in the cache needs no registry round trip (apt-get takes seconds).
+  if (version) {
+    const cached = join(cacheDir, `${name}_${version.replace(/^\d+:/, '')}`);
+    if (await exists(join(cached, '.complete'))) return describeTree(join(cached, 'tree'));
+  }
   // --print-uris names the .dsc (and so the exact version) without downloading anything.
   const uris = await execa('apt-get', ['source', '--print-uris', '-q', target], { reject: false, all: true });
   const dsc = /'[^']*' (\S+?)_(\S+)\.dsc /.exec(uris.stdout);

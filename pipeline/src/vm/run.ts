@@ -137,8 +137,9 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
       '-kernel', bzImage,
       '-initrd', initrd,
-      // loglevel=5 shows KERN_WARNING (WARN_ON, lockdep) but not the boot chatter.
-      '-append', 'console=ttyS0 loglevel=5 printk.time=1 panic=-1 rdinit=/init',
+      // loglevel=5 shows KERN_WARNING (WARN_ON, lockdep) but not the boot chatter. A longer
+      // RCU stall timeout: TCG vCPUs on a loaded host can lag without a kernel bug.
+      '-append', 'console=ttyS0 loglevel=5 printk.time=1 panic=-1 rdinit=/init rcupdate.rcu_cpu_stall_timeout=60',
       '-chardev', 'stdio,id=console,signal=off',
       '-serial', 'chardev:console',
       '-serial', `file:${control}`,

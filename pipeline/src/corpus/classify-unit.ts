@@ -1,0 +1,77 @@
+/**
+ * One corpus unit through the pipeline's classifyPatch (pipeline/src/build/index.ts), mapped to
+ * the corpus verdicts. The pipeline caches the original build per source tree, so units that
+ * share a base tree share one original build.
+ */
+import { UserError } from '../cli/errors.ts';
+import { classifyPatch, type Report } from '../build/index.ts';
+import type { Verdict } from './results.ts';
+
+export interface UnitClassification {
+  readonly verdict: Verdict;
+  readonly reason: string;
+  readonly reasons: string[];
+  readonly objects: number;
+  /** The pipeline's timings (ms per stage), when it produced a report. */
+  readonly timings: Readonly<Record<string, number>>;
+  readonly originalBuild: { key: string; cached: boolean } | null;
+}
+
+function reasonLine(r: { object: string | null; symbol: string | null; what: string; kind?: string }): string {
+  return [r.object, r.symbol, r.what].filter((x) => x !== null && x !== '').join(': ');
+}
+
+/** Maps a pipeline report to a corpus verdict: pure, tested in test/corpus-table.test.ts. */
+export function verdictOf(report: Pick<Report, 'outcome' | 'textOnly' | 'reasons' | 'notes' | 'objects'>): Omit<UnitClassification, 'timings' | 'originalBuild'> {
+  const reasons = report.reasons.map(reasonLine);
+  const objects = report.objects.length;
+  switch (report.outcome) {
+    case 'kpatchable':
+      return { verdict: 'kpatchable', reason: '', reasons, objects };
+    case 'not-text-only': {
+      const data = report.reasons.find((r) => r.kind === 'data' || r.kind === 'new-object') ?? report.reasons[0];
+      return { verdict: 'not-text-only', reason: data ? reasonLine(data) : 'not text-only (no reason given)', reasons, objects };
+    }
+    case 'no-compiled-code':
+      return { verdict: 'no-code', reason: report.notes[0] ?? 'no compiled object changed', reasons, objects };
+    case 'not-kpatchable': {
+      // create-diff-object failing (exit 1/2) leaves text-only unanswered: that is a failure
+      // to classify, not a "text-only but not kpatch-able".
+      if (report.textOnly === null) {
+        const error = report.reasons.find((r) => r.kind === 'error') ?? report.reasons[0];
+        return { verdict: 'failed', reason: `create-diff-object failed: ${error ? reasonLine(error) : 'no reason given'}`, reasons, objects };
+      }
+      const first = report.reasons.find((r) => r.kind !== 'error') ?? report.reasons[0];
+      return { verdict: 'text-only', reason: first ? reasonLine(first) : 'not kpatch-able (no reason given)', reasons, objects };
+    }
+  }
+}
+
+export interface ClassifyUnitInput {
+  readonly patchFile: string;
+  readonly tree: string;
+  /** A build command line (null: the pipeline's default, debian/rules build). */
+  readonly buildCmd: string | null;
+}
+
+/** Never throws for a unit that cannot be classified: that is a 'failed' verdict with its reason. */
+export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassification> {
+  try {
+    const report = await classifyPatch({
+      patch: input.patchFile,
+      source: input.tree,
+      buildCmd: input.buildCmd ?? undefined,
+      out: null,
+      bundles: false,
+      renderer: 'silent',
+    });
+    return { ...verdictOf(report), timings: report.timings, originalBuild: report.originalBuild };
+  } catch (error) {
+    if (error instanceof UserError) {
+      const lines = error.message.trim().split('\n');
+      const reason = lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1]!.trim()}` : lines[0]!;
+      return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null };
+    }
+    throw error;
+  }
+}

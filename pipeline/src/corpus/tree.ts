@@ -1,0 +1,95 @@
+/**
+ * Source trees for corpus units: the base version unpacked without its patches
+ * (dpkg-source --skip-patches), then the series applied up to a unit's start, so the unit
+ * applies exactly as it would have on top of the patches before it. Cached and never modified.
+ */
+import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { cacheRoot } from '../paths.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { tail } from '../setup/apt.ts';
+import { parseSeries, type SeriesEntry } from './series.ts';
+import { sha256 } from './units.ts';
+import { versionWithoutEpoch } from './debversion.ts';
+import { sourcesCache } from './registry.ts';
+import type { Manifest } from './manifest.ts';
+import type { CorpusUnit } from './units.ts';
+
+export const treesCache: string = join(cacheRoot, 'corpus', 'trees');
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+export function dscPath(manifest: Manifest): string {
+  return join(sourcesCache, manifest.package, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}.dsc`);
+}
+
+/** Applies one series patch with the strip level the series gives it; dry run first. */
+export async function applySeriesPatch(tree: string, entry: Pick<SeriesEntry, 'path' | 'strip'>): Promise<void> {
+  const file = join(tree, 'debian', 'patches', entry.path);
+  const args = [`-p${entry.strip}`, '--batch', '--forward', '--no-backup-if-mismatch', '-i', file];
+  const dry = await execa('patch', ['--dry-run', ...args], { cwd: tree, reject: false, all: true, stdin: 'ignore' });
+  if (dry.exitCode !== 0) throw new UserError(`debian/patches/${entry.path} does not apply:\n${tail(dry.all ?? '', 8)}`, ExitCode.buildFailed);
+  const real = await execa('patch', args, { cwd: tree, reject: false, all: true, stdin: 'ignore' });
+  if (real.exitCode !== 0) throw new UserError(`debian/patches/${entry.path} failed to apply:\n${tail(real.all ?? '', 8)}`, ExitCode.buildFailed);
+}
+
+/**
+ * The base version's tree with series patches [0, start) applied, at
+ * cacheRoot/corpus/trees/<pkg>_<version>/p<start>/tree. Built in a temporary folder and renamed,
+ * so an interrupted run never leaves a tree that looks finished.
+ */
+export async function treeAt(manifest: Manifest, start: number, log: (line: string) => void = () => {}): Promise<string> {
+  const root = join(treesCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, `p${start}`);
+  const tree = join(root, 'tree');
+  if (await exists(join(root, '.complete'))) return tree;
+  const dsc = dscPath(manifest);
+  if (!(await exists(dsc))) {
+    throw new UserError(`${dsc} is not in the cache: run 'wfbuild corpus manifest --packages ${manifest.package}' (it downloads the sources)`, ExitCode.missingPrerequisite);
+  }
+  const temp = `${root}.tmp-${process.pid}`;
+  await rm(temp, { recursive: true, force: true });
+  await mkdir(temp, { recursive: true });
+  try {
+    log(`${manifest.package}: unpacking ${manifest.baseVersion} without its patches`);
+    const x = await execa('dpkg-source', ['--skip-patches', '-x', dsc, join(temp, 'tree')], { reject: false, all: true, stdin: 'ignore' });
+    if (x.exitCode !== 0) throw new UserError(`dpkg-source -x ${dsc} failed:\n${tail(x.all ?? '', 8)}`, ExitCode.buildFailed);
+    const series = parseSeries(await readFile(join(temp, 'tree', 'debian', 'patches', 'series'), 'utf8').catch(() => ''));
+    if (start > series.length) throw new UserError(`${manifest.package}: unit starts at patch ${start} but the series has ${series.length}`, ExitCode.usage);
+    if (start > 0) log(`${manifest.package}: applying the first ${start} series patches`);
+    for (const entry of series.slice(0, start)) await applySeriesPatch(join(temp, 'tree'), entry);
+    await writeFile(join(temp, '.complete'), `${new Date().toISOString()}\n`);
+    await rm(root, { recursive: true, force: true });
+    await rename(temp, root);
+    return tree;
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * The unit's patch as one file (its patch files concatenated, in series order), written next
+ * to the cache so the pipeline can apply it with -p1. Checks the files against the manifest's
+ * hash: a manifest older than the registry's sources is an error, not a silent mismeasurement.
+ */
+export async function unitPatchFile(manifest: Manifest, unit: CorpusUnit, tree: string, outDir: string): Promise<string> {
+  const texts: string[] = [];
+  for (const path of unit.patches) {
+    const text = await readFile(join(tree, 'debian', 'patches', path), 'utf8').catch(() => undefined);
+    if (text === undefined) throw new UserError(`${manifest.package} ${manifest.baseVersion} has no debian/patches/${path}: is the manifest stale? run 'wfbuild corpus manifest'`, ExitCode.usage);
+    texts.push(text);
+  }
+  if (sha256(texts) !== unit.sha256) {
+    throw new UserError(`${manifest.package} unit ${unit.id}: the patches differ from the manifest's (sha256): run 'wfbuild corpus manifest --packages ${manifest.package}'`, ExitCode.usage);
+  }
+  if (unit.strip.some((s) => s !== 1)) {
+    throw new UserError(`${manifest.package} unit ${unit.id}: a patch with -p${unit.strip.find((s) => s !== 1)} in the series; the pipeline applies -p1 patches only`, ExitCode.usage);
+  }
+  await mkdir(outDir, { recursive: true });
+  const file = join(outDir, `${unit.sha256.slice(0, 16)}.patch`);
+  await writeFile(file, texts.map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join(''));
+  return file;
+}

@@ -1,0 +1,231 @@
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { mkdtemp, mkdir, readFile, readdir, rm, access, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { installShims, linkMap, parseInvocation, readRecords, wrapperEnv, type BuildLogEntry } from '../pipeline/src/wrapper/index.ts';
+import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
+import { explainReject } from '../pipeline/src/build/patched.ts';
+import { classifyOutcome } from '../pipeline/src/build/classify.ts';
+import type { Report } from '../pipeline/src/report/types.ts';
+
+const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
+const smallc = new URL('./fixtures/smallc/', import.meta.url).pathname;
+const tree = join(smallc, 'tree');
+
+let scratch: string;
+let cache: string;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'wfbuild-test-'));
+  cache = join(scratch, 'cache');
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+/** Runs the CLI with a private cache, as a user would. */
+function run(args: string[]) {
+  return execa(wfbuild, args, { reject: false, env: { WFPATCH_CACHE: cache }, all: true });
+}
+
+describe('compiler invocation parsing', () => {
+  const root = '/src/pkg';
+  it('reads a compile: source, object (relative to the tree), flags', () => {
+    const e = parseInvocation(root, '/src/pkg/lib', 'gcc', ['-DHAVE_CONFIG_H', '-I', '.', '-MT', 'x.o', '-MF', '.deps/x.Tpo', '-O2', '-c', '-o', 'x.o', '../src/x.c']);
+    expect(e).toMatchObject({ kind: 'compile', cwd: 'lib', sources: ['src/x.c'], object: 'lib/x.o' });
+  });
+  it('defaults the object to the source base name in the current folder', () => {
+    expect(parseInvocation(root, root, 'cc', ['-c', 'dir/y.c'])).toMatchObject({ object: 'y.o' });
+  });
+  it('reads a link: output, objects and archives, shared or not', () => {
+    expect(parseInvocation(root, root, 'gcc', ['-shared', '-o', 'libz.so.1', 'a.o', 'b.o', 'libc.a', '-lm'])).toMatchObject({
+      kind: 'link',
+      output: 'libz.so.1',
+      inputs: ['a.o', 'b.o', 'libc.a'],
+      shared: true,
+    });
+  });
+  it('ignores preprocessing, version queries and configure probes', () => {
+    expect(parseInvocation(root, root, 'gcc', ['-E', 'x.c'])).toBeNull();
+    expect(parseInvocation(root, root, 'gcc', ['--version'])).toBeNull();
+    expect(parseInvocation(root, root, 'gcc', ['-c', '-o', 'conftest.o', 'conftest.c'])).toBeNull();
+    expect(parseInvocation(root, root, 'gcc', ['-o', 'conftest', 'conftest.c'])).toBeNull();
+  });
+});
+
+describe('link map', () => {
+  it('follows partial links to the final binaries and keeps objects linked twice', () => {
+    const log: BuildLogEntry[] = [
+      { kind: 'compile', cwd: '.', sources: ['a.c'], object: 'a.o', tool: 'gcc', args: [] },
+      { kind: 'compile', cwd: '.', sources: ['b.c'], object: 'b.o', tool: 'gcc', args: [] },
+      { kind: 'compile', cwd: '.', sources: ['t.c'], object: 't.o', tool: 'gcc', args: [] },
+      { kind: 'link', cwd: '.', output: 'ab.o', inputs: ['a.o', 'b.o'], sources: [], shared: false, tool: 'gcc', args: ['-r'] },
+      { kind: 'link', cwd: '.', output: 'prog', inputs: ['ab.o'], sources: [], shared: false, tool: 'gcc', args: [] },
+      { kind: 'link', cwd: '.', output: 'libx.so', inputs: ['b.o'], sources: [], shared: true, tool: 'gcc', args: [] },
+    ];
+    const map = linkMap(log);
+    expect(map.get('a.o')).toEqual(['prog']);
+    expect(map.get('b.o')).toEqual(['libx.so', 'prog']);
+    expect(map.get('t.o')).toEqual([]);
+  });
+});
+
+describe('compiler wrapper (real gcc)', () => {
+  it('adds -ffunction-sections -fdata-sections, drops -flto, maps the tree path, records the call', async () => {
+    const dir = join(scratch, 'wrap');
+    const shims = join(dir, 'shims');
+    const records = join(dir, 'records');
+    await installShims(shims);
+    await mkdir(records);
+    await writeFile(join(dir, 'f.c'), 'int counter = 1;\nint f(int x) { return x + counter; }\nint g(void) { return 2; }\n');
+    const env = wrapperEnv(shims, records, dir);
+    await execa('gcc', ['-O2', '-fPIC', '-flto', '-g', '-c', '-o', 'f.o', 'f.c'], { cwd: dir, env, extendEnv: true });
+    await execa('gcc', ['-shared', '-o', 'libf.so', 'f.o'], { cwd: dir, env });
+    const log = await readRecords(dir, records);
+    expect(log).toHaveLength(2);
+    const [compile, link] = log;
+    expect(compile).toMatchObject({ kind: 'compile', sources: ['f.c'], object: 'f.o', tool: 'gcc' });
+    expect(compile.args).toContain('-ffunction-sections');
+    expect(compile.args).toContain('-fdata-sections');
+    expect(compile.args).toContain(`-ffile-prefix-map=${dir}=.`);
+    expect(compile.args).not.toContain('-flto');
+    expect(link).toMatchObject({ kind: 'link', output: 'libf.so', inputs: ['f.o'], shared: true });
+    const sections = (await execa('readelf', ['-SW', join(dir, 'f.o')])).stdout;
+    expect(sections).toContain('.text.f');
+    expect(sections).toContain('.text.g');
+    expect(sections).toContain('.data.counter');
+    expect(sections).not.toContain('.gnu.lto');
+    // The debug info names the tree as ".", so a copy of the tree compiles to the same bytes.
+    expect((await execa('readelf', ['--debug-dump=info', join(dir, 'f.o')])).stdout).not.toContain(dir);
+  });
+
+  it('passes the compiler exit status through and records nothing for a failed compile', async () => {
+    const dir = join(scratch, 'wrapfail');
+    await installShims(join(dir, 'shims'));
+    await mkdir(join(dir, 'records'));
+    await writeFile(join(dir, 'bad.c'), 'int f( {\n');
+    const result = await execa('gcc', ['-c', 'bad.c'], { cwd: dir, env: wrapperEnv(join(dir, 'shims'), join(dir, 'records'), dir), reject: false });
+    expect(result.exitCode).toBe(1);
+    expect(await readdir(join(dir, 'records'))).toEqual([]);
+  });
+});
+
+describe('classification rules', () => {
+  const obj = (outcome: 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error') => ({
+    object: 'x.o', source: 'x.c', binaries: ['prog'], verdicts: [{ binary: 'prog', outcome, exitCode: 0, verdict: null }],
+  });
+  it.each([
+    [[obj('patch')], [], 'kpatchable', true, true],
+    [[obj('patch'), obj('not-text-only')], [], 'not-text-only', false, false],
+    [[obj('patch'), obj('not-patchable')], [], 'not-kpatchable', true, false],
+    [[obj('patch')], ['prog'], 'not-kpatchable', true, false],
+    [[obj('nothing')], [], 'no-compiled-code', null, null],
+    [[], [], 'no-compiled-code', null, null],
+    [[obj('error')], [], 'not-kpatchable', null, false],
+  ] as const)('%#: %j → %s', (objects, unbundled, outcome, textOnly, kpatchable) => {
+    expect(classifyOutcome({ touchesCompiledCode: true, objects: [...objects], reasons: [], unbundled: [...unbundled] })).toEqual({ outcome, textOnly, kpatchable });
+  });
+});
+
+describe('patch rejects', () => {
+  it('names the file and the hunk', () => {
+    const msg = explainReject('checking file greet.c\nHunk #1 FAILED at 7.\n1 out of 1 hunk FAILED\n', 'fix.patch');
+    expect(msg).toContain('greet.c: hunk #1 (at line 7) does not apply');
+  });
+});
+
+describe('wfbuild on the smallc fixture (integration: real make, gcc, create-diff-object, ld)', () => {
+  const out = (name: string): string => join(scratch, 'out', name);
+
+  it('text-only patch: kpatch-able, one bundle with .wfpatch.meta for the binary (exit 0)', async () => {
+    const result = await run([join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--source', tree, '--out', out('text')]);
+    expect(result.exitCode, result.all).toBe(0);
+    const report = JSON.parse(await readFile(join(out('text'), 'report.json'), 'utf8')) as Report;
+    expect(report).toMatchObject({ outcome: 'kpatchable', textOnly: true, kpatchable: true, cves: ['CVE-2099-0001'], reasons: [] });
+    expect(report.objects.map((o) => o.object)).toEqual(['greet.o']);
+    expect(report.objects[0].verdicts[0]).toMatchObject({ binary: 'smallc', outcome: 'patch', exitCode: 0 });
+    expect(report.bundles).toHaveLength(1);
+    const bundle = report.bundles[0];
+    expect(bundle).toMatchObject({ binary: 'smallc', file: 'smallc.wfp', objects: ['greet.o'] });
+    expect(Object.keys(report.timings)).toEqual(['triage', 'source', 'originalBuild', 'patchedBuild', 'diff', 'bundle']);
+    const file = join(out('text'), 'smallc.wfp');
+    const meta = await readBundleMeta(file, scratch);
+    expect(meta).toEqual({ format: 1, patch: '0001-text-only-CVE-2099-0001.patch', sha256: report.patch.sha256, cves: ['CVE-2099-0001'], target: { path: 'smallc', buildId: bundle.buildId } });
+    expect(bundle.buildId).toMatch(/^[0-9a-f]{40}$/);
+    const sections = (await execa('readelf', ['-SW', file])).stdout;
+    expect(sections).toContain('.wfpatch.funcs');
+    expect(sections).toContain('.text.greet');
+    expect((await execa('readelf', ['-h', file])).stdout).toMatch(/REL \(Relocatable file\)/);
+    expect((await readdir(out('text'))).sort()).toEqual(['report.json', 'smallc.wfp']);
+  });
+
+  it('data patch: not text-only, with the object, symbol and what changed (exit 4), reusing the cached original build', async () => {
+    const result = await run(['build', join(smallc, 'patches/0002-data-change.patch'), '--source', tree, '--out', out('data'), '--json']);
+    expect(result.exitCode, result.all).toBe(4);
+    const report = JSON.parse(result.stdout) as Report;
+    expect(report).toMatchObject({ outcome: 'not-text-only', textOnly: false, kpatchable: false, bundles: [] });
+    expect(report.originalBuild?.cached).toBe(true);
+    expect(report.reasons).toContainEqual(expect.objectContaining({ object: 'table.o', kind: 'data', symbol: 'limits' }));
+    expect(report.reasons[0].what).toMatch(/initializer changed/);
+    expect(JSON.parse(await readFile(join(out('data'), 'report.json'), 'utf8'))).toEqual(report);
+  });
+
+  it('docs-only patch: no compiled code changed, nothing built (exit 3)', async () => {
+    const result = await run(['classify', join(smallc, 'patches/0003-docs-only.patch'), '--source', tree, '--out', out('docs')]);
+    expect(result.exitCode, result.all).toBe(3);
+    const report = JSON.parse(await readFile(join(out('docs'), 'report.json'), 'utf8')) as Report;
+    expect(report).toMatchObject({ outcome: 'no-compiled-code', textOnly: null, kpatchable: null, originalBuild: null, objects: [] });
+  });
+
+  it('classify writes report.json but no bundle', async () => {
+    const result = await run(['classify', join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--source', tree, '--out', out('classify')]);
+    expect(result.exitCode, result.all).toBe(0);
+    expect(await readdir(out('classify'))).toEqual(['report.json']);
+    const report = JSON.parse(await readFile(join(out('classify'), 'report.json'), 'utf8')) as Report;
+    expect(report.bundles[0]).toMatchObject({ binary: 'smallc', file: null });
+  });
+
+  it('report prints the table of several outputs', async () => {
+    const result = await run(['report', out('text'), out('data'), join(out('docs'), 'report.json')]);
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.stdout).toMatch(/0001-text-only-CVE-2099-0001\.patch\s+-\s+CVE-2099-0001\s+kpatchable\s+yes\s+yes\s+1/);
+    expect(result.stdout).toMatch(/0002-data-change\.patch.*not-text-only\s+no\s+no\s+0\s+table\.o: limits/);
+    expect(result.stdout).toContain('3 patch(es): 2 change compiled code; text-only 1/2, kpatch-able 1/2');
+    const bad = await run(['report', join(scratch, 'nowhere')]);
+    expect(bad.exitCode).toBe(2);
+  });
+});
+
+describe('bad input: clear error, non-zero exit, nothing written', () => {
+  const cases: [string, string[], number, RegExp][] = [
+    ['a patch that does not apply', [join(smallc, 'bad/does-not-apply.patch'), '--source', tree], 2, /greet\.c: hunk #1 \(at line 7\) does not apply/],
+    ['a patch for another package', [join(smallc, 'bad/other-package.patch'), '--source', tree], 2, /do not exist in the tree \(src\/event\/ngx_event\.c\).*another package/],
+    ['a binary file in the patch', [join(smallc, 'bad/binary-file.patch'), '--source', tree], 2, /binary diff for logo\.png/],
+    ['not a patch', [join(smallc, 'bad/not-a-patch.patch'), '--source', tree], 2, /not a patch/],
+    ['a tree with no build system', [join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--source', join(smallc, 'no-build-system')], 2, /no build system found/],
+    ['a package that does not build', [join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--source', tree, '--build-cmd', 'make no-such-target'], 12, /original build .* failed \(make no-such-target, exit 2\)[\s\S]*No rule to make target/],
+    ['an unknown package', [join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--package', 'no-such-package-wfpatch'], 2, /no such source package/],
+    ['both --package and --source', [join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--package', 'memcached', '--source', tree], 2, /exactly one of/],
+  ];
+  it.each(cases)('%s', async (_what, args, code, message) => {
+    const target = join(scratch, 'bad-out', _what.replace(/\W+/g, '-'));
+    const result = await run([...args, '--out', target]);
+    expect(result.exitCode, result.all).toBe(code);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toMatch(/at .*\.ts:\d+/);
+    expect(await exists(target)).toBe(false);
+    expect(await exists(join(scratch, 'bad-out'))).toBe(false);
+  });
+
+  it('leaves no work copies or half-built original builds in the cache', async () => {
+    expect(await readdir(join(cache, 'wfbuild/work')).catch(() => [])).toEqual([]);
+    for (const key of await readdir(join(cache, 'wfbuild/orig'))) {
+      expect(await exists(join(cache, 'wfbuild/orig', key, 'meta.json'))).toBe(true);
+    }
+  });
+});
