@@ -94,12 +94,12 @@ static bool in_file(const struct wf_obj *obj, uint64_t off, uint64_t len)
 
 static int check_header(struct wf_obj *obj, char *err)
 {
+	if (obj->size < SELFMAG || memcmp(obj->buf, ELFMAG, SELFMAG))
+		return wf_errf(err, "not an ELF file (bad magic)");
 	if (obj->size < sizeof(Elf64_Ehdr))
 		return wf_errf(err, "truncated: %zu bytes is smaller than an ELF header", obj->size);
 	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)obj->buf;
 	obj->eh = eh;
-	if (memcmp(eh->e_ident, ELFMAG, SELFMAG))
-		return wf_errf(err, "not an ELF file (bad magic)");
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64)
 		return wf_errf(err, "ELF class %u, expected ELFCLASS64", eh->e_ident[EI_CLASS]);
 	if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
