@@ -231,3 +231,171 @@ ${orig.replace('int lookup', '\n\n// explain lookup\nint lookup')}`;
     expect(r.verdict.changedData).toEqual([expect.objectContaining({ name: 'settings', reason: 'size changed from 8 to 24 bytes' })]);
   });
 });
+
+const scaleSrc = `static int scale(const int *v, int n, int k) {
+  int s = 0;
+  for (int i = 0; i < n; i++) { s += v[i] / k + v[i] % k; if (s > 1000 * k) s -= v[i] * k; s ^= (s >> 3) * k; }
+  for (int i = 0; i < n; i += 2) s += v[i] / (k + 1);
+  return s;
+}
+int p5(const int *v, int n) { return scale(v, n, 5) + scale(v + 1, n - 1, 5); }
+int p7(const int *v, int n) { return scale(v, n, 7) + scale(v, n / 2, 7) + 1; }
+int p9(const int *v, int n) { return scale(v, n, 9) + scale(v, n / 3, 9) + 2; }
+`;
+
+const coldSrc = `#include <stdio.h>
+extern int g;
+static void __attribute__((noinline, cold)) complain(int v, int i) { fprintf(stderr, "bad %d at %d\\n", v, i); }
+int api4(int *v, int n) {
+  int s = 0;
+  for (int i = 0; i < n; i++) {
+    if (v[i] < 0) { complain(v[i], i); g++; continue; }
+    s += v[i] * g;
+  }
+  return s;
+}
+static int split(int x) {
+  if (__builtin_expect(x > 0, 1)) return x;
+  for (int i = 0; i < x * 3; i++) { printf("neg %d %d\\n", i, x); fflush(stdout); printf("more %d\\n", i); g += i; printf("again %d %d\\n", g, x); }
+  return -x;
+}
+int api3(int x) { return split(x) + split(x + 1); }
+int api5(int x) { return split(x * 2) + split(x - 1); }
+struct big { int a, b, c, d; char pad[64]; };
+static int __attribute__((noinline)) use_b(struct big *p) { return p->b * 7 + g; }
+int api1(struct big *p) { return use_b(p) + 3; }
+`;
+
+describe.each(models)('create-diff-object, GCC clones and splits, -f%s', (model) => {
+  it('.constprop clones renumbered by the patch bind to the original clone', async () => {
+    // dropping p9's clone renumbers the others: p7's clone is .1 in the original, .0 after
+    const patched = scaleSrc.replace('return scale(v, n, 9) + scale(v, n / 3, 9) + 2;', 'return n * 13;').replace('scale(v, n / 2, 7) + 1', 'scale(v, n / 2, 7) + 3');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': scaleSrc }, patched: { 'x.c': patched }, flags: ['-fipa-cp-clone'] });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['p7', 'p9']);
+    expect(r.verdict.newFunctions).toEqual([]);
+    const und = undefinedSyms(r.out!).filter((n) => n.includes('scale'));
+    expect(und).toEqual(['__wfsym:1:scale.constprop.1:x.c']);
+  });
+
+  it('.cold: a changed function brings its cold part, without a record for it', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': coldSrc }, patched: { 'x.c': coldSrc.replace('s += v[i] * g;', 's += v[i] * g + 1;') } });
+    expect(r.exitCode).toBe(0);
+    // the cold part usually changes too (its jumps back into api4 move); either way it comes along
+    const all = [...r.verdict.changedFunctions, ...r.verdict.includedFunctions];
+    expect(names(all)).toEqual(['api4', 'api4.cold']);
+    expect(all.find((f) => f.name === 'api4.cold')!.record).toBeNull();
+    expect(r.out!.sections.map((s) => s.name)).toEqual(expect.arrayContaining(['.text.api4', '.text.unlikely.api4']));
+    expect(relocsOf(r.out!, '.wfpatch.funcs').filter((x) => x.offset % 32 === 0).map((x) => x.symbol)).toEqual(['api4']);
+    // the cold part jumps back into the new body, not the old one
+    expect(relocsOf(r.out!, '.text.unlikely.api4').some((x) => x.symbol === '.text.api4')).toBe(true);
+  });
+
+  it('.cold: a change only in the cold part replaces its function', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': coldSrc }, patched: { 'x.c': coldSrc.replace('complain(v[i], i); g++;', 'complain(v[i], i); g += 2;') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['api4.cold']);
+    expect(r.verdict.includedFunctions).toEqual([expect.objectContaining({ name: 'api4', reason: 'its .cold part changed', record: 'api4' })]);
+  });
+
+  it('.part: a change in the split-off slow path replaces only the part', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': coldSrc }, patched: { 'x.c': coldSrc.replace('g += i;', 'g += 2 * i;') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['split.part.0']);
+    expect(r.verdict.changedFunctions[0]!.record).toBe('__wfsym:1:split.part.0:x.c');
+  });
+
+  it('.isra: a changed caller refers to the original clone', async () => {
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': coldSrc }, patched: { 'x.c': coldSrc.replace('use_b(p) + 3', 'use_b(p) + 4') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['api1']);
+    expect(undefinedSyms(r.out!)).toContain('__wfsym:1:use_b.isra.0:x.c');
+  });
+});
+
+describe('create-diff-object, relocation types', () => {
+  const src = `#include <stdio.h>
+int table[16] = { 1, 2, 3 };
+extern int a(int), b(int), c(int), d(int), e(int);
+int pick(int i) { return table[i & 15]; }
+int say(int x) { return printf("value %d\\n", x); }
+int sw(int x) {
+  switch (x) { case 0: return a(x); case 1: return b(x) + 1; case 2: return c(x); case 3: return d(x) * 3; case 4: return e(x) + 123; case 5: return a(x + 9); case 6: return b(x - 2); default: return -1; }
+}
+`;
+  const patched = src.replace('table[i & 15]', 'table[i & 7]').replace('"value %d', '"value: %d').replace('+ 123', '+ 124');
+
+  it('fixed-address code: R_X86_64_32, 32S and 64 (jump table entries)', async () => {
+    const r = await runCase({ model: 'nopic', link: true, file: 'x.c', orig: { 'x.c': src, 'main.c': 'int a(int x){return x;} int b(int x){return x;} int c(int x){return x;} int d(int x){return x;} int e(int x){return x;}\nint sw(int);\nint main(void){return sw(0);}\n' }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['pick', 'say', 'sw']);
+    const types = new Set(r.out!.relocs.map((x) => x.type));
+    for (const t of ['R_X86_64_32', 'R_X86_64_32S', 'R_X86_64_64', 'R_X86_64_PLT32']) expect(types).toContain(t);
+    expect(relocsOf(r.out!, '.text.pick').find((x) => x.symbol === 'table')?.type).toBe('R_X86_64_32S');
+    expect(relocsOf(r.out!, '.rodata.sw').every((x) => x.type === 'R_X86_64_64' && x.symbol === '.text.sw')).toBe(true);
+    expect(r.verdict.references.every((x) => x.resolved)).toBe(true);
+  });
+
+  it('PIC: PC32, PLT32, REX_GOTPCRELX; -fno-plt: GOTPCRELX', async () => {
+    const r = await runCase({ model: 'pic', file: 'x.c', orig: { 'x.c': src }, patched: { 'x.c': patched }, flags: ['-fno-plt'] });
+    expect(r.exitCode).toBe(0);
+    const types = new Set(r.out!.relocs.map((x) => x.type));
+    for (const t of ['R_X86_64_PC32', 'R_X86_64_GOTPCRELX', 'R_X86_64_REX_GOTPCRELX']) expect(types).toContain(t);
+    expect(relocsOf(r.out!, '.text.say').find((x) => x.symbol === 'printf')?.type).toBe('R_X86_64_GOTPCRELX');
+    expect(relocsOf(r.out!, '.text.pick').find((x) => x.symbol === 'table')?.type).toBe('R_X86_64_REX_GOTPCRELX');
+    const plt = await runCase({ model: 'pic', file: 'x.c', orig: { 'x.c': src }, patched: { 'x.c': patched } });
+    expect(relocsOf(plt.out!, '.text.say').find((x) => x.symbol === 'printf')?.type).toBe('R_X86_64_PLT32');
+  });
+
+  it('unrelaxable GOTPCREL (assembler relaxation off)', async () => {
+    const r = await runCase({ model: 'pic', file: 'x.c', orig: { 'x.c': src }, patched: { 'x.c': patched }, flags: ['-Wa,-mrelax-relocations=no'] });
+    expect(r.exitCode).toBe(0);
+    expect(relocsOf(r.out!, '.text.pick').find((x) => x.symbol === 'table')?.type).toBe('R_X86_64_GOTPCREL');
+  });
+});
+
+describe('create-diff-object --binary', () => {
+  const lib = `#include <stdio.h>
+static int hits;
+static int __attribute__((noinline)) bump(int x) { hits += x; return hits; }
+int api(int x) { return bump(x) + printf("api %d\\n", x); }
+`;
+  const main = 'int api(int);\nint main(int c, char **v) { (void)v; return api(c); }\n';
+
+  it('records the build-id and checks every reference', async () => {
+    const r = await runCase({ model: 'pie', link: true, file: 'x.c', orig: { 'x.c': lib, 'main.c': main }, patched: { 'x.c': lib.replace('"api %d', '"api(%d)') } });
+    expect(r.exitCode).toBe(0);
+    const { stdout } = await execa('readelf', ['-n', r.binary!]);
+    const id = /Build ID: ([0-9a-f]+)/.exec(stdout)![1]!;
+    expect(r.verdict.target?.buildId).toBe(id);
+    const target = await execa('readelf', ['-p', '.wfpatch.target', r.outPath]);
+    expect(target.stdout).toContain(`build-id=${id}`);
+    const refs = Object.fromEntries(r.verdict.references.map((x) => [x.symbol, x]));
+    expect(refs['__wfsym:1:bump:x.c']).toMatchObject({ local: true, resolved: true });
+    expect(refs['printf']).toMatchObject({ resolved: true });
+    expect(refs['printf']!.how).toMatch(/shared library/);
+    expect(refs['api']).toMatchObject({ resolved: true, how: 'defined in the binary' });
+  });
+
+  it('names references that do not resolve in the binary (exit 5)', async () => {
+    const patched = `extern int nowhere_to_be_found(int);\n${lib.replace('return bump(x) +', 'return bump(x) + nowhere_to_be_found(x) +')}`;
+    const r = await runCase({ model: 'pie', link: true, file: 'x.c', orig: { 'x.c': lib, 'main.c': main }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(5);
+    expect(r.verdict.patchable).toBe(false);
+    expect(r.verdict.unresolved).toEqual(['nowhere_to_be_found']);
+    expect(r.verdict.reasons.find((x) => x.kind === 'unpatchable')?.symbol).toBe('nowhere_to_be_found');
+  });
+
+  it('a function the linker dropped gets no record', async () => {
+    const extra = (k: number): string => `int unused_api(int x) { return x * ${k}; }\n`;
+    const patched = `${lib.replace('hits += x;', 'hits += 2 * x;')}${extra(4)}`;
+    const r = await runCase({ model: 'pie', link: true, ldflags: ['-Wl,--gc-sections'], file: 'x.c', orig: { 'x.c': `${lib}${extra(3)}`, 'main.c': main }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['bump', 'unused_api']);
+    expect(r.verdict.changedFunctions.find((f) => f.name === 'unused_api')!.record).toBeNull();
+    expect(r.verdict.notes.join('\n')).toContain('unused_api is not in the binary');
+    expect(relocsOf(r.out!, '.wfpatch.funcs').map((x) => x.symbol)).toEqual(['__wfsym:1:bump:x.c', 'bump']);
+    expect(undefinedSyms(r.out!)).not.toContain('unused_api');
+  });
+});
+

@@ -167,7 +167,8 @@ int write_output(struct diff *d, const char *path)
 {
 	struct object *p = d->patched;
 	struct out o = { 0 };
-	struct outsec *symtab, *strtab, *shstrtab, *funcs = NULL;
+	struct outsec *symtab, *strtab, *shstrtab;
+	size_t funcs_idx = 0;	/* index into o.s + 1; o.s moves as it grows */
 	size_t ncontent, nrec = 0, firstglobal;
 	unsigned char *fdata = NULL;
 	char *tmp, err[600];
@@ -194,8 +195,10 @@ int write_output(struct diff *d, const char *path)
 			nrec++;
 	if (nrec) {
 		fdata = xzalloc(nrec * 32);
-		funcs = add_sec(&o, ".wfpatch.funcs", SHT_PROGBITS, 0, 8, fdata, nrec * 32);
+		struct outsec *funcs = add_sec(&o, ".wfpatch.funcs", SHT_PROGBITS, 0, 8, fdata, nrec * 32);
+
 		funcs->sh.sh_entsize = 32;
+		funcs_idx = funcs->idx;
 	}
 	if (d->target && d->target->build_id[0]) {
 		char *t = xasprintf("build-id=%s", d->target->build_id);
@@ -212,7 +215,7 @@ int write_output(struct diff *d, const char *path)
 	for (size_t i = 0; i < ncontent; i++) {
 		struct outsec *s = &o.s[i];
 
-		if (s->src || s == funcs) {
+		if (s->src || s->idx == funcs_idx) {
 			s->secsym = add_sym(&o, NULL, STB_LOCAL, STT_SECTION, s->idx, 0, 0);
 			if (s->src)
 				s->src->out_secsym = s->secsym;
@@ -258,7 +261,7 @@ int write_output(struct diff *d, const char *path)
 		struct rela *rv;
 		size_t n;
 
-		if (s == funcs) {
+		if (s->idx == funcs_idx) {
 			Elf64_Rela *r = xzalloc(nrec * 2 * sizeof(*r));
 			size_t k = 0;
 

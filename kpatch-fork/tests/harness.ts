@@ -34,6 +34,8 @@ export interface CaseSpec {
   readonly link?: boolean;
   /** extra compiler flags */
   readonly flags?: readonly string[];
+  /** extra link flags */
+  readonly ldflags?: readonly string[];
 }
 
 export interface Section { readonly name: string; readonly type: string; readonly flags: string; readonly size: number }
@@ -117,7 +119,7 @@ async function linkTree(root: string, files: string[], spec: CaseSpec): Promise<
   const cxx = files.some(isCxx);
   const out = spec.model === 'pic' ? 'libcase.so' : 'prog';
   const ldflags = spec.model === 'pic' ? ['-shared'] : spec.model === 'pie' ? ['-pie'] : ['-no-pie'];
-  await execa(cxx ? 'g++' : 'gcc', [...ldflags, '-Wl,--build-id', '-o', out, ...objs], { cwd: root });
+  await execa(cxx ? 'g++' : 'gcc', [...ldflags, ...(spec.ldflags ?? []), '-Wl,--build-id', '-o', out, ...objs], { cwd: root });
   return join(root, out);
 }
 
