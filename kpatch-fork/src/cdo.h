@@ -185,6 +185,7 @@ struct reason {
 
 struct diff {
 	struct object *orig, *patched;
+	const char *orig_path, *patched_path;
 	struct target *target;
 
 	struct extref **exts;

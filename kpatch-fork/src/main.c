@@ -73,6 +73,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	D.text_only = D.patchable = true;
+	D.orig_path = pos[0];
+	D.patched_path = pos[1];
 
 	/* pass 1: read */
 	D.orig = &orig;

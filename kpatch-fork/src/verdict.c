@@ -122,9 +122,9 @@ int write_verdict(struct diff *d, const char *path, const char *output)
 	fprintf(f, "  \"exitCode\": %d,\n  \"error\": ", d->exit_code);
 	jstr(f, d->error[0] ? d->error : NULL);
 	fputs(",\n  \"orig\": ", f);
-	jstr(f, d->orig ? d->orig->path : NULL);
+	jstr(f, d->orig_path);
 	fputs(",\n  \"patched\": ", f);
-	jstr(f, d->patched ? d->patched->path : NULL);
+	jstr(f, d->patched_path);
 	fputs(",\n  \"output\": ", f);
 	jstr(f, d->exit_code == 0 ? output : NULL);
 	fputs(",\n  \"file\": ", f);

@@ -231,7 +231,8 @@ int write_output(struct diff *d, const char *path)
 				continue;
 			s->out_idx = add_sym(&o, s->name, s->out_bind, s->type, s->sec->out_idx,
 					     s->st.st_value, s->st.st_size);
-			o.syms[s->out_idx].st_other = s->st.st_other;
+			/* locals carry no visibility (ld warns about hidden locals) */
+			o.syms[s->out_idx].st_other = s->out_bind == STB_LOCAL ? 0 : s->st.st_other;
 		}
 	}
 	for (size_t i = 0; i < d->nrecs; i++)

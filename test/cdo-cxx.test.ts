@@ -1,0 +1,111 @@
+/**
+ * create-diff-object: C++ — mangled names, COMDAT groups (inline functions, template
+ * instances), constructor aliases, exception tables and personality, vtables as data.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { repoRoot } from '../pipeline/src/paths.ts';
+import { cleanup, definedSym, names, relocsOf, runCase, undefinedSyms, type CodeModel } from '../kpatch-fork/tests/harness.ts';
+
+beforeAll(async () => {
+  await execa('make', ['-C', `${repoRoot}/kpatch-fork`, 'bin/create-diff-object']);
+});
+afterAll(cleanup);
+
+const src = `#include <stdexcept>
+#include <string>
+#include <vector>
+#include <cstdio>
+struct Foo {
+  int v;
+  explicit Foo(int v_);
+  int bar(int x) const;
+  virtual ~Foo() {}
+  virtual int virt(int x) { return x + v; }
+};
+Foo::Foo(int v_) : v(v_ * 2) {}
+int Foo::bar(int x) const { return v * x; }
+template <class T> __attribute__((noinline)) T sq(T t) { return t * t + 1; }
+inline __attribute__((noinline)) int twice(int x) { return 2 * x + 1; }
+int parse(const std::string &s) {
+  try {
+    if (s.empty()) throw std::runtime_error("empty");
+    return std::stoi(s);
+  } catch (const std::invalid_argument &e) {
+    std::printf("bad: %s\\n", e.what());
+    return -1;
+  } catch (int code) {
+    return code;
+  }
+}
+int use(int x) { Foo f(3); return f.bar(x) + sq(x) + sq<long>(x) + twice(x) + f.virt(1); }
+std::vector<int> make(int n) { std::vector<int> v; for (int i = 0; i < n; i++) v.push_back(sq(i)); return v; }
+`;
+const main = 'int use(int);\nint main(int c, char **) { return use(c); }\n';
+
+const models: CodeModel[] = ['pie', 'pic'];
+
+describe.each(models)('create-diff-object, C++, -f%s', (model) => {
+  it('mangled member function: replaced by its mangled name', async () => {
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': src.replace('return v * x;', 'return v * x + 1;') } });
+    expect(r.exitCode).toBe(0);
+    // with -fPIE GCC may also inline bar() into use(): then use() changed too
+    expect(names(r.verdict.changedFunctions).filter((n) => n !== '_Z3usei')).toEqual(['_ZNK3Foo3barEi']);
+    expect(relocsOf(r.out!, '.wfpatch.funcs').map((x) => x.symbol)).toEqual(expect.arrayContaining(['_ZNK3Foo3barEi']));
+  });
+
+  it('template instances (COMDAT): replaced, copied out of their groups, callers untouched', async () => {
+    const r = await runCase({ model, link: true, file: 'x.cc', orig: { 'x.cc': src, 'main.cc': main }, patched: { 'x.cc': src.replace('return t * t + 1;', 'return t * t + 2;') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['_Z2sqIiET_S0_', '_Z2sqIlET_S0_']);
+    expect(r.verdict.changedFunctions.every((f) => f.binding === 'weak')).toBe(true);
+    const out = r.out!;
+    expect(out.sections.some((s) => s.type === 'GROUP')).toBe(false);
+    expect(out.sections.filter((s) => s.flags.includes('G'))).toEqual([]);
+    expect(definedSym(out, '_Z2sqIiET_S0_')).toMatchObject({ bind: 'LOCAL' });
+    // the old instances are named plainly and must exist: strong undefined references
+    expect(out.symbols.find((s) => s.name === '_Z2sqIiET_S0_' && s.ndx === 'UND')).toMatchObject({ bind: 'GLOBAL' });
+    expect(r.verdict.references.every((x) => x.resolved)).toBe(true);
+  });
+
+  it('inline function in a COMDAT group: only it changes when not inlined', async () => {
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': src.replace('return 2 * x + 1;', 'return 2 * x + 3;') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['_Z5twicei']);
+  });
+
+  it('constructor aliases (C1/C2 at one address) get one record', async () => {
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': src.replace('v(v_ * 2)', 'v(v_ * 4)') } });
+    expect(r.exitCode).toBe(0);
+    const changed = names(r.verdict.changedFunctions);
+    expect(changed).toEqual(expect.arrayContaining(['_ZN3FooC1Ei', '_ZN3FooC2Ei']));
+    const olds = relocsOf(r.out!, '.wfpatch.funcs').filter((x) => x.offset % 32 === 0).map((x) => x.symbol);
+    expect(olds.filter((n) => /^_ZN3FooC[12]Ei$/.test(n))).toHaveLength(1);
+  });
+
+  it('exceptions: landing pads, .gcc_except_table, personality and typeinfo slots come along', async () => {
+    const r = await runCase({ model, link: true, file: 'x.cc', orig: { 'x.cc': src, 'main.cc': main }, patched: { 'x.cc': src.replace('"bad: %s\\n"', '"invalid: %s\\n"').replace('return code;', 'return code + 1;') } });
+    expect(r.exitCode).toBe(0);
+    const parse = '_Z5parseRKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE';
+    const all = names([...r.verdict.changedFunctions, ...r.verdict.includedFunctions]);
+    expect(all).toEqual([parse, `${parse}.cold`]);
+    const out = r.out!;
+    const secs = out.sections.map((s) => s.name);
+    expect(secs).toContain(`.gcc_except_table.${parse}`);
+    expect(secs).toContain('.eh_frame');
+    // the CIE's personality goes through a copied DW.ref slot to the real personality routine
+    expect(definedSym(out, 'DW.ref.__gxx_personality_v0')).toMatchObject({ type: 'OBJECT', bind: 'LOCAL' });
+    expect(relocsOf(out, '.eh_frame').map((x) => x.symbol)).toEqual(expect.arrayContaining(['DW.ref.__gxx_personality_v0', `.gcc_except_table.${parse}`, `.text.${parse}`]));
+    expect(undefinedSyms(out)).toEqual(expect.arrayContaining(['__gxx_personality_v0', '_ZTIi', '_ZTISt16invalid_argument']));
+    // the LSDA's type table points at typeinfo through DW.ref slots
+    expect(relocsOf(out, `.gcc_except_table.${parse}`).map((x) => x.symbol)).toEqual(expect.arrayContaining(['DW.ref._ZTIi']));
+    expect(r.verdict.unresolved).toEqual([]);
+  });
+
+  it('a new virtual function changes the vtable: not text-only', async () => {
+    const patched = src.replace('virtual int virt(int x) { return x + v; }', 'virtual int virt(int x) { return x + v; }\n  virtual int more(int x) { return x - v; }');
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': patched } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.changedData.map((d) => d.name)).toContain('_ZTV3Foo');
+  });
+});
