@@ -1,0 +1,150 @@
+// libwfpatch in the guest (debug kernel with address-space generations): local mode, where every
+// thread migrates on its own, side by side with global mode for the three problems. One boot
+// runs every scenario (kpatch-fork/runtime/tests/guest-suite.sh); the assertions read the
+// scenario outputs and the runtime's JSON logs that come back through /results.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../pipeline/src/paths.ts';
+import { runInVm, type RunInVmResult } from '../pipeline/src/vm/index.ts';
+
+const runtime = join(repoRoot, 'kpatch-fork/runtime');
+const build = join(runtime, 'tests/build');
+// Shorter than the issue's 10 s where the point stands (TCG on 2 shared cores); override with
+// WFPATCH_RUNTIME_LONG_MS=10000 for the full scenario.
+const longMs = Number(process.env.WFPATCH_RUNTIME_LONG_MS ?? 6000);
+
+const scenarios = [
+  'versions:local:versions',
+  `long:local:long:${longMs}`,
+  `blocking:local:blocking:${longMs}`,
+  'deps-local:local:deps:v2.o',
+  'deps-global:global:deps:v2.o',
+  'stack:local:stack:slow2.o:3000',
+  'stacked:local:stacked:v2.o:v3.o',
+  'shlib:local:shlib:lib11.o',
+  'bad:local:bad:v2.o:truncated.o:wrongid.o:badreloc.o',
+];
+
+let out: string;
+let vm: RunInVmResult;
+
+interface Outcome {
+  rc: number;
+  lines: Record<string, any>[];
+  result: Record<string, any>;
+  log: Record<string, any>[];
+}
+
+async function outcome(name: string): Promise<Outcome> {
+  const read = async (ext: string): Promise<string> => readFile(join(out, `${name}.${ext}`), 'utf8').catch(() => '');
+  const parse = (text: string): Record<string, any>[] => text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  const lines = parse(await read('out'));
+  return { rc: Number((await read('rc')).trim()), lines, result: lines.at(-1) ?? {}, log: parse(await read('jsonl')) };
+}
+
+const events = (log: Record<string, any>[], name: string): Record<string, any>[] => log.filter((e) => e.event === name);
+
+beforeAll(async () => {
+  await execa('make', ['-C', join(repoRoot, 'kpatch-fork'), '-j2'], { env: { MAKEFLAGS: '' } });
+  await execa('make', ['-C', runtime, 'test-programs']);
+  out = await mkdtemp(join(tmpdir(), 'wfruntime-guest-'));
+  const files = ['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'slow2.o', 'lib11.o', 'wrongid.o', 'badreloc.o'].map((f) => ({ host: join(build, f) }));
+  vm = await runInVm({
+    variant: 'debug',
+    program: join(runtime, 'tests/guest-suite.sh'),
+    args: scenarios,
+    files,
+    env: { WF_GLOBAL_TIMEOUT: '3' },
+    cpus: 2,
+    memMiB: 1024,
+    timeoutSec: 900,
+    outDir: out,
+  });
+}, 1_800_000);
+
+describe('libwfpatch local mode in the guest', () => {
+  it('the guest ran every scenario without a kernel failure', () => {
+    expect(vm.timedOut).toBe(false);
+    expect(vm.kernelFailure).toBeNull();
+    expect(vm.exitCode).toBe(0);
+  });
+
+  it('8 workers migrate on their own; every call after a worker migrated returns 2', async () => {
+    const o = await outcome('versions');
+    expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
+    expect(o.result.local).toBe(true);
+    for (const w of o.result.workers) {
+      expect(w.migrated_ms).toBeGreaterThanOrEqual(0);
+      expect(w.gen).toBeGreaterThan(0);
+      expect(w.calls_after_migration).toBeGreaterThan(0);
+      expect(w.violations).toBe(0);
+    }
+    const init = events(o.log, 'init')[0];
+    expect(init).toMatchObject({ mode: 'local', generations: true });
+    expect(init.pinned.length).toBeGreaterThan(0);
+    expect(events(o.log, 'generation_created')[0].gen).toBeGreaterThan(0);
+    expect(events(o.log, 'migrated')).toHaveLength(8);
+    expect(events(o.log, 'summary')[0]).toMatchObject({ outcome: 'applied', mode: 'local', migrated: 8 });
+  });
+
+  it('problem 1: a long computation delays only its own thread', async () => {
+    const o = await outcome('long');
+    expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
+    const [busy, ...others] = o.result.workers;
+    expect(busy.migrated_ms).toBeGreaterThan(longMs * 0.8);
+    for (const w of others) expect(w.migrated_ms).toBeLessThan(longMs / 4);
+  });
+
+  it('problem 2: a thread blocked in read() delays only itself', async () => {
+    const o = await outcome('blocking');
+    expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
+    expect(o.result.reader.value).toBe(2);
+    expect(o.result.reader.migrated_ms).toBeGreaterThan(longMs * 0.8);
+    for (const w of o.result.workers) expect(w.migrated_ms).toBeLessThan(longMs / 4);
+  });
+
+  it('problem 3: the dependency completes in local mode and deadlocks (timeout, reported) in global mode', async () => {
+    const local = await outcome('deps-local');
+    expect(local.result).toMatchObject({ outcome: 'done', progress: true, a_value: 2 });
+    const global = await outcome('deps-global');
+    expect(global.result).toMatchObject({ outcome: 'rejected', progress: true, a_value: 1 });
+    expect(global.result.reason).toMatch(/global quiescence not reached within 3\.0 s.*A\(/);
+  });
+
+  it('a thread inside the old function finishes the old body; after its migration it runs the new one', async () => {
+    const o = await outcome('stack');
+    expect(o.result).toMatchObject({ ok: true, outcome: 'done', first: 1, second: 2 });
+  });
+
+  it('stacked patches and rollback move threads between generations without writing code', async () => {
+    const o = await outcome('stacked');
+    const steps = o.lines.filter((l) => 'step' in l);
+    expect(steps.map((s) => [s.event, s.value])).toEqual([
+      ['done', 2], ['done', 3], ['done', 2], ['done', 1], ['rejected', 1], ['done', 3],
+    ]);
+    // Rollbacks write no code: only one jumps_written per apply, and the rolled-back
+    // generations are deleted.
+    expect(events(o.log, 'jumps_written')).toHaveLength(3);
+    expect(events(o.log, 'jumps_removed')).toHaveLength(0);
+    expect(events(o.log, 'generation_deleted').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('patches a function in a shared library', async () => {
+    const o = await outcome('shlib');
+    expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
+    expect(o.result.workers.every((w: any) => w.last === 11 && w.violations === 0)).toBe(true);
+  });
+
+  it('bad patches are rejected before any generation is created, and the process keeps serving', async () => {
+    const o = await outcome('bad');
+    const steps = o.lines.filter((l) => 'step' in l);
+    expect(steps.map((s) => s.event)).toEqual(['rejected', 'rejected', 'rejected', 'done']);
+    expect(steps[0].reason).toMatch(/truncated|beyond the file/);
+    expect(steps[1].reason).toMatch(/wrong build-id/);
+    expect(steps[2].reason).toMatch(/unsupported relocation type 25/);
+    expect(events(o.log, 'generation_created')).toHaveLength(1);
+  });
+});
