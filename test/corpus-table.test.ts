@@ -3,7 +3,7 @@ import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitRes
 import { formatSeconds, paperTable, renderReport } from '../pipeline/src/corpus/table.ts';
 
 function unit(pkg: string, id: string, verdict: Verdict, cves: string[] = [], reason = ''): UnitResult {
-  return { package: pkg, unit: id, cves, views: ['series'], verdict, reason, reasons: reason ? [reason] : [], objects: 1, seconds: 2, key: id };
+  return { package: pkg, unit: id, cves, views: ['series'], appliedAt: 0, verdict, reason, reasons: reason ? [reason] : [], objects: 1, seconds: 2, key: id };
 }
 
 const results: UnitResult[] = [

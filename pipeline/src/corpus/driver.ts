@@ -1,5 +1,288 @@
-import { ExitCode } from '../cli/errors.ts';
-export async function runCorpus(_args: string[]): Promise<number> {
-  console.error('wfbuild corpus: the driver is not written yet');
-  return ExitCode.internal;
+/**
+ * `wfbuild corpus`: classifies every selected unit of the manifests with the pipeline, caches
+ * each unit's result under its input hash (resumable), and writes corpus/results/bookworm.{json,md}.
+ */
+import { parseArgs } from 'node:util';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { execa } from 'execa';
+import { cacheRoot, repoRoot } from '../paths.ts';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { tail } from '../setup/apt.ts';
+import { createDiffObjectPath } from '../build/diffobj.ts';
+import { parsePackages } from './command.ts';
+import { readManifest, type Manifest } from './manifest.ts';
+import { fetchVersion, indexedVersions } from './registry.ts';
+import { dscPath, treeAt, unitPatchFile } from './tree.ts';
+import { classifyUnit } from './classify-unit.ts';
+import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
+import { renderReport } from './table.ts';
+import type { CorpusUnit } from './units.ts';
+
+/** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
+const driverVersion = 1;
+export const resultsCache: string = join(cacheRoot, 'corpus', 'results');
+export const defaultResultsDir: string = join(repoRoot, 'corpus', 'results');
+
+export type View = 'corpus' | 'update' | 'series';
+
+/**
+ * Which units a run classifies (corpus/README.md): 'series' — every unit of the series walk;
+ * 'update' — the units a bookworm update added; 'corpus' (default) — the update units where the
+ * package has any, else its series walk (Debian took a new upstream release, or no update).
+ */
+export function selectUnits(manifest: Manifest, view: View): CorpusUnit[] {
+  const update = manifest.units.filter((u) => u.views.includes('update'));
+  if (view === 'series') return [...manifest.units];
+  if (view === 'update') return update;
+  return update.length > 0 ? update : [...manifest.units];
+}
+
+/**
+ * Where a unit is applied. Series walk: on top of every patch before it. Update view: every
+ * update unit on the same base (the tree before the first update unit — the version users run),
+ * as if each fix had arrived alone, so the package needs one original build; a unit that does
+ * not apply alone there falls back to its series position (the caller checks).
+ */
+export function preferredBase(unit: CorpusUnit, selected: readonly CorpusUnit[], usesUpdateView: boolean): number {
+  if (!usesUpdateView) return unit.start;
+  return Math.min(...selected.map((u) => u.start));
+}
+
+/** Hash of what decides a unit's verdict besides its own patch: the tools that classify it. */
+async function toolsFingerprint(): Promise<{ createDiffObject: string; pipeline: string }> {
+  const hashFile = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+  const createDiffObject = await hashFile(createDiffObjectPath).catch(() => 'missing');
+  const pipeline = createHash('sha256');
+  for (const dir of ['build', 'triage', 'wrapper', 'report', 'bundle']) {
+    const root = join(repoRoot, 'pipeline', 'src', dir);
+    const files = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+    for (const f of files.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()) {
+      pipeline.update(relative(repoRoot, f)).update('\0').update(await readFile(f));
+    }
+  }
+  return { createDiffObject: createDiffObject.slice(0, 16), pipeline: pipeline.digest('hex').slice(0, 16) };
+}
+
+export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt: number; buildCmd: string | null; tools: object }): string {
+  return createHash('sha256')
+    .update(JSON.stringify([driverVersion, parts.manifest.package, parts.manifest.baseVersion, parts.manifest.baseDscSha256, parts.unit.sha256, parts.appliedAt, parts.buildCmd, parts.tools]))
+    .digest('hex')
+    .slice(0, 32);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp-${process.pid}`, text);
+  await rename(`${path}.tmp-${process.pid}`, path);
+}
+
+/** The base version's sources in the cache (downloaded again if the cache was emptied). */
+async function ensureSources(manifest: Manifest): Promise<void> {
+  if (await exists(dscPath(manifest))) return;
+  const indexed = (await indexedVersions(manifest.package)).find((v) => v.version === manifest.baseVersion);
+  if (!indexed) throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry no longer lists it; regenerate the manifest ('wfbuild corpus manifest')`, ExitCode.missingPrerequisite);
+  const fetched = await fetchVersion(manifest.package, indexed);
+  if (fetched.missing.length > 0) {
+    throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry did not deliver ${fetched.missing.map((m) => `${m.file} (${m.reason})`).join(', ')}`, ExitCode.missingPrerequisite);
+  }
+}
+
+/** Installs the package's build dependencies when dpkg-checkbuilddeps says some are missing. */
+async function ensureBuildDeps(manifest: Manifest, tree: string, log: (line: string) => void): Promise<void> {
+  const check = await execa('dpkg-checkbuilddeps', ['-B'], { cwd: tree, reject: false, all: true });
+  if (check.exitCode === 0) return;
+  log(`${manifest.package}: installing build dependencies (apt-get build-dep)`);
+  const result = await execa('apt-get', ['build-dep', '-y', '-q', '--arch-only', dscPath(manifest)], { env: { DEBIAN_FRONTEND: 'noninteractive' }, reject: false, all: true });
+  if (result.exitCode !== 0) throw new UserError(`apt-get build-dep ${manifest.package} failed:\n${tail(result.all ?? '', 10)}`, ExitCode.missingPrerequisite);
+}
+
+/** Does the unit apply at this tree? (dry run of every patch file in order, on a scratch copy of nothing: patch --dry-run reads only) */
+async function appliesAt(tree: string, patchFile: string): Promise<boolean> {
+  const dry = await execa('patch', ['--dry-run', '-p1', '--batch', '--forward', '-i', patchFile], { cwd: tree, reject: false, stdin: 'ignore' });
+  return dry.exitCode === 0;
+}
+
+export interface PackageResults {
+  readonly package: string;
+  readonly baseVersion: string;
+  readonly update: Manifest['update'];
+  readonly view: View;
+  readonly usesUpdateView: boolean;
+  readonly units: UnitResult[];
+  readonly row: PackageRow;
+}
+
+export interface RunOptions {
+  readonly packages: readonly string[];
+  readonly jobs: number;
+  readonly view: View;
+  readonly outDir: string;
+  readonly log: (line: string) => void;
+}
+
+export async function classifyPackage(pkg: string, opts: RunOptions, tools: object): Promise<PackageResults> {
+  const manifest = await readManifest(pkg);
+  const selected = selectUnits(manifest, opts.view);
+  const usesUpdateView = opts.view !== 'series' && selected.some((u) => u.views.includes('update'));
+  const buildCmd = opts.jobs === 2 ? null : `DEB_BUILD_OPTIONS='nocheck nostrip parallel=${opts.jobs}' debian/rules build`;
+  const cacheDir = join(resultsCache, pkg);
+  await mkdir(cacheDir, { recursive: true });
+  let prepared = false;
+  const units: UnitResult[] = [];
+  for (const [i, unit] of selected.entries()) {
+    const label = `${pkg} [${i + 1}/${selected.length}] ${unit.id}`;
+    // The key depends on where the unit is applied; try the preferred base's key first so a
+    // finished unit costs nothing, not even a tree.
+    const preferred = preferredBase(unit, selected, usesUpdateView);
+    const candidates = preferred === unit.start ? [preferred] : [preferred, unit.start];
+    let cached: UnitResult | undefined;
+    for (const at of candidates) {
+      const text = await readFile(join(cacheDir, `${unitKey({ manifest, unit, appliedAt: at, buildCmd, tools })}.json`), 'utf8').catch(() => undefined);
+      if (text !== undefined) {
+        cached = JSON.parse(text) as UnitResult;
+        break;
+      }
+    }
+    if (cached) {
+      opts.log(`${label}: ${cached.verdict} (cached)`);
+      units.push({ ...cached, views: unit.views, cves: unit.cves });
+      continue;
+    }
+    if (!prepared) {
+      await ensureSources(manifest);
+      await ensureBuildDeps(manifest, await treeAt(manifest, 0, opts.log), opts.log);
+      prepared = true;
+    }
+    let appliedAt = preferred;
+    let tree = await treeAt(manifest, appliedAt, opts.log);
+    const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
+    const patchFile = await unitPatchFile(manifest, unit, tree, patchDir);
+    if (appliedAt !== unit.start && !(await appliesAt(tree, patchFile))) {
+      opts.log(`${label}: does not apply alone on patch ${appliedAt}; applying it on top of the series before it`);
+      appliedAt = unit.start;
+      tree = await treeAt(manifest, appliedAt, opts.log);
+    }
+    opts.log(`${label}: classifying (applied after ${appliedAt} series patches)`);
+    const started = performance.now();
+    const cls = await classifyUnit({ patchFile, tree, buildCmd });
+    const seconds = Math.round((performance.now() - started) / 100) / 10;
+    const key = unitKey({ manifest, unit, appliedAt, buildCmd, tools });
+    const result: UnitResult = {
+      package: pkg,
+      unit: unit.id,
+      cves: unit.cves,
+      views: unit.views,
+      appliedAt,
+      verdict: cls.verdict,
+      reason: cls.reason,
+      reasons: cls.reasons,
+      objects: cls.objects,
+      seconds,
+      key,
+    };
+    await writeAtomic(join(cacheDir, `${key}.json`), JSON.stringify(result, null, 2) + '\n');
+    opts.log(`${label}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 160)}` : ''} (${seconds} s)`);
+    units.push(result);
+  }
+  const seconds = units.reduce((sum, u) => sum + u.seconds, 0);
+  return { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView, units, row: packageRow(pkg, manifest.baseVersion, units, seconds) };
+}
+
+export interface ResultsFile {
+  readonly schema: 1;
+  readonly distribution: 'bookworm';
+  readonly view: View;
+  readonly generatedAt: string;
+  readonly tools: object;
+  readonly packages: PackageResults[];
+  readonly total: { row: PackageRow; ratios: ReturnType<typeof ratios> };
+}
+
+/** Results of packages not run now are kept from the previous file when it used the same view. */
+export function mergeResults(previous: ResultsFile | undefined, fresh: readonly PackageResults[], order: readonly string[], view: View): PackageResults[] {
+  const byName = new Map<string, PackageResults>();
+  if (previous && previous.view === view) for (const p of previous.packages) byName.set(p.package, p);
+  for (const p of fresh) byName.set(p.package, p);
+  return order.filter((name) => byName.has(name)).map((name) => byName.get(name)!);
+}
+
+function intro(view: View, packages: readonly PackageResults[]): string {
+  const lines = [
+    `Generated by \`wfbuild corpus${view === 'corpus' ? '' : ` --view ${view}`}\` on Debian 12 (bookworm); units and the rules that choose them: corpus/README.md and corpus/bookworm/*.json.`,
+    '',
+    '| package | base version | units from | applied |',
+    '|---|---|---|---|',
+  ];
+  for (const p of packages) {
+    const from = p.usesUpdateView ? `bookworm update (${p.update.kind}${p.update.from ? ` vs ${p.update.from}` : ''})` : `series walk (update: ${p.update.kind})`;
+    const applied = p.usesUpdateView ? 'each alone on the version before the update' : 'each on top of the patches before it';
+    lines.push(`| ${p.package} | ${p.baseVersion} | ${from} | ${applied} |`);
+  }
+  return lines.join('\n');
+}
+
+export async function writeResults(outDir: string, view: View, tools: object, packages: PackageResults[], notRun: { package: string; why: string }[]): Promise<ResultsFile> {
+  const rows = packages.map((p) => p.row);
+  const total = totalRow(rows);
+  const file: ResultsFile = { schema: 1, distribution: 'bookworm', view, generatedAt: new Date().toISOString(), tools, packages, total: { row: total, ratios: ratios(total) } };
+  await mkdir(outDir, { recursive: true });
+  await writeAtomic(join(outDir, 'bookworm.json'), JSON.stringify(file, null, 2) + '\n');
+  const md = renderReport({ title: 'Debian 12 (bookworm) corpus: text-only and kpatch-able patches', intro: intro(view, packages), rows, results: packages.flatMap((p) => p.units), notRun });
+  await writeAtomic(join(outDir, 'bookworm.md'), md);
+  return file;
+}
+
+export function parseJobs(value: string | undefined): number {
+  if (value === undefined) return 2;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 64) throw new UserError(`--jobs ${value}: give a number from 1 to 64`);
+  return Number(value);
+}
+
+export function parseView(value: string | undefined): View {
+  if (value === undefined) return 'corpus';
+  if (value === 'corpus' || value === 'update' || value === 'series') return value;
+  throw new UserError(`--view ${value}: one of corpus, update, series`);
+}
+
+export async function runCorpus(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  const opts: RunOptions = {
+    packages: parsePackages(values.packages),
+    jobs: parseJobs(values.jobs),
+    view: parseView(values.view),
+    outDir: values.out ?? defaultResultsDir,
+    log: (line) => console.error(line),
+  };
+  // Every manifest is checked before anything is built: bad input fails in seconds.
+  for (const pkg of opts.packages) await readManifest(pkg);
+  if (!(await exists(createDiffObjectPath))) {
+    throw new UserError(`${createDiffObjectPath} is missing: run 'make -C kpatch-fork' (or npm run setup)`, ExitCode.missingPrerequisite);
+  }
+  const tools = await toolsFingerprint();
+  const fresh: PackageResults[] = [];
+  for (const pkg of opts.packages) fresh.push(await classifyPackage(pkg, opts, tools));
+  const previousText = await readFile(join(opts.outDir, 'bookworm.json'), 'utf8').catch(() => undefined);
+  let previous: ResultsFile | undefined;
+  try {
+    previous = previousText ? (JSON.parse(previousText) as ResultsFile) : undefined;
+  } catch {
+    previous = undefined; // a broken results file is replaced, not trusted
+  }
+  const { corpusPackages } = await import('./manifest.ts');
+  const merged = mergeResults(previous, fresh, corpusPackages, opts.view);
+  const notRun = corpusPackages.filter((p) => !merged.some((m) => m.package === p)).map((p) => ({ package: p, why: 'not run yet with this view' }));
+  const file = await writeResults(opts.outDir, opts.view, tools, merged, notRun);
+  const t = file.total.row;
+  console.log(`${t.units.all} units (${t.units.cve} CVE): ${t.code.all} change code, ${t.textOnly.all} text-only, ${t.kpatchable.all} kpatch-able, ${t.failed.all} failed → ${join(opts.outDir, 'bookworm.md')}`);
+  return ExitCode.ok;
 }

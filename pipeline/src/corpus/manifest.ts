@@ -14,7 +14,8 @@ import { debianTarball, fetchVersion, indexedVersions, unpackDebianDir, readIfEx
 import { compareCve } from './cve.ts';
 
 export const corpusPackages = ['openldap', 'apache2', 'memcached', 'samba', 'mariadb', 'nodejs'] as const;
-export const manifestDir: string = join(repoRoot, 'corpus', 'bookworm');
+/** corpus/bookworm; WFBUILD_CORPUS_MANIFESTS points elsewhere (tests with broken manifests). */
+export const manifestDir: string = process.env.WFBUILD_CORPUS_MANIFESTS ?? join(repoRoot, 'corpus', 'bookworm');
 
 export interface VersionRecord {
   readonly version: string;

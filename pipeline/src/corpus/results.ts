@@ -17,6 +17,8 @@ export interface UnitResult {
   readonly unit: string;
   readonly cves: readonly string[];
   readonly views: readonly string[];
+  /** Series position the unit was applied at (patches [0, appliedAt) already in the tree). */
+  readonly appliedAt: number;
   readonly verdict: Verdict;
   /** One line: the first precise reason (for the table), or why it failed. */
   readonly reason: string;

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { mergeResults, parseJobs, parseView, preferredBase, selectUnits, unitKey, type PackageResults } from '../pipeline/src/corpus/driver.ts';
+import { verdictOf } from '../pipeline/src/corpus/classify-unit.ts';
+import { readManifest } from '../pipeline/src/corpus/manifest.ts';
+import { packageRow } from '../pipeline/src/corpus/results.ts';
+import { repoRoot } from '../pipeline/src/paths.ts';
+
+const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
+
+describe('unit selection and bases', () => {
+  it('uses update units where a package has them, else its series walk', async () => {
+    const memcached = await readManifest('memcached');
+    const openldap = await readManifest('openldap');
+    expect(selectUnits(memcached, 'corpus').map((u) => u.id)).toEqual(['0008-CVE-2026-47783-CVE-2026-47784.patch', '0009-CVE-2023-46852.patch', 'CVE-2023-46853.patch']);
+    expect(selectUnits(memcached, 'series')).toHaveLength(memcached.units.length);
+    expect(selectUnits(openldap, 'corpus')).toHaveLength(openldap.units.length);
+    expect(selectUnits(openldap, 'update')).toEqual([]);
+    const selected = selectUnits(memcached, 'corpus');
+    // Update view: every unit on the version before the update (one original build).
+    expect(selected.map((u) => preferredBase(u, selected, true))).toEqual([6, 6, 6]);
+    // Series walk: on top of the patches before it.
+    expect(selected.map((u) => preferredBase(u, selected, false))).toEqual([6, 7, 8]);
+  });
+
+  it('keys a unit by everything that decides its verdict', async () => {
+    const manifest = await readManifest('memcached');
+    const unit = manifest.units[8]!;
+    const base = { manifest, unit, appliedAt: 6, buildCmd: null, tools: { createDiffObject: 'a', pipeline: 'b' } };
+    const key = unitKey(base);
+    expect(unitKey({ ...base })).toBe(key);
+    expect(unitKey({ ...base, appliedAt: 8 })).not.toBe(key);
+    expect(unitKey({ ...base, tools: { createDiffObject: 'c', pipeline: 'b' } })).not.toBe(key);
+    expect(unitKey({ ...base, unit: { ...unit, sha256: '0'.repeat(64) } })).not.toBe(key);
+    expect(unitKey({ ...base, manifest: { ...manifest, baseVersion: '1.6.18-1+deb12u2' } })).not.toBe(key);
+  });
+
+  it('keeps earlier results of packages not run now, only for the same view', () => {
+    const pkg = (name: string): PackageResults => ({ package: name, baseVersion: '1', update: { kind: 'none', note: '' }, view: 'corpus', usesUpdateView: false, units: [], row: packageRow(name, '1', [], 0) });
+    const previous = { schema: 1 as const, distribution: 'bookworm' as const, view: 'corpus' as const, generatedAt: '', tools: {}, packages: [pkg('samba'), pkg('memcached')], total: { row: packageRow('total', '', [], 0), ratios: {} as never } };
+    expect(mergeResults(previous, [pkg('memcached')], ['openldap', 'memcached', 'samba'], 'corpus').map((p) => p.package)).toEqual(['memcached', 'samba']);
+    expect(mergeResults(previous, [pkg('memcached')], ['openldap', 'memcached', 'samba'], 'series').map((p) => p.package)).toEqual(['memcached']);
+  });
+
+  it('maps pipeline outcomes to verdicts; a create-diff-object error is a failure, not text-only', () => {
+    const base = { notes: [], objects: [] };
+    expect(verdictOf({ ...base, outcome: 'kpatchable', textOnly: true, reasons: [] }).verdict).toBe('kpatchable');
+    expect(verdictOf({ ...base, outcome: 'no-compiled-code', textOnly: null, reasons: [], notes: ['x.o: recompiled, identical bytes'] })).toMatchObject({ verdict: 'no-code', reason: 'x.o: recompiled, identical bytes' });
+    const data = { object: 'a.o', kind: 'data', symbol: 'settings', what: 'changed .data' };
+    expect(verdictOf({ ...base, outcome: 'not-text-only', textOnly: false, reasons: [data] })).toMatchObject({ verdict: 'not-text-only', reason: 'a.o: settings: changed .data' });
+    const unpatchable = { object: 'b.o', kind: 'unpatchable', symbol: 'f', what: 'static local changed' };
+    expect(verdictOf({ ...base, outcome: 'not-kpatchable', textOnly: true, reasons: [unpatchable] })).toMatchObject({ verdict: 'text-only', reason: 'b.o: f: static local changed' });
+    const error = { object: 'c.o', kind: 'error', symbol: null, what: 'create-diff-object exit 1' };
+    expect(verdictOf({ ...base, outcome: 'not-kpatchable', textOnly: null, reasons: [error] }).verdict).toBe('failed');
+  });
+});
+
+describe('wfbuild corpus: bad input', () => {
+  it('rejects unknown packages, views and job counts with exit 2', async () => {
+    expect(() => parseJobs('0')).toThrow(/1 to 64/);
+    expect(() => parseView('all')).toThrow(/corpus, update, series/);
+    for (const args of [['--packages', 'nginx'], ['--jobs', 'x'], ['--view', 'all'], ['--bogus']]) {
+      const r = await execa('node', [wfbuild, 'corpus', ...args], { reject: false });
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^wfbuild corpus: /);
+    }
+    const r = await execa('node', [wfbuild, 'corpus', 'manifest', '--packages', 'nginx'], { reject: false });
+    expect(r.exitCode).toBe(2);
+  });
+
+  it('a malformed manifest stops the run with its path, and writes no results', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'corpus-'));
+    try {
+      const env = { WFBUILD_CORPUS_MANIFESTS: out };
+      await execa('sh', ['-c', `printf '{"schema": 1, "package": "memcached"' > ${out}/memcached.json`]);
+      const r = await execa('node', [wfbuild, 'corpus', '--packages', 'memcached', '--out', out], { reject: false, env });
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(/memcached\.json: not JSON/);
+      await expect(readFile(join(out, 'bookworm.json'))).rejects.toThrow();
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+});
