@@ -79,7 +79,8 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
   if ((opts.package === undefined) === (opts.source === undefined)) {
     throw new UserError('give exactly one of --package NAME[=VERSION] and --source DIR');
   }
-  const cache = join(opts.cache ?? cacheRoot, 'wfbuild');
+  // Absolute: the compiler wrapper writes its records from whatever folder make is in.
+  const cache = resolve(opts.cache ?? cacheRoot, 'wfbuild');
   const patchPath = resolve(opts.patch);
   const writeBundles = opts.bundles ?? true;
   const out = opts.out === undefined ? defaultOut(opts.patch) : opts.out === null ? null : resolve(opts.out);

@@ -1,0 +1,98 @@
+/**
+ * wfbuild on a real Debian package: memcached 1.6.18-1 (Debian 12) and the three patches that
+ * 1.6.18-1+deb12u1 adds, fetched from the registry at test time (never committed), plus one
+ * code-only patch of our own that must produce a bundle. Slow the first time (one full
+ * `debian/rules build` through the wrapper, a few minutes on 2 shared cores); the source and
+ * the original build are cached under cacheRoot/wfbuild, so later runs only do the patched
+ * rebuilds.
+ */
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { classifyPatch, type Report } from '../pipeline/src/build/index.ts';
+import { fetchPackage } from '../pipeline/src/build/source.ts';
+import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
+import { cacheRoot } from '../pipeline/src/paths.ts';
+
+const ourPatch = new URL('./fixtures/memcached/0001-safe_strcpy-empty-destination.patch', import.meta.url).pathname;
+const debianPatches = ['0008-CVE-2026-47783-CVE-2026-47784.patch', '0009-CVE-2023-46852.patch', 'CVE-2023-46853.patch'];
+
+let scratch: string;
+const reports: Record<string, Report> = {};
+
+async function classify(patch: string): Promise<Report> {
+  const name = patch.slice(patch.lastIndexOf('/') + 1);
+  return classifyPatch({ patch, package: 'memcached=1.6.18-1', out: join(scratch, 'out', name), bundles: true, renderer: 'silent' });
+}
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'wfbuild-memcached-'));
+  const fixed = await fetchPackage('memcached=1.6.18-1+deb12u1', join(cacheRoot, 'wfbuild/sources'));
+  for (const name of debianPatches) await copyFile(join(fixed.dir, 'debian/patches', name), join(scratch, name));
+  // One after another: the first builds (or finds) the cached original build, the rest reuse it.
+  for (const name of debianPatches) reports[name] = await classify(join(scratch, name));
+  reports.ours = await classify(ourPatch);
+}, 3_600_000);
+
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe('memcached 1.6.18-1 in Debian 12 with its own build configuration', () => {
+  it('built the original once and reused it for every later patch', () => {
+    const keys = new Set(Object.values(reports).map((r) => r.originalBuild?.key));
+    expect(keys.size).toBe(1);
+    expect(reports[debianPatches[1]].originalBuild?.cached).toBe(true);
+    expect(reports.ours.originalBuild?.cached).toBe(true);
+    expect(reports.ours.package).toEqual({ name: 'memcached', version: '1.6.18-1' });
+    expect(reports.ours.buildCommand).toBe('debian/rules build');
+  });
+
+  it('0008 (SASL pwdb timing fix): compiled file, but the code is under ENABLE_SASL_PWDB, which Debian does not configure → no compiled code changed', () => {
+    const r = reports[debianPatches[0]];
+    expect(r.cves).toEqual(['CVE-2026-47783', 'CVE-2026-47784']);
+    expect(r).toMatchObject({ outcome: 'no-compiled-code', textOnly: null, kpatchable: null, bundles: [], reasons: [] });
+    // sasl_defs.c is compiled (Debian configures --enable-sasl): it was rebuilt, and its object
+    // either came out identical or create-diff-object found nothing to patch.
+    const mentions = [...r.notes, ...r.objects.map((o) => o.object)].join('\n');
+    expect(mentions).toMatch(/memcached-sasl_defs\.o/);
+    expect(r.notes.join('\n')).not.toMatch(/sasl_defs\.c: not compiled/);
+  });
+
+  it('0009 (proxy): proto_proxy.c is not compiled without --enable-proxy → no compiled code changed', () => {
+    const r = reports[debianPatches[1]];
+    expect(r.cves).toEqual(['CVE-2023-46852']);
+    expect(r).toMatchObject({ outcome: 'no-compiled-code', objects: [], bundles: [] });
+    expect(r.notes).toContain('proto_proxy.c: not compiled by this build (debian/rules build)');
+  });
+
+  it('CVE-2023-46853 (proxy struct change in proxy.h): nothing that includes it is compiled → no compiled code changed', () => {
+    const r = reports[debianPatches[2]];
+    expect(r.cves).toEqual(['CVE-2023-46853']);
+    expect(r.files.map((f) => f.kind)).toEqual(['header', 'c-source']);
+    expect(r).toMatchObject({ outcome: 'no-compiled-code', objects: [], bundles: [] });
+    expect(r.notes).toContain('proxy_request.c: not compiled by this build (debian/rules build)');
+  });
+
+  it('a code-only patch of util.c: text-only, kpatch-able, one bundle for /usr/bin/memcached (memcached-debug is not shipped)', async () => {
+    const r = reports.ours;
+    expect(r, JSON.stringify(r.reasons)).toMatchObject({ outcome: 'kpatchable', textOnly: true, kpatchable: true });
+    expect(r.objects.map((o) => o.object)).toEqual(['memcached-util.o']);
+    expect(r.objects[0].verdicts[0]).toMatchObject({ binary: 'memcached', outcome: 'patch' });
+    expect(r.notes.join('\n')).toMatch(/memcached_debug-util\.o: linked into memcached-debug, which the package does not install/);
+    expect(r.bundles).toHaveLength(1);
+    expect(r.bundles[0]).toMatchObject({ binary: 'memcached', installedPath: '/usr/bin/memcached', file: 'memcached.wfp' });
+    const bundle = join(scratch, 'out', '0001-safe_strcpy-empty-destination.patch', 'memcached.wfp');
+    const meta = await readBundleMeta(bundle, scratch);
+    expect(meta?.target).toEqual({ path: '/usr/bin/memcached', buildId: r.bundles[0].buildId });
+    const symbols = (await execa('readelf', ['-sW', bundle])).stdout;
+    // The new safe_strcpy is defined in the bundle; the old one is the undefined symbol the
+    // .wfpatch.funcs record points at.
+    expect(symbols).toMatch(/FUNC\s+LOCAL\s+DEFAULT\s+\d+\s+safe_strcpy$/m);
+    expect(symbols).toMatch(/FUNC\s+GLOBAL\s+DEFAULT\s+UND\s+safe_strcpy$/m);
+    expect((await execa('readelf', ['-SW', bundle])).stdout).toContain('.wfpatch.funcs');
+    expect(await readdir(join(scratch, 'out', '0001-safe_strcpy-empty-destination.patch'))).toEqual(['memcached.wfp', 'report.json']);
+  });
+});
