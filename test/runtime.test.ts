@@ -122,6 +122,23 @@ describe('libwfpatch global mode (host)', () => {
     expect(events(r.log, 'quiescence_timeout')[0].threads).toMatch(/^A\(/);
   });
 
+  it('threads born and dying during a transition (explicitly and not) neither block nor break it', async () => {
+    const r = await run(['churn', patch('v2.o')]);
+    expect(r.result.ok).toBe(true);
+    expect(r.result.churned).toBeGreaterThan(20);
+    expect(events(r.log, 'done')).toHaveLength(1);
+  });
+
+  it('WF_CYCLIC triggers periodically: the queue in order, then migrations without a patch', async () => {
+    const r = await run(['serve', '2'], { WF_CYCLIC: '0.3', WF_PATCH_QUEUE: `${patch('v2.o')};${patch('v3.o')}` });
+    expect(r.lines.filter((l) => 'value' in l && !('scenario' in l)).map((l) => l.value)).toEqual([2, 3]);
+    const triggers = events(r.log, 'trigger');
+    expect(triggers.length).toBeGreaterThanOrEqual(4);
+    expect(triggers.every((t) => t.source === 'cyclic')).toBe(true);
+    expect(triggers.slice(0, 3).map((t) => t.patch)).toEqual([patch('v2.o'), patch('v3.o'), null]);
+    expect(events(r.log, 'done').length).toBe(triggers.length);
+  });
+
   it('local mode on a kernel without generations rejects the patch with the reason and keeps running', async () => {
     const r = await run(['bad', patch('v2.o'), patch('v2.o')], { WF_GLOBAL: '0' });
     expect(events(r.log, 'init')[0]).toMatchObject({ mode: 'local', generations: false });

@@ -10,6 +10,7 @@
  *   wftest bad GOOD BAD...     every BAD is rejected, the process keeps serving, GOOD applies
  *   wftest shlib PATCH         lib_version() in libwftarget.so 10 -> 11
  *   wftest serve SECONDS       workers call version() until SECONDS pass (for wfbuild apply)
+ *   wftest churn PATCH         threads are born and die (explicitly or not) during the patch
  *
  * Prints one JSON line per step and a final {"scenario":...,"ok":...} line; exit 0 iff ok. */
 #define _GNU_SOURCE
@@ -482,6 +483,58 @@ static int run_shlib(const char *patch)
 	return ok ? 0 : 1;
 }
 
+static atomic_long churned;
+
+static void *churn_thread(void *arg)
+{
+	bool explicit_calls = (long)arg & 1;
+	char name[32];
+	snprintf(name, sizeof(name), "churn-%ld", (long)arg);
+	if (explicit_calls)
+		wf_thread_birth(name);
+	for (int i = 0; i < 20; i++) {
+		wf_global_quiescence(name, 1);
+		version();
+		usleep(200);
+	}
+	if (explicit_calls)
+		wf_thread_death(name);
+	atomic_fetch_add(&churned, 1);
+	return NULL; /* otherwise the runtime notices the exit itself */
+}
+
+static atomic_bool churn_stop;
+
+static void *churn_spawner(void *arg)
+{
+	(void)arg;
+	for (long n = 0; !atomic_load(&churn_stop); n++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, churn_thread, (void *)n) == 0)
+			pthread_detach(t);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static int run_churn(const char *patch)
+{
+	start_workers(2, version, 1, 2, false);
+	pthread_t spawner;
+	pthread_create(&spawner, NULL, churn_spawner, NULL);
+	usleep(100000);
+	char req[4200];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	bool ok = step(req, "done", 2);
+	usleep(100000);
+	atomic_store(&churn_stop, true);
+	pthread_join(spawner, NULL);
+	usleep(100000);
+	stop_workers();
+	printf("{\"scenario\":\"churn\",\"ok\":%s,\"churned\":%ld}\n", ok ? "true" : "false", atomic_load(&churned));
+	return ok ? 0 : 1;
+}
+
 static int run_serve(double seconds)
 {
 	start_workers(4, version, 1, 2, true);
@@ -533,6 +586,8 @@ int main(int argc, char **argv)
 		return run_bad(argc - 2, argv + 2);
 	if (!strcmp(s, "shlib") && argc == 3)
 		return run_shlib(argv[2]);
+	if (!strcmp(s, "churn") && argc == 3)
+		return run_churn(argv[2]);
 	if (!strcmp(s, "serve") && argc == 3)
 		return run_serve(atof(argv[2]));
 	fprintf(stderr, "wftest: unknown scenario or arguments: %s\n", s);
