@@ -26,6 +26,8 @@ const scenarios = [
   'stacked:local:stacked:v2.o:v3.o',
   'shlib:local:shlib:lib11.o',
   'bad:local:bad:v2.o:truncated.o:wrongid.o:badreloc.o',
+  'unwind:local:unwind:unwind.o',
+  'churn:local:churn:v2.o',
 ];
 
 let out: string;
@@ -51,7 +53,7 @@ beforeAll(async () => {
   await execa('make', ['-C', join(repoRoot, 'kpatch-fork'), '-j2'], { env: { MAKEFLAGS: '' } });
   await execa('make', ['-C', runtime, 'test-programs']);
   out = await mkdtemp(join(tmpdir(), 'wfruntime-guest-'));
-  const files = ['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'slow2.o', 'lib11.o', 'wrongid.o', 'badreloc.o'].map((f) => ({ host: join(build, f) }));
+  const files = ['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'slow2.o', 'lib11.o', 'wrongid.o', 'badreloc.o', 'unwind.o'].map((f) => ({ host: join(build, f) }));
   vm = await runInVm({
     variant: 'debug',
     program: join(runtime, 'tests/guest-suite.sh'),
@@ -136,6 +138,18 @@ describe('libwfpatch local mode in the guest', () => {
     const o = await outcome('shlib');
     expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
     expect(o.result.workers.every((w: any) => w.last === 11 && w.violations === 0)).toBe(true);
+  });
+
+  it('registers .eh_frame and moves main at its first quiescence point', async () => {
+    const o = await outcome('unwind');
+    expect(o.result).toMatchObject({ ok: true, outcome: 'done' });
+    expect(o.result.after).toBe(o.result.before + 1000);
+  });
+
+  it('threads born and dying during a local transition neither block nor break it', async () => {
+    const o = await outcome('churn');
+    expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
+    expect(o.result.churned).toBeGreaterThan(5);
   });
 
   it('bad patches are rejected before any generation is created, and the process keeps serving', async () => {

@@ -122,6 +122,12 @@ describe('libwfpatch global mode (host)', () => {
     expect(events(r.log, 'quiescence_timeout')[0].threads).toMatch(/^A\(/);
   });
 
+  it("registers the patch's .eh_frame: backtrace() through a patched function finds every frame", async () => {
+    const r = await run(['unwind', patch('unwind.o')]);
+    expect(r.result).toMatchObject({ ok: true, outcome: 'done' });
+    expect(r.result.after).toBe(r.result.before + 1000); // the patched body, same depth
+  });
+
   it('threads born and dying during a transition (explicitly and not) neither block nor break it', async () => {
     const r = await run(['churn', patch('v2.o')]);
     expect(r.result.ok).toBe(true);

@@ -1,5 +1,6 @@
 /* The functions the test patches replace. A separate translation unit, noipa, so callers in
  * wftest.c really call them through their entries. */
+#include <execinfo.h>
 #include <time.h>
 
 #include "patchable.h"
@@ -44,4 +45,13 @@ __attribute__((noipa)) unsigned long long_compute(int ms)
 		for (int i = 0; i < 1000; i++)
 			x = x * 6364136223846793005ul + 1442695040888963407ul;
 	return x;
+}
+
+/* How many frames the unwinder finds from here: through a patched copy of this function it
+ * needs the patch's .eh_frame registered. */
+__attribute__((noipa)) int unwind_depth(void)
+{
+	void *frames[64];
+	int n = backtrace(frames, 64);
+	return n;
 }

@@ -5,4 +5,5 @@ int version(void);
 int slow_version(int ms);
 unsigned long long_compute(int ms);
 int lib_version(void);
+int unwind_depth(void);
 #endif

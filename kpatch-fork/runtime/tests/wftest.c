@@ -10,6 +10,7 @@
  *   wftest bad GOOD BAD...     every BAD is rejected, the process keeps serving, GOOD applies
  *   wftest shlib PATCH         lib_version() in libwftarget.so 10 -> 11
  *   wftest serve SECONDS       workers call version() until SECONDS pass (for wfbuild apply)
+ *   wftest unwind PATCH        backtrace() through a patched function finds every frame
  *   wftest churn PATCH         threads are born and die (explicitly or not) during the patch
  *
  * Prints one JSON line per step and a final {"scenario":...,"ok":...} line; exit 0 iff ok. */
@@ -483,6 +484,20 @@ static int run_shlib(const char *patch)
 	return ok ? 0 : 1;
 }
 
+static int run_unwind(const char *patch)
+{
+	int before = unwind_depth();
+	char req[4200], reason[1024];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	const char *ev = control(req, reason, sizeof(reason));
+	wf_global_quiescence("main", 1); /* local mode: main moves to the new generation here */
+	int after = unwind_depth();
+	bool ok = !strcmp(ev, "done") && after == before + 1000;
+	printf("{\"scenario\":\"unwind\",\"ok\":%s,\"outcome\":\"%s\",\"before\":%d,\"after\":%d}\n", ok ? "true" : "false",
+	       ev, before, after);
+	return ok ? 0 : 1;
+}
+
 static atomic_long churned;
 
 static void *churn_thread(void *arg)
@@ -586,6 +601,8 @@ int main(int argc, char **argv)
 		return run_bad(argc - 2, argv + 2);
 	if (!strcmp(s, "shlib") && argc == 3)
 		return run_shlib(argv[2]);
+	if (!strcmp(s, "unwind") && argc == 3)
+		return run_unwind(argv[2]);
 	if (!strcmp(s, "churn") && argc == 3)
 		return run_churn(argv[2]);
 	if (!strcmp(s, "serve") && argc == 3)

@@ -2,6 +2,7 @@
  * wftest.c really call them through their entries. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <execinfo.h>
 #include <time.h>
 
 #include "patchable.h"
@@ -49,4 +50,13 @@ __attribute__((noipa)) unsigned long long_compute(int ms)
 		for (int i = 0; i < 1000; i++)
 			x = x * 6364136223846793005ul + 1442695040888963407ul;
 	return x;
+}
+
+/* How many frames the unwinder finds from here: through a patched copy of this function it
+ * needs the patch's .eh_frame registered. */
+__attribute__((noipa)) int unwind_depth(void)
+{
+	void *frames[64];
+	int n = backtrace(frames, 64);
+	return n;
 }
