@@ -50,6 +50,14 @@ describe('compiler invocation parsing', () => {
       shared: true,
     });
   });
+  it('reads ar adding members as a link into the archive, and ignores other ar operations', () => {
+    expect(parseInvocation(root, '/src/pkg/lib', 'ar', ['--plugin', '/usr/lib/liblto_plugin.so', 'cru', '.libs/libconv.a', '.libs/a.o', 'b.o'])).toMatchObject({
+      kind: 'link',
+      output: 'lib/.libs/libconv.a',
+      inputs: ['lib/.libs/a.o', 'lib/b.o'],
+    });
+    expect(parseInvocation(root, root, 'x86_64-linux-gnu-ar', ['t', 'libx.a'])).toBeNull();
+  });
   it('ignores preprocessing, version queries and configure probes', () => {
     expect(parseInvocation(root, root, 'gcc', ['-E', 'x.c'])).toBeNull();
     expect(parseInvocation(root, root, 'gcc', ['--version'])).toBeNull();
@@ -68,10 +76,17 @@ describe('link map', () => {
       { kind: 'link', cwd: '.', output: 'prog', inputs: ['ab.o'], sources: [], shared: false, tool: 'gcc', args: [] },
       { kind: 'link', cwd: '.', output: 'libx.so', inputs: ['b.o'], sources: [], shared: true, tool: 'gcc', args: [] },
     ];
+    log.push(
+      { kind: 'compile', cwd: '.', sources: ['c.c'], object: 'lib/c.o', tool: 'gcc', args: [] },
+      { kind: 'link', cwd: 'lib', output: 'lib/libc1.a', inputs: ['lib/c.o'], sources: [], shared: false, tool: 'ar', args: [] },
+      // -Llib -lc1: found through the -L folder, as the archive this build made.
+      { kind: 'link', cwd: '.', output: 'tool', inputs: ['t.o'], sources: [], libraryCandidates: ['lib/libc1.a', 'lib/libc1.so'], shared: false, tool: 'gcc', args: [] },
+    );
     const map = linkMap(log);
+    expect(map.get('lib/c.o')).toEqual(['tool']);
     expect(map.get('a.o')).toEqual(['prog']);
     expect(map.get('b.o')).toEqual(['libx.so', 'prog']);
-    expect(map.get('t.o')).toEqual([]);
+    expect(map.get('t.o')).toEqual(['tool']);
   });
 });
 
@@ -86,9 +101,12 @@ describe('compiler wrapper (real gcc)', () => {
     const env = wrapperEnv(shims, records, dir);
     await execa('gcc', ['-O2', '-fPIC', '-flto', '-g', '-c', '-o', 'f.o', 'f.c'], { cwd: dir, env, extendEnv: true });
     await execa('gcc', ['-shared', '-o', 'libf.so', 'f.o'], { cwd: dir, env });
+    await execa('ar', ['rcs', 'libf.a', 'f.o'], { cwd: dir, env });
     const log = await readRecords(dir, records);
-    expect(log).toHaveLength(2);
-    const [compile, link] = log;
+    expect(log).toHaveLength(3);
+    const [compile, link, archive] = log;
+    expect(archive).toMatchObject({ kind: 'link', tool: 'ar', output: 'libf.a', inputs: ['f.o'] });
+    expect(archive.args).not.toContain('-ffunction-sections');
     expect(compile).toMatchObject({ kind: 'compile', sources: ['f.c'], object: 'f.o', tool: 'gcc' });
     expect(compile.args).toContain('-ffunction-sections');
     expect(compile.args).toContain('-fdata-sections');
@@ -127,6 +145,7 @@ describe('classification rules', () => {
     [[obj('nothing')], [], 'no-compiled-code', null, null],
     [[], [], 'no-compiled-code', null, null],
     [[obj('error')], [], 'not-kpatchable', null, false],
+    [[obj('patch'), { ...obj('patch'), verdicts: [{ binary: '', outcome: 'unmapped' as const, exitCode: null, verdict: null }] }], [], 'not-kpatchable', null, false],
   ] as const)('%#: %j → %s', (objects, unbundled, outcome, textOnly, kpatchable) => {
     expect(classifyOutcome({ touchesCompiledCode: true, objects: [...objects], reasons: [], unbundled: [...unbundled] })).toEqual({ outcome, textOnly, kpatchable });
   });

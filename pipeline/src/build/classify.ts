@@ -34,5 +34,5 @@ export function classifyOutcome(input: OutcomeInput): Classification {
   return allPatched
     ? { outcome: 'kpatchable', textOnly: true, kpatchable: true }
     : // create-diff-object failing on an object (exit 1/2) leaves "text-only?" unanswered.
-      { outcome: 'not-kpatchable', textOnly: changing.some((v) => v.outcome === 'error') ? null : true, kpatchable: false };
+      { outcome: 'not-kpatchable', textOnly: changing.some((v) => v.outcome === 'error' || v.outcome === 'unmapped') ? null : true, kpatchable: false };
 }

@@ -164,10 +164,13 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
           const binaries = shipped === null ? all : all.filter((b) => b in shipped);
           const skipped = all.filter((b) => !binaries.includes(b));
           if (skipped.length) c.notes.push(`${cand.object}: linked into ${skipped.join(', ')}, which the package does not install: not a target`);
-          if (binaries.length === 0) {
-            if (all.length === 0) c.notes.push(`${cand.object}: changed, but linked into no file the build produced`);
+          if (all.length === 0) {
+            // Not a silent "nothing to do": the change is real, we just cannot place it.
+            c.reasons.push({ object: cand.object, kind: 'unmapped', symbol: null, what: 'changed, but the build log links it into no file (an archive or link step the wrapper did not see?)' });
+            c.objects.push({ object: cand.object, source: cand.source, binaries: [], verdicts: [{ binary: '', outcome: 'unmapped', exitCode: null, verdict: null }] });
             continue;
           }
+          if (binaries.length === 0) continue;
           const verdicts: ObjectVerdict[] = [];
           for (const binary of binaries) {
             if (!cand.hasOriginal) {
@@ -188,7 +191,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
         task.title = `create-diff-object: ${c.objects.length} object(s)`;
       }),
       timed('bundle', writeBundles ? 'bundle per affected binary (ld -r + .wfpatch.meta)' : 'link a bundle per affected binary (checked, not written)', async (c, task) => {
-        const affected = new Set(c.objects.flatMap((o) => o.verdicts.filter((v) => v.outcome !== 'nothing').map((v) => v.binary)));
+        const affected = new Set(c.objects.flatMap((o) => o.verdicts.filter((v) => v.outcome !== 'nothing' && v.binary !== '').map((v) => v.binary)));
         if (affected.size === 0) return task.skip('no affected binary');
         const blocked = c.objects.some((o) => o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
         for (const binary of affected) {

@@ -6,7 +6,7 @@ export type Outcome = 'kpatchable' | 'not-kpatchable' | 'not-text-only' | 'no-co
 
 export interface Reason {
   readonly object: string | null;
-  /** "data" (changes data: not text-only), "unpatchable", "error", "new-object", "bundle". */
+  /** "data" (changes data: not text-only), "unpatchable", "error", "new-object", "unmapped", "bundle". */
   readonly kind: string;
   readonly symbol: string | null;
   readonly what: string;
@@ -14,7 +14,12 @@ export interface Reason {
 
 export interface ObjectVerdict {
   readonly binary: string;
-  readonly outcome: 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error' | 'new-object';
+  /**
+   * create-diff-object's answer ('patch' 0, 'nothing' 3, 'not-text-only' 4, 'not-patchable' 5,
+   * 'error' 1/2), or 'new-object' (no original to compare), or 'unmapped' (changed, but the
+   * build log links it into nothing: we cannot tell what to patch).
+   */
+  readonly outcome: 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error' | 'new-object' | 'unmapped';
   readonly exitCode: number | null;
   /** create-diff-object's verdict JSON, verbatim. */
   readonly verdict: unknown;

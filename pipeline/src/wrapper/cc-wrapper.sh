@@ -1,5 +1,5 @@
 #!/bin/sh
-# wfbuild compiler wrapper. Installed as gcc, cc, g++, c++ (and their target-prefixed names)
+# wfbuild compiler wrapper. Installed as gcc, cc, g++, c++, ar (and their target-prefixed names)
 # in a shim folder put first in PATH, so it survives whatever CC/CFLAGS a build system or
 # dpkg-buildflags chooses. It
 #   - adds -ffunction-sections -fdata-sections: create-diff-object compares and extracts
@@ -18,6 +18,19 @@ real=$(PATH=$WFBUILD_REAL_PATH command -v "$tool") || {
 	echo "wfbuild cc-wrapper: no real '$tool' in PATH" >&2
 	exit 127
 }
+
+# As ar (static archives, libtool's convenience libraries) it only records: the link map
+# follows objects through archives into the binaries.
+case $tool in
+*ar)
+	"$real" "$@"
+	status=$?
+	if [ "$status" -eq 0 ] && [ -n "$WFBUILD_LOG" ]; then
+		record=$(mktemp "$WFBUILD_LOG/r.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
+	fi
+	exit "$status"
+	;;
+esac
 
 n=$#
 while [ "$n" -gt 0 ]; do

@@ -10,6 +10,8 @@ export const wrapperScript: string = fileURLToPath(new URL('./cc-wrapper.sh', im
 export const compilerNames: readonly string[] = [
   'gcc', 'cc', 'g++', 'c++', 'gcc-12', 'g++-12',
   'x86_64-linux-gnu-gcc', 'x86_64-linux-gnu-g++', 'x86_64-linux-gnu-gcc-12', 'x86_64-linux-gnu-g++-12',
+  // Archivers: recorded only, so objects are followed through static archives.
+  'ar', 'gcc-ar', 'x86_64-linux-gnu-ar', 'x86_64-linux-gnu-gcc-ar',
 ];
 
 export async function wrapperVersion(): Promise<string> {
@@ -58,6 +60,8 @@ export interface LinkEntry {
   readonly inputs: readonly string[];
   /** Sources compiled and linked in the same call (no object file to compare). */
   readonly sources: readonly string[];
+  /** Where each -lNAME may come from (lib/NAME.a, .so in every -L folder), tree-relative. */
+  readonly libraryCandidates?: readonly string[];
   readonly shared: boolean;
   readonly tool: string;
   readonly args: readonly string[];
@@ -80,18 +84,25 @@ const optionsWithValue = new Set([
  * conftest probes).
  */
 export function parseInvocation(tree: string, cwd: string, tool: string, args: readonly string[]): BuildLogEntry | null {
+  if (/(^|-)ar$/.test(tool)) return parseArchive(tree, cwd, tool, args);
   let output: string | null = null;
   let mode: 'link' | 'compile' | 'other' = 'link';
   let shared = false;
   const sources: string[] = [];
   const inputs: string[] = [];
+  const libDirs: string[] = [];
+  const libs: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (optionsWithValue.has(arg)) {
       if (arg === '-o') output = args[i + 1] ?? null;
+      if (arg === '-L' && args[i + 1] !== undefined) libDirs.push(args[i + 1]);
+      if (arg === '-l' && args[i + 1] !== undefined) libs.push(args[i + 1]);
       i++;
       continue;
     }
+    if (arg.startsWith('-L') && arg.length > 2) libDirs.push(arg.slice(2));
+    if (arg.startsWith('-l') && arg.length > 2) libs.push(arg.slice(2));
     if (arg === '-c') mode = mode === 'other' ? 'other' : 'compile';
     else if (arg === '-E' || arg === '-S' || arg === '-M' || arg === '-MM' || arg === '--version' || arg === '-v' || arg.startsWith('-print-') || arg.startsWith('-dump')) mode = 'other';
     else if (arg === '-shared') shared = true;
@@ -117,10 +128,34 @@ export function parseInvocation(tree: string, cwd: string, tool: string, args: r
     output: rel(output ?? 'a.out'),
     inputs: inputs.map(rel),
     sources: sources.map(rel),
+    libraryCandidates: libs.flatMap((l) => libDirs.flatMap((d) => [rel(join(d, `lib${l}.a`)), rel(join(d, `lib${l}.so`))])),
     shared,
     tool,
     args,
   };
+}
+
+/**
+ * `ar` adding members (operations r or q): recorded as a link of the members into the archive.
+ * Other operations (t, x, d, s) do not change what an archive holds for us.
+ */
+function parseArchive(tree: string, cwd: string, tool: string, args: readonly string[]): LinkEntry | null {
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--plugin' || args[i] === '--target') i++;
+    else if (!args[i].startsWith('--')) rest.push(args[i]);
+  }
+  const ops = rest[0]?.replace(/^-/, '') ?? '';
+  if (!/^[a-zA-Z]+$/.test(ops) || !/[rq]/.test(ops)) return null;
+  // a/b/i take a position member before the archive name; N takes a count.
+  let i = 1;
+  if (/[abi]/.test(ops)) i++;
+  if (/N/.test(ops)) i++;
+  const archive = rest[i];
+  if (archive === undefined) return null;
+  const members = rest.slice(i + 1).filter((m) => /\.(o|lo)$/.test(m) || /\.a$/.test(m));
+  const rel = (p: string): string => relative(tree, normalize(isAbsolute(p) ? p : resolve(cwd, p)));
+  return { kind: 'link', cwd: relative(tree, cwd) || '.', output: rel(archive), inputs: members.map(rel), sources: [], shared: false, tool, args };
 }
 
 /** Reads the wrapper's record folder into log entries, in the order the calls finished. */
@@ -157,9 +192,12 @@ export async function readBuildLog(path: string): Promise<BuildLogEntry[]> {
 export function linkMap(entries: readonly BuildLogEntry[]): Map<string, string[]> {
   const consumers = new Map<string, Set<string>>();
   const intermediate = new Set<string>();
+  const outputs = new Set(entries.flatMap((e) => (e.kind === 'link' ? [e.output] : [])));
   for (const e of entries) {
     if (e.kind !== 'link') continue;
-    for (const input of e.inputs) {
+    // -lNAME counts when a -L folder holds a library this build made.
+    const fromLibs = (e.libraryCandidates ?? []).filter((c) => outputs.has(c));
+    for (const input of [...e.inputs, ...fromLibs]) {
       const set = consumers.get(input) ?? new Set<string>();
       set.add(e.output);
       consumers.set(input, set);
