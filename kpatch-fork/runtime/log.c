@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,10 +137,11 @@ void wf_json_raw(struct wf_json *j, const char *key, const char *json)
 	append(j, ",\"%s\":%s", key, json && *json ? json : "null");
 }
 
-static void write_all(int fd, const char *buf, size_t len)
+static void write_all(int fd, const char *buf, size_t len, bool sock)
 {
 	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
+		/* A client that went away must not kill the process with SIGPIPE. */
+		ssize_t w = sock ? send(fd, buf, len, MSG_NOSIGNAL) : write(fd, buf, len);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -163,9 +165,9 @@ void wf_json_emit_to(struct wf_json *j, int out)
 	}
 	j->buf[j->len++] = '}';
 	j->buf[j->len++] = '\n';
-	write_all(log_fd, j->buf, j->len);
+	write_all(log_fd, j->buf, j->len, false);
 	if (out >= 0)
-		write_all(out, j->buf, j->len);
+		write_all(out, j->buf, j->len, true);
 	j->len -= 2;
 }
 
