@@ -21,6 +21,12 @@ export interface BuildKernelOptions {
   onOutput?: (line: string) => void;
   /** make -j; default the number of CPUs. */
   jobs?: number;
+  /**
+   * Build folder name under cacheRoot/kernel/build (default: the variant). One folder per
+   * variant keeps rebuilds incremental; an experiment (e.g. a KASAN config) uses its own so
+   * it does not turn the next regular build into a full one.
+   */
+  buildSlot?: string;
 }
 
 export interface KernelBuild {
@@ -130,6 +136,9 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
   const patchesDir = opts.patchesDir ?? join(repoRoot, 'kernel/patches');
   const configDir = opts.configDir ?? join(repoRoot, 'kernel/config');
   const jobs = opts.jobs ?? availableParallelism();
+  if (opts.buildSlot !== undefined && !/^[A-Za-z0-9_-]+$/.test(opts.buildSlot)) {
+    throw new UserError(`bad build slot '${opts.buildSlot}' (letters, digits, - and _)`);
+  }
   await requirePrerequisites(kernelBuildPrerequisites);
   const source = await linuxSource();
   const patches = await readSeries(patchesDir);
@@ -154,7 +163,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
       if (raced) return result(outDir, raced, true);
       const started = Date.now();
       const tree = await prepareTree(kernelCacheDir, source, patches, log);
-      const buildDir = join(kernelCacheDir, 'build', variant);
+      const buildDir = join(kernelCacheDir, 'build', opts.buildSlot ?? variant);
       // Objects built from another unpacked tree may be newer than its (old-dated) sources.
       const stamp = join(buildDir, '.wf-tree-id');
       if ((await readFile(stamp, 'utf8').catch(() => '')) !== tree.id) {

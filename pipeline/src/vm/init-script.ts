@@ -39,6 +39,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp
+[ -d /.wfvm-tmp ] && cp -a /.wfvm-tmp/. /tmp/
 ip link set lo up
 hostname wfguest
 ctl=/dev/ttyS1

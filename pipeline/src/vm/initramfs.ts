@@ -7,6 +7,17 @@ import { guestResultsDir } from './init-script.ts';
 
 export const busyboxPath = '/bin/busybox';
 
+/**
+ * /init mounts a fresh tmpfs on /tmp, which would hide files placed there in the image;
+ * they are stored here instead and copied into the tmpfs by /init.
+ */
+export const tmpStaging = '/.wfvm-tmp';
+
+/** Where a guest path is stored in the image. */
+function imagePath(guest: string): string {
+  return guest === '/tmp' || guest.startsWith('/tmp/') ? `${tmpStaging}${guest.slice(4)}` : guest;
+}
+
 /** A host file to place in the guest. */
 export interface GuestFile {
   host: string;
@@ -14,7 +25,7 @@ export interface GuestFile {
   guest?: string;
 }
 
-const reserved = ['/init', '/bin/busybox', '/proc', '/sys', '/dev', '/tmp'];
+const reserved = ['/init', '/bin/busybox', '/proc', '/sys', '/dev', tmpStaging];
 
 function guestPathFor(file: GuestFile): string {
   const guest = file.guest ?? file.host;
@@ -46,7 +57,7 @@ async function readHostFile(host: string): Promise<{ data: Buffer; mode: number 
 export async function buildInitramfs(path: string, init: string, files: readonly GuestFile[]): Promise<void> {
   const placed = new Map<string, CpioEntry>();
   const place = (guest: string, data: Buffer, mode: number): void => {
-    placed.set(guest, { kind: 'file', path: guest, data, mode });
+    placed.set(guest, { kind: 'file', path: imagePath(guest), data, mode });
   };
   const busybox = await readHostFile(busyboxPath).catch(() => {
     throw new UserError(`${busyboxPath} is missing: apt-get install -y busybox-static`, 13);
@@ -64,8 +75,8 @@ export async function buildInitramfs(path: string, init: string, files: readonly
     place(lib, data, mode | 0o555);
   }
   const dirs = new Set<string>(['/bin', '/sbin', '/usr/bin', '/usr/sbin', '/proc', '/sys', '/dev', '/tmp', '/root', '/etc', guestResultsDir]);
-  for (const guest of placed.keys()) {
-    for (let d = dirname(guest); d !== '/'; d = posix.dirname(d)) dirs.add(d);
+  for (const path of [...dirs, ...[...placed.values()].map((e) => e.path)]) {
+    for (let d = dirname(path); d !== '/'; d = posix.dirname(d)) dirs.add(d);
   }
   const entries: CpioEntry[] = [
     ...[...dirs].map((d): CpioEntry => ({ kind: 'dir', path: d, mode: d === '/tmp' ? 0o1777 : 0o755 })),

@@ -1,4 +1,4 @@
-import { mkdtemp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, mkdtemp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { execa } from 'execa';
@@ -116,8 +116,16 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   ]);
   const program = await resolveProgram(opts.program);
   const files: GuestFile[] = [{ host: program }, ...(opts.files ?? []).map((f) => ({ ...f, host: resolve(f.host) }))];
+  // Check every file before a possibly long kernel build, not after it.
   for (const f of files) {
     if (f.guest !== undefined && !isAbsolute(f.guest)) throw new UserError(`guest path '${f.guest}' must be absolute`);
+    const info = await stat(f.host).catch((error: NodeJS.ErrnoException) => {
+      throw new UserError(`cannot read ${f.host}: ${error.code ?? error.message}`);
+    });
+    if (!info.isFile()) throw new UserError(`${f.host} is not a regular file`);
+    await access(f.host, constants.R_OK).catch(() => {
+      throw new UserError(`cannot read ${f.host}: permission denied`);
+    });
   }
   const bzImage = opts.bzImage ?? (await buildKernel({ variant: opts.variant ?? 'debug' })).bzImage;
   if (opts.bzImage !== undefined) await stat(bzImage).catch(() => {

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cp, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { buildKernel, kernelCacheDir, type KernelBuild } from '../pipeline/src/vm/index.ts';
+import { requirePrerequisites } from '../pipeline/src/kernel/prerequisites.ts';
+import { UserError } from '../pipeline/src/cli/errors.ts';
+
+const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
+const configDir = new URL('../kernel/config', import.meta.url).pathname;
+let dir: string;
+let first: KernelBuild;
+
+async function outEntries(): Promise<string[]> {
+  return readdir(join(kernelCacheDir, 'out')).catch(() => []);
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wfkernel-test-'));
+  first = await buildKernel({ variant: 'debug' });
+}, 3_600_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('buildKernel', () => {
+  it('reuses an unchanged build from the cache in well under a second', async () => {
+    const before = (await stat(first.bzImage)).mtimeMs;
+    const started = performance.now();
+    const again = await buildKernel({ variant: 'debug' });
+    const elapsed = performance.now() - started;
+    expect(again.cached).toBe(true);
+    expect(again.cacheKey).toBe(first.cacheKey);
+    expect(again.bzImage).toBe(first.bzImage);
+    expect((await stat(again.bzImage)).mtimeMs).toBe(before);
+    expect(elapsed).toBeLessThan(1000);
+    expect(again.version).toMatch(/^6\.1\.\d+/);
+  });
+
+  it('reports a patch that does not apply by name, with the rejected hunk, and caches nothing', async () => {
+    const patches = join(dir, 'patches-broken');
+    await cp(new URL('../kernel/patches', import.meta.url).pathname, patches, { recursive: true }).catch(() => undefined);
+    await rm(join(patches, 'series'), { force: true });
+    await writeFile(join(patches, '0001-readme.patch'), [
+      '--- a/README',
+      '+++ b/README',
+      '@@ -1,3 +1,4 @@',
+      ' Linux kernel',
+      ' ============',
+      ' ',
+      '+wfpatch test: a patch that applies',
+      '',
+    ].join('\n'));
+    await writeFile(join(patches, '0002-broken.patch'), [
+      '--- a/Makefile',
+      '+++ b/Makefile',
+      '@@ -1,3 +1,3 @@',
+      ' # SPDX-License-Identifier: GPL-2.0',
+      '-VERSION = 5',
+      '+VERSION = 7',
+      ' PATCHLEVEL = 1',
+      '',
+    ].join('\n'));
+    await writeFile(join(patches, 'series'), '# test series\n0001-readme.patch\n0002-broken.patch\n');
+    const before = await outEntries();
+    const error = await buildKernel({ variant: 'debug', patchesDir: patches }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as UserError).exitCode).toBe(12);
+    expect((error as Error).message).toMatch(/patch 0002-broken\.patch does not apply/);
+    expect((error as Error).message).toMatch(/Makefile: hunk #1 rejected/);
+    expect((error as Error).message).toContain('-VERSION = 5');
+    expect((error as Error).message).not.toContain('0001-readme');
+    expect(await outEntries()).toEqual(before);
+
+    const cli = await execa(wfbuild, ['kernel', 'build', '--quiet', '--patches', patches], { reject: false });
+    expect(cli.exitCode).toBe(12);
+    expect(cli.stderr).toContain('patch 0002-broken.patch does not apply');
+  });
+
+  it('fails, listing them, when config options are dropped by olddefconfig', async () => {
+    const config = join(dir, 'config-dropped');
+    await cp(configDir, config, { recursive: true });
+    // PCI_MSI depends on PCI, which the guest config does not have.
+    await writeFile(join(config, 'zz-test.config'), 'CONFIG_PCI_MSI=y\n');
+    const before = await outEntries();
+    const error = await buildKernel({ variant: 'debug', configDir: config }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toMatch(/CONFIG_PCI_MSI=y \(zz-test\.config\) is not set after olddefconfig/);
+    expect(await outEntries()).toEqual(before);
+  });
+
+  it('rejects an unknown variant and names the package of a missing prerequisite', async () => {
+    await expect(buildKernel({ variant: 'fast' as never })).rejects.toThrow(/unknown kernel variant 'fast'/);
+    await expect(
+      requirePrerequisites([{ what: 'Linux source', path: '/nonexistent/linux-source-6.1.tar.xz', debianPackage: 'linux-source-6.1' }]),
+    ).rejects.toThrow(/linux-source-6\.1[\s\S]*apt-get install -y linux-source-6\.1/);
+  });
+
+  it('prints the kernel version and cache key on the command line', async () => {
+    const result = await execa(wfbuild, ['kernel', 'build', '--variant', 'debug', '--quiet']);
+    expect(result.stdout).toContain(`kernel ${first.version} (cached)`);
+    expect(result.stdout).toContain(`cache key ${first.cacheKey}`);
+    const bad = await execa(wfbuild, ['kernel', 'build', '--variant', 'nope'], { reject: false });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--variant must be debug or bench');
+  });
+});
