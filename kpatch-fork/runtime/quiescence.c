@@ -67,7 +67,20 @@ static void unregister(struct wf_thread *t)
 		t->next->prev = t->prev;
 	nthreads--;
 	bool ongoing = state != WF_IDLE;
+	/* Migrated (or arrived) but gone before the patcher logged it: log it here. */
+	bool unlogged = t->done_epoch == epoch && !t->logged;
+	double ms = (double)(t->done_ns - trigger_ns) / 1e6;
 	pthread_mutex_unlock(&lock);
+	if (unlogged) {
+		struct wf_json j;
+		wf_json_begin(&j, round_global ? "arrived" : "migrated");
+		wf_json_str(&j, "thread", t->name);
+		wf_json_int(&j, "tid", t->tid);
+		wf_json_num(&j, "ms", ms);
+		if (!round_global)
+			wf_json_int(&j, "gen", t->gen);
+		wf_json_emit(&j);
+	}
 	if (ongoing) {
 		struct wf_json j;
 		wf_json_begin(&j, "thread_exit");
