@@ -28,6 +28,7 @@ const scenarios = [
   'bad:local:bad:v2.o:truncated.o:wrongid.o:badreloc.o',
   'unwind:local:unwind:unwind.o',
   'churn:local:churn:v2.o',
+  'callbacks:local:callbacks:v2.o',
 ];
 
 let out: string;
@@ -150,6 +151,11 @@ describe('libwfpatch local mode in the guest', () => {
     const o = await outcome('churn');
     expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
     expect(o.result.churned).toBeGreaterThan(5);
+  });
+
+  it("the prototype's configuration works in local mode too (thread_count, callbacks)", async () => {
+    const o = await outcome('callbacks');
+    expect(o.result).toMatchObject({ ok: true, applied: 1, done: 1, migrated: 4, trigger_local: 1, trigger_global: 0 });
   });
 
   it('bad patches are rejected before any generation is created, and the process keeps serving', async () => {

@@ -128,6 +128,12 @@ describe('libwfpatch global mode (host)', () => {
     expect(r.result.after).toBe(r.result.before + 1000); // the patched body, same depth
   });
 
+  it("the prototype's configuration: thread_count and every callback, each called as documented", async () => {
+    const r = await run(['callbacks', patch('v2.o')]);
+    expect(r.result).toMatchObject({ ok: true, applied: 1, done: 1, migrated: 4, min_remaining: 0, trigger_global: 1, trigger_local: 0 });
+    expect(events(r.log, 'init')[0].threads).toBe('thread_count');
+  });
+
   it('threads born and dying during a transition (explicitly and not) neither block nor break it', async () => {
     const r = await run(['churn', patch('v2.o')]);
     expect(r.result.ok).toBe(true);

@@ -11,6 +11,7 @@
  *   wftest shlib PATCH         lib_version() in libwftarget.so 10 -> 11
  *   wftest serve SECONDS       workers call version() until SECONDS pass (for wfbuild apply)
  *   wftest unwind PATCH        backtrace() through a patched function finds every frame
+ *   wftest callbacks PATCH     the prototype's configuration: thread_count and every callback
  *   wftest churn PATCH         threads are born and die (explicitly or not) during the patch
  *
  * Prints one JSON line per step and a final {"scenario":...,"ok":...} line; exit 0 iff ok. */
@@ -498,6 +499,40 @@ static int run_unwind(const char *patch)
 	return ok ? 0 : 1;
 }
 
+static atomic_int cb_applied, cb_done, cb_migrated, cb_trigger_global, cb_trigger_local, cb_min_remaining = 99;
+static int count_threads(bool global)
+{
+	(void)global;
+	return 4;
+}
+static void on_applied(void) { atomic_fetch_add(&cb_applied, 1); }
+static void on_done(void) { atomic_fetch_add(&cb_done, 1); }
+static void on_trigger_global(void) { atomic_fetch_add(&cb_trigger_global, 1); }
+static void on_trigger_local(void) { atomic_fetch_add(&cb_trigger_local, 1); }
+static void on_migrated(int remaining)
+{
+	atomic_fetch_add(&cb_migrated, 1);
+	if (remaining < atomic_load(&cb_min_remaining))
+		atomic_store(&cb_min_remaining, remaining);
+}
+
+static int run_callbacks(const char *patch)
+{
+	start_workers(4, version, 1, 2, false);
+	char req[4200];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	bool ok = step(req, "done", 2);
+	usleep(50000);
+	stop_workers();
+	bool global = !local_mode;
+	ok &= cb_applied == 1 && cb_done == 1 && cb_migrated == 4 && cb_min_remaining == 0 &&
+	      cb_trigger_global == (global ? 1 : 0) && cb_trigger_local == (global ? 0 : 1);
+	printf("{\"scenario\":\"callbacks\",\"ok\":%s,\"applied\":%d,\"done\":%d,\"migrated\":%d,\"min_remaining\":%d,"
+	       "\"trigger_global\":%d,\"trigger_local\":%d}\n",
+	       ok ? "true" : "false", cb_applied, cb_done, cb_migrated, cb_min_remaining, cb_trigger_global, cb_trigger_local);
+	return ok ? 0 : 1;
+}
+
 static atomic_long churned;
 
 static void *churn_thread(void *arg)
@@ -577,6 +612,14 @@ int main(int argc, char **argv)
 	t_start = 0;
 	t_start = now_ms();
 	struct wf_configuration config = { 0 }; /* zeroed: threads tracked automatically */
+	if (argc > 1 && !strcmp(argv[1], "callbacks")) {
+		config.thread_count = count_threads;
+		config.patch_applied = on_applied;
+		config.patch_done = on_done;
+		config.thread_migrated = on_migrated;
+		config.trigger_global_quiescence = on_trigger_global;
+		config.trigger_local_quiescence = on_trigger_local;
+	}
 	wf_init(config);
 	const char *g = getenv("WF_GLOBAL");
 	local_mode = !(g && *g && strcmp(g, "0"));
@@ -603,6 +646,8 @@ int main(int argc, char **argv)
 		return run_shlib(argv[2]);
 	if (!strcmp(s, "unwind") && argc == 3)
 		return run_unwind(argv[2]);
+	if (!strcmp(s, "callbacks") && argc == 3)
+		return run_callbacks(argv[2]);
 	if (!strcmp(s, "churn") && argc == 3)
 		return run_churn(argv[2]);
 	if (!strcmp(s, "serve") && argc == 3)
