@@ -108,8 +108,52 @@ async function findShipped(tree: string, log: readonly BuildLogEntry[], env: Rec
  * is rebuilt from scratch.
  */
 export async function originalBuild(tree: SourceTree, cmd: BuildCommand, cacheDir: string, onOutput?: (line: string) => void): Promise<OriginalBuild> {
-  const { key, source, wrapper } = await originalBuildKey(tree, cmd);
+  const { key } = await originalBuildKey(tree, cmd);
   const dir = join(cacheDir, key);
+  await mkdir(cacheDir, { recursive: true });
+  const release = await lock(`${dir}.lock`, onOutput);
+  try {
+    return await cachedOrBuild(tree, cmd, dir, onOutput);
+  } finally {
+    await release();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One builder per cache key: concurrent runs (e.g. the corpus classifying patches of one
+ * package in parallel) wait for the first one's build instead of racing it. A lock whose
+ * owner died is taken over.
+ */
+async function lock(path: string, onOutput?: (line: string) => void): Promise<() => Promise<void>> {
+  for (;;) {
+    try {
+      await mkdir(path);
+      await writeFile(join(path, 'pid'), String(process.pid));
+      return () => rm(path, { recursive: true, force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = Number(await readFile(join(path, 'pid'), 'utf8').catch(() => '0'));
+    if (owner > 0 && !alive(owner)) {
+      await rm(path, { recursive: true, force: true });
+      continue;
+    }
+    onOutput?.(`waiting for process ${owner || '?'} building the same original`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, onOutput?: (line: string) => void): Promise<OriginalBuild> {
+  const { key, source, wrapper } = await originalBuildKey(tree, cmd);
   const metaPath = join(dir, 'meta.json');
   if (await exists(metaPath)) {
     const meta = JSON.parse(await readFile(metaPath, 'utf8')) as Meta;
