@@ -85,3 +85,29 @@ describe('wfbuild corpus: bad input', () => {
     }
   });
 });
+
+describe('appliesAt', () => {
+  it('accepts a unit whose second diff deletes a file its first diff creates (patch --dry-run would not)', async () => {
+    const { appliesAt } = await import('../pipeline/src/corpus/driver.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-apply-test-'));
+    try {
+      await execa('sh', ['-c', 'mkdir -p tree/src && printf "a\\nb\\nc\\n" > tree/src/x.c'], { cwd: dir });
+      const unit = [
+        '--- /dev/null', '+++ b/known-fail', '@@ -0,0 +1 @@', '+test', // first patch: creates a file
+        '--- a/src/x.c', '+++ b/src/x.c', '@@ -1,3 +1,3 @@', ' a', '-b', '+B', ' c',
+        'Second patch of the unit', '--- a/known-fail', '+++ /dev/null', '@@ -1 +0,0 @@', '-test', // deletes it again
+        '--- a/src/x.c', '+++ b/src/x.c', '@@ -1,3 +1,3 @@', ' a', '-B', '+BB', ' c', '',
+      ].join('\n');
+      await execa('sh', ['-c', `cat > unit.patch <<'X'\n${unit}X`], { cwd: dir });
+      const dry = await execa('patch', ['--dry-run', '-p1', '--batch', '-i', join(dir, 'unit.patch')], { cwd: join(dir, 'tree'), reject: false });
+      expect(dry.exitCode).not.toBe(0);
+      expect(await appliesAt(join(dir, 'tree'), join(dir, 'unit.patch'))).toBe(true);
+      // The tree itself is untouched.
+      expect(await readFile(join(dir, 'tree/src/x.c'), 'utf8')).toBe('a\nb\nc\n');
+      await execa('sh', ['-c', 'printf "z\\n" > tree/src/x.c'], { cwd: dir });
+      expect(await appliesAt(join(dir, 'tree'), join(dir, 'unit.patch'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

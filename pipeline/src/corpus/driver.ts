@@ -4,8 +4,9 @@
  */
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { access, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -101,10 +102,31 @@ async function ensureBuildDeps(manifest: Manifest, tree: string, log: (line: str
   if (result.exitCode !== 0) throw new UserError(`apt-get build-dep ${manifest.package} failed:\n${tail(result.all ?? '', 10)}`, ExitCode.missingPrerequisite);
 }
 
-/** Does the unit apply at this tree? (dry run of every patch file in order, on a scratch copy of nothing: patch --dry-run reads only) */
-async function appliesAt(tree: string, patchFile: string): Promise<boolean> {
-  const dry = await execa('patch', ['--dry-run', '-p1', '--batch', '--forward', '-i', patchFile], { cwd: tree, reject: false, stdin: 'ignore' });
-  return dry.exitCode === 0;
+/**
+ * Does the unit apply at this tree? Applied for real to a scratch copy of the files it touches:
+ * `patch --dry-run` rejects valid units whose later diffs touch a file an earlier diff of the
+ * same unit created or changed (samba's CVE-2025-10230 group, bug-16018-v4-17-lts-v8.patch).
+ */
+export async function appliesAt(tree: string, patchFile: string): Promise<boolean> {
+  const text = await readFile(patchFile, 'utf8');
+  const paths = new Set<string>();
+  for (const m of text.matchAll(/^(?:---|\+\+\+) (?:[ab]\/)?([^\t\n]+)/gm)) {
+    const path = m[1]!.trim();
+    if (path !== '/dev/null' && !path.includes('..') && !path.startsWith('/')) paths.add(path);
+  }
+  const scratch = await mkdtemp(join(tmpdir(), 'corpus-apply-'));
+  try {
+    for (const path of paths) {
+      if (await exists(join(tree, path))) {
+        await mkdir(dirname(join(scratch, path)), { recursive: true });
+        await cp(join(tree, path), join(scratch, path));
+      }
+    }
+    const result = await execa('patch', ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-i', patchFile], { cwd: scratch, reject: false, stdin: 'ignore' });
+    return result.exitCode === 0;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
 }
 
 export interface PackageResults {
