@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
@@ -46,10 +46,13 @@ async function sourceIdentity(tree: SourceTree): Promise<string> {
   return tree.package ? `${tree.package.name}_${tree.package.version}@${hash}` : `${tree.dir}@${hash}`;
 }
 
+/** Bump when what a cached original build holds changes (layout, meta.json, shipped detection). */
+const cacheFormat = 1;
+
 export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Promise<{ key: string; source: string; wrapper: string }> {
   const source = await sourceIdentity(tree);
   const wrapper = await wrapperVersion();
-  const key = createHash('sha256').update(JSON.stringify([source, cmd.display, cmd.env, wrapper])).digest('hex').slice(0, 24);
+  const key = createHash('sha256').update(JSON.stringify([cacheFormat, source, cmd.display, cmd.env, wrapper])).digest('hex').slice(0, 24);
   return { key, source, wrapper };
 }
 
@@ -90,14 +93,29 @@ async function findShipped(tree: string, log: readonly BuildLogEntry[], env: Rec
   const result = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) return null;
   const byHash = new Map<string, string>();
+  const byName = new Map<string, string[]>();
   for (const file of await listFiles(staging)) {
-    if (await isElf(file)) byHash.set(await sha256File(file), file.slice(staging.length));
+    if (!(await isElf(file))) continue;
+    const installed = file.slice(staging.length);
+    byHash.set(await sha256File(file), installed);
+    const name = basename(file);
+    byName.set(name, [...(byName.get(name) ?? []), installed]);
   }
   const shipped: Record<string, string> = {};
+  const unmatched: string[] = [];
   for (const entry of log) {
     if (entry.kind !== 'link' || !(await exists(join(tree, entry.output)))) continue;
     const installed = byHash.get(await sha256File(join(tree, entry.output)));
     if (installed) shipped[entry.output] = installed;
+    else unmatched.push(entry.output);
+  }
+  // Then a unique file name not matched by bytes: libtool relinks some files on install (new
+  // rpath), so their installed bytes differ from the built ones.
+  const taken = new Set(Object.values(shipped));
+  for (const output of unmatched) {
+    const named = (byName.get(basename(output)) ?? []).filter((p) => !taken.has(p));
+    const candidates = unmatched.filter((o) => basename(o) === basename(output));
+    if (named.length === 1 && candidates.length === 1) shipped[output] = named[0];
   }
   return shipped;
 }
