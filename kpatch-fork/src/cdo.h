@@ -160,12 +160,14 @@ struct target {
 		const char *name;
 		unsigned char type, bind;
 		bool defined;
-		uint64_t size;
+		uint64_t size, value;
 		const char *file;	/* STT_FILE block (locals only) */
 		unsigned block;		/* file block number (locals only) */
 	} *syms;
 	size_t nsyms;
 	unsigned chosen_block;	/* the file block that is our object, 0 = none */
+	struct { uint64_t addr, size; } *text;	/* executable sections */
+	size_t ntext;
 	char **libs;		/* DT_NEEDED names */
 	size_t nlibs;
 };

@@ -283,8 +283,9 @@ void include(struct diff *d)
 		uint64_t room = old_room(o);
 
 		/* the linker pads a function up to its section alignment, so a
-		 * 4-byte function aligned to 16 still has room for the jump */
-		if (o->st.st_size && room < 5)
+		 * 4-byte function aligned to 16 usually still has room for the
+		 * jump; with --binary, check_target() measures the real room */
+		if (!d->target && o->st.st_size && room < 5)
 			not_patchable(d, o->name,
 				      "%s is %llu bytes (with alignment padding), shorter than the 5-byte jump that redirects it",
 				      o->name, (unsigned long long)room);

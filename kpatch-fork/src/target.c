@@ -73,6 +73,7 @@ static void read_syms(struct target *t, Elf_Scn *scn, GElf_Shdr *sh, bool dynami
 		y->bind = GELF_ST_BIND(s.st_info);
 		y->defined = s.st_shndx != SHN_UNDEF;
 		y->size = s.st_size;
+		y->value = s.st_value;
 		if (y->bind == STB_LOCAL && !dynamic) {
 			y->file = file;
 			y->block = block;
@@ -109,6 +110,11 @@ int read_target(struct target *t, const char *path, char *err, size_t errlen)
 
 		if (!gelf_getshdr(scn, &sh))
 			continue;
+		if ((sh.sh_flags & SHF_EXECINSTR) && (sh.sh_flags & SHF_ALLOC)) {
+			t->text = xrealloc(t->text, (t->ntext + 1) * sizeof(*t->text));
+			t->text[t->ntext].addr = sh.sh_addr;
+			t->text[t->ntext++].size = sh.sh_size;
+		}
 		if (sh.sh_type == SHT_SYMTAB)
 			read_syms(t, scn, &sh, false);
 		else if (sh.sh_type == SHT_DYNSYM)
@@ -258,6 +264,46 @@ static bool lib_defines(const char *lib, const char *name)
 	return found;
 }
 
+/*
+ * Bytes free at a function's address in the binary: up to the next symbol or
+ * the end of its section (a function shorter than the 5-byte jump can still be
+ * redirected when alignment padding follows it).
+ */
+static uint64_t room_in_binary(struct target *t, uint64_t addr, uint64_t size)
+{
+	uint64_t end = 0;
+
+	for (size_t i = 0; i < t->ntext; i++)
+		if (addr >= t->text[i].addr && addr < t->text[i].addr + t->text[i].size)
+			end = t->text[i].addr + t->text[i].size;
+	if (!end)
+		return size;
+	for (size_t i = 0; i < t->nsyms; i++) {
+		struct tsym *y = &t->syms[i];
+
+		if (y->defined && y->value > addr && y->value < end &&
+		    (y->type == STT_FUNC || y->type == STT_NOTYPE || y->type == STT_OBJECT))
+			end = y->value;
+	}
+	return end - addr;
+}
+
+/* Address of the original symbol @o in the binary (0 if not found). */
+static uint64_t addr_in_binary(struct diff *d, struct symbol *o)
+{
+	struct target *t = d->target;
+
+	for (size_t i = 0; i < t->nsyms; i++) {
+		struct tsym *y = &t->syms[i];
+
+		if (!y->defined || strcmp(y->name, o->name))
+			continue;
+		if (o->bind == STB_LOCAL ? y->block == t->chosen_block && y->block : y->bind != STB_LOCAL)
+			return y->value;
+	}
+	return 0;
+}
+
 static void check_local(struct diff *d, struct extref *e)
 {
 	struct target *t = d->target;
@@ -346,6 +392,20 @@ void check_target(struct diff *d)
 			if (!used)
 				old->how = NULL;
 		}
+	}
+	for (size_t i = 0; i < d->nrecs; i++) {
+		struct symbol *o = d->recs[i].oldsym;
+		uint64_t addr, room;
+
+		if (d->recs[i].dropped || o->st.st_size >= 5 || !(addr = addr_in_binary(d, o)))
+			continue;
+		room = room_in_binary(t, addr, o->st.st_size);
+		if (room < 5)
+			not_patchable(d, o->name, "%s has %llu bytes in %s, less than the 5-byte jump that redirects it",
+				      o->name, (unsigned long long)room, t->path);
+		else
+			strlist_add(&d->notes, "%s is %llu bytes; the jump that redirects it uses the %llu bytes free up to the next symbol",
+				    o->name, (unsigned long long)o->st.st_size, (unsigned long long)room);
 	}
 	for (size_t i = 0; i < d->nexts; i++) {
 		struct extref *e = d->exts[i];

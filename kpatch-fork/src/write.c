@@ -268,8 +268,7 @@ int write_output(struct diff *d, const char *path)
 
 			for (size_t j = 0; j < d->nrecs; j++) {
 				struct record *rec = &d->recs[j];
-				/* old_size: the room at old_addr, alignment padding included */
-				uint64_t sizes[2] = { old_room(rec->oldsym), rec->newsym->st.st_size };
+				uint64_t sizes[2] = { rec->oldsym->st.st_size, rec->newsym->st.st_size };
 
 				if (rec->dropped)
 					continue;
