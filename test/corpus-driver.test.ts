@@ -111,3 +111,21 @@ describe('appliesAt', () => {
     }
   });
 });
+
+describe('placements and failure reasons', () => {
+  it('tries the shared base, then the series position, then last without the unit', async () => {
+    const { placementsFor } = await import('../pipeline/src/corpus/driver.ts');
+    const unit = { id: 'x', start: 4, patches: ['a', 'b'], strip: [1, 1], sha256: '', cves: [], cveSources: [], views: ['series'] as const, why: '' };
+    expect(placementsFor(unit, 2, 9)).toEqual([{ kind: 'series-prefix', at: 2 }, { kind: 'series-prefix', at: 4 }, { kind: 'series-without-unit' }]);
+    expect(placementsFor(unit, 4, 9)).toEqual([{ kind: 'series-prefix', at: 4 }, { kind: 'series-without-unit' }]);
+    // The last unit of the series: without it is the same tree as before it.
+    expect(placementsFor(unit, 4, 6)).toEqual([{ kind: 'series-prefix', at: 4 }]);
+  });
+
+  it('keeps the telling line of a build failure, not make\'s closing line', async () => {
+    const { failureReason } = await import('../pipeline/src/corpus/classify-unit.ts');
+    const message = 'original build of apache2 2.4.68-1~deb12u1 failed (debian/rules build, exit 2):\nchecking for chosen layout... \nconfigure: error: invalid layout Debian\nmake[1]: *** [debian/rules:107: override_dh_auto_configure] Error 1\nmake: *** [debian/rules:102: build] Error 2';
+    expect(failureReason(message)).toBe('original build of apache2 2.4.68-1~deb12u1 failed (debian/rules build, exit 2): … configure: error: invalid layout Debian');
+    expect(failureReason('one line')).toBe('one line');
+  });
+});

@@ -47,6 +47,18 @@ export function verdictOf(report: Pick<Report, 'outcome' | 'textOnly' | 'reasons
   }
 }
 
+/**
+ * One line out of a pipeline error: its first line, plus the most telling line of the build
+ * output below it (a compiler or configure error rather than make's closing "Error 2").
+ */
+export function failureReason(message: string): string {
+  const lines = message.trim().split('\n').map((l) => l.trim()).filter(Boolean);
+  const [first, ...rest] = lines;
+  if (rest.length === 0) return first ?? 'failed (no message)';
+  const telling = [...rest].reverse().find((l) => /(error|cannot|not found|no such|undefined reference|does not apply|FAILED)/i.test(l) && !/^make(\[\d+\])?: \*\*\*/.test(l));
+  return `${first} … ${(telling ?? rest[rest.length - 1]!).slice(0, 240)}`;
+}
+
 export interface ClassifyUnitInput {
   readonly patchFile: string;
   readonly tree: string;
@@ -68,8 +80,7 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
     return { ...verdictOf(report), timings: report.timings, originalBuild: report.originalBuild };
   } catch (error) {
     if (error instanceof UserError) {
-      const lines = error.message.trim().split('\n');
-      const reason = lines.length > 1 ? `${lines[0]} … ${lines[lines.length - 1]!.trim()}` : lines[0]!;
+      const reason = failureReason(error.message);
       return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null };
     }
     throw error;

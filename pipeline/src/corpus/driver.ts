@@ -15,14 +15,14 @@ import { createDiffObjectPath } from '../build/diffobj.ts';
 import { parsePackages } from './command.ts';
 import { readManifest, type Manifest } from './manifest.ts';
 import { fetchVersion, indexedVersions } from './registry.ts';
-import { dscPath, treeAt, unitPatchFile } from './tree.ts';
+import { dscPath, treeAt, treeWithout, unitPatchFile } from './tree.ts';
 import { classifyUnit } from './classify-unit.ts';
 import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
 import { renderReport } from './table.ts';
 import type { CorpusUnit } from './units.ts';
 
 /** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
-const driverVersion = 1;
+const driverVersion = 2;
 export const resultsCache: string = join(cacheRoot, 'corpus', 'results');
 export const defaultResultsDir: string = join(repoRoot, 'corpus', 'results');
 
@@ -64,6 +64,34 @@ async function toolsFingerprint(): Promise<{ createDiffObject: string; pipeline:
     }
   }
   return { createDiffObject: createDiffObject.slice(0, 16), pipeline: pipeline.digest('hex').slice(0, 16) };
+}
+
+/** A base tree a unit can be applied to (see corpus/README.md, "Where a unit is applied"). */
+export type Placement = { kind: 'series-prefix'; at: number } | { kind: 'series-without-unit' };
+
+/**
+ * The bases to try, in order: the preferred one (shared base in the update view, the unit's
+ * series position otherwise), then its series position, then last on the whole series without
+ * it — for a unit before a patch Debian's build needs (apache2's layout comes from
+ * fhs_compliance.patch, so no tree before it builds).
+ */
+export function placementsFor(unit: CorpusUnit, preferred: number, seriesLength: number): Placement[] {
+  const list: Placement[] = [{ kind: 'series-prefix', at: preferred }];
+  if (preferred !== unit.start) list.push({ kind: 'series-prefix', at: unit.start });
+  if (unit.start + unit.patches.length < seriesLength) list.push({ kind: 'series-without-unit' });
+  return list;
+}
+
+function describePlacement(p: Placement): string {
+  return p.kind === 'series-prefix' ? `applied after ${p.at} series patches` : 'applied last, on the whole series without it';
+}
+
+function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: string, reason: string, seconds: number): UnitResult {
+  return {
+    package: pkg, unit: unit.id, cves: unit.cves, views: unit.views, base: placement.kind,
+    appliedAt: placement.kind === 'series-prefix' ? placement.at : -1,
+    verdict: 'failed', reason, reasons: [reason], objects: 0, seconds, key,
+  };
 }
 
 export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt: number; buildCmd: string | null; tools: object }): string {
@@ -158,13 +186,12 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
   const units: UnitResult[] = [];
   for (const [i, unit] of selected.entries()) {
     const label = `${pkg} [${i + 1}/${selected.length}] ${unit.id}`;
-    // The key depends on where the unit is applied; try the preferred base's key first so a
-    // finished unit costs nothing, not even a tree.
-    const preferred = preferredBase(unit, selected, usesUpdateView);
-    const candidates = preferred === unit.start ? [preferred] : [preferred, unit.start];
+    const placements = placementsFor(unit, preferredBase(unit, selected, usesUpdateView), manifest.seriesLength);
+    const keyOf = (p: Placement) => unitKey({ manifest, unit, appliedAt: p.kind === 'series-prefix' ? p.at : -1, buildCmd, tools });
+    // A finished unit costs nothing, not even a tree: look for any placement's result first.
     let cached: UnitResult | undefined;
-    for (const at of candidates) {
-      const text = await readFile(join(cacheDir, `${unitKey({ manifest, unit, appliedAt: at, buildCmd, tools })}.json`), 'utf8').catch(() => undefined);
+    for (const placement of placements) {
+      const text = await readFile(join(cacheDir, `${keyOf(placement)}.json`), 'utf8').catch(() => undefined);
       if (text !== undefined) {
         cached = JSON.parse(text) as UnitResult;
         break;
@@ -180,35 +207,56 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       await ensureBuildDeps(manifest, await treeAt(manifest, 0, opts.log), opts.log);
       prepared = true;
     }
-    let appliedAt = preferred;
-    let tree = await treeAt(manifest, appliedAt, opts.log);
     const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
-    const patchFile = await unitPatchFile(manifest, unit, tree, patchDir);
-    if (appliedAt !== unit.start && !(await appliesAt(tree, patchFile))) {
-      opts.log(`${label}: does not apply alone on patch ${appliedAt}; applying it on top of the series before it`);
-      appliedAt = unit.start;
-      tree = await treeAt(manifest, appliedAt, opts.log);
+    const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
+    let result: UnitResult | undefined;
+    let seconds = 0;
+    for (const [n, placement] of placements.entries()) {
+      const last = n === placements.length - 1;
+      let tree: string;
+      try {
+        tree = placement.kind === 'series-prefix' ? await treeAt(manifest, placement.at, opts.log) : await treeWithout(manifest, unit, opts.log);
+      } catch (error) {
+        // The series without this unit does not apply (a later patch needs it): no such base.
+        if (error instanceof UserError && !last) continue;
+        if (error instanceof UserError) {
+          result = failedResult(pkg, unit, placement, keyOf(placement), `no base tree: ${error.message.split('\n')[0]}`, seconds);
+          break;
+        }
+        throw error;
+      }
+      if (placement.kind === 'series-prefix' && placement.at !== unit.start && !(await appliesAt(tree, patchFile))) {
+        opts.log(`${label}: does not apply alone after ${placement.at} series patches; trying the next base`);
+        continue;
+      }
+      opts.log(`${label}: classifying (${describePlacement(placement)})`);
+      const started = performance.now();
+      const cls = await classifyUnit({ patchFile, tree, buildCmd });
+      seconds += Math.round((performance.now() - started) / 100) / 10;
+      const originalFailed = cls.verdict === 'failed' && /^original build .* failed/.test(cls.reason);
+      if (originalFailed && !last) {
+        opts.log(`${label}: ${cls.reason.slice(0, 200)}; the tree before this unit does not build, trying the next base`);
+        continue;
+      }
+      result = {
+        package: pkg,
+        unit: unit.id,
+        cves: unit.cves,
+        views: unit.views,
+        base: placement.kind,
+        appliedAt: placement.kind === 'series-prefix' ? placement.at : manifest.seriesLength - unit.patches.length,
+        verdict: cls.verdict,
+        reason: cls.reason,
+        reasons: cls.reasons,
+        objects: cls.objects,
+        seconds,
+        key: keyOf(placement),
+      };
+      break;
     }
-    opts.log(`${label}: classifying (applied after ${appliedAt} series patches)`);
-    const started = performance.now();
-    const cls = await classifyUnit({ patchFile, tree, buildCmd });
-    const seconds = Math.round((performance.now() - started) / 100) / 10;
-    const key = unitKey({ manifest, unit, appliedAt, buildCmd, tools });
-    const result: UnitResult = {
-      package: pkg,
-      unit: unit.id,
-      cves: unit.cves,
-      views: unit.views,
-      appliedAt,
-      verdict: cls.verdict,
-      reason: cls.reason,
-      reasons: cls.reasons,
-      objects: cls.objects,
-      seconds,
-      key,
-    };
-    await writeAtomic(join(cacheDir, `${key}.json`), JSON.stringify(result, null, 2) + '\n');
-    opts.log(`${label}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 160)}` : ''} (${seconds} s)`);
+    if (!result) result = failedResult(pkg, unit, placements[placements.length - 1]!, keyOf(placements[placements.length - 1]!), 'applies at no base tried', seconds);
+    await writeAtomic(join(cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
+    opts.log(`${label}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s)`);
     units.push(result);
   }
   const seconds = units.reduce((sum, u) => sum + u.seconds, 0);

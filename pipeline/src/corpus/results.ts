@@ -17,7 +17,12 @@ export interface UnitResult {
   readonly unit: string;
   readonly cves: readonly string[];
   readonly views: readonly string[];
-  /** Series position the unit was applied at (patches [0, appliedAt) already in the tree). */
+  /**
+   * Where the unit was applied: 'series-prefix' — on the tree with series patches
+   * [0, appliedAt); 'series-without-unit' — last, on the whole series without it.
+   */
+  readonly base: 'series-prefix' | 'series-without-unit';
+  /** Number of series patches in the tree the unit was applied to. */
   readonly appliedAt: number;
   readonly verdict: Verdict;
   /** One line: the first precise reason (for the table), or why it failed. */

@@ -42,7 +42,24 @@ export async function applySeriesPatch(tree: string, entry: Pick<SeriesEntry, 'p
  * so an interrupted run never leaves a tree that looks finished.
  */
 export async function treeAt(manifest: Manifest, start: number, log: (line: string) => void = () => {}): Promise<string> {
-  const root = join(treesCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, `p${start}`);
+  return preparedTree(manifest, `p${start}`, (series) => {
+    if (start > series.length) throw new UserError(`${manifest.package}: unit starts at patch ${start} but the series has ${series.length}`, ExitCode.usage);
+    return series.slice(0, start);
+  }, log);
+}
+
+/**
+ * The base version's tree with every series patch applied except the unit's: the base for
+ * applying the unit last, as if it were the newest update (used when the tree before the unit
+ * does not build because Debian's build needs a later patch).
+ */
+export async function treeWithout(manifest: Manifest, unit: Pick<CorpusUnit, 'start' | 'patches'>, log: (line: string) => void = () => {}): Promise<string> {
+  const end = unit.start + unit.patches.length;
+  return preparedTree(manifest, `w${unit.start}-${end}`, (series) => series.filter((e) => e.index < unit.start || e.index >= end), log);
+}
+
+async function preparedTree(manifest: Manifest, name: string, pick: (series: SeriesEntry[]) => SeriesEntry[], log: (line: string) => void): Promise<string> {
+  const root = join(treesCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, name);
   const tree = join(root, 'tree');
   if (await exists(join(root, '.complete'))) return tree;
   const dsc = dscPath(manifest);
@@ -57,9 +74,9 @@ export async function treeAt(manifest: Manifest, start: number, log: (line: stri
     const x = await execa('dpkg-source', ['--skip-patches', '-x', dsc, join(temp, 'tree')], { reject: false, all: true, stdin: 'ignore' });
     if (x.exitCode !== 0) throw new UserError(`dpkg-source -x ${dsc} failed:\n${tail(x.all ?? '', 8)}`, ExitCode.buildFailed);
     const series = parseSeries(await readFile(join(temp, 'tree', 'debian', 'patches', 'series'), 'utf8').catch(() => ''));
-    if (start > series.length) throw new UserError(`${manifest.package}: unit starts at patch ${start} but the series has ${series.length}`, ExitCode.usage);
-    if (start > 0) log(`${manifest.package}: applying the first ${start} series patches`);
-    for (const entry of series.slice(0, start)) await applySeriesPatch(join(temp, 'tree'), entry);
+    const entries = pick(series);
+    if (entries.length > 0) log(`${manifest.package}: applying ${entries.length} of ${series.length} series patches (${name})`);
+    for (const entry of entries) await applySeriesPatch(join(temp, 'tree'), entry);
     await writeFile(join(temp, '.complete'), `${new Date().toISOString()}\n`);
     await rm(root, { recursive: true, force: true });
     await rename(temp, root);
