@@ -92,7 +92,9 @@ describe('libwfpatch global mode (host)', () => {
     const r = await run(['shlib', patch('lib11.o')]);
     expect(r.exitCode).toBe(0);
     expect(r.result.workers.map((w: any) => w.last)).toEqual([11, 11, 11, 11]);
-    expect(events(r.log, 'patch_loaded')[0].target).toMatch(/libwftarget\.so$/);
+    const loaded = events(r.log, 'patch_loaded')[0];
+    expect(loaded.target).toMatch(/libwftarget\.so$/);
+    expect(loaded.got_slots).toBe(1); // -fPIC code reads lib_base through a loader-made GOT slot
   });
 
   it('a call in progress finishes the old body; the next call runs the new one', async () => {
