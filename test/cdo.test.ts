@@ -386,6 +386,21 @@ int api(int x) { return bump(x) + printf("api %d\\n", x); }
     expect(r.verdict.reasons.find((x) => x.kind === 'unpatchable')?.symbol).toBe('nowhere_to_be_found');
   });
 
+  it('hidden-visibility globals are named as the linker-made locals they become', async () => {
+    const src = `__attribute__((visibility("hidden"))) int __attribute__((noinline)) hid(int x) { return x * 5 + 1; }
+__attribute__((visibility("hidden"))) int hidden_count;
+int pub(int x) { hidden_count++; return hid(x) * 2; }
+`;
+    const r = await runCase({ model: 'pic', link: true, file: 'x.c', orig: { 'x.c': src }, patched: { 'x.c': src.replace('* 2;', '* 3;').replace('x * 5 + 1', 'x * 5 + 2') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['hid', 'pub']);
+    expect(r.verdict.changedFunctions.find((f) => f.name === 'hid')!.record).toBe('__wfsym:1:hid:');
+    const refs = Object.fromEntries(r.verdict.references.map((x) => [x.symbol, x]));
+    expect(refs['__wfsym:1:hidden_count:']).toMatchObject({ local: true, resolved: true });
+    expect(refs['__wfsym:1:hid:']).toMatchObject({ local: true, resolved: true });
+    expect(undefinedSyms(r.out!)).not.toContain('hid');
+  });
+
   it('a function the linker dropped gets no record', async () => {
     const extra = (k: number): string => `int unused_api(int x) { return x * ${k}; }\n`;
     const patched = `${lib.replace('hits += x;', 'hits += 2 * x;')}${extra(4)}`;

@@ -110,8 +110,6 @@ struct symbol {
 	unsigned out_idx;	/* index in the output symtab */
 	unsigned char out_bind;	/* binding in the output */
 	unsigned ext_idx;	/* output index of the undefined reference to it */
-	/* filled by the target check: position among same-named locals */
-	unsigned sympos;
 	bool unresolved;
 };
 
@@ -133,7 +131,9 @@ struct object {
 struct extref {
 	char *name;		/* output symbol name (plain or __wfsym:...) */
 	const char *plain;	/* the symbol's own name */
-	bool local;
+	bool local;		/* named __wfsym:<sympos>:<plain>:<file> */
+	const char *file;	/* the STT_FILE block: the object's, or "" for hidden globals */
+	unsigned sympos;	/* 0 = not measured (written as 1) */
 	unsigned char type, bind;
 	struct symbol *orig;	/* the original symbol, NULL for undefined globals */
 	unsigned out_idx;
@@ -241,7 +241,7 @@ void include(struct diff *d);
 
 /* pass 5: rewrite.c */
 void rewrite(struct diff *d);
-const char *extref_name(struct diff *d, struct symbol *orig);
+const char *extref_name(const struct extref *e);
 
 /* pass 6: write.c and eh_frame.c */
 int write_output(struct diff *d, const char *path);

@@ -15,15 +15,30 @@
 #include <string.h>
 #include "cdo.h"
 
-static struct extref *find_or_add(struct diff *d, const char *plain, struct symbol *orig,
-				  unsigned char type, unsigned char bind)
+static bool hidden(unsigned char other, unsigned char bind)
 {
-	bool local = orig && orig->bind == STB_LOCAL;
+	unsigned v = GELF_ST_VISIBILITY(other);
+
+	return bind != STB_LOCAL && (v == STV_HIDDEN || v == STV_INTERNAL);
+}
+
+/*
+ * @orig: the original object's symbol (NULL for an undefined global).  Locals
+ * are named by file and position; hidden globals too, because the linker
+ * turns them into locals of the binary, listed after an STT_FILE symbol with
+ * an empty name.
+ */
+static struct extref *find_or_add(struct diff *d, const char *plain, struct symbol *orig,
+				  unsigned char type, unsigned char bind, unsigned char other)
+{
+	bool local = (orig && orig->bind == STB_LOCAL) || hidden(other, bind);
+	const char *file = orig && orig->bind == STB_LOCAL ? d->orig->file : "";
 	struct extref *e;
 
 	for (size_t i = 0; i < d->nexts; i++) {
 		e = d->exts[i];
-		if (local ? e->orig == orig : (!e->local && !strcmp(e->plain, plain))) {
+		if (orig && orig->bind == STB_LOCAL ? e->orig == orig
+		    : (e->local == local && !strcmp(e->file, file) && !strcmp(e->plain, plain))) {
 			if (bind != STB_WEAK)
 				e->bind = STB_GLOBAL;	/* one strong use makes it strong */
 			return e;
@@ -33,29 +48,32 @@ static struct extref *find_or_add(struct diff *d, const char *plain, struct symb
 	e->plain = plain;
 	e->orig = orig;
 	e->local = local;
+	e->file = file;
 	e->type = type == STT_FUNC || type == STT_OBJECT || type == STT_TLS ? type : STT_NOTYPE;
-	e->bind = bind == STB_WEAK ? STB_WEAK : STB_GLOBAL;
+	e->bind = bind == STB_WEAK ? STB_WEAK : STB_GLOBAL;	/* LOCAL/UNIQUE: strong */
 	d->exts = xrealloc(d->exts, (d->nexts + 1) * sizeof(*d->exts));
 	d->exts[d->nexts++] = e;
 	return e;
 }
 
-const char *extref_name(struct diff *d, struct symbol *orig)
+const char *extref_name(const struct extref *e)
 {
-	return xasprintf("__wfsym:%u:%s:%s", orig->sympos ? orig->sympos : 1, orig->name, d->orig->file);
+	if (!e->local)
+		return xstrdup(e->plain);
+	return xasprintf("__wfsym:%u:%s:%s", e->sympos ? e->sympos : 1, e->plain, e->file);
 }
 
 /* A reference to @t (a patched symbol) that is not copied into the patch. */
 static struct extref *external(struct diff *d, struct symbol *t)
 {
 	if (!t->sec)
-		return find_or_add(d, t->name, NULL, t->type, t->bind);
+		return find_or_add(d, t->name, NULL, t->type, t->bind, t->st.st_other);
 	if (t->twin)
 		return find_or_add(d, t->twin->name, t->twin, t->twin->type,
-				   t->twin->bind == STB_WEAK ? STB_WEAK : STB_GLOBAL);
+				   t->twin->bind == STB_WEAK ? STB_WEAK : t->twin->bind, t->twin->st.st_other);
 	/* new data the patch would need: already "not text-only"; name it
 	 * plainly so the verdict's unresolved list shows it */
-	return find_or_add(d, t->name, NULL, t->type, STB_GLOBAL);
+	return find_or_add(d, t->name, NULL, t->type, STB_GLOBAL, 0);
 }
 
 static void map(struct diff *d, struct section *from, struct rela *r)
@@ -132,8 +150,7 @@ void rewrite(struct diff *d)
 	for (size_t i = 0; i < d->nrecs; i++) {
 		struct symbol *o = d->recs[i].oldsym;
 
-		d->recs[i].old = find_or_add(d, o->name, o, o->type,
-					     o->bind == STB_WEAK ? STB_WEAK : STB_GLOBAL);
+		d->recs[i].old = find_or_add(d, o->name, o, o->type, o->bind, o->st.st_other);
 		d->recs[i].old->bind = STB_GLOBAL;	/* a record's old function must exist */
 	}
 }

@@ -307,28 +307,36 @@ static uint64_t addr_in_binary(struct diff *d, struct symbol *o)
 static void check_local(struct diff *d, struct extref *e)
 {
 	struct target *t = d->target;
-	struct symbol *o = e->orig;
-	unsigned pos = 0;
+	bool hidden = !e->file[0];
+	unsigned pos = 0, found = 0;
 
 	e->checked = true;
-	if (!t->chosen_block) {
+	if (!hidden && !t->chosen_block) {
 		e->how = "the binary's .symtab has no block for this object's file (stripped binary?)";
 		return;
 	}
 	for (size_t i = 0; i < t->nsyms; i++) {
 		struct tsym *y = &t->syms[i];
 
-		if (!y->block || !y->file || strcmp(y->file, d->orig->file) || strcmp(y->name, o->name))
+		if (!y->block || !y->file || strcmp(y->file, e->file) || strcmp(y->name, e->plain) || !y->defined)
 			continue;
 		pos++;
-		if (y->block == t->chosen_block) {
-			o->sympos = pos;
-			e->resolved = true;
-			e->how = "local symbol in the binary";
-			return;
+		if (hidden ? !found : y->block == t->chosen_block) {
+			found = pos;
+			if (!hidden)
+				break;
 		}
 	}
-	e->how = "local symbol not found in the binary (inlined or discarded at link time?)";
+	if (!found) {
+		e->how = hidden ? "hidden symbol not found among the binary's linker-made locals"
+				: "local symbol not found in the binary (inlined or discarded at link time?)";
+		return;
+	}
+	e->sympos = found;
+	e->resolved = true;
+	e->how = hidden ? (pos > 1 ? "hidden symbol, local in the binary (several of that name: the first)"
+				   : "hidden symbol, local in the binary")
+			: "local symbol in the binary";
 }
 
 void check_target(struct diff *d)
@@ -342,7 +350,7 @@ void check_target(struct diff *d)
 
 		if (e->local) {
 			check_local(d, e);
-			if (!e->resolved)
+			if (!e->resolved && e->orig)
 				e->orig->unresolved = true;
 			continue;
 		}

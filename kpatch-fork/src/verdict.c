@@ -72,10 +72,8 @@ static void func_entry(FILE *f, struct diff *d, struct symbol *s, bool *first)
 	fputs(",\"reason\":", f);
 	jstr(f, s->sec->why_included);
 	fputs(",\"record\":", f);
-	if (rec && !rec->dropped && rec->old && rec->old->name)
-		jstr(f, rec->old->name);
-	else if (rec && !rec->dropped)
-		jstr(f, rec->old && rec->old->local ? extref_name(d, rec->oldsym) : rec->oldsym->name);
+	if (rec && !rec->dropped && rec->old)
+		jstr(f, rec->old->name ? rec->old->name : extref_name(rec->old));
 	else
 		fputs("null", f);
 	fputc('}', f);
@@ -181,7 +179,7 @@ int write_verdict(struct diff *d, const char *path, const char *output)
 		fputs(first ? "\n    " : ",\n    ", f);
 		first = false;
 		fputs("{\"symbol\":", f);
-		jstr(f, e->name ? e->name : e->local ? extref_name(d, e->orig) : e->plain);
+		jstr(f, e->name ? e->name : extref_name(e));
 		fputs(",\"name\":", f);
 		jstr(f, e->plain);
 		fprintf(f, ",\"local\":%s,\"resolved\":", e->local ? "true" : "false");
@@ -201,7 +199,7 @@ int write_verdict(struct diff *d, const char *path, const char *output)
 		if (!first)
 			fputc(',', f);
 		first = false;
-		jstr(f, e->name ? e->name : e->local ? extref_name(d, e->orig) : e->plain);
+		jstr(f, e->name ? e->name : extref_name(e));
 	}
 	fputs("],\n  \"notes\": ", f);
 	jlist(f, &d->notes, false);

@@ -252,7 +252,7 @@ int write_output(struct diff *d, const char *path)
 
 		if (!e->used)
 			continue;
-		e->name = e->local ? (char *)extref_name(d, e->orig) : xstrdup(e->plain);
+		e->name = (char *)extref_name(e);
 		e->out_idx = add_sym(&o, e->name, e->bind, e->type, SHN_UNDEF, 0, 0);
 	}
 
