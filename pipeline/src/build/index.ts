@@ -214,7 +214,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
             c.reasons.push({ object: null, kind: 'bundle', symbol: null, what: `bundle for ${binary} does not link: ${result.error}` });
             continue;
           }
-          c.bundles.push({ binary, installedPath, buildId: id, file: writeBundles ? file : null, sha256: result.sha256, objects: c.objects.filter((o) => o.binaries.includes(binary)).map((o) => o.object) });
+          c.bundles.push({ binary, installedPath, originalPath: join(c.original!.tree, binary), buildId: id, file: writeBundles ? file : null, sha256: result.sha256, objects: c.objects.filter((o) => o.binaries.includes(binary)).map((o) => o.object) });
         }
         task.title = `bundles: ${c.bundles.length} of ${affected.size} binaries`;
       }),

@@ -38,6 +38,11 @@ export interface BundleReport {
   readonly binary: string;
   /** Where the package installs it (e.g. /usr/bin/memcached), when known. */
   readonly installedPath: string | null;
+  /**
+   * The binary the bundle patches: the original build's (function sections, unstripped), in
+   * the cache. Its build-id is `buildId`; the process to patch must run this file (or a copy).
+   */
+  readonly originalPath: string;
   readonly buildId: string | null;
   /** The bundle's file name in the output folder (null for `classify`, which writes none). */
   readonly file: string | null;
