@@ -28,6 +28,9 @@ export const defaultResultsDir: string = join(repoRoot, 'corpus', 'results');
 
 export type View = 'corpus' | 'update' | 'series';
 
+/** The PATH package builds run with (Debian's, without /usr/local and user shims). */
+export const debianPath = '/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
  * Which units a run classifies (corpus/README.md): 'series' — every unit of the series walk;
  * 'update' — the units a bookworm update added; 'corpus' (default) — the update units where the
@@ -338,6 +341,9 @@ export async function runCorpus(args: string[]): Promise<number> {
   if (!(await exists(createDiffObjectPath))) {
     throw new UserError(`${createDiffObjectPath} is missing: run 'make -C kpatch-fork' (or npm run setup)`, ExitCode.missingPrerequisite);
   }
+  // Package builds get Debian's plain PATH: a pyenv or cargo shim earlier in PATH (as on this
+  // machine) makes samba's waf and nodejs' configure pick a Python without Debian's modules.
+  process.env.PATH = debianPath;
   const tools = await toolsFingerprint();
   const fresh: PackageResults[] = [];
   for (const pkg of opts.packages) fresh.push(await classifyPackage(pkg, opts, tools));
