@@ -205,6 +205,21 @@ ${orig.replace('int lookup', '\n\n// explain lookup\nint lookup')}`;
     expect(r.verdict.output).toBeNull();
   });
 
+  it('lines moved above assert(): only __LINE__ changed, nothing to patch; a real change still counts', async () => {
+    const orig = `#include <assert.h>
+#include <stdio.h>
+int checked(int x) { assert(x >= 0); assert(x < 1000); return x * 2; }
+int other(int x) { assert(x != 7); return printf("%d\\n", x); }
+`;
+    const moved = orig.replace('#include <stdio.h>', '#include <stdio.h>\n/* three\n   more\n   lines */');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': moved } });
+    expect(r.exitCode).toBe(3);
+    expect(r.verdict.notes.join('\n')).toMatch(/only assert\(\) line numbers changed/);
+    const real = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': moved.replace('return x * 2;', 'return x * 3;') } });
+    expect(real.exitCode).toBe(0);
+    expect(names(real.verdict.changedFunctions)).toEqual(['checked']);
+  });
+
   it('data: a changed initializer is not text-only (exit 4, symbol named)', async () => {
     const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('int glob = 3;', 'int glob = 4;') } });
     expect(r.exitCode).toBe(4);

@@ -131,6 +131,55 @@ static bool section_equal(struct section *a, struct section *b, int depth)
 	return true;
 }
 
+/* Is there a call to glibc's assertion failure routine soon after @from? */
+static bool assert_call_follows(const struct section *s, uint64_t from)
+{
+	for (size_t i = 0; i < s->nrelas; i++) {
+		const struct rela *r = &s->relas[i];
+		const char *n = r->sym->name;
+
+		if (r->offset >= from && r->offset < from + 48 &&
+		    (!strcmp(n, "__assert_fail") || !strcmp(n, "__assert_perror_fail") || !strcmp(n, "__assert")))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * A change that only moves source lines changes the __LINE__ that assert()
+ * passes to __assert_fail (mov $line,%edx right before the call).  The
+ * function does the same thing; like kpatch with the kernel's WARN/BUG line
+ * numbers, do not call that a change.
+ */
+static bool assert_line_only(struct section *a, struct section *b)
+{
+	if (a->size != b->size || !a->data || !b->data || a->nrelas != b->nrelas)
+		return false;
+	for (size_t i = 0; i < a->nrelas; i++)
+		if (a->relas[i].offset != b->relas[i].offset || !rela_equal(&a->relas[i], &b->relas[i], 0))
+			return false;
+	if (!section_equal(a->lsda, b->lsda, 1))
+		return false;
+	for (size_t i = 0; i < a->size;) {
+		bool ok = false;
+
+		if (a->data[i] == b->data[i]) {
+			i++;
+			continue;
+		}
+		for (size_t p = i >= 4 ? i - 4 : 0; p <= i && !ok; p++) {
+			if (a->data[p] == 0xba && b->data[p] == 0xba && p + 5 <= a->size && i < p + 5 &&
+			    assert_call_follows(b, p + 5)) {
+				ok = true;
+				i = p + 5;
+			}
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 void compare(struct diff *d)
 {
 	struct object *p = d->patched;
@@ -144,6 +193,10 @@ void compare(struct diff *d)
 			s->status = ST_NEW;
 		else
 			s->status = section_equal(s->twin, s, 0) ? ST_SAME : ST_CHANGED;
+		if (s->status == ST_CHANGED && assert_line_only(s->twin, s)) {
+			s->status = ST_SAME;
+			strlist_add(&d->notes, "%s: only assert() line numbers changed; not replaced", s->name);
+		}
 		for (size_t j = 0; j < s->nsyms; j++) {
 			struct symbol *f = s->syms[j];
 
