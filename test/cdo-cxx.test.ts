@@ -102,6 +102,13 @@ describe.each(models)('create-diff-object, C++, -f%s', (model) => {
     expect(r.verdict.unresolved).toEqual([]);
   });
 
+  it('a changed dynamic initializer already ran: not text-only, named', async () => {
+    const g = `${src}std::string greeting = "hello";\nconst char *greet() { return greeting.c_str(); }\n`;
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': g }, patched: { 'x.cc': g.replace('"hello"', '"howdy"') } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.reasons.find((x) => x.kind === 'data')?.symbol).toMatch(/^_GLOBAL__sub_I_/);
+  });
+
   it('a new virtual function changes the vtable: not text-only', async () => {
     const patched = src.replace('virtual int virt(int x) { return x + v; }', 'virtual int virt(int x) { return x + v; }\n  virtual int more(int x) { return x - v; }');
     const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': patched } });

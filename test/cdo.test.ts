@@ -230,6 +230,13 @@ int other(int x) { assert(x != 7); return printf("%d\\n", x); }
     expect(r.stderr).toContain('glob');
   });
 
+  it('a changed constructor function already ran: not text-only', async () => {
+    const c = `${base}static void __attribute__((constructor)) setup(void) { glob = 5; }\n`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': c }, patched: { 'x.c': c.replace('glob = 5', 'glob = 6') } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.reasons[0]).toMatchObject({ kind: 'data', symbol: 'setup' });
+  });
+
   it('data: a new global is not text-only', async () => {
     const patched = base.replace('int glob = 3;', 'int glob = 3;\nint added_counter;').replace('return x * 2 + glob;', 'added_counter++; return x * 2 + glob;');
     const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': patched } });

@@ -134,6 +134,39 @@ static void check_data(struct diff *d)
 	}
 }
 
+/*
+ * Code that only runs at start-up (constructors listed in .init_array, C++
+ * _GLOBAL__sub_I_ initializers) already ran in the live process: a change to
+ * it changes the program's initial data, which patching code cannot redo.
+ */
+static void check_initializers(struct diff *d)
+{
+	struct object *p = d->patched;
+
+	for (size_t i = 1; i < p->nsecs; i++) {
+		struct section *s = &p->secs[i];
+
+		if (s->kind != K_TEXT || s->status == ST_SAME || !s->nsyms)
+			continue;
+		for (size_t j = 0; j < s->nsyms; j++) {
+			struct symbol *f = s->syms[j];
+			bool init = !strncmp(f->name, "_GLOBAL__sub_I_", 15);
+
+			for (size_t k = 1; k < p->nsecs && !init; k++) {
+				struct section *a = &p->secs[k];
+
+				if (a->sh.sh_type != SHT_INIT_ARRAY && a->sh.sh_type != SHT_PREINIT_ARRAY)
+					continue;
+				for (size_t r = 0; r < a->nrelas && !init; r++)
+					init = a->relas[r].tsym == f || (a->relas[r].tsec == s && !a->relas[r].tsym);
+			}
+			if (init)
+				not_text_only(d, f->name, "start-up initializer %s changed: it already ran in the live process",
+					      f->name);
+		}
+	}
+}
+
 static void mark(struct section *s, const char *why, bool *progress)
 {
 	if (!s || s->include)
@@ -206,6 +239,7 @@ void include(struct diff *d)
 	bool progress = true;
 
 	check_data(d);
+	check_initializers(d);
 
 	for (size_t i = 1; i < p->nsecs; i++) {
 		struct section *s = &p->secs[i];

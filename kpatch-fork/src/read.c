@@ -321,19 +321,20 @@ static void pair_lsda(struct object *obj)
 
 		if (l->kind != K_LSDA || strncmp(l->name, ".gcc_except_table.", 18))
 			continue;
-		want = xasprintf(".text.%s", l->name + 18);
-		key.name = want;
-		hit = bsearch(&kp, v, n, sizeof(*v), cmp_sec_name);
-		if (!hit) {
-			/* main() and friends live in .text.startup.X, cold code in .text.unlikely.X */
-			free(want);
-			want = xasprintf(".text.startup.%s", l->name + 18);
+		/* main() and friends live in .text.startup.X, cold-only
+		 * functions in .text.unlikely.X */
+		static const char *const prefixes[] = { ".text.", ".text.startup.", ".text.unlikely.",
+							".text.hot.", ".text.exit." };
+
+		hit = NULL;
+		for (size_t k = 0; k < sizeof(prefixes) / sizeof(*prefixes) && !hit; k++) {
+			want = xasprintf("%s%s", prefixes[k], l->name + 18);
 			key.name = want;
 			hit = bsearch(&kp, v, n, sizeof(*v), cmp_sec_name);
+			free(want);
 		}
 		if (hit)
 			(*hit)->lsda = l;
-		free(want);
 	}
 	free(v);
 }
