@@ -8,6 +8,9 @@ import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
 import { explainReject } from '../pipeline/src/build/patched.ts';
 import { classifyOutcome } from '../pipeline/src/build/classify.ts';
 import type { Report } from '../pipeline/src/report/types.ts';
+import { describeTree } from '../pipeline/src/build/source.ts';
+import { chooseBuildCommand } from '../pipeline/src/build/command.ts';
+import { originalBuildKey } from '../pipeline/src/build/original.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 const smallc = new URL('./fixtures/smallc/', import.meta.url).pathname;
@@ -241,9 +244,27 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
     expect(await exists(join(scratch, 'bad-out'))).toBe(false);
   });
 
+  it('sweeps a killed run\'s work copy, output temp folder and build lock', async () => {
+    const dead = 999_999; // beyond the pids in use here
+    await mkdir(join(cache, 'wfbuild/work', `${dead}-0123456789ab/tree`), { recursive: true });
+    const target = join(scratch, 'swept', 'docs');
+    await mkdir(`${target}.tmp-${dead}`, { recursive: true });
+    const source = await describeTree(tree);
+    const { key } = await originalBuildKey(source, await chooseBuildCommand(source, undefined));
+    await mkdir(join(cache, 'wfbuild/orig', `${key}.lock`), { recursive: true });
+    await writeFile(join(cache, 'wfbuild/orig', `${key}.lock/pid`), String(dead));
+    const result = await run([join(smallc, 'patches/0001-text-only-CVE-2099-0001.patch'), '--source', tree, '--out', target]);
+    expect(result.exitCode, result.all).toBe(0);
+    expect(await exists(join(cache, 'wfbuild/work', `${dead}-0123456789ab`))).toBe(false);
+    expect(await exists(`${target}.tmp-${dead}`)).toBe(false);
+    expect(await exists(join(cache, 'wfbuild/orig', `${key}.lock`))).toBe(false);
+    expect(await readdir(join(scratch, 'swept'))).toEqual(['docs']);
+  });
+
   it('leaves no work copies or half-built original builds in the cache', async () => {
     expect(await readdir(join(cache, 'wfbuild/work')).catch(() => [])).toEqual([]);
     for (const key of await readdir(join(cache, 'wfbuild/orig'))) {
+      expect(key).not.toMatch(/\.lock$/);
       expect(await exists(join(cache, 'wfbuild/orig', key, 'meta.json'))).toBe(true);
     }
   });

@@ -1,4 +1,4 @@
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { Listr, type ListrTask } from 'listr2';
@@ -11,10 +11,11 @@ import type { BundleReport, ObjectReport, ObjectVerdict, Reason, Report } from '
 import { chooseBuildCommand, type BuildCommand } from './command.ts';
 import { describeTree, fetchPackage, type SourceTree } from './source.ts';
 import { originalBuild, type OriginalBuild } from './original.ts';
-import { applyPatch, patchedBuild, type PatchedBuild } from './patched.ts';
+import { applyPatch, patchedBuild, sweepWork, type PatchedBuild } from './patched.ts';
 import { createDiffObject, ensureCreateDiffObject, verdictReasons } from './diffobj.ts';
 import { classifyOutcome } from './classify.ts';
 import { copyTree } from './original.ts';
+import { alive } from './alive.ts';
 
 export type { Report } from '../report/types.ts';
 export { exitCodeFor } from '../report/types.ts';
@@ -85,6 +86,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
   const writeBundles = opts.bundles ?? true;
   const out = opts.out === undefined ? defaultOut(opts.patch) : opts.out === null ? null : resolve(opts.out);
   const ctx: Ctx = { objects: [], reasons: [], notes: [], bundles: [], unbundled: [], perBinary: new Map(), timings: {} };
+  await sweepWork(join(cache, 'work'));
 
   const timed = (key: string, title: string, fn: ListrTask<Ctx>['task']): ListrTask<Ctx> => ({
     title,
@@ -273,6 +275,11 @@ async function writeOut(out: string, report: Report, scratch: string | null): Pr
   await mkdir(dirname(out), { recursive: true });
   const temp = `${out}.tmp-${process.pid}`;
   await rm(temp, { recursive: true, force: true });
+  // A killed run's temporary folder (never the output itself) is removed.
+  for (const name of await readdir(dirname(out))) {
+    const pid = name.startsWith(`${basename(out)}.tmp-`) ? Number(name.slice(basename(out).length + 5)) : 0;
+    if (pid > 0 && !alive(pid)) await rm(join(dirname(out), name), { recursive: true, force: true });
+  }
   await mkdir(temp);
   try {
     for (const bundle of report.bundles) {

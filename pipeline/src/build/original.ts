@@ -6,6 +6,7 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
 import { runBuild, type BuildCommand } from './command.ts';
 import type { SourceTree } from './source.ts';
+import { alive } from './alive.ts';
 
 /** A finished original build, cached under cacheRoot/wfbuild/orig/<key>/ and never modified. */
 export interface OriginalBuild {
@@ -134,15 +135,6 @@ export async function originalBuild(tree: SourceTree, cmd: BuildCommand, cacheDi
     return await cachedOrBuild(tree, cmd, dir, onOutput);
   } finally {
     await release();
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, type BuildLogEntry, type CompileEntry } from '../wrapper/index.ts';
 import { runBuild, type BuildCommand } from './command.ts';
 import { copyTree, type OriginalBuild } from './original.ts';
+import { alive } from './alive.ts';
 
 /** A recompiled object whose bytes differ from the original's. */
 export interface Candidate {
@@ -64,6 +65,15 @@ export async function applyPatch(tree: string, patchFile: string, patchName: str
   if (real.exitCode !== 0) throw new UserError(explainReject(real.all ?? '', patchName), ExitCode.usage);
 }
 
+/** Removes work folders (`<pid>-…`, `check-<pid>-…`) of runs that were killed. */
+export async function sweepWork(workRoot: string): Promise<void> {
+  const names = await readdir(workRoot).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(/^(?:check-)?(\d+)-/.exec(name)?.[1] ?? 0);
+    if (pid > 0 && pid !== process.pid && !alive(pid)) await rm(join(workRoot, name), { recursive: true, force: true });
+  }
+}
+
 async function sameBytes(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([readFile(a), readFile(b)]);
   return x.equals(y);
@@ -82,7 +92,8 @@ export async function patchedBuild(
   debian: boolean,
 ): Promise<PatchedBuild> {
   await mkdir(workRoot, { recursive: true });
-  const work = join(workRoot, `${createHash('sha256').update(`${patchFile}${process.pid}${Date.now()}`).digest('hex').slice(0, 12)}`);
+  // The owner's pid leads the name so sweepWork() can tell a killed run's leftovers.
+  const work = join(workRoot, `${process.pid}-${createHash('sha256').update(`${patchFile}${Date.now()}`).digest('hex').slice(0, 12)}`);
   await mkdir(work);
   const cleanup = (): Promise<void> => rm(work, { recursive: true, force: true });
   try {
