@@ -165,6 +165,23 @@ int sw(int x) {
     expect(relocsOf(r.out!, '.text.sw').some((x) => x.symbol === '.rodata.sw')).toBe(true);
   });
 
+  it('switch-conversion tables (CSWTCH) and float constants are compared by value and copied', async () => {
+    const orig = `double scale(double x) { return x * 1.25 + 0.5; }
+double keep(double x) { return x * 2.75; }
+int lut(unsigned x) { switch (x) { case 0: return 10; case 1: return 25; case 2: return 31; case 3: return 47; case 4: return 59; case 5: return 61; default: return 0; } }
+int lut2(unsigned x) { switch (x) { case 0: return 7; case 1: return 3; case 2: return 9; case 3: return 1; case 4: return 8; default: return -1; } }
+`;
+    const patched = orig.replace('x * 1.25 + 0.5', 'x - 0.5').replace('case 3: return 47;', 'case 3: return 48;');
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    expect(r.exitCode).toBe(0);
+    // a new table value or constant changes only the function that uses it
+    expect(names(r.verdict.changedFunctions)).toEqual(['lut', 'scale']);
+    const secs = r.out!.sections.map((s) => s.name);
+    expect(secs.some((n) => n.includes('CSWTCH'))).toBe(true);
+    expect(secs.some((n) => n.startsWith('.rodata.cst'))).toBe(true);
+    expect(undefinedSyms(r.out!).filter((n) => n.includes('CSWTCH'))).toEqual([]);
+  });
+
   it('libc calls go through PLT32 to plain undefined symbols', async () => {
     const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('"g %d\\n"', '"g = %d\\n"') } });
     expect(r.exitCode).toBe(0);
