@@ -39,7 +39,7 @@ int main(int argc, char **argv)
 	static struct diff d;
 	unsigned char *in, *ob;
 	size_t n, on;
-	char out[64];
+	char out[64], verdict[64];
 	int rc;
 
 	if (argc < 2)
@@ -69,10 +69,13 @@ int main(int argc, char **argv)
 	d.compared = true;
 	include(&d);
 	rewrite(&d);
+	snprintf(out, sizeof(out), "/tmp/cdo-fuzz-%d.o", (int)getpid());
 	if (d.text_only && d.patchable) {
-		snprintf(out, sizeof(out), "/tmp/cdo-fuzz-%d.o", (int)getpid());
 		write_output(&d, out);
 		unlink(out);
 	}
+	snprintf(verdict, sizeof(verdict), "/tmp/cdo-fuzz-%d.json", (int)getpid());
+	write_verdict(&d, verdict, out);
+	unlink(verdict);
 	return 0;
 }
