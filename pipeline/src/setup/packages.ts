@@ -22,6 +22,8 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'python3', why: 'kernel helper scripts' },
   { name: 'afl++', why: 'bounded fuzzing of the create-diff-object ELF reader' },
   { name: 'g++', why: 'C++ test cases for create-diff-object' },
+  { name: 'clang', why: 'create-diff-object robustness test: an aarch64 object (clang --target) must be refused' },
+  { name: 'tcl', why: "create-diff-object benchmark: builds SQLite's amalgamation from Debian's sqlite3 source" },
   { name: 'patch', why: 'wfbuild applies source patches (patch -p1, with a dry run first)' },
   { name: 'debhelper', why: 'wfbuild: dh_auto_install finds the binaries a Debian package installs' },
 ];
