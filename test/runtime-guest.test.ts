@@ -15,6 +15,8 @@ const build = join(runtime, 'tests/build');
 // Shorter than the 10 s where the point stands (TCG on 2 shared cores); override with
 // WFPATCH_RUNTIME_LONG_MS=10000 for the full scenario.
 const longMs = Number(process.env.WFPATCH_RUNTIME_LONG_MS ?? 6000);
+// Boot this bzImage instead of the debug variant's build (e.g. a kernel series in progress).
+const bzImage = process.env.WFPATCH_RUNTIME_BZIMAGE;
 
 const scenarios = [
   'versions:local:versions',
@@ -57,6 +59,7 @@ beforeAll(async () => {
   const files = ['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'slow2.o', 'lib11.o', 'wrongid.o', 'badreloc.o', 'unwind.o'].map((f) => ({ host: join(build, f) }));
   vm = await runInVm({
     variant: 'debug',
+    ...(bzImage ? { bzImage } : {}),
     program: join(runtime, 'tests/guest-suite.sh'),
     args: scenarios,
     files,
