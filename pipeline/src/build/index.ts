@@ -1,6 +1,5 @@
-import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { execa } from 'execa';
 import { Listr, type ListrTask } from 'listr2';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { cacheRoot } from '../paths.ts';
@@ -10,11 +9,10 @@ import { buildId, writeBundle } from '../bundle/index.ts';
 import type { BundleReport, ObjectReport, ObjectVerdict, Reason, Report } from '../report/types.ts';
 import { chooseBuildCommand, type BuildCommand } from './command.ts';
 import { describeTree, fetchPackage, type SourceTree } from './source.ts';
-import { originalBuild, type OriginalBuild } from './original.ts';
+import { copyTree, originalBuild, type OriginalBuild } from './original.ts';
 import { applyPatch, patchedBuild, sweepWork, type PatchedBuild } from './patched.ts';
 import { createDiffObject, ensureCreateDiffObject, verdictReasons } from './diffobj.ts';
 import { classifyOutcome } from './classify.ts';
-import { copyTree } from './original.ts';
 import { alive } from './alive.ts';
 
 export type { Report } from '../report/types.ts';
@@ -118,14 +116,14 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
         // Apply check against the pristine tree before any build: a patch for another package
         // or version fails here, in seconds.
         const check = join(cache, 'work', `check-${process.pid}-${Date.now()}`);
-        await mkdir(dirname(check), { recursive: true });
+        await mkdir(check, { recursive: true });
         try {
-          await execa('mkdir', ['-p', check]);
+          // Only the touched files: patch needs nothing else, and a big tree is not copied twice.
           const files = c.triage!.files.filter((f) => f.change !== 'added').map((f) => f.path);
           for (const f of files) {
             if (await exists(join(c.tree.dir, f))) {
               await mkdir(dirname(join(check, f)), { recursive: true });
-              await execa('cp', ['-a', join(c.tree.dir, f), join(check, f)]);
+              await copyFile(join(c.tree.dir, f), join(check, f));
             }
           }
           await applyPatch(check, patchPath, c.triage!.name);
