@@ -67,6 +67,9 @@ static void unregister(struct wf_thread *t)
 		t->next->prev = t->prev;
 	nthreads--;
 	bool ongoing = state != WF_IDLE;
+	/* thread_count mode: a thread that leaves before it moved is not waited for any more. */
+	if (ongoing && !wf_settings.auto_threads && t->done_epoch != epoch)
+		expected--;
 	/* Migrated (or arrived) but gone before the patcher logged it: log it here. */
 	bool unlogged = t->done_epoch == epoch && !t->logged;
 	double ms = (double)(t->done_ns - trigger_ns) / 1e6;
