@@ -2,10 +2,10 @@
  * Pass 2 (correlate): pair each patched symbol and section with its original.
  *
  * Globals pair by exact name.  Locals pair by their normalized name (GCC's
- * per-file numbering removed), and numbered static locals additionally by a
- * function that uses them, so "counter" in f() never pairs with "counter" in
- * g().  When several candidates share a key, identical contents pair first,
- * then order of appearance.
+ * per-file numbering removed).  When several candidates share a name,
+ * numbered static locals pair by a function that uses them (so "counter" in
+ * f() never pairs with "counter" in g()), then identical contents pair, then
+ * order of appearance.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,8 +48,6 @@ static struct cand *candidates(struct object *obj, size_t *n)
 			continue;
 		if (s->bind != STB_LOCAL)
 			v[k].key = xasprintf("G:%s", s->name);
-		else if (s->type == STT_OBJECT && strcmp(s->norm, s->name))
-			v[k].key = xasprintf("L:%s@%s", s->norm, s->user ? s->user : "");
 		else
 			v[k].key = xasprintf("L:%s", s->norm);
 		v[k++].sym = s;
@@ -76,8 +74,22 @@ static void pair(struct symbol *a, struct symbol *b)
 	b->twin = a;
 }
 
+static bool same_user(const struct symbol *a, const struct symbol *b)
+{
+	return a->user && b->user && !strcmp(a->user, b->user);
+}
+
 static void pair_group(struct cand *a, size_t na, struct cand *b, size_t nb)
 {
+	/* numbered static locals of one name in several functions: by the
+	 * function using them (count.0 in f() is count.3 in f() after) */
+	if (na > 1 || nb > 1) {
+		for (size_t i = 0; i < na; i++)
+			for (size_t j = 0; j < nb; j++)
+				if (!a[i].sym->twin && !b[j].sym->twin && a[i].sym->type == b[j].sym->type &&
+				    same_user(a[i].sym, b[j].sym))
+					pair(a[i].sym, b[j].sym);
+	}
 	if (na != nb) {
 		for (size_t i = 0; i < na; i++)
 			for (size_t j = 0; j < nb; j++)
