@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { repoRoot } from '../pipeline/src/paths.ts';
-import { cleanup, definedSym, names, relocsOf, runCase, undefinedSyms, type CodeModel } from '../kpatch-fork/tests/harness.ts';
+import { cleanup, definedSym, names, readElf, relocsOf, runCase, undefinedSyms, type CodeModel } from '../kpatch-fork/tests/harness.ts';
 
 beforeAll(async () => {
   await execa('make', ['-C', `${repoRoot}/kpatch-fork`, 'bin/create-diff-object']);
@@ -104,10 +104,10 @@ int entry${k}(int x) { seen += x; return helper(x) + seen; }
 
   it('static locals: the patch uses the original variable even when GCC renumbers it', async () => {
     const orig = `#include <stdio.h>
-int first(int x) { return x + 1; }
 int second(int x) { static int count; count += x; return count; }
+int first(int x) { return x + 1; }
 `;
-    // __func__ in first() takes the number count had: count.0 becomes count.1
+    // GCC numbers from the end of the file: __func__ in first() takes count's number, count.0 becomes count.1
     const patched = orig.replace('int first(int x) { return x + 1; }', 'int first(int x) { printf("%s\\n", __func__); return x + 1; }')
       .replace('count += x;', 'count += 2 * x;');
     const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
@@ -118,6 +118,25 @@ int second(int x) { static int count; count += x; return count; }
     expect(und).toContain('__wfsym:1:count.0:x.c');
     expect(und.some((n) => n.includes('count.1'))).toBe(false);
     expect(r.out!.symbols.some((s) => s.name.startsWith('count') && s.ndx !== 'UND')).toBe(false);
+  });
+
+  it('static locals of one name in two functions stay apart when renumbered', async () => {
+    const orig = `#include <stdio.h>
+int first(int x) { return x + 100; }
+int f(int x) { static int count; count += x; return count; }
+int g(int x) { static int count; count -= x; return count * 2; }
+`;
+    // GCC numbers static locals from the end of the file: a new one after g() renumbers both counts
+    const patched = `${orig.replace('count -= x;', 'count -= 2 * x;')}int last(int x) { static int seen_last; seen_last += x; return seen_last; }\n`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': orig }, patched: { 'x.c': patched } });
+    // last() brings a new static: not text-only, but g's count must still be g's original count
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.newData.map((d) => d.name)).toEqual([expect.stringMatching(/^seen_last\.\d+$/)]);
+    const origElf = await readElf(`${r.dir}/orig/x.o`);
+    const gCount = origElf.relocs.find((x) => x.section === '.text.g' && x.symbol.startsWith('.bss.count'))!.symbol.replace('.bss.', '');
+    const refs = r.verdict.references.map((x) => x.symbol);
+    expect(refs).toContain(`__wfsym:1:${gCount}:x.c`);
+    expect(r.verdict.changedData).toEqual([]);
   });
 
   it('string literals and __func__ travel with the new code', async () => {
