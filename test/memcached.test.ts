@@ -96,3 +96,34 @@ describe('memcached 1.6.18-1 in Debian 12 with its own build configuration', () 
     expect(await readdir(join(scratch, 'out', '0001-safe_strcpy-empty-destination.patch'))).toEqual(['memcached.wfp', 'report.json']);
   });
 });
+
+/**
+ * The same SASL patch where its code is compiled: memcached configured by hand with
+ * --enable-sasl-pwdb (Debian's configuration does not enable it). A second original build,
+ * cached under its own key (the build command is part of it).
+ */
+describe('memcached 1.6.18-1 configured with --enable-sasl-pwdb', () => {
+  let r: Report;
+  const buildCmd = './configure --prefix=/usr --enable-sasl --enable-sasl-pwdb --enable-tls && make -j2';
+  beforeAll(async () => {
+    r = await classifyPatch({
+      patch: join(scratch, debianPatches[0]),
+      package: 'memcached=1.6.18-1',
+      buildCmd,
+      out: join(scratch, 'out', 'pwdb'),
+      renderer: 'silent',
+    });
+  }, 3_600_000);
+
+  it('0008 changes sasl_server_userdb_checkpass only: text-only, kpatch-able, a bundle for /usr/bin/memcached', async () => {
+    expect(r, JSON.stringify(r.reasons)).toMatchObject({ outcome: 'kpatchable', textOnly: true, kpatchable: true, buildCommand: buildCmd });
+    expect(r.objects.map((o) => o.object)).toEqual(['memcached-sasl_defs.o']);
+    const verdict = r.objects[0].verdicts[0].verdict as { changedFunctions: { name: string }[]; changedData: unknown[] };
+    expect(verdict.changedFunctions.map((f) => f.name)).toEqual(['sasl_server_userdb_checkpass']);
+    expect(verdict.changedData).toEqual([]);
+    expect(r.bundles).toHaveLength(1);
+    expect(r.bundles[0]).toMatchObject({ binary: 'memcached', installedPath: '/usr/bin/memcached', file: 'memcached.wfp' });
+    const meta = await readBundleMeta(join(scratch, 'out', 'pwdb', 'memcached.wfp'), scratch);
+    expect(meta).toMatchObject({ patch: debianPatches[0], cves: ['CVE-2026-47783', 'CVE-2026-47784'], target: { path: '/usr/bin/memcached', buildId: r.bundles[0].buildId } });
+  });
+});
