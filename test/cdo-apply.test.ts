@@ -143,6 +143,46 @@ describe.each(['pie', 'pic'] as const)('a create-diff-object patch applied by li
   });
 });
 
+describe('a bundle of two patch objects (ld -r) applied by libwfpatch', () => {
+  it('both objects are patched; each keeps its own statics', { timeout: 120_000 }, async () => {
+    const d = join(dir, 'bundle');
+    for (const t of ['o', 'p']) await mkdir(join(d, t), { recursive: true });
+    // two files with a static of the same name: sympos and file keep them apart
+    const other = `static int calls;
+static int __attribute__((noinline)) bump(void) { return ++calls; }
+int other_tag(void) { return bump() * 1000; }
+`;
+    await writeFile(join(d, 'o/lib.c'), libC.replace('calls=%d w=%d"', 'calls=%d w=%d t=%d"').replace('weight(i));', 'weight(i), other_tag());').replace('#include <stdio.h>', '#include <stdio.h>\nint other_tag(void);'));
+    const patchedLib = libPatched.replace('fn=%s"', 'fn=%s t=%d"').replace('__func__);', '__func__, other_tag());').replace('#include <stdio.h>', '#include <stdio.h>\nint other_tag(void);');
+    await writeFile(join(d, 'p/lib.c'), patchedLib);
+    await writeFile(join(d, 'o/other.c'), other);
+    await writeFile(join(d, 'p/other.c'), other.replace('* 1000', '* 2000'));
+    await writeFile(join(d, 'o/main.c'), mainC);
+    for (const t of ['o', 'p']) {
+      for (const f of ['lib.c', 'other.c']) await execa('gcc', ['-O2', '-g', '-ffunction-sections', '-fdata-sections', '-fPIE', '-c', f], { cwd: join(d, t) });
+    }
+    await execa('gcc', ['-O2', '-g', '-fPIE', `-I${rt}`, '-c', 'main.c'], { cwd: join(d, 'o') });
+    await execa('gcc', ['-pie', '-o', 'prog', 'main.o', 'lib.o', 'other.o', '-L', join(rt, 'build'), '-lwfpatch', '-ldl', '-lpthread', `-Wl,-rpath,${join(rt, 'build')}`], { cwd: join(d, 'o') });
+    for (const f of ['lib', 'other']) {
+      const r = await runCdo([join(d, `o/${f}.o`), join(d, `p/${f}.o`), '--output', join(d, `${f}.patch.o`), '--binary', join(d, 'o/prog')], join(d, `${f}.json`));
+      expect(r.exitCode).toBe(0);
+    }
+    const bundle = join(d, 'bundle.o');
+    await execa('ld', ['-r', '-o', bundle, join(d, 'lib.patch.o'), join(d, 'other.patch.o')]);
+    const run = await runPatched(join(d, 'o/prog'), bundle);
+    expect(run.log).toContain('"outcome":"applied"');
+    const lines = run.stdout.trim().split('\n');
+    const first = lines.findIndex((l) => l.includes(' v2 '));
+    expect(first).toBeGreaterThan(3);
+    for (const [i, l] of lines.entries()) {
+      expect(Number(/calls=(\d+)/.exec(l)![1])).toBe(i + 1);
+      // other.c's own static "calls" counts on too, now times 2000
+      const t = Number(/t=(\d+)/.exec(l)![1]);
+      expect(t).toBe((i + 1) * (i < first ? 1000 : 2000));
+    }
+  });
+});
+
 const cxxLib = `#include <stdexcept>
 #include <string>
 #include <cstdio>
