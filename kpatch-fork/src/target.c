@@ -171,7 +171,7 @@ static void choose_block(struct diff *d)
 	struct object *o = d->orig;
 	char **names = xzalloc(o->nsyms * sizeof(*names));
 	size_t nn = 0;
-	unsigned best = 0;
+	unsigned best = 0, ties = 0;
 	long best_score = -1;
 
 	for (size_t i = 1; i < o->nsyms; i++) {
@@ -207,10 +207,16 @@ static void choose_block(struct diff *d)
 		if (!foreign && score > best_score) {
 			best_score = score;
 			best = b;
+			ties = 0;
+		} else if (!foreign && score == best_score) {
+			ties++;
 		}
 		i = j;
 	}
 	t->chosen_block = best;
+	if (best && ties)
+		strlist_add(&d->notes, "%u blocks of %s in %s match this object equally; the first is used",
+			    ties + 1, o->file, t->path);
 	for (size_t i = 0; i < nn; i++)
 		free(names[i]);
 	free(names);

@@ -105,6 +105,27 @@ static void funcs(FILE *f, struct diff *d, const char *key, int which)
 	fputs(first ? "],\n" : "\n  ],\n", f);
 }
 
+/* Functions of the original that the patched object no longer has (inlined
+ * now, or deleted): their old code stays in the process, unused by new code. */
+static void removed(FILE *f, struct diff *d)
+{
+	struct object *o = d->orig;
+	bool first = true;
+
+	fputs("  \"removedFunctions\": [", f);
+	for (size_t i = 1; i < o->nsyms; i++) {
+		struct symbol *s = &o->syms[i];
+
+		if ((s->type != STT_FUNC && s->type != STT_GNU_IFUNC) || !s->sec || s->twin)
+			continue;
+		if (!first)
+			fputc(',', f);
+		first = false;
+		jstr(f, s->name);
+	}
+	fputs("],\n", f);
+}
+
 int write_verdict(struct diff *d, const char *path, const char *output)
 {
 	char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
@@ -142,8 +163,10 @@ int write_verdict(struct diff *d, const char *path, const char *output)
 		funcs(f, d, "changedFunctions", 0);
 		funcs(f, d, "newFunctions", 1);
 		funcs(f, d, "includedFunctions", 2);
+		removed(f, d);
 	} else {
-		fputs("  \"changedFunctions\": [],\n  \"newFunctions\": [],\n  \"includedFunctions\": [],\n", f);
+		fputs("  \"changedFunctions\": [],\n  \"newFunctions\": [],\n  \"includedFunctions\": [],\n"
+		      "  \"removedFunctions\": [],\n", f);
 	}
 	fputs("  \"changedData\": ", f);
 	jlist(f, &d->changed_data_json, true);
