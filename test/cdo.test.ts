@@ -334,6 +334,8 @@ describe.each(models)('create-diff-object, GCC clones and splits, -f%s', (model)
     expect(r.verdict.newFunctions).toEqual([]);
     const und = undefinedSyms(r.out!).filter((n) => n.includes('scale'));
     expect(und).toEqual(['__wfsym:1:scale.constprop.1:x.c']);
+    // p9's clone is gone from the patched build
+    expect(r.verdict.removedFunctions).toEqual(['scale.constprop.0']);
   });
 
   it('.cold: a changed function brings its cold part, without a record for it', async () => {

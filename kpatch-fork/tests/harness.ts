@@ -72,6 +72,7 @@ export interface Verdict {
   changedFunctions: VFunction[];
   newFunctions: VFunction[];
   includedFunctions: VFunction[];
+  removedFunctions: string[];
   changedData: VData[];
   newData: VData[];
   textOnly: boolean;
