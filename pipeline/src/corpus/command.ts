@@ -3,23 +3,27 @@ import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { corpusPackages, generateManifest, manifestCves, writeManifest } from './manifest.ts';
 
-const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view update|series]
+const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus|update|series] [--out DIR]
        wfbuild corpus manifest [--packages P,…]
 
 The paper's six packages on Debian 12 (${corpusPackages.join(', ')}): which of their
 Debian patches are text-only and kpatch-able.
 
-  corpus            classifies every unit of corpus/bookworm/<package>.json (one original
-                    build per package, reused), resumable: a unit already classified with the
-                    same inputs is not redone. Writes corpus/results/bookworm.{json,md}.
+  corpus            classifies the selected units of corpus/bookworm/<package>.json with the
+                    pipeline (one original build per base tree, cached), resumable: a unit
+                    already classified with the same inputs is not redone. Writes
+                    corpus/results/bookworm.{json,md}.
   corpus manifest   asks the registry (apt) which versions exist and can be fetched, downloads
                     them to the cache, and rewrites corpus/bookworm/<package>.json.
 
 Options:
   --packages P,…    only these packages (default: all six)
   --jobs N          parallel compile jobs per build (default 2)
-  --view V          which units: 'update' (bookworm updates) or 'series' (every patch of the
-                    series walk, default; includes the update units)
+  --view V          which units: 'corpus' (default: a package's bookworm-update units where it
+                    has any, else its series walk), 'update' (update units only), 'series'
+                    (every unit of the series walk)
+  --out DIR         where bookworm.{json,md} go (default corpus/results); results of packages
+                    not run now are kept from the file there when it used the same view
 
 See corpus/README.md for the rules that choose the units.`;
 
