@@ -31,6 +31,7 @@ const scenarios = [
   'unwind:local:unwind:unwind.o',
   'churn:local:churn:v2.o',
   'callbacks:local:callbacks:v2.o',
+  'tiny:local:tiny:tiny.o',
 ];
 
 let out: string;
@@ -56,7 +57,7 @@ beforeAll(async () => {
   await execa('make', ['-C', join(repoRoot, 'kpatch-fork'), '-j2'], { env: { MAKEFLAGS: '' } });
   await execa('make', ['-C', runtime, 'test-programs']);
   out = await mkdtemp(join(tmpdir(), 'wfruntime-guest-'));
-  const files = ['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'slow2.o', 'lib11.o', 'wrongid.o', 'badreloc.o', 'unwind.o'].map((f) => ({ host: join(build, f) }));
+  const files = ['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'slow2.o', 'lib11.o', 'wrongid.o', 'badreloc.o', 'unwind.o', 'tiny.o'].map((f) => ({ host: join(build, f) }));
   vm = await runInVm({
     variant: 'debug',
     ...(bzImage ? { bzImage } : {}),
@@ -159,6 +160,11 @@ describe('libwfpatch local mode in the guest', () => {
   it("the prototype's configuration works in local mode too (thread_count, callbacks)", async () => {
     const o = await outcome('callbacks');
     expect(o.result).toMatchObject({ ok: true, applied: 1, done: 1, migrated: 4, trigger_local: 1, trigger_global: 0 });
+  });
+
+  it('replaces a 3-byte function in the new generation', async () => {
+    const o = await outcome('tiny');
+    expect(o.result).toMatchObject({ ok: true, before: 0, after: 7 });
   });
 
   it('bad patches are rejected before any generation is created, and the process keeps serving', async () => {

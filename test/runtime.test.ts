@@ -95,6 +95,8 @@ describe('libwfpatch global mode (host)', () => {
     const loaded = events(r.log, 'patch_loaded')[0];
     expect(loaded.target).toMatch(/libwftarget\.so$/);
     expect(loaded.got_slots).toBe(1); // -fPIC code reads lib_base through a loader-made GOT slot
+    // ... and lib_hidden, a hidden global the linker made local, as __wfsym:1:lib_hidden:
+    expect(loaded.relocations).toBeGreaterThanOrEqual(3);
   });
 
   it('a call in progress finishes the old body; the next call runs the new one', async () => {
@@ -134,6 +136,11 @@ describe('libwfpatch global mode (host)', () => {
     const r = await run(['callbacks', patch('v2.o')]);
     expect(r.result).toMatchObject({ ok: true, applied: 1, done: 1, migrated: 4, min_remaining: 0, trigger_global: 1, trigger_local: 0 });
     expect(events(r.log, 'init')[0].threads).toBe('thread_count');
+  });
+
+  it('replaces a 3-byte function: the jump runs over its alignment padding up to the next symbol', async () => {
+    const r = await run(['tiny', patch('tiny.o')]);
+    expect(r.result).toMatchObject({ ok: true, outcome: 'done', before: 0, after: 7 });
   });
 
   it('threads born and dying during a transition (explicitly and not) neither block nor break it', async () => {

@@ -79,6 +79,8 @@ struct wf_symval {
 	int type;              /* STT_* */
 };
 WF_HIDDEN int wf_module_lookup_global(struct wf_module *m, const char *name, struct wf_symval *out, char *err);
+/* Bytes from addr to the next symbol (or the end of the code), for jumps over padding. */
+WF_HIDDEN size_t wf_module_room(struct wf_module *m, uintptr_t addr);
 WF_HIDDEN int wf_module_lookup_local(struct wf_module *m, const char *name, const char *file,
 				     unsigned long sympos, struct wf_symval *out, char *err);
 

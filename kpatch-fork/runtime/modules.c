@@ -310,5 +310,50 @@ int wf_module_lookup_local(struct wf_module *m, const char *name, const char *fi
 			return wf_errf(err, "local %s in %s: position %lu requested, only %lu exist", name,
 				       file, sympos, seen);
 	}
-	return wf_errf(err, "local symbol %s of %s not found in %s", name, file, m->path);
+	/* Hidden globals under an empty STT_FILE: a module may lack that FILE symbol; then a
+	 * unique local of the name will do (FORMAT.md). */
+	if (!*file) {
+		const Elf64_Sym *only = NULL;
+		size_t count = 0;
+		for (size_t i = 1; i < m->nsymtab; i++) {
+			const Elf64_Sym *s = &m->symtab[i];
+			if (s->st_name < m->symstr_size && ELF64_ST_BIND(s->st_info) == STB_LOCAL && usable(s) &&
+			    !strcmp(m->symstr + s->st_name, name)) {
+				only = s;
+				count++;
+			}
+		}
+		if (count == 1 && sympos == 1) {
+			out->addr = m->base + only->st_value;
+			out->size = only->st_size;
+			out->type = ELF64_ST_TYPE(only->st_info);
+			return 0;
+		}
+		/* In an executable GNU ld leaves hidden symbols GLOBAL (with STV_HIDDEN). */
+		if (count == 0 && sympos == 1 && !lookup_in(m, m->symtab, m->nsymtab, m->symstr, m->symstr_size, name, out))
+			return 0;
+	}
+	return wf_errf(err, "local symbol %s of %s not found in %s", name, *file ? file : "(hidden globals)", m->path);
+}
+
+size_t wf_module_room(struct wf_module *m, uintptr_t addr)
+{
+	char err[WF_ERRLEN];
+	uintptr_t next = m->text_hi;
+	if (load_syms(m, err) < 0 || addr >= next)
+		return 0;
+	const Elf64_Sym *tabs[2] = { m->symtab, m->dynsym };
+	size_t counts[2] = { m->nsymtab, m->ndynsym };
+	for (int t = 0; t < 2; t++) {
+		for (size_t i = 1; tabs[t] && i < counts[t]; i++) {
+			const Elf64_Sym *s = &tabs[t][i];
+			int type = ELF64_ST_TYPE(s->st_info);
+			if (s->st_shndx == SHN_UNDEF || s->st_shndx == SHN_ABS || type == STT_FILE || type == STT_SECTION)
+				continue;
+			uintptr_t a = m->base + s->st_value;
+			if (a > addr && a < next)
+				next = a;
+		}
+	}
+	return next - addr;
 }

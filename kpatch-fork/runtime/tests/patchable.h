@@ -6,4 +6,5 @@ int slow_version(int ms);
 unsigned long long_compute(int ms);
 int lib_version(void);
 int unwind_depth(void);
+int tiny(void);
 #endif

@@ -12,6 +12,7 @@
  *   wftest serve SECONDS       workers call version() until SECONDS pass (for wfbuild apply)
  *   wftest unwind PATCH        backtrace() through a patched function finds every frame
  *   wftest callbacks PATCH     the prototype's configuration: thread_count and every callback
+ *   wftest tiny PATCH          a 3-byte function: the jump runs over its alignment padding
  *   wftest churn PATCH         threads are born and die (explicitly or not) during the patch
  *
  * Prints one JSON line per step and a final {"scenario":...,"ok":...} line; exit 0 iff ok. */
@@ -533,6 +534,20 @@ static int run_callbacks(const char *patch)
 	return ok ? 0 : 1;
 }
 
+static int run_tiny(const char *patch)
+{
+	int before = tiny();
+	char req[4200], reason[1024];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	const char *ev = control(req, reason, sizeof(reason));
+	wf_global_quiescence("main", 1);
+	int after = tiny();
+	bool ok = !strcmp(ev, "done") && before == 0 && after == 7;
+	printf("{\"scenario\":\"tiny\",\"ok\":%s,\"outcome\":\"%s\",\"before\":%d,\"after\":%d,\"reason\":\"%.300s\"}\n",
+	       ok ? "true" : "false", ev, before, after, reason);
+	return ok ? 0 : 1;
+}
+
 static atomic_long churned;
 
 static void *churn_thread(void *arg)
@@ -648,6 +663,8 @@ int main(int argc, char **argv)
 		return run_unwind(argv[2]);
 	if (!strcmp(s, "callbacks") && argc == 3)
 		return run_callbacks(argv[2]);
+	if (!strcmp(s, "tiny") && argc == 3)
+		return run_tiny(argv[2]);
 	if (!strcmp(s, "churn") && argc == 3)
 		return run_churn(argv[2]);
 	if (!strcmp(s, "serve") && argc == 3)

@@ -55,3 +55,9 @@ __attribute__((noipa)) int unwind_depth(void)
 	int n = backtrace(frames, 64);
 	return n;
 }
+
+/* Three bytes (xor; ret): a jump needs the alignment padding after it. */
+__attribute__((noipa)) int tiny(void)
+{
+	return 0;
+}
