@@ -103,6 +103,19 @@ static void check_data(struct diff *d)
 		struct symbol *s = &p->syms[i];
 		const char *why;
 
+		if (s->st.st_shndx == SHN_COMMON) {
+			/* -fcommon tentative definitions have no section */
+			if (!s->twin) {
+				data_entry(&d->new_data_json, s, "new data object (common)");
+				not_text_only(d, s->name, "new data object %s (common)", s->name);
+			} else if (s->twin->st.st_size != s->st.st_size) {
+				data_entry(&d->changed_data_json, s, "size changed (common)");
+				not_text_only(d, s->name, "data object %s: size changed from %llu to %llu bytes (common)",
+					      s->name, (unsigned long long)s->twin->st.st_size,
+					      (unsigned long long)s->st.st_size);
+			}
+			continue;
+		}
 		if (!s->sec || (s->type != STT_OBJECT && s->type != STT_TLS) || s->sec->kind != K_DATA ||
 		    sym_is_anon_value(s))
 			continue;
