@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { parseVariant } from '../kernel/command.ts';
-import { runInVm } from './run.ts';
+import { buildKernel } from '../kernel/build.ts';
+import { checkRunOptions, runInVm } from './run.ts';
 import { consoleTail } from './console.ts';
 import type { GuestFile } from './initramfs.ts';
 
@@ -72,8 +73,9 @@ export const vmCommand: Command = {
     if (sub !== 'run') throw new UserError(`expected 'wfbuild vm run [options] -- PROGRAM [ARGS...]' (see wfbuild vm --help)`);
     if (program === undefined) throw new UserError('no PROGRAM given (wfbuild vm run [options] -- PROGRAM [ARGS...])');
     const timeoutSec = intOption('timeout', values.timeout) ?? 300;
-    const result = await runInVm({
-      variant: parseVariant(values.variant),
+    const variant = parseVariant(values.variant);
+    const options = {
+      variant,
       cpus: intOption('cpus', values.cpus),
       memMiB: intOption('mem', values.mem),
       timeoutSec,
@@ -82,6 +84,16 @@ export const vmCommand: Command = {
       outDir: values.out,
       program,
       args: programArgs,
+    };
+    // Validate everything (program, files, options) before a kernel build that may take minutes.
+    await checkRunOptions(options);
+    const kernel = await buildKernel({
+      variant,
+      onOutput: values.quiet ? undefined : (line) => process.stderr.write(`${line}\n`),
+    });
+    const result = await runInVm({
+      ...options,
+      bzImage: kernel.bzImage,
       onConsole: values.quiet ? undefined : (text) => process.stdout.write(text),
     });
     if (result.kernelFailure !== null) {

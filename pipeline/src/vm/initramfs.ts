@@ -27,7 +27,7 @@ export interface GuestFile {
 
 const reserved = ['/init', '/bin/busybox', '/proc', '/sys', '/dev', tmpStaging];
 
-function guestPathFor(file: GuestFile): string {
+export function guestPathFor(file: GuestFile): string {
   const guest = file.guest ?? file.host;
   if (!isAbsolute(guest) || guest.split('/').includes('..')) {
     throw new UserError(`guest path '${guest}' for ${file.host} must be absolute and must not contain '..'`);

@@ -1,12 +1,12 @@
 import { access, constants, mkdtemp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { UserError, ExitCode } from '../cli/errors.ts';
 import { buildKernel } from '../kernel/build.ts';
 import { kernelVariants, type KernelVariant } from '../kernel/config.ts';
 import { requirePrerequisites, whichCommand } from '../kernel/prerequisites.ts';
-import { buildInitramfs, busyboxPath, type GuestFile } from './initramfs.ts';
+import { buildInitramfs, busyboxPath, guestPathFor, type GuestFile } from './initramfs.ts';
 import { initScript } from './init-script.ts';
 import { consoleTail, detectKernelFailure, parseControl } from './console.ts';
 
@@ -103,11 +103,10 @@ async function unpackResults(tar: Buffer, outDir: string): Promise<string[]> {
 }
 
 /**
- * Boots the guest kernel under QEMU (TCG) with an initramfs holding busybox, the program,
- * the files and their shared libraries; runs the program with the given environment and
- * reports its exit status, any kernel failure on the console, and the guest's /results.
+ * Checks options, prerequisites, the program and every file, so bad input fails before a
+ * possibly long kernel build. Returns the resolved program and the files to place.
  */
-export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
+export async function checkRunOptions(opts: RunInVmOptions): Promise<{ program: string; files: GuestFile[] }> {
   checkOptions(opts);
   await requirePrerequisites([
     { what: 'QEMU (x86-64 system emulator)', path: qemuBinary, debianPackage: 'qemu-system-x86' },
@@ -116,9 +115,8 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   ]);
   const program = await resolveProgram(opts.program);
   const files: GuestFile[] = [{ host: program }, ...(opts.files ?? []).map((f) => ({ ...f, host: resolve(f.host) }))];
-  // Check every file before a possibly long kernel build, not after it.
   for (const f of files) {
-    if (f.guest !== undefined && !isAbsolute(f.guest)) throw new UserError(`guest path '${f.guest}' must be absolute`);
+    guestPathFor(f);
     const info = await stat(f.host).catch((error: NodeJS.ErrnoException) => {
       throw new UserError(`cannot read ${f.host}: ${error.code ?? error.message}`);
     });
@@ -127,6 +125,16 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       throw new UserError(`cannot read ${f.host}: permission denied`);
     });
   }
+  return { program, files };
+}
+
+/**
+ * Boots the guest kernel under QEMU (TCG) with an initramfs holding busybox, the program,
+ * the files and their shared libraries; runs the program with the given environment and
+ * reports its exit status, any kernel failure on the console, and the guest's /results.
+ */
+export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
+  const { program, files } = await checkRunOptions(opts);
   const bzImage = opts.bzImage ?? (await buildKernel({ variant: opts.variant ?? 'debug' })).bzImage;
   if (opts.bzImage !== undefined) await stat(bzImage).catch(() => {
     throw new UserError(`cannot read kernel image ${bzImage}`);
