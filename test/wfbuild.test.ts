@@ -7,6 +7,7 @@ import { installShims, linkMap, parseInvocation, readRecords, wrapperEnv, type B
 import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
 import { explainReject } from '../pipeline/src/build/patched.ts';
 import { classifyOutcome } from '../pipeline/src/build/classify.ts';
+import { compareLayouts, parseLayouts } from '../pipeline/src/build/layout.ts';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { describeTree } from '../pipeline/src/build/source.ts';
 import { chooseBuildCommand } from '../pipeline/src/build/command.ts';
@@ -149,8 +150,56 @@ describe('classification rules', () => {
     [[], [], 'no-compiled-code', null, null],
     [[obj('error')], [], 'not-kpatchable', null, false],
     [[obj('patch'), { ...obj('patch'), verdicts: [{ binary: '', outcome: 'unmapped' as const, exitCode: null, verdict: null }] }], [], 'not-kpatchable', null, false],
+    [[{ ...obj('nothing'), layoutChanges: [{ type: 'struct s', what: 'size 8 → 16 bytes' }] }], [], 'not-text-only', false, false],
   ] as const)('%#: %j → %s', (objects, unbundled, outcome, textOnly, kpatchable) => {
     expect(classifyOutcome({ touchesCompiledCode: true, objects: [...objects], reasons: [], unbundled: [...unbundled] })).toEqual({ outcome, textOnly, kpatchable });
+  });
+});
+
+describe('struct layouts (pahole output)', () => {
+  const before = `struct p {
+	int                        a;                    /*     0     4 */
+	int                        vlen;                 /*     4     4 */
+	union {
+		int                u1;                   /*     8     4 */
+		long int           u2;                   /*     8     8 */
+	} u;                                             /*     8     8 */
+
+	/* size: 16, cachelines: 1, members: 3 */
+};
+struct same {
+	long int                   x;                    /*     0     8 */
+
+	/* size: 8, cachelines: 1, members: 1 */
+};
+`;
+  it('reads sizes and members, nested ones in the signature', () => {
+    const layouts = parseLayouts(before);
+    expect([...layouts.keys()]).toEqual(['struct p', 'struct same']);
+    const p = layouts.get('struct p')!;
+    expect(p.size).toBe(16);
+    expect([...p.members]).toEqual([['a', [0, 4]], ['vlen', [4, 4]], ['u', [8, 8]]]);
+  });
+  it('reports moved, added and resized members, and ignores a renamed member type', () => {
+    const after = `struct p {
+\tint                        a;                    /*     0     4 */
+\tint                        endlen;               /*     4     4 */
+\tint                        vlen;                 /*     8     4 */
+\tunion {
+\t\tint                u1;                   /*    16     4 */
+\t\tlong int           u2;                   /*    16     8 */
+\t} u;                                             /*    16     8 */
+
+\t/* size: 24, cachelines: 1, members: 4 */
+};
+struct same {
+\tint64_t                    x;                    /*     0     8 */
+
+\t/* size: 8, cachelines: 1, members: 1 */
+};
+`;
+    const changes = compareLayouts(parseLayouts(before), parseLayouts(after));
+    expect(changes).toEqual([{ type: 'struct p', what: 'size 16 → 24 bytes; member endlen added; vlen offset 4 → 8, u offset 8 → 16' }]);
   });
 });
 
@@ -195,6 +244,22 @@ describe('wfbuild on the smallc fixture (integration: real make, gcc, create-dif
     expect(report.reasons).toContainEqual(expect.objectContaining({ object: 'table.o', kind: 'data', symbol: 'limits' }));
     expect(report.reasons[0].what).toMatch(/initializer changed/);
     expect(JSON.parse(await readFile(join(out('data'), 'report.json'), 'utf8'))).toEqual(report);
+  });
+
+  it('struct layout patch: not text-only even though create-diff-object patches the code (exit 4)', async () => {
+    const result = await run([join(smallc, 'patches/0004-struct-layout.patch'), '--source', tree, '--out', out('layout'), '--json']);
+    expect(result.exitCode, result.all).toBe(4);
+    const report = JSON.parse(result.stdout) as Report;
+    expect(report).toMatchObject({ outcome: 'not-text-only', textOnly: false, kpatchable: false, bundles: [] });
+    // main.c and stats.c use struct stats; greet.c and table.c include the header but not the type.
+    expect(report.objects.map((o) => o.object).sort()).toEqual(['main.o', 'stats.o']);
+    expect(report.reasons).toContainEqual({
+      object: 'stats.o',
+      kind: 'layout',
+      symbol: 'struct stats',
+      what: 'data layout of struct stats changed: size 16 → 24 bytes; member errors added; bytes offset 8 → 16',
+    });
+    expect(report.notes).toContain('greet.o: recompiled, identical bytes');
   });
 
   it('docs-only patch: no compiled code changed, nothing built (exit 3)', async () => {

@@ -24,6 +24,11 @@ export interface Classification {
 export function classifyOutcome(input: OutcomeInput): Classification {
   const verdicts = input.objects.flatMap((o) => o.verdicts);
   const changing = verdicts.filter((v) => v.outcome !== 'nothing');
+  // A struct laid out differently changes data the process holds, even where no function's
+  // code changed (a member appended that this object never touches).
+  if (input.touchesCompiledCode && input.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0)) {
+    return { outcome: 'not-text-only', textOnly: false, kpatchable: false };
+  }
   if (!input.touchesCompiledCode || changing.length === 0) {
     return { outcome: 'no-compiled-code', textOnly: null, kpatchable: null };
   }

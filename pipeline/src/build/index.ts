@@ -13,6 +13,7 @@ import { copyTree, originalBuild, type OriginalBuild } from './original.ts';
 import { applyPatch, patchedBuild, sweepWork, type PatchedBuild } from './patched.ts';
 import { createDiffObject, ensureCreateDiffObject, verdictReasons } from './diffobj.ts';
 import { classifyOutcome } from './classify.ts';
+import { compareLayouts, objectLayouts, type LayoutChange } from './layout.ts';
 import { alive } from './alive.ts';
 
 export type { Report } from '../report/types.ts';
@@ -172,6 +173,15 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
           }
           if (binaries.length === 0) continue;
           const verdicts: ObjectVerdict[] = [];
+          let layoutChanges: LayoutChange[] = [];
+          if (cand.hasOriginal) {
+            const [before, after] = await Promise.all([objectLayouts(join(c.original!.tree, cand.object)), objectLayouts(join(c.patched!.tree, cand.object))]);
+            if (before && after) layoutChanges = compareLayouts(before, after);
+            else c.notes.push(`${cand.object}: no DWARF type information, data layout not checked`);
+            for (const change of layoutChanges) {
+              c.reasons.push({ object: cand.object, kind: 'layout', symbol: change.type, what: `data layout of ${change.type} changed: ${change.what}` });
+            }
+          }
           for (const binary of binaries) {
             if (!cand.hasOriginal) {
               verdicts.push({ binary, outcome: 'new-object', exitCode: null, verdict: null });
@@ -186,14 +196,14 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
             if (result.outcome === 'nothing') c.notes.push(`${cand.object}: changed bytes, no changed code or data (create-diff-object: nothing to patch)`);
             if (result.output) c.perBinary.set(binary, [...(c.perBinary.get(binary) ?? []), result.output]);
           }
-          c.objects.push({ object: cand.object, source: cand.source, binaries, verdicts });
+          c.objects.push({ object: cand.object, source: cand.source, binaries, verdicts, ...(layoutChanges.length ? { layoutChanges } : {}) });
         }
         task.title = `create-diff-object: ${c.objects.length} object(s)`;
       }),
       timed('bundle', writeBundles ? 'bundle per affected binary (ld -r + .wfpatch.meta)' : 'link a bundle per affected binary (checked, not written)', async (c, task) => {
         const affected = new Set(c.objects.flatMap((o) => o.verdicts.filter((v) => v.outcome !== 'nothing' && v.binary !== '').map((v) => v.binary)));
         if (affected.size === 0) return task.skip('no affected binary');
-        const blocked = c.objects.some((o) => o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
+        const blocked = c.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0 || o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
         for (const binary of affected) {
           const patches = c.perBinary.get(binary) ?? [];
           if (blocked || patches.length === 0) {

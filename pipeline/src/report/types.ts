@@ -6,7 +6,7 @@ export type Outcome = 'kpatchable' | 'not-kpatchable' | 'not-text-only' | 'no-co
 
 export interface Reason {
   readonly object: string | null;
-  /** "data" (changes data: not text-only), "unpatchable", "error", "new-object", "unmapped", "bundle". */
+  /** "data" (changes data: not text-only), "unpatchable", "error", "new-object", "unmapped", "layout", "bundle". */
   readonly kind: string;
   readonly symbol: string | null;
   readonly what: string;
@@ -31,6 +31,8 @@ export interface ObjectReport {
   /** Shipped files this object is linked into. */
   readonly binaries: readonly string[];
   readonly verdicts: readonly ObjectVerdict[];
+  /** Structs/unions (from DWARF, via pahole) whose layout differs between the builds. */
+  readonly layoutChanges?: readonly { readonly type: string; readonly what: string }[];
 }
 
 export interface BundleReport {

@@ -26,6 +26,7 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'tcl', why: "create-diff-object benchmark: builds SQLite's amalgamation from Debian's sqlite3 source" },
   { name: 'patch', why: 'wfbuild applies source patches (patch -p1, with a dry run first)' },
   { name: 'debhelper', why: 'wfbuild: dh_auto_install finds the binaries a Debian package installs' },
+  { name: 'dwarves', why: 'wfbuild: pahole compares struct layouts (DWARF) of original and patched objects' },
 ];
 
 /** Debian packages needed to build these source packages (installed with apt-get build-dep). */
