@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { buildKernel, kernelCacheDir, type KernelBuild } from '../pipeline/src/vm/index.ts';
+import { buildKernel, defaultConfigDir, defaultPatchesDir, kernelCacheDir, type KernelBuild } from '../pipeline/src/vm/index.ts';
 import { requirePrerequisites } from '../pipeline/src/kernel/prerequisites.ts';
 import { UserError } from '../pipeline/src/cli/errors.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
-const configDir = new URL('../kernel/config', import.meta.url).pathname;
 let dir: string;
 let first: KernelBuild;
 
@@ -41,16 +40,17 @@ describe('buildKernel', () => {
 
   it('reports a patch that does not apply by name, with the rejected hunk, and caches nothing', async () => {
     const patches = join(dir, 'patches-broken');
-    await cp(new URL('../kernel/patches', import.meta.url).pathname, patches, { recursive: true }).catch(() => undefined);
-    await rm(join(patches, 'series'), { force: true });
+    await cp(defaultPatchesDir(), patches, { recursive: true }).catch(() => undefined);
+    await mkdir(patches, { recursive: true });
     await writeFile(join(patches, '0001-readme.patch'), [
       '--- a/README',
       '+++ b/README',
-      '@@ -1,3 +1,4 @@',
+      '@@ -1,4 +1,5 @@',
       ' Linux kernel',
       ' ============',
-      ' ',
       '+wfpatch test: a patch that applies',
+      ' ',
+      ' There are several guides for kernel developers and users. These guides can',
       '',
     ].join('\n'));
     await writeFile(join(patches, '0002-broken.patch'), [
@@ -81,7 +81,7 @@ describe('buildKernel', () => {
 
   it('fails, listing them, when config options are dropped by olddefconfig', async () => {
     const config = join(dir, 'config-dropped');
-    await cp(configDir, config, { recursive: true });
+    await cp(defaultConfigDir(), config, { recursive: true });
     // PCI_MSI depends on PCI, which the guest config does not have.
     await writeFile(join(config, 'zz-test.config'), 'CONFIG_PCI_MSI=y\n');
     const before = await outEntries();

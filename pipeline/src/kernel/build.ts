@@ -57,6 +57,19 @@ const builderFormat = 1;
 
 export const kernelCacheDir: string = join(cacheRoot, 'kernel');
 
+/**
+ * kernel/patches, or WFPATCH_KERNEL_PATCHES: lets a whole test run use another series (an
+ * empty one while the real series is being reworked, a work-in-progress copy).
+ */
+export function defaultPatchesDir(): string {
+  return process.env.WFPATCH_KERNEL_PATCHES || join(repoRoot, 'kernel/patches');
+}
+
+/** kernel/config, or WFPATCH_KERNEL_CONFIG (same reason). */
+export function defaultConfigDir(): string {
+  return process.env.WFPATCH_KERNEL_CONFIG || join(repoRoot, 'kernel/config');
+}
+
 async function exists(path: string): Promise<boolean> {
   return access(path).then(() => true, () => false);
 }
@@ -133,8 +146,8 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
     throw new UserError(`unknown kernel variant '${String(variant)}' (expected ${kernelVariants.join(' or ')})`);
   }
   const log = opts.onOutput ?? (() => {});
-  const patchesDir = opts.patchesDir ?? join(repoRoot, 'kernel/patches');
-  const configDir = opts.configDir ?? join(repoRoot, 'kernel/config');
+  const patchesDir = opts.patchesDir ?? defaultPatchesDir();
+  const configDir = opts.configDir ?? defaultConfigDir();
   const jobs = opts.jobs ?? availableParallelism();
   if (opts.buildSlot !== undefined && !/^[A-Za-z0-9_-]+$/.test(opts.buildSlot)) {
     throw new UserError(`bad build slot '${opts.buildSlot}' (letters, digits, - and _)`);

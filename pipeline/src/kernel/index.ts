@@ -1,3 +1,3 @@
-export { buildKernel, kernelCacheDir, type BuildKernelOptions, type KernelBuild } from './build.ts';
+export { buildKernel, kernelCacheDir, defaultConfigDir, defaultPatchesDir, type BuildKernelOptions, type KernelBuild } from './build.ts';
 export { kernelVariants, type KernelVariant } from './config.ts';
 export { readSeries, type SeriesPatch } from './series.ts';
