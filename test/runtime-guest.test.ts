@@ -148,7 +148,9 @@ describe('libwfpatch local mode in the guest', () => {
   it('registers .eh_frame and moves main at its first quiescence point', async () => {
     const o = await outcome('unwind');
     expect(o.result).toMatchObject({ ok: true, outcome: 'done' });
+    expect(o.result.before).toBeGreaterThanOrEqual(3);
     expect(o.result.after).toBe(o.result.before + 1000);
+    expect(events(o.log, 'jumps_written')[0].eh_frames_registered).toBe(1);
   });
 
   it('threads born and dying during a local transition neither block nor break it', async () => {

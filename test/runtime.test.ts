@@ -129,7 +129,9 @@ describe('libwfpatch global mode (host)', () => {
   it("registers the patch's .eh_frame: backtrace() through a patched function finds every frame", async () => {
     const r = await run(['unwind', patch('unwind.o')]);
     expect(r.result).toMatchObject({ ok: true, outcome: 'done' });
+    expect(r.result.before).toBeGreaterThanOrEqual(3); // main and libc's start-up frames below
     expect(r.result.after).toBe(r.result.before + 1000); // the patched body, same depth
+    expect(events(r.log, 'jumps_written')[0].eh_frames_registered).toBe(1);
   });
 
   it("the prototype's configuration: thread_count and every callback, each called as documented", async () => {
