@@ -6,10 +6,12 @@ import { corpusCommand } from '../corpus/command.ts';
 import { buildCommand, classifyCommand } from '../build/command-cli.ts';
 import { reportCommand } from '../report/command.ts';
 import { applyCommand } from '../apply/command.ts';
+import { demoCommand } from '../demo/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
   setupCommand,
+  demoCommand,
   kernelCommand,
   vmCommand,
   corpusCommand,
