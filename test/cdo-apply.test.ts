@@ -267,4 +267,38 @@ describe('a C++ patch applied by libwfpatch', () => {
   });
 });
 
+describe('C++ CHECK()-style constants applied by libwfpatch', () => {
+  it('the patched code reports the new line through its own copy of the constant', { timeout: 180_000 }, async () => {
+    const d = join(dir, 'check');
+    for (const t of ['o', 'p']) await mkdir(join(d, t), { recursive: true });
+    const lib = `#include <cstdio>
+struct AssertionInfo { const char *file_line; const char *message; };
+__attribute__((noinline)) void Report(const AssertionInfo &info) { std::printf("report %s (%s)\\n", info.file_line, info.message); }
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define CHECK(expr) do { if (!(expr)) { static const AssertionInfo args = { __FILE__ ":" STR(__LINE__), #expr }; Report(args); } } while (0)
+int verify(int x) { CHECK(x % 5 != 2); return x; }
+`;
+    await writeFile(join(d, 'o/lib.cc'), lib);
+    await writeFile(join(d, 'p/lib.cc'), `// two lines\n// moved\n${lib}`);
+    const main = cxxMain.replace('int g = guarded(i);', 'int g = verify(i);').replace('int guarded(int x);', 'int verify(int x);').replace('v%d ok', 'v1 ok');
+    await writeFile(join(d, 'o/main.cc'), main);
+    for (const t of ['o', 'p']) await execa('g++', ['-O2', '-g', '-ffunction-sections', '-fdata-sections', '-fPIE', '-c', 'lib.cc'], { cwd: join(d, t) });
+    await execa('g++', ['-O2', '-g', '-fPIE', `-I${rt}`, '-c', 'main.cc'], { cwd: join(d, 'o') });
+    await writeFile(join(d, 'o/check.cc'), 'int check(int x) { return x; }\n');
+    await execa('g++', ['-O2', '-fPIE', '-c', 'check.cc'], { cwd: join(d, 'o') });
+    await execa('g++', ['-pie', '-o', 'prog', 'main.o', 'lib.o', 'check.o', '-L', join(rt, 'build'), '-lwfpatch', '-ldl', '-lpthread', `-Wl,-rpath,${join(rt, 'build')}`], { cwd: join(d, 'o') });
+    const patch = join(d, 'patch.o');
+    const r = await runCdo([join(d, 'o/lib.o'), join(d, 'p/lib.o'), '--output', patch, '--binary', join(d, 'o/prog')], join(d, 'v.json'));
+    expect(r.exitCode).toBe(0);
+    expect(r.verdict!.copiedData).toHaveLength(1);
+    // "v1 ok" lines are printed before the patch; the trigger waits for line 5
+    const run = await runPatched(join(d, 'o/prog'), patch);
+    expect(run.log).toContain('"outcome":"applied"');
+    const reports = run.stdout.split('\n').filter((l) => l.startsWith('report '));
+    expect(reports[0]).toBe('report lib.cc:7 (x % 5 != 2)');
+    expect(reports.at(-1)).toBe('report lib.cc:9 (x % 5 != 2)');
+  });
+});
+
 void cdo;

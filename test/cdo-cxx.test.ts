@@ -109,6 +109,28 @@ describe.each(models)('create-diff-object, C++, -f%s', (model) => {
     expect(r.verdict.reasons.find((x) => x.kind === 'data')?.symbol).toMatch(/^_GLOBAL__sub_I_/);
   });
 
+  it("lines moved above CHECK()-style static const info: users replaced with copies, not a data change", async () => {
+    // Node.js's CHECK(): a function-local static const struct holding "file:line" — the
+    // research prototype called every Node.js patch "not text-only" because of these
+    const check = `#include <cstdio>
+#include <cstdlib>
+struct AssertionInfo { const char *file_line; const char *message; const char *function; };
+[[noreturn]] void Assert(const AssertionInfo &info);
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define CHECK(expr) do { if (!(expr)) { static const AssertionInfo args = { __FILE__ ":" STR(__LINE__), #expr, __PRETTY_FUNCTION__ }; Assert(args); } } while (0)
+int first(int x) { CHECK(x > 0); return x * 2; }
+int second(int x) { CHECK(x < 100); CHECK(x != 42); return x + 7; }
+`;
+    const moved = check.replace('int first', '// a comment\n// and another\nint first');
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': check }, patched: { 'x.cc': moved } });
+    expect(r.exitCode).toBe(0);
+    expect(r.verdict.textOnly).toBe(true);
+    expect(names(r.verdict.changedFunctions)).toEqual(['_Z5firsti', '_Z6secondi']);
+    expect(r.verdict.copiedData.length).toBe(3);
+    expect(r.verdict.copiedData.every((d) => /^_ZZ.*E4args(_\d+)?$/.test(d.name))).toBe(true);
+  });
+
   it('a new virtual function changes the vtable: not text-only', async () => {
     const patched = src.replace('virtual int virt(int x) { return x + v; }', 'virtual int virt(int x) { return x + v; }\n  virtual int more(int x) { return x - v; }');
     const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': patched } });

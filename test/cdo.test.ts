@@ -273,6 +273,37 @@ int other(int x) { assert(x != 7); return printf("%d\\n", x); }
     expect(r.verdict.reasons[0]).toMatchObject({ kind: 'data', symbol: 'setup' });
   });
 
+  it('a changed static const table: its users are replaced and get a copy (not a data change)', async () => {
+    const t = `static const int primes[] = { 2, 3, 5, 7, 11, 13 };
+int nth_prime(int i) { return primes[i % 6]; }
+int sum_primes(void) { int s = 0; for (int i = 0; i < 6; i++) s += primes[i]; return s; }
+int unrelated(int x) { return x + 1; }
+`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': t }, patched: { 'x.c': t.replace('11, 13', '11, 17') } });
+    expect(r.exitCode).toBe(0);
+    expect(r.verdict.textOnly).toBe(true);
+    // sum_primes is folded to a constant by GCC: it changes too
+    expect(names(r.verdict.changedFunctions)).toEqual(['nth_prime', 'sum_primes']);
+    expect(r.verdict.copiedData.map((d) => d.name)).toEqual(['primes']);
+    expect(definedSym(r.out!, 'primes')).toMatchObject({ type: 'OBJECT', bind: 'LOCAL' });
+    expect(undefinedSyms(r.out!)).not.toContain('__wfsym:1:primes:x.c');
+    expect(relocsOf(r.out!, '.text.nth_prime').map((x) => x.symbol)).toEqual(['.rodata.primes']);
+  });
+
+  it('a changed constant: its only user is compared by value; a changed global behind a const pointer is data', async () => {
+    const t = `static const int table[] = { 1, 2, 3 };
+const int *get_table(void) { return table; }
+`;
+    // the function's code is the same (a pointer to the table); only the table differs: its
+    // user is compared by value, so it is replaced and gets the copy
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': t }, patched: { 'x.c': t.replace('1, 2, 3', '1, 2, 4') } });
+    expect(r.exitCode).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['get_table']);
+    const g = 'int counter_base = 5;\nstatic const int *const ptr = &counter_base;\nint *unused;\n';
+    const w = await runCase({ model, file: 'x.c', orig: { 'x.c': g }, patched: { 'x.c': g.replace('counter_base = 5', 'counter_base = 6') } });
+    expect(w.exitCode).toBe(4);
+  });
+
   it('data: a new global is not text-only', async () => {
     const patched = base.replace('int glob = 3;', 'int glob = 3;\nint added_counter;').replace('return x * 2 + glob;', 'added_counter++; return x * 2 + glob;');
     const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': patched } });

@@ -198,7 +198,7 @@ struct diff {
 	bool text_only, patchable;
 	struct strlist text_reasons, patch_reasons, notes;
 	/* verdict lists, filled by the include pass */
-	struct strlist changed_data_json, new_data_json;
+	struct strlist changed_data_json, new_data_json, copied_data_json;
 	bool compared;		/* the compare pass ran: function lists are meaningful */
 	struct reason *reasons;
 	size_t nreasons;
@@ -222,6 +222,7 @@ const char *normalize_name(const char *name);
 bool is_pcrel(uint32_t type);
 int rela_width(uint32_t type);
 bool sym_is_anon_value(const struct symbol *sym);
+bool is_ro_local(const struct symbol *sym);
 uint64_t old_room(const struct symbol *o);
 
 /* pass 1: read.c */
@@ -235,6 +236,7 @@ int correlate(struct diff *d);
 /* pass 3: compare.c */
 void compare(struct diff *d);
 bool rela_equal(struct rela *a, struct rela *b, int depth);
+const char *object_diff(struct symbol *a, struct symbol *b, int depth);
 
 /* pass 4: include.c */
 void include(struct diff *d);

@@ -8,10 +8,64 @@
  * the same value.  Comparing literals by value is what keeps a patch that
  * moves strings around in .rodata.str* from marking every user as changed.
  */
+#include <stdio.h>
 #include <string.h>
 #include "cdo.h"
 
 static bool section_equal(struct section *a, struct section *b, int depth);
+
+static unsigned char byte_at(const struct section *s, uint64_t off)
+{
+	return s->data && off < s->size ? s->data[off] : 0;
+}
+
+/* Compare one data object's initializer: bytes and relocations in its range.
+ * NULL when equal, else why not. */
+const char *object_diff(struct symbol *a, struct symbol *b, int depth)
+{
+	static char why[200];
+	struct section *sa = a->sec, *sb = b->sec;
+	size_t ia = 0, ib = 0;
+
+	if (a->st.st_size != b->st.st_size) {
+		snprintf(why, sizeof(why), "size changed from %llu to %llu bytes",
+			 (unsigned long long)a->st.st_size, (unsigned long long)b->st.st_size);
+		return why;
+	}
+	if ((sa->sh.sh_flags ^ sb->sh.sh_flags) & (SHF_WRITE | SHF_TLS)) {
+		snprintf(why, sizeof(why), "moved from %s to %s", sa->name, sb->name);
+		return why;
+	}
+	for (uint64_t k = 0; k < a->st.st_size; k++) {
+		if (byte_at(sa, a->st.st_value + k) != byte_at(sb, b->st.st_value + k)) {
+			snprintf(why, sizeof(why), "initializer changed (byte %llu)", (unsigned long long)k);
+			return why;
+		}
+	}
+	for (;;) {
+		struct rela *ra = NULL, *rb = NULL;
+
+		while (ia < sa->nrelas && sa->relas[ia].offset < a->st.st_value)
+			ia++;
+		while (ib < sb->nrelas && sb->relas[ib].offset < b->st.st_value)
+			ib++;
+		if (ia < sa->nrelas && sa->relas[ia].offset < a->st.st_value + a->st.st_size)
+			ra = &sa->relas[ia];
+		if (ib < sb->nrelas && sb->relas[ib].offset < b->st.st_value + b->st.st_size)
+			rb = &sb->relas[ib];
+		if (!ra && !rb)
+			return NULL;
+		if (!ra || !rb || ra->offset - a->st.st_value != rb->offset - b->st.st_value ||
+		    !rela_equal(ra, rb, depth + 1)) {
+			snprintf(why, sizeof(why), "initializer changed (pointer at byte %llu)",
+				 (unsigned long long)((ra ? ra->offset - a->st.st_value : rb->offset - b->st.st_value)));
+			return why;
+		}
+		ia++;
+		ib++;
+	}
+}
+
 
 static bool in_range(const struct section *s, int64_t off)
 {
@@ -87,6 +141,10 @@ bool rela_equal(struct rela *a, struct rela *b, int depth)
 						     y->sec, (int64_t)y->st.st_value + b->toff, 0);
 			return section_equal(x->sec, y->sec, depth + 1);
 		}
+		if (is_ro_local(x) && is_ro_local(y))
+			/* a local constant (a CHECK()'s static AssertionInfo, a
+			 * static const table): compared by value, like literals */
+			return a->toff == b->toff && depth < 4 && !object_diff(x, y, depth);
 		return x->twin == y && a->toff == b->toff;
 	}
 	if (a->tsym || b->tsym || !a->tsec || !b->tsec)

@@ -44,57 +44,6 @@ static void data_entry(struct strlist *l, struct symbol *s, const char *reason)
 		    (unsigned long long)s->st.st_size, json_escape_min(reason));
 }
 
-static unsigned char byte_at(const struct section *s, uint64_t off)
-{
-	return s->data && off < s->size ? s->data[off] : 0;
-}
-
-/* Compare one data object's initializer: bytes and relocations in its range. */
-static const char *data_diff(struct symbol *a, struct symbol *b)
-{
-	static char why[200];
-	struct section *sa = a->sec, *sb = b->sec;
-	size_t ia = 0, ib = 0;
-
-	if (a->st.st_size != b->st.st_size) {
-		snprintf(why, sizeof(why), "size changed from %llu to %llu bytes",
-			 (unsigned long long)a->st.st_size, (unsigned long long)b->st.st_size);
-		return why;
-	}
-	if ((sa->sh.sh_flags ^ sb->sh.sh_flags) & (SHF_WRITE | SHF_TLS)) {
-		snprintf(why, sizeof(why), "moved from %s to %s", sa->name, sb->name);
-		return why;
-	}
-	for (uint64_t k = 0; k < a->st.st_size; k++) {
-		if (byte_at(sa, a->st.st_value + k) != byte_at(sb, b->st.st_value + k)) {
-			snprintf(why, sizeof(why), "initializer changed (byte %llu)", (unsigned long long)k);
-			return why;
-		}
-	}
-	for (;;) {
-		struct rela *ra = NULL, *rb = NULL;
-
-		while (ia < sa->nrelas && sa->relas[ia].offset < a->st.st_value)
-			ia++;
-		while (ib < sb->nrelas && sb->relas[ib].offset < b->st.st_value)
-			ib++;
-		if (ia < sa->nrelas && sa->relas[ia].offset < a->st.st_value + a->st.st_size)
-			ra = &sa->relas[ia];
-		if (ib < sb->nrelas && sb->relas[ib].offset < b->st.st_value + b->st.st_size)
-			rb = &sb->relas[ib];
-		if (!ra && !rb)
-			return NULL;
-		if (!ra || !rb || ra->offset - a->st.st_value != rb->offset - b->st.st_value ||
-		    !rela_equal(ra, rb, 0)) {
-			snprintf(why, sizeof(why), "initializer changed (pointer at byte %llu)",
-				 (unsigned long long)((ra ? ra->offset - a->st.st_value : rb->offset - b->st.st_value)));
-			return why;
-		}
-		ia++;
-		ib++;
-	}
-}
-
 static void check_data(struct diff *d)
 {
 	struct object *p = d->patched;
@@ -117,14 +66,14 @@ static void check_data(struct diff *d)
 			continue;
 		}
 		if (!s->sec || (s->type != STT_OBJECT && s->type != STT_TLS) || s->sec->kind != K_DATA ||
-		    sym_is_anon_value(s))
+		    sym_is_anon_value(s) || is_ro_local(s))
 			continue;
 		if (!s->twin || !s->twin->sec) {
 			data_entry(&d->new_data_json, s, "new data object");
 			not_text_only(d, s->name, "new data object %s", s->name);
 			continue;
 		}
-		why = data_diff(s->twin, s);
+		why = object_diff(s->twin, s, 0);
 		if (why) {
 			data_entry(&d->changed_data_json, s, why);
 			not_text_only(d, s->name, "data object %s: %s", s->name, why);
@@ -207,6 +156,8 @@ static void walk_relas(struct diff *d, struct section *s, struct rela *relas, si
 		}
 		if (t && t->sec && t->sec->kind == K_VALUE)
 			mark(t->sec, "data used by patched code", progress);
+		else if (t && is_ro_local(t) && (!t->twin || object_diff(t->twin, t, 0)))
+			mark(t->sec, "changed constant used by patched code", progress);
 		else if (t && t->sec && t->sec->kind == K_TEXT && t->status == ST_NEW)
 			mark(t->sec, "new function", progress);
 		else if (!t && r->tsec) {
@@ -226,6 +177,33 @@ static void walk_relas(struct diff *d, struct section *s, struct rela *relas, si
 				not_patchable(d, NULL, "%s refers to anonymous data in %s",
 					    s->name, r->tsec->name);
 			}
+		}
+	}
+}
+
+/* Changed or new local constants: copied for the code that uses them, or,
+ * used by no patched code, a data change after all. */
+static void check_ro_locals(struct diff *d)
+{
+	struct object *p = d->patched;
+
+	for (size_t i = 1; i < p->nsyms; i++) {
+		struct symbol *s = &p->syms[i];
+		const char *why;
+
+		if (!is_ro_local(s))
+			continue;
+		why = !s->twin ? "new constant" : object_diff(s->twin, s, 0);
+		if (!why)
+			continue;
+		if (s->sec->include) {
+			data_entry(&d->copied_data_json, s, why);
+		} else if (!s->twin) {
+			data_entry(&d->new_data_json, s, "new data object");
+			not_text_only(d, s->name, "new data object %s", s->name);
+		} else {
+			data_entry(&d->changed_data_json, s, why);
+			not_text_only(d, s->name, "data object %s: %s", s->name, why);
 		}
 	}
 }
@@ -304,6 +282,7 @@ void include(struct diff *d)
 		}
 	}
 
+	check_ro_locals(d);
 	for (size_t i = 1; i < p->nsecs; i++) {
 		struct section *s = &p->secs[i];
 

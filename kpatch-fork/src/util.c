@@ -244,3 +244,21 @@ uint64_t old_room(const struct symbol *o)
 	align = o->sec->sh.sh_addralign ? o->sec->sh.sh_addralign : 1;
 	return (o->st.st_size + align - 1) / align * align;
 }
+
+/*
+ * A local named constant alone in its section: a static const table, a C++
+ * CHECK()'s function-local "static const AssertionInfo args" (a pointer to a
+ * "file:line" string), const pointer tables in .data.rel.ro.  Only code of
+ * this file can use it, so when it changes, its users change with it and the
+ * patch carries a copy for them.
+ */
+bool is_ro_local(const struct symbol *sym)
+{
+	const struct section *s = sym->sec;
+
+	if (sym->type != STT_OBJECT || sym->bind != STB_LOCAL || !s || s->kind != K_DATA || s->nsyms != 1)
+		return false;
+	if (s->sh.sh_flags & SHF_TLS)
+		return false;
+	return !(s->sh.sh_flags & SHF_WRITE) || !strncmp(s->name, ".data.rel.ro", 12);
+}

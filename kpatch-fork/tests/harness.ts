@@ -75,6 +75,7 @@ export interface Verdict {
   removedFunctions: string[];
   changedData: VData[];
   newData: VData[];
+  copiedData: VData[];
   textOnly: boolean;
   textOnlyReasons: string[];
   patchable: boolean;
