@@ -248,6 +248,18 @@ describe('libwfpatch rejects bad patches and keeps serving (host)', () => {
   });
 });
 
+describe('libwfpatch loader under mutation (host, AddressSanitizer + UBSan)', () => {
+  it('5,000 mutated patch objects: each loads or is rejected with a reason; no crash, no leak', async () => {
+    const r = await execa(join(build, 'fuzzload'), [patch('fuzz-target.o'), '5000', '20261127'], { reject: false, timeout: 120_000 });
+    expect(r.exitCode, r.stderr.slice(0, 2000)).toBe(0);
+    expect(r.stderr).not.toMatch(/ERROR|runtime error|rejected without a reason/);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.iterations).toBe(5000);
+    expect(summary.rejected).toBeGreaterThan(1000);
+    expect(summary.loaded).toBeGreaterThan(100); // mutations that stay valid are applied for real
+  });
+});
+
 describe('wfbuild apply (host, global mode)', () => {
   it('applies bundles to a running process, reports status, rolls back, and reports rejections', async () => {
     const logfile = join(tmp, 'serve.jsonl');

@@ -398,7 +398,6 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 		goto out;
 	}
 	out->target = target;
-	out->meta = obj.meta ? strdup(obj.meta) : NULL;
 
 	if (resolve_all(&obj, target, res, err))
 		goto out;
@@ -504,6 +503,7 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 		wf_errf(err, "mprotect of the patch region: %s", strerror(errno));
 		goto fail;
 	}
+	out->meta = obj.meta ? strdup(obj.meta) : NULL;
 	rc = 0;
 	goto out;
 fail:
