@@ -87,6 +87,14 @@ describe('create-diff-object: bad input', () => {
     }
   });
 
+  it('an empty object (no symbol table at all) diffed with itself: nothing to patch', async () => {
+    await writeFile(join(dir, 'empty.c'), '/* everything #ifdef-ed out */\n');
+    await cc(['-O2', '-c', 'empty.c']);
+    await execa('strip', ['--strip-unneeded', join(dir, 'empty.o')]);
+    const r = await runCdo([join(dir, 'empty.o'), join(dir, 'empty.o'), '--output', join(dir, 'e.o')], join(dir, 'e.json'));
+    expect(r.exitCode).toBe(3);
+  });
+
   it('a 32-bit object', async () => {
     await writeFile(join(dir, 'x32.s'), '.text\n.globl f\nf: ret\n');
     await execa('as', ['--32', '-o', join(dir, 'x32.o'), join(dir, 'x32.s')]);

@@ -172,7 +172,7 @@ static int read_relas(struct object *obj, struct section *rs)
 	struct section *base;
 	size_t n;
 
-	if (rs->sh.sh_link != obj->symtab->idx)
+	if (!obj->symtab || rs->sh.sh_link != obj->symtab->idx)
 		return fail(obj, EXIT_BADINPUT, "relocation section %s does not use the symbol table", rs->name);
 	if (rs->sh.sh_info == 0 || rs->sh.sh_info >= obj->nsecs)
 		return fail(obj, EXIT_BADINPUT, "relocation section %s applies to bad section index %u",
@@ -412,11 +412,23 @@ int read_object_mem(struct object *obj, const char *name, unsigned char *buf, si
 		if (s->sh.sh_type == SHT_REL)
 			return fail(obj, EXIT_BADINPUT, "SHT_REL section %s: x86-64 objects use SHT_RELA", s->name);
 	}
-	if (!obj->symtab)
-		return fail(obj, EXIT_BADINPUT, "no symbol table (stripped object?)");
-	rc = read_symbols(obj);
-	if (rc)
-		return rc;
+	if (obj->symtab) {
+		rc = read_symbols(obj);
+		if (rc)
+			return rc;
+	} else {
+		/* an empty object (a file whose code is all #ifdef'd out, as
+		 * strip leaves it): no symbols at all; relocations would be an
+		 * error below */
+		for (size_t i = 1; i < shnum; i++)
+			if ((obj->secs[i].sh.sh_flags & SHF_ALLOC) && obj->secs[i].sh.sh_size &&
+			    obj->secs[i].sh.sh_type != SHT_NOTE)
+				return fail(obj, EXIT_BADINPUT, "no symbol table (stripped object?)");
+		obj->nsyms = 1;
+		obj->syms = xzalloc(sizeof(struct symbol));
+		obj->syms[0].name = obj->syms[0].norm = "";
+		obj->file = "";
+	}
 	for (size_t i = 1; i < shnum; i++) {
 		struct section *s = &obj->secs[i];
 
