@@ -286,6 +286,27 @@ describe('wfbuild apply (host, global mode)', () => {
     expect(served.filter((e) => e.event === 'done')).toHaveLength(3);
   });
 
+  it('wfpatch-ctl (the C client for the guest): done is 0, rejected is 3, no socket is 2', async () => {
+    const ctl = join(runtime, 'build/wfpatch-ctl');
+    const server = execa(wftest, ['serve', '30'], { env: { WF_GLOBAL: '1', WF_LOGFILE: join(tmp, 'ctl.jsonl') }, reject: false });
+    try {
+      await new Promise<void>((resolve) => server.stdout!.once('data', () => resolve()));
+      const pid = String(server.pid);
+      const ok = await execa(ctl, [pid, 'apply', patch('v2.o')], { reject: false });
+      expect(ok.exitCode).toBe(0);
+      expect(JSON.parse(ok.stdout.trim().split('\n').at(-1)!)).toMatchObject({ event: 'done', depth: 1 });
+      const bad = await execa(ctl, [pid, 'apply', patch('badreloc.o')], { reject: false });
+      expect(bad.exitCode).toBe(3);
+      expect(bad.stdout).toContain('unsupported relocation type 25');
+    } finally {
+      server.kill('SIGTERM');
+      await server;
+    }
+    const none = await execa(ctl, [String(process.pid), 'status'], { reject: false });
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toContain('has no libwfpatch control socket');
+  });
+
   it('fails clearly without --pid, for a process without the runtime, and for a missing file', async () => {
     const noPid = await execa(wfbuild, ['apply', patch('v2.o')], { reject: false });
     expect(noPid.exitCode).toBe(2);
