@@ -127,3 +127,36 @@ describe('memcached 1.6.18-1 configured with --enable-sasl-pwdb', () => {
     expect(meta).toMatchObject({ patch: debianPatches[0], cves: ['CVE-2026-47783', 'CVE-2026-47784'], target: { path: '/usr/bin/memcached', buildId: r.bundles[0].buildId } });
   });
 });
+
+/**
+ * The two proxy patches where their code is compiled: memcached configured with
+ * --enable-proxy (the vendored Lua and mcmc built first). One is an ordinary code fix, the
+ * other adds a member in the middle of struct mcp_parser_s (proxy.h): the layout check must
+ * catch what a function-level diff alone would call patchable.
+ */
+describe('memcached 1.6.18-1 configured with --enable-proxy', () => {
+  const buildCmd = 'make -C vendor && ./configure --prefix=/usr --enable-sasl --enable-tls --enable-proxy && make -j2';
+  const proxy: Record<string, Report> = {};
+  beforeAll(async () => {
+    for (const name of debianPatches.slice(1)) {
+      proxy[name] = await classifyPatch({ patch: join(scratch, name), package: 'memcached=1.6.18-1', buildCmd, out: join(scratch, 'out', `proxy-${name}`), renderer: 'silent' });
+    }
+  }, 3_600_000);
+
+  it('0009 changes proxy_process_command only: text-only, kpatch-able, a bundle for /usr/bin/memcached', () => {
+    const r = proxy[debianPatches[1]];
+    expect(r, JSON.stringify(r.reasons)).toMatchObject({ outcome: 'kpatchable', textOnly: true, kpatchable: true });
+    expect(r.objects.map((o) => o.object)).toEqual(['memcached-proto_proxy.o']);
+    const verdict = r.objects[0].verdicts[0].verdict as { changedFunctions: { name: string }[] };
+    expect(verdict.changedFunctions.map((f) => f.name)).toEqual(['proxy_process_command']);
+    expect(r.bundles[0]).toMatchObject({ binary: 'memcached', installedPath: '/usr/bin/memcached' });
+  });
+
+  it('CVE-2023-46853 moves the members of struct mcp_parser_s: not text-only, naming the struct and the member', () => {
+    const r = proxy[debianPatches[2]];
+    expect(r).toMatchObject({ outcome: 'not-text-only', textOnly: false, kpatchable: false, bundles: [] });
+    const layout = r.reasons.filter((x) => x.kind === 'layout' && x.symbol === 'struct mcp_parser_s');
+    expect(layout.map((x) => x.object)).toContain('memcached-proxy_request.o');
+    expect(layout[0].what).toMatch(/^data layout of struct mcp_parser_s changed: size 96 → 104 bytes; member endlen added; vlen offset 28 → 32/);
+  });
+});
