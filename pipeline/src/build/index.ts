@@ -265,7 +265,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
       textOnly: cls.textOnly,
       kpatchable: cls.kpatchable,
       reasons: cls.outcome === 'no-compiled-code' ? [] : ctx.reasons,
-      notes: ctx.notes,
+      notes: [...new Set(ctx.notes)],
       objects: ctx.objects,
       bundles: cls.outcome === 'kpatchable' ? ctx.bundles : [],
       originalBuild: ctx.original ? { key: ctx.original.key, cached: ctx.original.cached } : null,
