@@ -95,6 +95,12 @@ describe('create-diff-object: bad input', () => {
     expect(r.exitCode).toBe(3);
   });
 
+  it('an LTO object (GIMPLE, not code) is refused instead of "nothing changed"', async () => {
+    await writeFile(join(dir, 'lto.c'), 'int f(int x) { return x + 1; }\n');
+    await cc(['-O2', '-flto', '-c', 'lto.c']);
+    await expectBad([join(dir, 'lto.o'), join(dir, 'lto.o'), '--output', join(dir, 'out.o')], 2, /LTO object .*-fno-lto/);
+  });
+
   it('a 32-bit object', async () => {
     await writeFile(join(dir, 'x32.s'), '.text\n.globl f\nf: ret\n');
     await execa('as', ['--32', '-o', join(dir, 'x32.o'), join(dir, 'x32.s')]);

@@ -411,6 +411,11 @@ int read_object_mem(struct object *obj, const char *name, unsigned char *buf, si
 		}
 		if (s->sh.sh_type == SHT_REL)
 			return fail(obj, EXIT_BADINPUT, "SHT_REL section %s: x86-64 objects use SHT_RELA", s->name);
+		/* GCC's LTO objects hold GIMPLE, not code: diffing them would
+		 * find "nothing changed" whatever the patch did */
+		if (!strncmp(s->name, ".gnu.lto_", 9) || !strncmp(s->name, ".gnu.debuglto_", 14) ||
+		    !strcmp(s->name, ".llvm.lto"))
+			return fail(obj, EXIT_BADINPUT, "LTO object (%s): build with -fno-lto", s->name);
 	}
 	if (obj->symtab) {
 		rc = read_symbols(obj);
