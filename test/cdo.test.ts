@@ -492,6 +492,17 @@ int pub(int x) { hidden_count++; return hid(x) * 2; }
     expect(undefinedSyms(r.out!)).not.toContain('hid');
   });
 
+  it('the binary must hold the original code: an overridden weak function is refused', async () => {
+    const weak = `int __attribute__((weak, noinline)) hook(int x) { return x + 1; }
+int use_hook(int x) { return hook(x) * 2; }
+`;
+    const strong = 'int hook(int x) { return x * 100 + 7; }\nint use_hook(int);\nint main(int c, char **v) { (void)v; return use_hook(c); }\n';
+    const r = await runCase({ model: 'pie', link: true, file: 'x.c', orig: { 'x.c': weak, 'main.c': strong }, patched: { 'x.c': weak.replace('x + 1', 'x + 2') } });
+    expect(r.exitCode).toBe(5);
+    expect(r.verdict.reasons.find((x) => x.kind === 'unpatchable')).toMatchObject({ symbol: 'hook' });
+    expect(r.verdict.patchableReasons.join('\n')).toMatch(/hook in .* is not the code of/);
+  });
+
   it('a function the linker dropped gets no record', async () => {
     const extra = (k: number): string => `int unused_api(int x) { return x * ${k}; }\n`;
     const patched = `${lib.replace('hits += x;', 'hits += 2 * x;')}${extra(4)}`;

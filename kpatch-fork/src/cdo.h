@@ -166,7 +166,7 @@ struct target {
 	} *syms;
 	size_t nsyms;
 	unsigned chosen_block;	/* the file block that is our object, 0 = none */
-	struct { uint64_t addr, size; } *text;	/* executable sections */
+	struct { uint64_t addr, size, offset; } *text;	/* executable sections */
 	size_t ntext;
 	char **libs;		/* DT_NEEDED names */
 	size_t nlibs;

@@ -113,7 +113,8 @@ int read_target(struct target *t, const char *path, char *err, size_t errlen)
 		if ((sh.sh_flags & SHF_EXECINSTR) && (sh.sh_flags & SHF_ALLOC)) {
 			t->text = xrealloc(t->text, (t->ntext + 1) * sizeof(*t->text));
 			t->text[t->ntext].addr = sh.sh_addr;
-			t->text[t->ntext++].size = sh.sh_size;
+			t->text[t->ntext].offset = sh.sh_type == SHT_NOBITS ? 0 : sh.sh_offset;
+			t->text[t->ntext++].size = sh.sh_type == SHT_NOBITS ? 0 : sh.sh_size;
 		}
 		if (sh.sh_type == SHT_SYMTAB)
 			read_syms(t, scn, &sh, false);
@@ -294,20 +295,81 @@ static uint64_t room_in_binary(struct target *t, uint64_t addr, uint64_t size)
 	return end - addr;
 }
 
-/* Address of the original symbol @o in the binary (0 if not found). */
-static uint64_t addr_in_binary(struct diff *d, struct symbol *o)
+/* Address of the original function behind record @r in the binary (0 if not found). */
+static uint64_t addr_in_binary(struct diff *d, struct record *r)
 {
 	struct target *t = d->target;
+	struct extref *e = r->old;
+	unsigned pos = 0;
 
 	for (size_t i = 0; i < t->nsyms; i++) {
 		struct tsym *y = &t->syms[i];
 
-		if (!y->defined || strcmp(y->name, o->name))
+		if (!y->defined || strcmp(y->name, e->plain))
 			continue;
-		if (o->bind == STB_LOCAL ? y->block == t->chosen_block && y->block : y->bind != STB_LOCAL)
+		if (!e->local) {
+			if (y->bind != STB_LOCAL)
+				return y->value;
+			continue;
+		}
+		if (y->bind == STB_LOCAL && y->block && y->file && !strcmp(y->file, e->file) &&
+		    ++pos == (e->sympos ? e->sympos : 1))
 			return y->value;
 	}
 	return 0;
+}
+
+/* The binary's bytes at [addr, addr + size), or NULL. */
+static const unsigned char *bytes_in_binary(struct target *t, uint64_t addr, uint64_t size)
+{
+	for (size_t i = 0; i < t->ntext; i++) {
+		uint64_t a = t->text[i].addr, n = t->text[i].size, off = t->text[i].offset;
+
+		if (addr >= a && addr - a <= n && n - (addr - a) >= size && off + n <= t->bufsize)
+			return t->buf + off + (addr - a);
+	}
+	return NULL;
+}
+
+/*
+ * Is the binary's function the original object's code?  Bytes must match
+ * except where the linker writes: relocated fields, and the instruction bytes
+ * before a GOTPCRELX field (it may relax mov to lea, call * to call).
+ * A mismatch means the object is not what the binary was built from, or a
+ * weak function was overridden.
+ */
+static bool same_code(struct symbol *o, const unsigned char *bin)
+{
+	struct section *s = o->sec;
+	uint64_t lo = o->st.st_value, hi = lo + o->st.st_size;
+	unsigned char *mask;
+	bool same = true;
+
+	if (!s->data)
+		return true;
+	mask = xzalloc(o->st.st_size + 1);
+	for (size_t i = 0; i < s->nrelas; i++) {
+		struct rela *r = &s->relas[i];
+		int w = rela_width(r->type);
+		uint64_t from = r->offset, to = r->offset + (w > 0 ? w : 0);
+
+		if ((r->type >= R_X86_64_DTPMOD64 && r->type <= R_X86_64_TPOFF32) ||
+		    (r->type >= R_X86_64_GOTPC32_TLSDESC && r->type <= R_X86_64_TLSDESC)) {
+			free(mask);
+			return true;	/* TLS relaxation rewrites whole sequences: no verdict */
+		}
+		if (r->type == R_X86_64_GOTPCRELX || r->type == R_X86_64_REX_GOTPCRELX ||
+		    r->type == R_X86_64_GOTPCREL)
+			from = from >= 3 ? from - 3 : 0;
+		for (uint64_t k = from; k < to; k++)
+			if (k >= lo && k < hi)
+				mask[k - lo] = 1;
+	}
+	for (uint64_t k = 0; k < o->st.st_size && same; k++)
+		if (!mask[k] && s->data[lo + k] != bin[k])
+			same = false;
+	free(mask);
+	return same;
 }
 
 static void check_local(struct diff *d, struct extref *e)
@@ -318,7 +380,7 @@ static void check_local(struct diff *d, struct extref *e)
 
 	e->checked = true;
 	if (!hidden && !t->chosen_block) {
-		e->how = "the binary's .symtab has no block for this object's file (stripped binary?)";
+		e->how = "no STT_FILE block of the binary's .symtab matches this object's locals (names and sizes): the binary was not built from this object, or is stripped";
 		return;
 	}
 	for (size_t i = 0; i < t->nsyms; i++) {
@@ -409,9 +471,22 @@ void check_target(struct diff *d)
 	}
 	for (size_t i = 0; i < d->nrecs; i++) {
 		struct symbol *o = d->recs[i].oldsym;
+		const unsigned char *bin;
 		uint64_t addr, room;
 
-		if (d->recs[i].dropped || o->st.st_size >= 5 || !(addr = addr_in_binary(d, o)))
+		if (d->recs[i].dropped || !d->recs[i].old->resolved || !(addr = addr_in_binary(d, &d->recs[i])))
+			continue;
+		bin = bytes_in_binary(t, addr, o->st.st_size);
+		if (bin && !same_code(o, bin)) {
+			if (o->sec->group)
+				strlist_add(&d->notes, "%s: the binary kept another object's copy of this COMDAT function (its code differs); it is redirected all the same",
+					    o->name);
+			else
+				not_patchable(d, o->name,
+					      "%s in %s is not the code of %s (built differently, or a weak function overridden)",
+					      o->name, t->path, d->orig->path);
+		}
+		if (o->st.st_size >= 5)
 			continue;
 		room = room_in_binary(t, addr, o->st.st_size);
 		if (room < 5)
