@@ -90,7 +90,8 @@ static void pair_group(struct cand *a, size_t na, struct cand *b, size_t nb)
 				    same_user(a[i].sym, b[j].sym))
 					pair(a[i].sym, b[j].sym);
 	}
-	if (na != nb) {
+	/* clones whose numbers swapped: identical bodies pair first */
+	if (na > 1 || nb > 1) {
 		for (size_t i = 0; i < na; i++)
 			for (size_t j = 0; j < nb; j++)
 				if (!a[i].sym->twin && !b[j].sym->twin &&
