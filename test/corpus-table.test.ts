@@ -3,7 +3,7 @@ import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitRes
 import { formatSeconds, paperTable, renderReport } from '../pipeline/src/corpus/table.ts';
 
 function unit(pkg: string, id: string, verdict: Verdict, cves: string[] = [], reason = ''): UnitResult {
-  return { package: pkg, unit: id, cves, views: ['series'], appliedAt: 0, verdict, reason, reasons: reason ? [reason] : [], objects: 1, seconds: 2, key: id };
+  return { package: pkg, unit: id, cves, views: ['series'], base: 'series-prefix', appliedAt: 0, verdict, reason, reasons: reason ? [reason] : [], objects: 1, seconds: 2, key: id };
 }
 
 const results: UnitResult[] = [
@@ -78,5 +78,15 @@ describe('corpus rendering', () => {
     expect(md).toContain('Not run: nodejs (not requested).');
     expect(md).toContain('## Why not');
     expect(formatSeconds(7200)).toBe('2.0 h');
+  });
+});
+
+describe('pending units', () => {
+  it('are counted in their own row, outside the ratios', () => {
+    const rows = [packageRow('apache2', '', [unit('apache2', 'a', 'kpatchable'), unit('apache2', 'b', 'pending', ['CVE-2007-1742'])], 0)];
+    expect(rows[0]).toMatchObject({ units: { all: 2, cve: 1 }, code: { all: 1, cve: 0 }, pending: { all: 1, cve: 1 } });
+    expect(ratios(rows[0]!).textOnly.all).toBe(100);
+    expect(paperTable(rows)).toContain('| not classified yet | 1 (1) | 1 (1) |');
+    expect(paperTable([packageRow('memcached', '', results, 0)])).not.toContain('not classified yet');
   });
 });

@@ -175,6 +175,8 @@ export interface RunOptions {
   readonly jobs: number;
   readonly view: View;
   readonly outDir: string;
+  /** Classify nothing new: units without a cached result are reported as pending. */
+  readonly cachedOnly: boolean;
   readonly log: (line: string) => void;
 }
 
@@ -203,6 +205,11 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
     if (cached) {
       opts.log(`${label}: ${cached.verdict} (cached)`);
       units.push({ ...cached, views: unit.views, cves: unit.cves });
+      continue;
+    }
+    if (opts.cachedOnly) {
+      opts.log(`${label}: pending (no cached result; --cached-only)`);
+      units.push({ ...failedResult(pkg, unit, placements[0]!, keyOf(placements[0]!), 'not classified yet', 0), verdict: 'pending' });
       continue;
     }
     if (!prepared) {
@@ -325,7 +332,7 @@ export function parseView(value: string | undefined): View {
 export async function runCorpus(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' } },
+    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' }, 'cached-only': { type: 'boolean' } },
     strict: true,
     allowPositionals: false,
   });
@@ -334,6 +341,7 @@ export async function runCorpus(args: string[]): Promise<number> {
     jobs: parseJobs(values.jobs),
     view: parseView(values.view),
     outDir: values.out ?? defaultResultsDir,
+    cachedOnly: values['cached-only'] === true,
     log: (line) => console.error(line),
   };
   // Every manifest is checked before anything is built: bad input fails in seconds.

@@ -9,8 +9,10 @@
  * not-text-only: the patch changes data (or adds/removes objects) — cannot be live-patched as text.
  * no-code: the patch changes no compiled object (documentation, packaging, tests, build-only).
  * failed: the unit could not be classified (does not apply, build failed, tool error).
+ * pending: not classified yet (a --cached-only run that found no result for it); counted in
+ * its own row, outside the ratios, so an unfinished run is visible as such.
  */
-export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed';
+export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed' | 'pending';
 
 export interface UnitResult {
   readonly package: string;
@@ -52,6 +54,7 @@ export interface PackageRow {
   readonly textOnly: Count;
   readonly kpatchable: Count;
   readonly failed: Count;
+  readonly pending: Count;
   /** Seconds spent on this package in the run that produced the results (builds included). */
   readonly seconds: number;
 }
@@ -72,10 +75,11 @@ export function packageRow(pkg: string, baseVersion: string, results: readonly U
     baseVersion,
     units: count(mine, () => true),
     noCode: count(mine, (r) => r.verdict === 'no-code'),
-    code: count(mine, (r) => r.verdict !== 'no-code'),
+    code: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending'),
     textOnly: count(mine, (r) => isTextOnly(r.verdict)),
     kpatchable: count(mine, (r) => r.verdict === 'kpatchable'),
     failed: count(mine, (r) => r.verdict === 'failed'),
+    pending: count(mine, (r) => r.verdict === 'pending'),
     seconds,
   };
 }
@@ -96,9 +100,10 @@ export function totalRow(rows: readonly PackageRow[]): PackageRow {
       textOnly: add(t.textOnly, r.textOnly),
       kpatchable: add(t.kpatchable, r.kpatchable),
       failed: add(t.failed, r.failed),
+      pending: add(t.pending, r.pending),
       seconds: t.seconds + r.seconds,
     }),
-    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, failed: zero, seconds: 0 },
+    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, failed: zero, pending: zero, seconds: 0 },
   );
 }
 
@@ -126,7 +131,7 @@ export function ratios(row: PackageRow): Ratios {
 export function reasonHistogram(results: readonly UnitResult[]): { reason: string; units: number }[] {
   const counts = new Map<string, number>();
   for (const r of results) {
-    if (r.verdict === 'kpatchable' || r.verdict === 'no-code') continue;
+    if (r.verdict === 'kpatchable' || r.verdict === 'no-code' || r.verdict === 'pending') continue;
     const key = `${r.verdict}: ${reasonKind(r.reason)}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }

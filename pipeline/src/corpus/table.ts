@@ -38,6 +38,7 @@ export function paperTable(rows: readonly PackageRow[]): string {
     line('text-only', (r) => cell(r.textOnly)),
     line('kpatch-able', (r) => cell(r.kpatchable)),
     line('failed to classify', (r) => cell(r.failed)),
+    ...(all.some((r) => r.pending.all > 0) ? [line('not classified yet', (r) => cell(r.pending))] : []),
     line('text-only / code', (r) => `${pct(ratios(r).textOnly.all)} (${pct(ratios(r).textOnly.cve)})`),
     line('kpatch-able / text-only', (r) => `${pct(ratios(r).kpatchableOfTextOnly.all)} (${pct(ratios(r).kpatchableOfTextOnly.cve)})`),
     line('kpatch-able / code', (r) => `${pct(ratios(r).kpatchableOfCode.all)} (${pct(ratios(r).kpatchableOfCode.cve)})`),
