@@ -82,7 +82,7 @@ static void random_calls(uint64_t seed, long n)
 
 static void *random_thread(void *arg)
 {
-	random_calls((uint64_t)(uintptr_t)arg, 2000);
+	random_calls((uint64_t)(uintptr_t)arg, 600);
 	return NULL;
 }
 
@@ -94,7 +94,7 @@ static void random_child(uint64_t seed)
 	for (int i = 0; i < 4; i++)
 		pthread_create(&th[i], NULL, random_thread,
 			       (void *)(uintptr_t)(seed * 4 + i + 1));
-	random_calls(seed * 7 + 3, 2000);
+	random_calls(seed * 7 + 3, 600);
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
 	_exit(0);

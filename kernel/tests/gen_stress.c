@@ -117,6 +117,7 @@ int main(int argc, char **argv)
 		pthread_join(th[i], NULL);
 	for (int i = 0; i < nthreads; i++)
 		CHECK(seq[i] == iters, "thread %d seq %ld", i, seq[i]);
+	CHECK(atomic_load(&maps_done) > 0, "no mapping change ran");
 	CHECK(atomic_load(&errors) == 0, "%ld lost or wrong writes",
 	      atomic_load(&errors));
 	printf("%d threads x %ld migrations, %ld map cycles\n", nthreads, iters,
