@@ -184,3 +184,20 @@ describe('real memcached 1.6.18-1+deb12u1 patches', () => {
     expect(systemd.touchesCompiledCode).toBe(false);
   });
 });
+
+describe('package specs', () => {
+  it('splits NAME[=VERSION] and rejects what apt-get would misread', async () => {
+    const { parsePackageSpec } = await import('../pipeline/src/build/source.ts');
+    expect(parsePackageSpec('memcached=1.6.18-1+deb12u1')).toEqual({ name: 'memcached', version: '1.6.18-1+deb12u1' });
+    expect(parsePackageSpec('libc6')).toEqual({ name: 'libc6', version: null });
+    expect(() => parsePackageSpec('-o=Dir::Cache=/x')).toThrow(UserError);
+    expect(() => parsePackageSpec('memcached=latest')).toThrow(/not a Debian version/);
+  });
+
+  it('without a version, takes the newest the registry has (and caches it by version)', async () => {
+    const tree = await fetchPackage('memcached', join(cacheRoot, 'wfbuild/sources'));
+    expect(tree.package?.name).toBe('memcached');
+    expect(tree.package?.version).toMatch(/^1\.6\.18-1\+deb12u\d+$/);
+    expect(tree.dir).toBe(join(cacheRoot, 'wfbuild/sources', `memcached_${tree.package!.version}`, 'tree'));
+  }, 300_000);
+});
