@@ -3,7 +3,7 @@ import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { corpusPackages, generateManifest, manifestCves, writeManifest } from './manifest.ts';
 
-const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus|update|series] [--out DIR] [--cached-only]
+const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus|update|series] [--out DIR] [--no-builds]
        wfbuild corpus manifest [--packages P,…]
 
 The paper's six packages on Debian 12 (${corpusPackages.join(', ')}): which of their
@@ -24,8 +24,9 @@ Options:
                     (every unit of the series walk)
   --out DIR         where bookworm.{json,md} go (default corpus/results); results of packages
                     not run now are kept from the file there when it used the same view
-  --cached-only     classify nothing new: write the results of the units classified so far
-                    (e.g. while a long run goes on); the others are counted as pending
+  --no-builds       build nothing: write the results classified so far (also from earlier
+                    tool versions, flagged) plus units that need no build (no compiled file
+                    touched); the others are counted as pending
 
 See corpus/README.md for the rules that choose the units.`;
 

@@ -9,7 +9,7 @@
  * not-text-only: the patch changes data (or adds/removes objects) — cannot be live-patched as text.
  * no-code: the patch changes no compiled object (documentation, packaging, tests, build-only).
  * failed: the unit could not be classified (does not apply, build failed, tool error).
- * pending: not classified yet (a --cached-only run that found no result for it); counted in
+ * pending: not classified yet (a --no-builds run that found no result for it); counted in
  * its own row, outside the ratios, so an unfinished run is visible as such.
  */
 export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed' | 'pending';
@@ -37,6 +37,10 @@ export interface UnitResult {
   readonly seconds: number;
   /** Hash of the inputs (patch content, base version, tool versions): resumability key. */
   readonly key: string;
+  /** The same hash without the tool versions (lets --no-builds find older results). */
+  readonly inputs?: string;
+  /** Taken by --no-builds from a run with other tool versions. */
+  readonly earlierTools?: boolean;
 }
 
 export interface Count {

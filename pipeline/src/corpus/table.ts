@@ -50,7 +50,7 @@ export function unitTable(results: readonly UnitResult[]): string {
   const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason |', '|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
     lines.push(
-      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'} | ${escape(r.reason) || '–'} |`,
+      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(r.reason) || '–'} |`,
     );
   }
   return lines.join('\n');
