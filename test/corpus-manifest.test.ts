@@ -139,3 +139,14 @@ describe('manifests', () => {
     expect(samba.units.find((u) => u.id === 'CVE-2018-14628')!.patches).toHaveLength(6);
   });
 });
+
+describe('unit patch files', () => {
+  it('drop git format-patch signatures so concatenated patches stay one diff', async () => {
+    const { withoutMailSignature } = await import('../pipeline/src/corpus/tree.ts');
+    const mail = 'Subject: x\n---\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n-- \n2.47.3\n\n';
+    expect(withoutMailSignature(mail)).toBe('Subject: x\n---\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n');
+    // A removed line "-- " inside a hunk is not a signature.
+    const hunk = '--- a/f\n+++ b/f\n@@ -1,2 +1 @@\n-- \n x\n';
+    expect(withoutMailSignature(hunk)).toBe(hunk);
+  });
+});

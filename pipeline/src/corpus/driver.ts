@@ -15,7 +15,7 @@ import { createDiffObjectPath } from '../build/diffobj.ts';
 import { parsePackages } from './command.ts';
 import { readManifest, type Manifest } from './manifest.ts';
 import { fetchVersion, indexedVersions } from './registry.ts';
-import { dscPath, treeAt, treeWithout, unitPatchFile } from './tree.ts';
+import { dscPath, treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
 import { classifyUnit } from './classify-unit.ts';
 import { triagePatch } from '../triage/index.ts';
 import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
@@ -105,8 +105,12 @@ function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: 
  */
 async function needsBuild(manifest: Manifest, unit: CorpusUnit): Promise<boolean> {
   const tree = await treeAt(manifest, unit.start);
-  const text = (await Promise.all(unit.patches.map((p) => readFile(join(tree, 'debian', 'patches', p), 'utf8')))).join('\n');
-  if (triagePatch(text, unit.id).touchesCompiledCode) return true;
+  const text = (await Promise.all(unit.patches.map((p) => readFile(join(tree, 'debian', 'patches', p), 'utf8')))).map(withoutMailSignature).join('');
+  try {
+    if (triagePatch(text, unit.id).touchesCompiledCode) return true;
+  } catch {
+    return true; // triage cannot read it: the full pipeline run will say why (a failed unit)
+  }
   return manifest.package === 'nodejs' && /^\+\+\+ (b\/)?lib\/.*\.js/m.test(text);
 }
 

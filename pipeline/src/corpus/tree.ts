@@ -88,6 +88,15 @@ async function preparedTree(manifest: Manifest, name: string, pick: (series: Ser
 }
 
 /**
+ * A patch file without git format-patch's closing signature ("-- " and a version line): in a
+ * concatenation of several patches it would sit between two diffs, where it is no diff syntax.
+ */
+export function withoutMailSignature(text: string): string {
+  const body = text.endsWith('\n') ? text : `${text}\n`;
+  return body.replace(/\n-- \n\d+\.\d+[^\n]*\n\s*$/, '\n');
+}
+
+/**
  * The unit's patch as one file (its patch files concatenated, in series order), written next
  * to the cache so the pipeline can apply it with -p1. Checks the files against the manifest's
  * hash: a manifest older than the registry's sources is an error, not a silent mismeasurement.
@@ -107,6 +116,6 @@ export async function unitPatchFile(manifest: Manifest, unit: CorpusUnit, tree: 
   }
   await mkdir(outDir, { recursive: true });
   const file = join(outDir, `${unit.sha256.slice(0, 16)}.patch`);
-  await writeFile(file, texts.map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join(''));
+  await writeFile(file, texts.map(withoutMailSignature).join(''));
   return file;
 }
