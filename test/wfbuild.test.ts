@@ -10,7 +10,7 @@ import { classifyOutcome } from '../pipeline/src/build/classify.ts';
 import { compareLayouts, parseLayouts } from '../pipeline/src/build/layout.ts';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { describeTree } from '../pipeline/src/build/source.ts';
-import { chooseBuildCommand } from '../pipeline/src/build/command.ts';
+import { bindMountAvailable, chooseBuildCommand, runBuild } from '../pipeline/src/build/command.ts';
 import { originalBuildKey } from '../pipeline/src/build/original.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
@@ -200,6 +200,20 @@ struct same {
 `;
     const changes = compareLayouts(parseLayouts(before), parseLayouts(after));
     expect(changes).toEqual([{ type: 'struct p', what: 'size 16 → 24 bytes; member endlen added; vlen offset 4 → 8, u offset 8 → 16' }]);
+  });
+});
+
+describe('patched build at the original path', () => {
+  it('builds the copy bind-mounted over the original path, invisible outside', async () => {
+    expect(await bindMountAvailable()).toBe(true); // root on Debian 12: the patched build relies on it
+    const original = join(scratch, 'bind', 'original');
+    const copy = join(scratch, 'bind', 'copy');
+    await mkdir(original, { recursive: true });
+    await mkdir(copy, { recursive: true });
+    await writeFile(join(copy, 'marker'), 'copy\n');
+    await runBuild({ display: 'probe', argv: ['sh', '-c', 'pwd > where.txt; cat marker >> where.txt'], env: {} }, copy, {}, 'probe', original);
+    expect(await readFile(join(copy, 'where.txt'), 'utf8')).toBe(`${original}\ncopy\n`);
+    expect(await readdir(original)).toEqual([]);
   });
 });
 

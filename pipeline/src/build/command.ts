@@ -44,9 +44,25 @@ export async function chooseBuildCommand(tree: SourceTree, userCommand: string |
   );
 }
 
-/** Runs the build in `cwd` under `nice` (the machine is shared); throws UserError(12) on failure. */
-export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<string, string>, what: string): Promise<string> {
-  const result = await execa('nice', ['-n', '10', ...cmd.argv], {
+let canBind: Promise<boolean> | null = null;
+
+/** Whether this process may bind-mount in a private mount namespace (root, unshare(1)). */
+export function bindMountAvailable(): Promise<boolean> {
+  canBind ??= execa('unshare', ['-m', '--propagation', 'private', 'true'], { reject: false }).then((r) => r.exitCode === 0, () => false);
+  return canBind;
+}
+
+/**
+ * Runs the build in `cwd` under `nice` (the machine is shared); throws UserError(12) on failure.
+ * With `at`, the tree in `cwd` is bind-mounted over the path `at` in a private mount namespace
+ * and built there: the build sees the original's path, so absolute paths a configure step or
+ * CMake stored (CMakeCache.txt refuses another folder) stay valid, and nobody else sees the mount.
+ */
+export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<string, string>, what: string, at?: string): Promise<string> {
+  const argv = ['nice', '-n', '10', ...cmd.argv];
+  // The paths are positional parameters of a constant script, never spliced into it.
+  const bound = at === undefined ? argv : ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"', 'sh', cwd, at, ...argv];
+  const result = await execa(bound[0], bound.slice(1), {
     cwd,
     env: { ...cmd.env, ...env },
     reject: false,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, type BuildLogEntry, type CompileEntry } from '../wrapper/index.ts';
-import { runBuild, type BuildCommand } from './command.ts';
+import { bindMountAvailable, runBuild, type BuildCommand } from './command.ts';
 import { copyTree, type OriginalBuild } from './original.ts';
 import { alive } from './alive.ts';
 
@@ -106,8 +106,10 @@ export async function patchedBuild(
     const records = join(work, 'records');
     await installShims(shims);
     await mkdir(records);
-    await runBuild(cmd, tree, wrapperEnv(shims, records, tree), `patched build (${patchName} applied)`);
-    const log = await readRecords(tree, records);
+    // Built at the original's path when we can (see runBuild), else in place in the copy.
+    const buildPath = (await bindMountAvailable()) ? original.tree : tree;
+    await runBuild(cmd, tree, wrapperEnv(shims, records, buildPath), `patched build (${patchName} applied)`, buildPath === tree ? undefined : buildPath);
+    const log = await readRecords(buildPath, records);
     const recompiled = log.filter((e): e is CompileEntry => e.kind === 'compile');
     const candidates: Candidate[] = [];
     const unchanged: string[] = [];
