@@ -160,6 +160,21 @@ int main(int argc, char **argv)
 	CHECK(g2 != g, "ids are not reused at once (%d, %d)", g, g2);
 	CHECK_ERR(wf_pin((void *)ts, PAGE), EPERM);
 	MUST(wf_delete(g2));
+	/* At most 1024 pinned ranges per process (a fresh child process). */
+	pid_t lp = fork();
+
+	if (lp == 0) {
+		for (int i = 0; i < 1024; i++)
+			if (wf_pin(hole, PAGE))
+				_exit(1);
+		errno = 0;
+		_exit(wf_pin(hole, PAGE) == -1 && errno == ENOMEM ? 0 : 2);
+	}
+	int lst;
+
+	waitpid(lp, &lst, 0);
+	CHECK(WIFEXITED(lst) && WEXITSTATUS(lst) == 0, "pin limit: status %x",
+	      lst);
 	if (wft_failures)
 		return wft_done("gen_errno");
 

@@ -64,8 +64,16 @@ int main(int argc, char **argv)
 
 	shared = mmap(NULL, 8 * PAGE, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* An anonymous page pinned twice (overlapping ranges): each generation
+	 * copies it; a leaked copy per cycle would show in MemFree. */
+	char *priv = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(priv, 'p', 2 * PAGE);
+	MUST(wf_pin(priv, 2 * PAGE));
+	MUST(wf_pin(priv + PAGE, PAGE));
 	wft_text_range(&ts, &te);
 	MUST(wf_pin((void *)ts, te - ts));
+	MUST(wf_pin((void *)ts, PAGE));
 	g1 = MUST(wf_create());
 	g2 = MUST(wf_create());
 
