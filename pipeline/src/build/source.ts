@@ -1,4 +1,4 @@
-import { access, mkdir, readdir, rename, rm, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -78,9 +78,12 @@ export async function fetchPackage(spec: string, cacheDir: string): Promise<Sour
     throw new UserError(`apt-get source ${target}: expected one unpacked tree, found ${dirs.length}`, ExitCode.internal);
   }
   await rename(join(temp, dirs[0].name), join(temp, 'tree'));
-  await readFile(join(temp, 'tree/debian/changelog'), 'utf8');
+  if (!(await exists(join(temp, 'tree/debian/changelog')))) {
+    await rm(temp, { recursive: true, force: true });
+    throw new UserError(`apt-get source ${target}: the unpacked tree has no debian/changelog`, ExitCode.internal);
+  }
   await rm(final, { recursive: true, force: true });
   await rename(temp, final);
-  await execa('touch', [join(final, '.complete')]);
+  await writeFile(join(final, '.complete'), `${new Date().toISOString()}\n`);
   return describeTree(join(final, 'tree'));
 }
