@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -13,6 +13,13 @@ let first: KernelBuild;
 
 async function outEntries(): Promise<string[]> {
   return readdir(join(kernelCacheDir, 'out')).catch(() => []);
+}
+
+/** The applied-series records of the unpacked source trees. */
+async function treeStates(): Promise<string[]> {
+  const srcDir = join(kernelCacheDir, 'src');
+  const trees = (await readdir(srcDir).catch(() => [])).filter((n) => !n.includes('.tmp-'));
+  return Promise.all(trees.map((t) => readFile(join(srcDir, t, 'state.json'), 'utf8').catch(() => '')));
 }
 
 beforeAll(async () => {
@@ -65,6 +72,7 @@ describe('buildKernel', () => {
     ].join('\n'));
     await writeFile(join(patches, 'series'), '# test series\n0001-readme.patch\n0002-broken.patch\n');
     const before = await outEntries();
+    const treeBefore = await treeStates();
     const error = await buildKernel({ variant: 'debug', patchesDir: patches }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);
     expect((error as UserError).exitCode).toBe(12);
@@ -73,6 +81,8 @@ describe('buildKernel', () => {
     expect((error as Error).message).toContain('-VERSION = 5');
     expect((error as Error).message).not.toContain('0001-readme');
     expect(await outEntries()).toEqual(before);
+    // Rehearsed on copies: the shared source tree still carries the working series.
+    expect(await treeStates()).toEqual(treeBefore);
 
     const cli = await execa(wfbuild, ['kernel', 'build', '--quiet', '--patches', patches], { reject: false });
     expect(cli.exitCode).toBe(12);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { LinuxSource } from './source.ts';
 import { applyPatch, revertPatch, sha256, type SeriesPatch } from './series.ts';
@@ -51,6 +51,39 @@ async function unpack(base: string, source: LinuxSource, log: (line: string) => 
   await rename(tmp, base);
 }
 
+/** Files a -p1 patch touches (from its ---/+++ lines), relative to the tree. */
+export function touchedFiles(patch: SeriesPatch): string[] {
+  const files = new Set<string>();
+  for (const match of patch.content.matchAll(/^(?:---|\+\+\+) ([^\t\n]+)/gm)) {
+    const name = match[1].trim();
+    if (name === '/dev/null') continue;
+    const stripped = name.split('/').slice(1).join('/');
+    if (stripped !== '' && !stripped.split('/').includes('..')) files.add(stripped);
+  }
+  return [...files];
+}
+
+/**
+ * Rehearses a series switch on copies of only the files involved, so a patch that does not
+ * apply fails without touching the real tree: touching it would give reverted files new
+ * mtimes and turn the next build of the working series into a (near) full rebuild.
+ */
+async function rehearse(tree: string, revert: readonly SeriesPatch[], apply: readonly SeriesPatch[]): Promise<'ok' | 'revert-failed'> {
+  const scratch = await mkdtemp(join(dirname(tree), '.rehearse-'));
+  try {
+    for (const file of new Set([...revert, ...apply].flatMap(touchedFiles))) {
+      if (!(await exists(join(tree, file)))) continue;
+      await mkdir(dirname(join(scratch, file)), { recursive: true });
+      await copyFile(join(tree, file), join(scratch, file));
+    }
+    for (const patch of revert) if (!(await revertPatch(scratch, patch))) return 'revert-failed';
+    for (const patch of apply) await applyPatch(scratch, patch);
+    return 'ok';
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
 /** Makes the tree carry exactly `patches`, in order. Caller holds the kernel lock. */
 export async function prepareTree(
   kernelCache: string,
@@ -74,6 +107,15 @@ export async function prepareTree(
   ) {
     common++;
   }
+  const toRevert = state.applied.slice(common).reverse();
+  const toApply = patches.slice(common);
+  if (toRevert.length + toApply.length === 0) return { path, id: state.id };
+  // Throws (naming the patch and hunk) before the real tree changes.
+  if ((await rehearse(path, toRevert, toApply)) === 'revert-failed') {
+    log('the applied series does not revert cleanly (tree edited by hand?): unpacking a fresh tree');
+    await rm(base, { recursive: true, force: true });
+    return prepareTree(kernelCache, source, patches, log);
+  }
   while (state.applied.length > common) {
     const last = state.applied[state.applied.length - 1];
     log(`reverting ${last.name}`);
@@ -85,7 +127,7 @@ export async function prepareTree(
     state.applied.pop();
     await writeJsonAtomic(statePath, state);
   }
-  for (const patch of patches.slice(common)) {
+  for (const patch of toApply) {
     log(`applying ${patch.name}`);
     await applyPatch(path, patch);
     state.applied.push(patch);
