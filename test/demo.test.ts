@@ -43,13 +43,14 @@ describe('demo summary', () => {
 describe('demo end to end in the guest', () => {
   let report: Report;
   let out: string;
+  let bzImage: string;
   const opts = (mode: 'local' | 'global'): DemoOptions => ({
-    mode, workers: 4, clients: 4, seconds: 4, triggerMs: 1300, out, renderer: 'silent',
+    mode, workers: 4, clients: 4, seconds: 4, triggerMs: 1300, out, bzImage, renderer: 'silent',
   });
 
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'demo-test-'));
-    await buildKernel({ variant: 'debug' });
+    bzImage = (await buildKernel({ variant: 'debug' })).bzImage;
     await buildRuntime();
     report = await buildDemoBundle(opts('local'));
   }, 3_600_000);

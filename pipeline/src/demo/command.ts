@@ -48,7 +48,7 @@ export const demoCommand: Command = {
     const mode = values.mode ?? 'local';
     if (mode !== 'local' && mode !== 'global') throw new UserError(`--mode must be local or global, got '${mode}'`);
     const seconds = positive('seconds', values.seconds, 4);
-    const opts: DemoOptions = {
+    const opts: DemoOptions & { bzImage?: string } = {
       mode,
       workers: positive('workers', values.workers, 4),
       clients: positive('clients', values.clients, 4),
@@ -65,6 +65,7 @@ export const demoCommand: Command = {
           title: 'guest kernel with address-space generations (debug variant)',
           task: async (_ctx, task) => {
             const kernel = await buildKernel({ variant: 'debug' });
+            opts.bzImage = kernel.bzImage;
             task.title = `guest kernel ${kernel.version} (${kernel.cached ? 'cached' : 'built'}, key ${kernel.cacheKey})`;
           },
         },

@@ -20,6 +20,8 @@ export interface DemoOptions {
   triggerMs: number;
   /** Where report.json and the bundle go. */
   out: string;
+  /** The guest kernel (from buildKernel); built or reused when absent. */
+  bzImage?: string;
   renderer: 'default' | 'simple' | 'silent';
   onConsole?: (text: string) => void;
 }
@@ -68,6 +70,7 @@ export async function runDemoGuest(opts: DemoOptions, report: Report): Promise<D
     if (opts.mode === 'global') env.WF_GLOBAL = '1';
     const run = await runInVm({
       variant: 'debug',
+      bzImage: opts.bzImage,
       cpus: 2,
       memMiB: 512,
       timeoutSec: 120 + opts.seconds * 4,
