@@ -48,7 +48,7 @@ export const demoCommand: Command = {
     const mode = values.mode ?? 'local';
     if (mode !== 'local' && mode !== 'global') throw new UserError(`--mode must be local or global, got '${mode}'`);
     const seconds = positive('seconds', values.seconds, 4);
-    const opts: DemoOptions & { bzImage?: string } = {
+    const opts: DemoOptions = {
       mode,
       workers: positive('workers', values.workers, 4),
       clients: positive('clients', values.clients, 4),
