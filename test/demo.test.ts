@@ -20,11 +20,12 @@ describe('demo summary', () => {
       '{"event":"jumps_written","functions":[{"name":"handle_request"}]}',
       '{"event":"migrated","ms":0.5}',
       '{"event":"migrated","ms":1.5}',
-      '{"event":"summary","mode":"local","outcome":"applied"}',
+      '{"event":"summary","mode":"local","outcome":"applied","threads":2,"migrated":2}',
     ].join('\n'));
     const s = summarizeDemo(events, load);
     expect(s.problems).toEqual([]);
     expect(s.threadMs).toEqual([0.5, 1.5]);
+    expect(s.switched).toBe(2);
     expect(s.jumps).toEqual(['handle_request']);
     expect(s.fixedWithinMs).toBeCloseTo(4);
   });
@@ -33,7 +34,7 @@ describe('demo summary', () => {
     const s = summarizeDemo(parseEvents('{"event":"rejected","reason":"wrong build-id"}'), { ...load, errors: 2, refused: 0 });
     expect(s.problems).toContain('rejected: wrong build-id');
     expect(s.problems.some((p) => p.includes('not applied'))).toBe(true);
-    expect(s.problems).toContain('2 requests failed');
+    expect(s.problems).toContain('2 requests failed (connect ?, i/o ?, unexpected answers ?)');
     expect(s.problems).toContain('no request saw the fixed behaviour');
   });
 });
@@ -68,7 +69,8 @@ describe('demo end to end in the guest', () => {
       expect(result.kernelFailure).toBeNull();
       expect(s.problems).toEqual([]);
       expect(s.mode).toBe(mode);
-      expect(s.threadMs.length).toBe(4);
+      expect(s.threads).toBe(4);
+      expect(s.switched).toBe(4);
       expect(s.load.leaked).toBeGreaterThan(0);
       expect(s.load.refused).toBeGreaterThan(0);
       // No answer shows the bug once the last worker has switched (0.5 s slack for clocks and TCG).

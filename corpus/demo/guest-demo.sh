@@ -13,7 +13,7 @@ while ! echo "GET warmup" | nc 127.0.0.1 7070 > /dev/null 2>&1; do
 	[ $i -gt 100 ] && { echo "kvd did not start"; cat "$out/kvd.out"; exit 1; }
 	sleep 0.1
 done
-"$KVLOAD" 7070 "$CLIENTS" "$SECONDS" "$kvd" "$TRIGGER_MS" > "$out/load.json"
+"$KVLOAD" 7070 "$CLIENTS" "$SECONDS" "$kvd" "$TRIGGER_MS" > "$out/load.json" 2> "$out/load.err"
 status=$?
 kill -0 "$kvd" 2> /dev/null || { echo "kvd died during the run"; status=1; }
 kill "$kvd"

@@ -6,6 +6,7 @@
  * patched one refuses over-long keys. Prints one JSON object with the counts and timings.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,7 +18,7 @@
 #include <unistd.h>
 
 static int port, seconds;
-static atomic_long requests, errors, leaked, refused, leaked_after_trigger;
+static atomic_long requests, errors, connect_errors, io_errors, bad_answers, leaked, refused, leaked_after_trigger;
 static atomic_long last_leak_us = -1, first_refusal_us = -1;
 static atomic_long trigger_us = -1;
 static double start;
@@ -68,6 +69,7 @@ static void *client(void *arg)
 
 		if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr))) {
 			atomic_fetch_add(&errors, 1);
+			atomic_fetch_add(&connect_errors, 1);
 			if (fd >= 0)
 				close(fd);
 			usleep(1000);
@@ -78,6 +80,8 @@ static void *client(void *arg)
 
 			if (roundtrip(fd, set, resp, sizeof(resp)) || roundtrip(fd, get, resp, sizeof(resp))) {
 				atomic_fetch_add(&errors, 1);
+				atomic_fetch_add(&io_errors, 1);
+				fprintf(stderr, "kvload: request failed: %s\n", strerror(errno));
 				break;
 			}
 			atomic_fetch_add(&requests, 2);
@@ -94,6 +98,8 @@ static void *client(void *arg)
 				atomic_compare_exchange_strong(&first_refusal_us, &expected, t);
 			} else if (strncmp(resp, "NOT_FOUND", 9) != 0) {
 				atomic_fetch_add(&errors, 1);
+				atomic_fetch_add(&bad_answers, 1);
+				fprintf(stderr, "kvload: unexpected answer: %.80s\n", resp);
 			}
 		}
 		close(fd);
@@ -133,9 +139,10 @@ int main(int argc, char **argv)
 		pthread_join(tid[i], NULL);
 	printf("{\"requests\":%ld,\"errors\":%ld,\"leaked\":%ld,\"refused\":%ld,"
 	       "\"leakedAfterTrigger\":%ld,\"triggerUs\":%ld,\"lastLeakUs\":%ld,\"firstRefusalUs\":%ld,"
-	       "\"seconds\":%d,\"threads\":%d}\n",
+	       "\"seconds\":%d,\"threads\":%d,\"connectErrors\":%ld,\"ioErrors\":%ld,\"badAnswers\":%ld}\n",
 	       atomic_load(&requests), atomic_load(&errors), atomic_load(&leaked), atomic_load(&refused),
 	       atomic_load(&leaked_after_trigger), atomic_load(&trigger_us), atomic_load(&last_leak_us),
-	       atomic_load(&first_refusal_us), seconds, threads);
+	       atomic_load(&first_refusal_us), seconds, threads, atomic_load(&connect_errors),
+	       atomic_load(&io_errors), atomic_load(&bad_answers));
 	return 0;
 }

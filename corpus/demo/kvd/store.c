@@ -73,9 +73,10 @@ static void get(const char *key, char *out, size_t outlen)
 
 void handle_request(char *line, char *out, size_t outlen)
 {
-	char *cmd = strtok(line, " ");
-	char *key = strtok(NULL, " ");
-	char *value = strtok(NULL, "");
+	char *rest;
+	char *cmd = strtok_r(line, " ", &rest);
+	char *key = strtok_r(NULL, " ", &rest);
+	char *value = strtok_r(NULL, "", &rest);
 
 	if (cmd && key && strcmp(cmd, "GET") == 0)
 		get(key, out, outlen);

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -83,6 +83,10 @@ export async function runDemoGuest(opts: DemoOptions, report: Report): Promise<D
     if (run.timedOut) throw new UserError(`the demo guest hung:\n${run.console.slice(-2000)}`, ExitCode.guestTimeout);
     if (run.exitCode !== 0) throw new UserError(`the demo guest failed (exit ${run.exitCode}):\n${run.console.slice(-2000)}`, ExitCode.internal);
     const load = JSON.parse(await readFile(join(results, 'load.json'), 'utf8')) as LoadStats;
+    // The operator's record of the live patch, next to report.json.
+    await copyFile(join(results, 'wfpatch.jsonl'), join(opts.out, `wfpatch-${opts.mode}.jsonl`));
+    await copyFile(join(results, 'load.json'), join(opts.out, `load-${opts.mode}.json`));
+    await copyFile(join(results, 'load.err'), join(opts.out, `load-${opts.mode}.err`));
     const events = parseEvents(await readFile(join(results, 'wfpatch.jsonl'), 'utf8'));
     return { report, summary: summarizeDemo(events, load), kernelFailure: run.kernelFailure };
   } finally {

@@ -10,6 +10,9 @@ export interface LoadStats {
   firstRefusalUs: number;
   seconds: number;
   threads: number;
+  connectErrors?: number;
+  ioErrors?: number;
+  badAnswers?: number;
 }
 
 /** One libwfpatch log line (JSON lines; see kpatch-fork/runtime/README.md). */
@@ -23,6 +26,9 @@ export interface DemoSummary {
   jumps: string[];
   /** Per thread: milliseconds from the trigger to its migration (local) or arrival (global). */
   threadMs: number[];
+  /** From the runtime's summary: threads taking part, and how many switched to the new code. */
+  threads: number | null;
+  switched: number | null;
   load: LoadStats;
   /** The patch is in force for every request that started after the last leaked answer. */
   fixedWithinMs: number | null;
@@ -54,7 +60,13 @@ export function summarizeDemo(events: WfEvent[], load: LoadStats): DemoSummary {
   const outcome = typeof summary?.outcome === 'string' ? summary.outcome : null;
   if (outcome !== 'applied') problems.push(`the patch was not applied (outcome: ${outcome ?? 'none logged'})`);
   for (const rejected of events.filter((e) => e.event === 'rejected')) problems.push(`rejected: ${String(rejected.reason ?? rejected.error ?? 'no reason logged')}`);
-  if (load.errors > 0) problems.push(`${load.errors} requests failed`);
+  if (load.errors > 0) {
+    const kinds = `connect ${load.connectErrors ?? '?'}, i/o ${load.ioErrors ?? '?'}, unexpected answers ${load.badAnswers ?? '?'}`;
+    problems.push(`${load.errors} requests failed (${kinds})`);
+  }
+  if (summary && num(summary.threads) !== num(summary.migrated)) {
+    problems.push(`only ${String(summary.migrated)} of ${String(summary.threads)} threads switched`);
+  }
   if (load.refused === 0) problems.push('no request saw the fixed behaviour');
   if (load.leaked === 0) problems.push('no request saw the bug before the patch (the demo shows nothing)');
   const fixedWithinMs = load.refused > 0 && load.triggerUs >= 0 ? Math.max(0, (load.lastLeakUs - load.triggerUs) / 1000) : null;
@@ -65,6 +77,8 @@ export function summarizeDemo(events: WfEvent[], load: LoadStats): DemoSummary {
     patchLoadedBytes: num(loaded?.text_bytes),
     jumps: functions.map((f) => String(f.name)),
     threadMs,
+    threads: num(summary?.threads),
+    switched: num(summary?.migrated),
     load,
     fixedWithinMs,
     problems,
@@ -77,7 +91,7 @@ export function renderSummary(s: DemoSummary): string {
     `mode: ${s.mode}; outcome: ${s.outcome ?? '-'}`,
     `patched functions: ${s.jumps.join(', ') || '-'}`,
     s.generationCreateUs !== null ? `generation created in ${s.generationCreateUs.toFixed(0)} µs (guest, TCG)` : null,
-    `threads switched: ${s.threadMs.length}; trigger → switch ms: ${s.threadMs.map(ms).join(', ') || '-'}`,
+    `threads switched: ${s.switched ?? '?'} of ${s.threads ?? '?'}; trigger → switch ms: ${s.threadMs.map(ms).join(', ') || '-'}`,
     `requests: ${s.load.requests} from ${s.load.threads} clients over ${s.load.seconds} s; failed: ${s.load.errors}`,
     `bug answers: ${s.load.leaked} (${s.load.leakedAfterTrigger} after the trigger); fixed answers: ${s.load.refused}`,
     s.fixedWithinMs !== null ? `every answer fixed from ${ms(s.fixedWithinMs)} ms after the trigger on, with no restart` : null,
