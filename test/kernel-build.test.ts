@@ -9,6 +9,8 @@ import { UserError } from '../pipeline/src/cli/errors.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 let dir: string;
+/** These tests take the kernel build lock, which another suite's build may hold for many minutes. */
+const lockWaitTimeout = 2_400_000;
 let first: KernelBuild;
 
 async function outEntries(): Promise<string[]> {
@@ -87,7 +89,7 @@ describe('buildKernel', () => {
     const cli = await execa(wfbuild, ['kernel', 'build', '--quiet', '--patches', patches], { reject: false });
     expect(cli.exitCode).toBe(12);
     expect(cli.stderr).toContain('patch 0002-broken.patch does not apply');
-  });
+  }, lockWaitTimeout);
 
   it('fails, listing them, when config options are dropped by olddefconfig', async () => {
     const config = join(dir, 'config-dropped');
@@ -99,7 +101,7 @@ describe('buildKernel', () => {
     expect(error).toBeInstanceOf(UserError);
     expect((error as Error).message).toMatch(/CONFIG_PCI_MSI=y \(zz-test\.config\) is not set after olddefconfig/);
     expect(await outEntries()).toEqual(before);
-  });
+  }, lockWaitTimeout);
 
   it('rejects an unknown variant and names the package of a missing prerequisite', async () => {
     await expect(buildKernel({ variant: 'fast' as never })).rejects.toThrow(/unknown kernel variant 'fast'/);
