@@ -18,6 +18,12 @@ describe('wfbuild CLI', () => {
     expect(result.stderr).not.toMatch(/at .*\.ts:\d+/);
   });
 
+  it('leaves --help after -- to the program instead of printing its own help', async () => {
+    const result = await execa(wfbuild, ['setup', '--', '--help'], { reject: false });
+    expect(result.stdout).not.toContain('Usage: wfbuild setup');
+    expect(result.exitCode).toBe(2);
+  });
+
   it('rejects an unknown option with exit 2', async () => {
     const result = await execa(wfbuild, ['setup', '--bogus'], { reject: false });
     expect(result.exitCode).toBe(2);

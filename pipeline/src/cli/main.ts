@@ -46,7 +46,10 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`wfbuild: unknown command '${first}' (see wfbuild --help)`);
     return ExitCode.usage;
   }
-  if (args.includes('--help') || args.includes('-h')) {
+  // Only options before `--` are wfbuild's: after it they belong to a program (vm run).
+  const end = args.indexOf('--');
+  const own = end === -1 ? args : args.slice(0, end);
+  if (own.includes('--help') || own.includes('-h')) {
     console.log(command.help);
     return ExitCode.ok;
   }
