@@ -311,6 +311,12 @@ static int run_versions(int special, int ms)
 static pthread_mutex_t dep_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t dep_cv = PTHREAD_COND_INITIALIZER;
 static int dep_token;
+/* Guarded by dep_lock: the trigger lands while A waits without a token and B is held before
+ * its point, so whether the barrier deadlocks does not depend on the guest's timing. */
+static bool a_waiting, b_hold, b_held;
+static const char *dep_patch;
+static char dep_reason[1024];
+static const char *dep_event;
 static atomic_long a_rounds, b_rounds;
 static atomic_int a_value = -1;
 
@@ -319,8 +325,11 @@ static void *dep_a(void *arg)
 	(void)arg;
 	while (!atomic_load(&stop)) {
 		pthread_mutex_lock(&dep_lock);
+		a_waiting = true;
+		pthread_cond_broadcast(&dep_cv);
 		while (!dep_token && !atomic_load(&stop))
 			pthread_cond_wait(&dep_cv, &dep_lock);
+		a_waiting = false;
 		dep_token = 0;
 		pthread_mutex_unlock(&dep_lock);
 		wf_global_quiescence("A", 1);
@@ -334,6 +343,13 @@ static void *dep_b(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stop)) {
+		pthread_mutex_lock(&dep_lock);
+		b_held = b_hold;
+		pthread_cond_broadcast(&dep_cv);
+		while (b_hold && !atomic_load(&stop))
+			pthread_cond_wait(&dep_cv, &dep_lock);
+		b_held = false;
+		pthread_mutex_unlock(&dep_lock);
 		wf_global_quiescence("B", 1); /* B signals A only after passing its own point */
 		pthread_mutex_lock(&dep_lock);
 		dep_token = 1;
@@ -345,6 +361,15 @@ static void *dep_b(void *arg)
 	return NULL;
 }
 
+static void *dep_request(void *arg)
+{
+	(void)arg;
+	char req[4200];
+	snprintf(req, sizeof(req), "apply %s", dep_patch);
+	dep_event = control(req, dep_reason, sizeof(dep_reason));
+	return NULL;
+}
+
 static int run_deps(const char *patch)
 {
 	pthread_t a, b;
@@ -352,10 +377,26 @@ static int run_deps(const char *patch)
 	pthread_create(&b, NULL, dep_b, NULL);
 	while (atomic_load(&a_rounds) < 3)
 		usleep(1000);
-	char req[4200], reason[1024];
-	snprintf(req, sizeof(req), "apply %s", patch);
+	pthread_mutex_lock(&dep_lock);
+	b_hold = true;
+	while (!(b_held && a_waiting && !dep_token))
+		pthread_cond_wait(&dep_cv, &dep_lock);
+	pthread_mutex_unlock(&dep_lock);
+	dep_patch = patch;
 	t_trigger = now_ms();
-	const char *ev = control(req, reason, sizeof(reason));
+	pthread_t requester;
+	pthread_create(&requester, NULL, dep_request, NULL);
+	const char *g = getenv("WF_GLOBAL");
+	bool global = g && *g && strcmp(g, "0");
+	for (int i = 0; i < 10000 && !wf_transition_ongoing(global); i++)
+		usleep(1000);
+	pthread_mutex_lock(&dep_lock);
+	b_hold = false;
+	pthread_cond_broadcast(&dep_cv);
+	pthread_mutex_unlock(&dep_lock);
+	pthread_join(requester, NULL);
+	const char *ev = dep_event;
+	const char *reason = dep_reason;
 	double ms = since_trigger();
 	/* Both threads still make progress afterwards. */
 	long a0 = atomic_load(&a_rounds), b0 = atomic_load(&b_rounds);
