@@ -30,9 +30,12 @@ export async function ensureCreateDiffObject(): Promise<void> {
   }
 }
 
-/** Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json --binary ELF`. */
-export async function createDiffObject(orig: string, patched: string, binary: string, output: string, verdictPath: string): Promise<DiffResult> {
-  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--binary', binary], {
+/**
+ * Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json [--binary ELF]`;
+ * without a binary (null) the object pair alone is judged (the corpus' compile-only mode).
+ */
+export async function createDiffObject(orig: string, patched: string, binary: string | null, output: string, verdictPath: string): Promise<DiffResult> {
+  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, ...(binary === null ? [] : ['--binary', binary])], {
     reject: false,
     all: true,
     stdin: 'ignore',

@@ -4,15 +4,18 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { corpusPackages, generateManifest, manifestCves, writeManifest } from './manifest.ts';
 
 const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus|update|series] [--out DIR] [--no-builds]
+                      [--full-builds] [--tu-limit N]
        wfbuild corpus manifest [--packages P,…]
 
 The paper's six packages on Debian 12 (${corpusPackages.join(', ')}): which of their
 Debian patches are text-only and kpatch-able.
 
-  corpus            classifies the selected units of corpus/bookworm/<package>.json with the
-                    pipeline (one original build per base tree, cached), resumable: a unit
-                    already classified with the same inputs is not redone. Writes
-                    corpus/results/bookworm.{json,md}.
+  corpus            classifies the selected units of corpus/bookworm/<package>.json, resumable:
+                    a unit already classified with the same inputs is not redone. memcached
+                    goes through the whole pipeline (one original build per base tree, cached);
+                    openldap, apache2, mariadb and nodejs in compile-only mode: configure (or
+                    build) once, then per unit compile only the translation units it touches,
+                    before and after, in series order. Writes corpus/results/bookworm.{json,md}.
   corpus manifest   asks the registry (apt) which versions exist and can be fetched, downloads
                     them to the cache, and rewrites corpus/bookworm/<package>.json.
 
@@ -27,6 +30,10 @@ Options:
   --no-builds       build nothing: write the results classified so far (also from earlier
                     tool versions, flagged) plus units that need no build (no compiled file
                     touched); the others are counted as pending
+  --full-builds     the whole pipeline for every package (a build per unit: hours for the
+                    big three)
+  --tu-limit N      compile-only: a unit that affects more translation units than N fails
+                    with the count (default 120)
 
 See corpus/README.md for the rules that choose the units.`;
 

@@ -21,6 +21,7 @@ import { triagePatch } from '../triage/index.ts';
 import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
 import { renderReport } from './table.ts';
 import type { CorpusUnit } from './units.ts';
+import { classifyCompileOnly, defaultLimit, profiles } from './compile-only/index.ts';
 
 /** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
 const driverVersion = 2;
@@ -148,7 +149,7 @@ async function writeAtomic(path: string, text: string): Promise<void> {
 }
 
 /** The base version's sources in the cache (downloaded again if the cache was emptied). */
-async function ensureSources(manifest: Manifest): Promise<void> {
+export async function ensureSources(manifest: Manifest): Promise<void> {
   if (await exists(dscPath(manifest))) return;
   const indexed = (await indexedVersions(manifest.package)).find((v) => v.version === manifest.baseVersion);
   if (!indexed) throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry no longer lists it; regenerate the manifest ('wfbuild corpus manifest')`, ExitCode.missingPrerequisite);
@@ -214,6 +215,10 @@ export interface RunOptions {
    * build (triage finds no compiled file); the rest are reported as pending.
    */
   readonly noBuilds: boolean;
+  /** Classify every package with the full pipeline (a build per unit), not compile-only. */
+  readonly fullBuilds: boolean;
+  /** Compile-only mode: most translation units one unit may compile. */
+  readonly limit: number;
   readonly log: (line: string) => void;
 }
 
@@ -224,6 +229,24 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
   const buildCmd = opts.jobs === 2 ? null : `DEB_BUILD_OPTIONS='nocheck nostrip parallel=${opts.jobs}' debian/rules build`;
   const cacheDir = join(resultsCache, pkg);
   await mkdir(cacheDir, { recursive: true });
+  if (profiles[pkg] && !opts.fullBuilds) {
+    // Compile-only mode (corpus/README.md): units in series order on one configured tree.
+    const out = await classifyCompileOnly(manifest, selected, {
+      jobs: opts.jobs,
+      limit: opts.limit,
+      tools,
+      cacheDir,
+      log: opts.log,
+      noBuilds: opts.noBuilds,
+      keyOf: (unit, mode) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: mode, tools }),
+      ensurePrerequisites: async () => {
+        await ensureSources(manifest);
+        await ensureBuildDeps(manifest, await treeAt(manifest, 0, opts.log), opts.log);
+      },
+    });
+    const seconds = out.units.reduce((sum, u) => sum + u.seconds, 0) + out.prepareSeconds;
+    return { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView: false, units: out.units, row: packageRow(pkg, manifest.baseVersion, out.units, seconds) };
+  }
   let prepared = false;
   const units: UnitResult[] = [];
   for (const [i, unit] of selected.entries()) {
@@ -370,6 +393,12 @@ export function parseJobs(value: string | undefined): number {
   return Number(value);
 }
 
+export function parseLimit(value: string | undefined): number {
+  if (value === undefined) return defaultLimit;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UserError(`--tu-limit ${value}: give a positive number of translation units`);
+  return Number(value);
+}
+
 export function parseView(value: string | undefined): View {
   if (value === undefined) return 'corpus';
   if (value === 'corpus' || value === 'update' || value === 'series') return value;
@@ -379,7 +408,7 @@ export function parseView(value: string | undefined): View {
 export async function runCorpus(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' }, 'no-builds': { type: 'boolean' } },
+    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' }, 'no-builds': { type: 'boolean' }, 'full-builds': { type: 'boolean' }, 'tu-limit': { type: 'string' } },
     strict: true,
     allowPositionals: false,
   });
@@ -389,6 +418,8 @@ export async function runCorpus(args: string[]): Promise<number> {
     view: parseView(values.view),
     outDir: values.out ?? defaultResultsDir,
     noBuilds: values['no-builds'] === true,
+    fullBuilds: values['full-builds'] === true,
+    limit: parseLimit(values['tu-limit']),
     log: (line) => console.error(line),
   };
   // Every manifest is checked before anything is built: bad input fails in seconds.

@@ -39,6 +39,8 @@ export interface UnitResult {
   readonly key: string;
   /** The same hash without the tool versions (lets --no-builds find older results). */
   readonly inputs?: string;
+  /** How it was classified when not by the full pipeline (the compile-only corpus mode). */
+  readonly mode?: string;
   /** Taken by --no-builds from a run with other tool versions. */
   readonly earlierTools?: boolean;
 }

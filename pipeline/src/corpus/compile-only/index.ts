@@ -1,0 +1,166 @@
+/**
+ * `wfbuild corpus` for the packages with a compile-only profile (prepare.ts): one configured
+ * tree per package, the series walked backwards (walk.ts), each unit's result cached under its
+ * key like the full pipeline's, so a rerun is resumable unit by unit.
+ */
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { cacheRoot } from '../../paths.ts';
+import { copyTree } from '../../build/original.ts';
+import { alive } from '../../build/alive.ts';
+import { parseSeries } from '../series.ts';
+import { treeAt, withoutMailSignature } from '../tree.ts';
+import type { Manifest } from '../manifest.ts';
+import type { CorpusUnit } from '../units.ts';
+import type { UnitResult } from '../results.ts';
+import { rebase } from './database.ts';
+import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
+import { verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
+
+export { profiles } from './prepare.ts';
+
+/** Most translation units one unit compiles (twice) before it is reported as over the limit. */
+export const defaultLimit = 120;
+
+export interface CompileOnlyOptions {
+  readonly jobs: number;
+  readonly limit: number;
+  readonly tools: object;
+  readonly cacheDir: string;
+  readonly log: (line: string) => void;
+  readonly keyOf: (unit: CorpusUnit, mode: string) => string;
+  /** Sources and build dependencies present (called once, only when something is compiled). */
+  readonly ensurePrerequisites: () => Promise<void>;
+  /** The profile (default: the package's in prepare.ts; tests give memcached one). */
+  readonly profile?: Profile;
+  /** Write nothing new: uncached units come back as pending. */
+  readonly noBuilds: boolean;
+}
+
+export interface CompileOnlyResults {
+  readonly units: UnitResult[];
+  /** Preparation (configure or original build) time, when this run prepared. */
+  readonly prepareSeconds: number;
+}
+
+/** The mode's own sources: part of its result keys, so a change to how it classifies redoes its units (and only its). */
+async function sourcesFingerprint(): Promise<string> {
+  const dir = fileURLToPath(new URL('.', import.meta.url));
+  const hash = createHash('sha256');
+  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.ts')).sort()) hash.update(name).update('\0').update(await readFile(join(dir, name)));
+  return hash.digest('hex').slice(0, 12);
+}
+
+export function modeOf(profile: Profile, fingerprint: string): string {
+  return `compile-only ${profile.name} ${fingerprint}`;
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await writeFile(`${path}.tmp-${process.pid}`, text);
+  await rename(`${path}.tmp-${process.pid}`, path);
+}
+
+/** Removes walk copies left by killed runs. */
+async function sweepWalks(root: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const pid = Number(/-(\d+)$/.exec(name)?.[1] ?? 0);
+    if (pid > 0 && pid !== process.pid && !alive(pid)) await rm(join(root, name), { recursive: true, force: true });
+  }
+}
+
+export async function classifyCompileOnly(manifest: Manifest, selected: readonly CorpusUnit[], opts: CompileOnlyOptions): Promise<CompileOnlyResults> {
+  const profile = opts.profile ?? profiles[manifest.package];
+  if (!profile) throw new Error(`${manifest.package}: no compile-only profile`);
+  const mode = modeOf(profile, await sourcesFingerprint());
+  const results = new Map<string, UnitResult>();
+  const todo: CorpusUnit[] = [];
+  for (const unit of selected) {
+    const text = await readFile(join(opts.cacheDir, `${opts.keyOf(unit, mode)}.json`), 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      const cached = JSON.parse(text) as UnitResult;
+      opts.log(`${manifest.package} ${unit.id}: ${cached.verdict} (cached)`);
+      results.set(unit.id, { ...cached, views: unit.views, cves: unit.cves, seconds: 0 });
+    } else todo.push(unit);
+  }
+  const resultFor = (unit: CorpusUnit, v: WalkVerdict): UnitResult => ({
+    package: manifest.package,
+    unit: unit.id,
+    cves: unit.cves,
+    views: unit.views,
+    base: 'series-prefix',
+    appliedAt: unit.start,
+    verdict: v.verdict,
+    reason: v.reason,
+    reasons: v.reasons,
+    objects: v.objects,
+    seconds: v.seconds,
+    key: opts.keyOf(unit, mode),
+    mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice)`,
+  });
+  let prepareSeconds = 0;
+  // Units that need no compiling are classified from their text alone: no tree, no configure.
+  if (todo.length > 0) {
+    const patches = join(await treeAt(manifest, 0, opts.log), 'debian', 'patches');
+    for (const unit of [...todo]) {
+      const started = performance.now();
+      const texts = (await Promise.all(unit.patches.map((p) => readFile(join(patches, p), 'utf8')))).map(withoutMailSignature);
+      let quick: ReturnType<typeof verdictWithoutCompiling>;
+      try {
+        quick = verdictWithoutCompiling(texts, unit.id, profile.embedded);
+      } catch (error) {
+        quick = { verdict: 'failed', reason: `triage: ${(error as Error).message.split('\n')[0]}`, reasons: [], objects: 0, compiled: 0 };
+      }
+      if (!quick) continue;
+      const result = resultFor(unit, { ...quick, seconds: Math.round((performance.now() - started) / 100) / 10 });
+      await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
+      opts.log(`${manifest.package} ${unit.id}: ${result.verdict} — ${result.reason.slice(0, 200)}`);
+      results.set(unit.id, result);
+      todo.splice(todo.indexOf(unit), 1);
+    }
+  }
+  if (todo.length > 0 && opts.noBuilds) {
+    for (const unit of todo) results.set(unit.id, { ...resultFor(unit, { verdict: 'pending', reason: 'not classified yet', reasons: [], objects: 0, compiled: 0, seconds: 0 }) });
+  } else if (todo.length > 0) {
+    await opts.ensurePrerequisites();
+    const full = await treeAt(manifest, manifest.seriesLength, opts.log);
+    const prepared: Prepared = await prepare(manifest, profile, full, opts.log);
+    if (!prepared.cached) prepareSeconds = prepared.seconds;
+    await writeAtomic(join(opts.cacheDir, `prepare-${profile.name}.json`), JSON.stringify({ seconds: prepared.cached ? undefined : prepared.seconds, database: prepared.database.length }) + '\n').catch(() => {});
+    const walkRoot = join(cacheRoot, 'corpus', 'walk');
+    await mkdir(walkRoot, { recursive: true });
+    await sweepWalks(walkRoot);
+    const copy = join(walkRoot, `${manifest.package}-${process.pid}`);
+    await rm(copy, { recursive: true, force: true });
+    opts.log(`${manifest.package}: copying the prepared tree for the walk`);
+    await copyTree(prepared.tree, copy);
+    try {
+      const series = parseSeries(await readFile(join(copy, 'debian', 'patches', 'series'), 'utf8'));
+      const byId = new Map(todo.map((u) => [u.id, u]));
+      await walkSeries({
+        tree: copy,
+        series,
+        database: prepared.database.map((u) => rebase(u, prepared.tree, copy)),
+        units: todo.map((u): WalkUnit => ({ id: u.id, start: u.start, count: u.patches.length })),
+        scratch: join(walkRoot, `${manifest.package}-${process.pid}.scratch`),
+        jobs: opts.jobs,
+        limit: opts.limit,
+        ...(profile.embedded ? { embedded: profile.embedded } : {}),
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        log: (line) => opts.log(`${manifest.package} ${line}`),
+        done: async (w, v) => {
+          const unit = byId.get(w.id)!;
+          const result = resultFor(unit, v);
+          await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
+          opts.log(`${manifest.package} ${unit.id}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s)`);
+          results.set(unit.id, result);
+        },
+      });
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+      await rm(join(walkRoot, `${manifest.package}-${process.pid}.scratch`), { recursive: true, force: true });
+    }
+  }
+  return { units: selected.map((u) => results.get(u.id)!), prepareSeconds };
+}

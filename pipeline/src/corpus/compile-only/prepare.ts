@@ -1,0 +1,134 @@
+/**
+ * Per package: how the compile-only mode gets a tree it can compile single translation units
+ * in, and that tree's compile database. Three ways, by what the build system offers:
+ * - build-log: the pipeline's cached original build through the compiler wrapper (small C
+ *   packages: openldap, apache2) — its log is the database;
+ * - configure + CMake's compile_commands.json (mariadb);
+ * - configure + `make -n` (nodejs: gyp writes plain Makefiles).
+ * Samba's waf has its own (samba.ts). Prepared trees are cached under
+ * cacheRoot/corpus/prepared/<package>_<version>/<profile>/ with a .complete marker and never
+ * modified: the walk works on a copy.
+ */
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { cacheRoot } from '../../paths.ts';
+import { ExitCode, UserError } from '../../cli/errors.ts';
+import { tail } from '../../setup/apt.ts';
+import { chooseBuildCommand } from '../../build/command.ts';
+import { describeTree } from '../../build/source.ts';
+import { copyTree, originalBuild } from '../../build/original.ts';
+import { versionWithoutEpoch } from '../debversion.ts';
+import type { Manifest } from '../manifest.ts';
+import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, type TranslationUnit } from './database.ts';
+import type { EmbeddedData } from './walk.ts';
+
+export const preparedCache: string = join(cacheRoot, 'corpus', 'prepared');
+
+export interface Profile {
+  /** Part of every result key of the package: bump when preparing changes. */
+  readonly name: string;
+  readonly how: 'build-log' | 'cmake' | 'make-dry-run' | 'waf';
+  /** debian/rules targets that configure (cmake, make-dry-run, waf). */
+  readonly configure?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+  /** cmake: the compile database; make-dry-run: the folder make runs in. */
+  readonly path?: string;
+  /** make-dry-run: make's arguments. */
+  readonly makeArgs?: readonly string[];
+  readonly embedded?: EmbeddedData;
+}
+
+const debOptions = { DEB_BUILD_OPTIONS: 'nocheck nostrip parallel=2' };
+
+/** Packages the corpus classifies in compile-only mode (memcached keeps the full pipeline: CI runs it). */
+export const profiles: Readonly<Record<string, Profile>> = {
+  openldap: { name: 'build-log-1', how: 'build-log' },
+  apache2: { name: 'build-log-1', how: 'build-log' },
+  mariadb: {
+    name: 'cmake-1',
+    how: 'cmake',
+    configure: ['override_dh_auto_configure'],
+    env: { ...debOptions, CMAKE_EXPORT_COMPILE_COMMANDS: 'ON' },
+    path: 'builddir/compile_commands.json',
+  },
+  nodejs: {
+    name: 'make-dry-run-1',
+    how: 'make-dry-run',
+    configure: ['override_dh_auto_configure'],
+    env: debOptions,
+    path: 'out',
+    makeArgs: ['BUILDTYPE=Release', 'V=1'],
+    embedded: {
+      pattern: /^lib\/.*\.js$/,
+      why: 'the build embeds lib/*.js into the binary as data (js2c → node_javascript.cc): a change there is a data change, not text',
+    },
+  },
+};
+
+export interface Prepared {
+  /** The tree the database's paths point into. */
+  readonly tree: string;
+  readonly database: TranslationUnit[];
+  /** Whether this call found it in the cache. */
+  readonly cached: boolean;
+  readonly seconds: number;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
+}
+
+async function runRules(tree: string, target: string, env: Readonly<Record<string, string>>, log: (line: string) => void): Promise<void> {
+  log(`  debian/rules ${target}`);
+  const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, reject: false, all: true, stdin: 'ignore' });
+  if (result.exitCode !== 0) throw new UserError(`debian/rules ${target} failed:\n${tail(result.all ?? '', 12)}`, ExitCode.buildFailed);
+}
+
+/**
+ * The prepared tree for `fullSeries` (the base version with its whole series applied, from
+ * treeAt): built or configured once, then cached.
+ */
+export async function prepare(manifest: Manifest, profile: Profile, fullSeries: string, log: (line: string) => void): Promise<Prepared> {
+  const started = performance.now();
+  const elapsed = () => Math.round((performance.now() - started) / 100) / 10;
+  if (profile.how === 'build-log') {
+    const source = await describeTree(fullSeries);
+    const cmd = await chooseBuildCommand(source, undefined);
+    log(`${manifest.package}: the original build through the compiler wrapper (${cmd.display}; cached)`);
+    const build = await originalBuild(source, cmd, join(cacheRoot, 'wfbuild', 'orig'), () => {});
+    return { tree: build.tree, database: fromBuildLog(build.log, build.tree), cached: build.cached, seconds: elapsed() };
+  }
+  if (profile.how === 'waf') throw new UserError(`${manifest.package}: waf trees are prepared by samba.ts`, ExitCode.internal);
+  const root = join(preparedCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, profile.name);
+  const tree = join(root, 'tree');
+  const databaseFile = join(root, 'database.json');
+  if (await exists(join(root, '.complete'))) {
+    const stored = JSON.parse(await readFile(databaseFile, 'utf8')) as { tree: string; units: TranslationUnit[] };
+    return { tree, database: stored.units.map((u) => rebase(u, stored.tree, tree)), cached: true, seconds: elapsed() };
+  }
+  // An unfinished preparation (killed run) is started over: its state is unknown.
+  await rm(root, { recursive: true, force: true });
+  await mkdir(root, { recursive: true });
+  log(`${manifest.package}: configuring once for compile-only mode (${profile.configure?.join(', ')})`);
+  await copyTree(fullSeries, tree);
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...profile.env };
+  for (const target of profile.configure ?? []) await runRules(tree, target, env, log);
+  let database: TranslationUnit[];
+  if (profile.how === 'cmake') {
+    const json = await readFile(join(tree, profile.path!), 'utf8').catch(() => {
+      throw new UserError(`${manifest.package}: configure wrote no ${profile.path}`, ExitCode.buildFailed);
+    });
+    database = fromCompileCommands(json, tree);
+  } else {
+    const dir = join(tree, profile.path ?? '.');
+    const dry = await execa('make', ['-n', '-C', dir, ...(profile.makeArgs ?? [])], { env, reject: false, all: false, maxBuffer: 512 * 1024 * 1024 });
+    if (dry.exitCode !== 0) throw new UserError(`${manifest.package}: make -n in ${profile.path} failed:\n${tail(dry.stderr, 8)}`, ExitCode.buildFailed);
+    database = fromMakeDryRun(dry.stdout, dir, tree);
+  }
+  if (database.length === 0) throw new UserError(`${manifest.package}: the compile database is empty`, ExitCode.buildFailed);
+  await writeFile(databaseFile, JSON.stringify({ tree, units: database }) + '\n');
+  await writeFile(join(root, '.complete'), `${new Date().toISOString()}\n`);
+  log(`${manifest.package}: ${database.length} translation units in the compile database (${elapsed()} s)`);
+  return { tree, database, cached: false, seconds: elapsed() };
+}

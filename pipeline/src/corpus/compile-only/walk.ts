@@ -1,0 +1,212 @@
+/**
+ * The compile-only corpus mode's walk: one configured tree per package (the whole series
+ * applied), copied once, then walked backwards through the series. At each unit the tree holds
+ * the series up to and including the unit: the units the patch touches are compiled ("after"),
+ * the unit is reverse-applied, compiled again ("before"), and create-diff-object compares each
+ * pair of objects. So a package costs one configure (or one build) and a few compiles per
+ * unit, never a build per unit.
+ *
+ * Units are thereby measured on top of every series patch before them — for a bookworm update
+ * that is how Debian ships them (appended in order), the series-walk rule for the rest.
+ * create-diff-object runs without --binary (the package is not linked here): a kpatch-able
+ * verdict is at the object level, which corpus/README.md states with the table.
+ */
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { tail } from '../../setup/apt.ts';
+import { triagePatch, type TouchedFile } from '../../triage/index.ts';
+import { createDiffObject, verdictReasons } from '../../build/diffobj.ts';
+import { compareLayouts, objectLayouts } from '../../build/layout.ts';
+import { classifyOutcome } from '../../build/classify.ts';
+import type { ObjectReport, Reason } from '../../report/types.ts';
+import { verdictOf } from '../classify-unit.ts';
+import type { Verdict } from '../results.ts';
+import type { SeriesEntry } from '../series.ts';
+import { withoutMailSignature } from '../tree.ts';
+import { affectedUnits } from './affected.ts';
+import { compileUnits, objectName } from './compile.ts';
+import type { TranslationUnit } from './database.ts';
+
+/** Files a package's build turns into data in its binaries (nodejs: js2c embeds lib/ *.js). */
+export interface EmbeddedData {
+  readonly pattern: RegExp;
+  readonly why: string;
+}
+
+export interface WalkUnit {
+  readonly id: string;
+  /** Series positions [start, start + count). */
+  readonly start: number;
+  readonly count: number;
+}
+
+export interface WalkVerdict {
+  readonly verdict: Verdict;
+  readonly reason: string;
+  readonly reasons: string[];
+  readonly objects: number;
+  /** Translation units compiled (each twice). */
+  readonly compiled: number;
+  readonly seconds: number;
+}
+
+export interface WalkOptions {
+  /** A private copy of the configured tree with the whole series applied (modified in place). */
+  readonly tree: string;
+  readonly series: readonly SeriesEntry[];
+  readonly database: readonly TranslationUnit[];
+  /** Units to classify (sorted or not); the walk stops at the first one's start. */
+  readonly units: readonly WalkUnit[];
+  readonly scratch: string;
+  readonly jobs: number;
+  /** Most translation units one unit may compile; more is a failed unit with the count. */
+  readonly limit: number;
+  readonly embedded?: EmbeddedData;
+  readonly env: Record<string, string>;
+  readonly log: (line: string) => void;
+  /** Called with each unit's verdict as soon as it is known (the caller caches it). */
+  readonly done: (unit: WalkUnit, verdict: WalkVerdict) => Promise<void>;
+}
+
+async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
+  const file = join(tree, 'debian', 'patches', entry.path);
+  const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-', '-i', file];
+  const result = await execa('patch', args, { cwd: tree, reject: false, all: true, stdin: 'ignore' });
+  if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
+}
+
+async function sameBytes(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([readFile(a), readFile(b)]);
+  return x.equals(y);
+}
+
+function reasonLine(r: Reason): string {
+  return [r.object, r.symbol, r.what].filter((x) => x !== null && x !== '').join(': ');
+}
+
+/**
+ * A unit's patch files triaged one by one (a git format-patch mail's headers between two diffs
+ * are no diff syntax), their files and verdicts merged.
+ */
+export function triageAll(texts: readonly string[], id: string): { files: TouchedFile[]; touchesCompiledCode: boolean } {
+  const parts = texts.map((t) => triagePatch(t, id));
+  const files = new Map<string, TouchedFile>();
+  for (const part of parts) for (const f of part.files) files.set(f.path, f);
+  return { files: [...files.values()], touchesCompiledCode: parts.some((p) => p.touchesCompiledCode) };
+}
+
+/**
+ * The verdict of a unit that needs no compiling, whatever the tree: one that changes no
+ * compiled file (no-code), or one that changes a file the build embeds as data. Null otherwise.
+ */
+export function verdictWithoutCompiling(texts: readonly string[], id: string, embedded: EmbeddedData | undefined): Omit<WalkVerdict, 'seconds'> | null {
+  const triage = triageAll(texts, id);
+  const data = embedded ? triage.files.filter((f) => embedded.pattern.test(f.path)) : [];
+  if (data.length > 0) {
+    const what = `${data.map((f) => f.path).join(', ')}: ${embedded!.why}`;
+    return { verdict: 'not-text-only', reason: what, reasons: [what], objects: 0, compiled: 0 };
+  }
+  if (!triage.touchesCompiledCode) {
+    const kinds = [...new Set(triage.files.map((f) => f.kind))].join(', ');
+    return { verdict: 'no-code', reason: `only ${kinds} files change: nothing to compile`, reasons: [], objects: 0, compiled: 0 };
+  }
+  return null;
+}
+
+/** Classifies one unit whose patches are applied last in `tree`; leaves them reverse-applied. */
+async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOptions): Promise<Omit<WalkVerdict, 'seconds'>> {
+  const entries = opts.series.slice(unit.start, unit.start + unit.count);
+  const unapply = async () => {
+    for (const entry of [...entries].reverse()) await reverseApply(opts.tree, entry);
+  };
+  const quick = verdictWithoutCompiling(texts, unit.id, opts.embedded);
+  if (quick) {
+    await unapply();
+    return quick;
+  }
+  const triage = triageAll(texts, unit.id);
+  const touched = triage.files.map((f) => f.path);
+  const affected = await affectedUnits(opts.tree, touched, opts.database);
+  const notes = [
+    ...affected.uncompiledSources.map((s) => `${s}: not compiled in this configuration`),
+    ...affected.unusedHeaders.map((h) => `${h}: included by no compiled unit`),
+  ];
+  if (affected.units.length === 0) {
+    await unapply();
+    return { verdict: 'no-code', reason: notes[0] ?? 'no compiled unit is affected', reasons: notes, objects: 0, compiled: 0 };
+  }
+  if (affected.units.length > opts.limit) {
+    await unapply();
+    const why = `compile-only limit: ${affected.units.length} translation units are affected (limit ${opts.limit}; ${affected.units[0]!.why})`;
+    return { verdict: 'failed', reason: why, reasons: [why], objects: 0, compiled: 0 };
+  }
+  const units = affected.units.map((a) => a.unit);
+  const dir = join(opts.scratch, unit.id.replace(/[^\w.-]+/g, '_'));
+  await rm(dir, { recursive: true, force: true });
+  opts.log(`  compiling ${units.length} translation unit(s) with the patch`);
+  const afterFailures = await compileUnits(units, join(dir, 'after'), opts.jobs, opts.env);
+  await unapply();
+  if (afterFailures.length > 0) {
+    const why = `${afterFailures[0]!.source}: does not compile with the patch applied (compile-only mode): ${afterFailures[0]!.error}`;
+    return { verdict: 'failed', reason: why, reasons: afterFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+  }
+  opts.log(`  compiling ${units.length} translation unit(s) without it`);
+  const beforeFailures = await compileUnits(units, join(dir, 'before'), opts.jobs, opts.env);
+  if (beforeFailures.length > 0) {
+    const why = `${beforeFailures[0]!.source}: does not compile before the patch (compile-only mode): ${beforeFailures[0]!.error}`;
+    return { verdict: 'failed', reason: why, reasons: beforeFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+  }
+  const objects: ObjectReport[] = [];
+  const reasons: Reason[] = [];
+  for (const tu of units) {
+    const name = objectName(tu.source);
+    const before = join(dir, 'before', name);
+    const after = join(dir, 'after', name);
+    if (await sameBytes(before, after)) continue;
+    const [lb, la] = await Promise.all([objectLayouts(before), objectLayouts(after)]);
+    const layoutChanges = lb && la ? compareLayouts(lb, la) : [];
+    for (const change of layoutChanges) reasons.push({ object: tu.source, kind: 'layout', symbol: change.type, what: `data layout of ${change.type} changed: ${change.what}` });
+    const result = await createDiffObject(before, after, null, join(dir, `${name}.patch.o`), join(dir, `${name}.verdict.json`));
+    reasons.push(...verdictReasons(tu.source, result));
+    if (result.outcome === 'nothing') notes.push(`${tu.source}: changed bytes, no changed code or data`);
+    objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict }], ...(layoutChanges.length ? { layoutChanges } : {}) });
+  }
+  const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
+  if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
+  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects });
+  await rm(dir, { recursive: true, force: true });
+  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length };
+}
+
+/** Walks the series backwards from its end to the first unit's start. */
+export async function walkSeries(opts: WalkOptions): Promise<void> {
+  const byEnd = new Map(opts.units.map((u) => [u.start + u.count, u]));
+  const stop = Math.min(...opts.units.map((u) => u.start));
+  let position = opts.series.length;
+  await mkdir(opts.scratch, { recursive: true });
+  while (position > stop) {
+    const unit = byEnd.get(position);
+    if (!unit) {
+      await reverseApply(opts.tree, opts.series[position - 1]!);
+      position--;
+      continue;
+    }
+    const started = performance.now();
+    const texts = await Promise.all(opts.series.slice(unit.start, position).map((e) => readFile(join(opts.tree, 'debian', 'patches', e.path), 'utf8')));
+    opts.log(`${unit.id}: classifying (compile-only, on top of ${unit.start} series patches)`);
+    let verdict: Omit<WalkVerdict, 'seconds'>;
+    try {
+      verdict = await classifyAt(unit, texts.map(withoutMailSignature), opts);
+    } catch (error) {
+      // The walk cannot go on past a patch that does not reverse-apply; every unit before it is unclassifiable here.
+      const why = (error as Error).message.split('\n')[0]!;
+      for (const u of opts.units.filter((x) => x.start <= unit.start)) {
+        await opts.done(u, { verdict: 'failed', reason: `compile-only walk stopped: ${why}`, reasons: [why], objects: 0, compiled: 0, seconds: 0 });
+      }
+      return;
+    }
+    await opts.done(unit, { ...verdict, seconds: Math.round((performance.now() - started) / 100) / 10 });
+    position = unit.start;
+  }
+}
