@@ -131,6 +131,35 @@ int second(int x) { CHECK(x < 100); CHECK(x != 42); return x + 7; }
     expect(r.verdict.copiedData.every((d) => /^_ZZ.*E4args(_\d+)?$/.test(d.name))).toBe(true);
   });
 
+  it('CHECK() inside templates and inline functions (vague-linkage static const info): copied, not a data change', async () => {
+    // Node.js's crypto_util.h: CHECK()s in template constructors and inline functions, whose
+    // static const AssertionInfo is a unique/weak object in a COMDAT group, shared by every
+    // object that instantiates it — a header edit above them moves their lines.
+    const check = `struct AssertionInfo { const char *file_line; const char *message; const char *function; };
+[[noreturn]] void Assert(const AssertionInfo &info);
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define CHECK(expr) do { if (!(expr)) { static const AssertionInfo args = { __FILE__ ":" STR(__LINE__), #expr, __PRETTY_FUNCTION__ }; Assert(args); } } while (0)
+template <class T> struct Contents { T v; __attribute__((noinline)) explicit Contents(T x) : v(x) { CHECK(x != 0); } };
+inline __attribute__((noinline)) int checked(int x) { CHECK(x < 1000); return x - 1; }
+int use(int x) { return Contents<int>(x).v + Contents<char>((char)x).v + checked(x); }
+`;
+    const moved = check.replace('template <class T>', '// moved\ntemplate <class T>');
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': check }, patched: { 'x.cc': moved } });
+    expect(r.exitCode, JSON.stringify(r.verdict.reasons)).toBe(0);
+    expect(r.verdict.textOnly).toBe(true);
+    expect(r.verdict.copiedData.length).toBe(3);
+    expect(r.verdict.copiedData.every((d) => /^_ZZ.*E4args$/.test(d.name))).toBe(true);
+  });
+
+  it('a mutable static inside an inline function changes value: not text-only', async () => {
+    // The same vague linkage, but writable: the program's one copy holds state.
+    const counter = 'inline __attribute__((noinline)) int next() { static int n = 5; return ++n; }\nint use(int x) { return next() + x; }\n';
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': counter }, patched: { 'x.cc': counter.replace('n = 5', 'n = 7') } });
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict.reasons.find((x) => x.kind === 'data')?.symbol).toMatch(/next.*1n/);
+  });
+
   it('a new virtual function changes the vtable: not text-only', async () => {
     const patched = src.replace('virtual int virt(int x) { return x + v; }', 'virtual int virt(int x) { return x + v; }\n  virtual int more(int x) { return x - v; }');
     const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': src }, patched: { 'x.cc': patched } });

@@ -246,17 +246,25 @@ uint64_t old_room(const struct symbol *o)
 }
 
 /*
- * A local named constant alone in its section: a static const table, a C++
- * CHECK()'s function-local "static const AssertionInfo args" (a pointer to a
- * "file:line" string), const pointer tables in .data.rel.ro.  Only code of
- * this file can use it, so when it changes, its users change with it and the
- * patch carries a copy for them.
+ * A named constant alone in its section that only its users' code refers to:
+ * a static const table, a C++ CHECK()'s function-local "static const
+ * AssertionInfo args" (a pointer to a "file:line" string), const pointer
+ * tables in .data.rel.ro.  Either local to this file, or the vague-linkage
+ * copy (weak or unique, in a COMDAT group) of such a static inside an inline
+ * function or a template instance, which every object using it carries.
+ * When it changes, its users change with it and the patch carries a private
+ * copy for them: being read-only, a copy reads the same as the one the
+ * running program keeps (only comparing its address could tell them apart).
  */
 bool is_ro_local(const struct symbol *sym)
 {
 	const struct section *s = sym->sec;
+	/* _ZZ: a name local to a function (Itanium ABI); never a vtable or typeinfo,
+	 * whose one copy the running program's objects point to. */
+	bool vague = (sym->bind == STB_WEAK || sym->bind == STB_GNU_UNIQUE) && s && s->group &&
+		     !strncmp(sym->name, "_ZZ", 3);
 
-	if (sym->type != STT_OBJECT || sym->bind != STB_LOCAL || !s || s->kind != K_DATA || s->nsyms != 1)
+	if (sym->type != STT_OBJECT || (sym->bind != STB_LOCAL && !vague) || !s || s->kind != K_DATA || s->nsyms != 1)
 		return false;
 	if (s->sh.sh_flags & SHF_TLS)
 		return false;

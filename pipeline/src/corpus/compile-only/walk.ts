@@ -132,6 +132,14 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     ...affected.uncompiledSources.map((s) => `${s}: not compiled in this configuration`),
     ...affected.unusedHeaders.map((h) => `${h}: included by no compiled unit`),
   ];
+  // Build files and generator inputs change what is compiled, which only a new configure and
+  // build would show: this mode does not guess.
+  const unmeasured = triage.files.filter((f) => f.kind === 'build-system' || /\.(y|l|ypp|ll)$/.test(f.path)).map((f) => f.path);
+  if (unmeasured.length > 0) {
+    await unapply();
+    const why = `${unmeasured.join(', ')}: a build-system file or generator input changes; compile-only mode does not re-run configure or generators (wfbuild corpus --full-builds measures it)`;
+    return { verdict: 'failed', reason: why, reasons: [why, ...notes], objects: 0, compiled: 0 };
+  }
   if (affected.units.length === 0) {
     await unapply();
     return { verdict: 'no-code', reason: notes[0] ?? 'no compiled unit is affected', reasons: notes, objects: 0, compiled: 0 };
