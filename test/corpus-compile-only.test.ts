@@ -112,6 +112,11 @@ describe('verdicts without compiling', () => {
     expect(verdictWithoutCompiling([diff('doc/api/http.md')], 'u', profiles['nodejs']!.embedded)).toMatchObject({ verdict: 'no-code' });
     expect(verdictWithoutCompiling([diff('src/node_http2.cc')], 'u', profiles['nodejs']!.embedded)).toBeNull();
   });
+
+  it('a build-system change is not guessed at: failed, naming the file', () => {
+    const v = verdictWithoutCompiling([diff('src/x.c'), diff('storage/mroonga/CMakeLists.txt')], 'u', undefined);
+    expect(v).toMatchObject({ verdict: 'failed', reason: expect.stringMatching(/^storage\/mroonga\/CMakeLists\.txt: a build-system file .* --full-builds/) });
+  });
 });
 
 describe("a compile-only walk over memcached's whole series (real build, real compiles)", () => {

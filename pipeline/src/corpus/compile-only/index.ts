@@ -65,7 +65,7 @@ async function writeAtomic(path: string, text: string): Promise<void> {
 /** Removes walk copies left by killed runs. */
 async function sweepWalks(root: string): Promise<void> {
   for (const name of await readdir(root).catch(() => [] as string[])) {
-    const pid = Number(/-(\d+)$/.exec(name)?.[1] ?? 0);
+    const pid = Number(/-(\d+)(\.scratch)?$/.exec(name)?.[1] ?? 0);
     if (pid > 0 && pid !== process.pid && !alive(pid)) await rm(join(root, name), { recursive: true, force: true });
   }
 }
@@ -144,6 +144,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         database: prepared.database.map((u) => rebase(u, prepared.tree, copy)),
         units: todo.map((u): WalkUnit => ({ id: u.id, start: u.start, count: u.patches.length })),
         scratch: join(walkRoot, `${manifest.package}-${process.pid}.scratch`),
+        objectsCache: join(cacheRoot, 'corpus', 'objects', `${manifest.package}_${manifest.baseVersion.replace(/:/g, '_')}`, profile.name),
         jobs: opts.jobs,
         limit: opts.limit,
         ...(profile.embedded ? { embedded: profile.embedded } : {}),

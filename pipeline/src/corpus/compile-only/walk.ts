@@ -11,7 +11,8 @@
  * create-diff-object runs without --binary (the package is not linked here): a kpatch-able
  * verdict is at the object level, which corpus/README.md states with the table.
  */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { tail } from '../../setup/apt.ts';
@@ -59,6 +60,8 @@ export interface WalkOptions {
   /** Units to classify (sorted or not); the walk stops at the first one's start. */
   readonly units: readonly WalkUnit[];
   readonly scratch: string;
+  /** Compiled objects per unit, kept between runs. */
+  readonly objectsCache: string;
   readonly jobs: number;
   /** Most translation units one unit may compile; more is a failed unit with the count. */
   readonly limit: number;
@@ -74,6 +77,10 @@ async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
   const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-', '-i', file];
   const result = await execa('patch', args, { cwd: tree, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(() => true, () => false);
 }
 
 async function sameBytes(a: string, b: string): Promise<boolean> {
@@ -111,6 +118,13 @@ export function verdictWithoutCompiling(texts: readonly string[], id: string, em
     const kinds = [...new Set(triage.files.map((f) => f.kind))].join(', ');
     return { verdict: 'no-code', reason: `only ${kinds} files change: nothing to compile`, reasons: [], objects: 0, compiled: 0 };
   }
+  // Build files and generator inputs change what is compiled, which only a new configure and
+  // build would show: this mode does not guess.
+  const unmeasured = triage.files.filter((f) => f.kind === 'build-system' || /\.(y|l|ypp|ll)$/.test(f.path)).map((f) => f.path);
+  if (unmeasured.length > 0) {
+    const why = `${unmeasured.join(', ')}: a build-system file or generator input changes; compile-only mode does not re-run configure or generators (wfbuild corpus --full-builds measures it)`;
+    return { verdict: 'failed', reason: why, reasons: [why], objects: 0, compiled: 0 };
+  }
   return null;
 }
 
@@ -132,14 +146,6 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     ...affected.uncompiledSources.map((s) => `${s}: not compiled in this configuration`),
     ...affected.unusedHeaders.map((h) => `${h}: included by no compiled unit`),
   ];
-  // Build files and generator inputs change what is compiled, which only a new configure and
-  // build would show: this mode does not guess.
-  const unmeasured = triage.files.filter((f) => f.kind === 'build-system' || /\.(y|l|ypp|ll)$/.test(f.path)).map((f) => f.path);
-  if (unmeasured.length > 0) {
-    await unapply();
-    const why = `${unmeasured.join(', ')}: a build-system file or generator input changes; compile-only mode does not re-run configure or generators (wfbuild corpus --full-builds measures it)`;
-    return { verdict: 'failed', reason: why, reasons: [why, ...notes], objects: 0, compiled: 0 };
-  }
   if (affected.units.length === 0) {
     await unapply();
     return { verdict: 'no-code', reason: notes[0] ?? 'no compiled unit is affected', reasons: notes, objects: 0, compiled: 0 };
@@ -150,21 +156,35 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     return { verdict: 'failed', reason: why, reasons: [why], objects: 0, compiled: 0 };
   }
   const units = affected.units.map((a) => a.unit);
-  const dir = join(opts.scratch, unit.id.replace(/[^\w.-]+/g, '_'));
-  await rm(dir, { recursive: true, force: true });
-  opts.log(`  compiling ${units.length} translation unit(s) with the patch`);
-  const afterFailures = await compileUnits(units, join(dir, 'after'), opts.jobs, opts.env);
-  await unapply();
-  if (afterFailures.length > 0) {
-    const why = `${afterFailures[0]!.source}: does not compile with the patch applied (compile-only mode): ${afterFailures[0]!.error}`;
-    return { verdict: 'failed', reason: why, reasons: afterFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+  // The objects outlive the run (keyed by the patch text and the units compiled), so a new
+  // create-diff-object re-judges a unit without compiling it again.
+  const objectsKey = createHash('sha256').update(JSON.stringify([texts, units.map((u) => [u.source, u.compiler])])).digest('hex').slice(0, 16);
+  const dir = join(opts.objectsCache, `${unit.id.replace(/[^\w.-]+/g, '_')}-${objectsKey}`);
+  if (await exists(join(dir, '.complete'))) {
+    opts.log(`  ${units.length} translation unit(s): objects from the cache`);
+    await unapply();
+  } else {
+    await rm(dir, { recursive: true, force: true });
+    opts.log(`  compiling ${units.length} translation unit(s) with the patch`);
+    const afterFailures = await compileUnits(units, join(dir, 'after'), opts.jobs, opts.env);
+    await unapply();
+    if (afterFailures.length > 0) {
+      await rm(dir, { recursive: true, force: true });
+      const why = `${afterFailures[0]!.source}: does not compile with the patch applied (compile-only mode): ${afterFailures[0]!.error}`;
+      return { verdict: 'failed', reason: why, reasons: afterFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+    }
+    opts.log(`  compiling ${units.length} translation unit(s) without it`);
+    const beforeFailures = await compileUnits(units, join(dir, 'before'), opts.jobs, opts.env);
+    if (beforeFailures.length > 0) {
+      await rm(dir, { recursive: true, force: true });
+      const why = `${beforeFailures[0]!.source}: does not compile before the patch (compile-only mode): ${beforeFailures[0]!.error}`;
+      return { verdict: 'failed', reason: why, reasons: beforeFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+    }
+    await writeFile(join(dir, '.complete'), `${new Date().toISOString()}\n`);
   }
-  opts.log(`  compiling ${units.length} translation unit(s) without it`);
-  const beforeFailures = await compileUnits(units, join(dir, 'before'), opts.jobs, opts.env);
-  if (beforeFailures.length > 0) {
-    const why = `${beforeFailures[0]!.source}: does not compile before the patch (compile-only mode): ${beforeFailures[0]!.error}`;
-    return { verdict: 'failed', reason: why, reasons: beforeFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
-  }
+  const work = join(opts.scratch, unit.id.replace(/[^\w.-]+/g, '_'));
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
   const objects: ObjectReport[] = [];
   const reasons: Reason[] = [];
   for (const tu of units) {
@@ -175,7 +195,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     const [lb, la] = await Promise.all([objectLayouts(before), objectLayouts(after)]);
     const layoutChanges = lb && la ? compareLayouts(lb, la) : [];
     for (const change of layoutChanges) reasons.push({ object: tu.source, kind: 'layout', symbol: change.type, what: `data layout of ${change.type} changed: ${change.what}` });
-    const result = await createDiffObject(before, after, null, join(dir, `${name}.patch.o`), join(dir, `${name}.verdict.json`));
+    const result = await createDiffObject(before, after, null, join(work, `${name}.patch.o`), join(work, `${name}.verdict.json`));
     reasons.push(...verdictReasons(tu.source, result));
     if (result.outcome === 'nothing') notes.push(`${tu.source}: changed bytes, no changed code or data`);
     objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict }], ...(layoutChanges.length ? { layoutChanges } : {}) });
@@ -183,7 +203,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
   const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects });
-  await rm(dir, { recursive: true, force: true });
+  await rm(work, { recursive: true, force: true });
   return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length };
 }
 
