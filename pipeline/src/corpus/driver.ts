@@ -243,6 +243,14 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
         await ensureSources(manifest);
         await ensureBuildDeps(manifest, await treeAt(manifest, 0, opts.log), opts.log);
       },
+      fallback: async (unit) => {
+        await ensureSources(manifest);
+        await ensureBuildDeps(manifest, await treeAt(manifest, 0, opts.log), opts.log);
+        const tree = await treeAt(manifest, unit.start, opts.log);
+        const patchFile = await unitPatchFile(manifest, unit, tree, join(cacheRoot, 'corpus', 'patches', pkg));
+        const cls = await classifyUnit({ patchFile, tree, buildCmd });
+        return { verdict: cls.verdict, reason: cls.reason, reasons: cls.reasons, objects: cls.objects, compiled: 0, seconds: 0 };
+      },
     });
     const seconds = out.units.reduce((sum, u) => sum + u.seconds, 0) + out.prepareSeconds;
     return { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView: false, units: out.units, row: packageRow(pkg, manifest.baseVersion, out.units, seconds) };

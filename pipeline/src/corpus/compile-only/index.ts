@@ -35,6 +35,11 @@ export interface CompileOnlyOptions {
   readonly ensurePrerequisites: () => Promise<void>;
   /** The profile (default: the package's in prepare.ts; tests give memcached one). */
   readonly profile?: Profile;
+  /**
+   * For a unit this mode cannot measure (a build-system change): the full pipeline's verdict,
+   * where the package is cheap enough to build per unit (build-log profiles); null: none.
+   */
+  readonly fallback?: (unit: CorpusUnit, why: string) => Promise<WalkVerdict | null>;
   /** Write nothing new: uncached units come back as pending. */
   readonly noBuilds: boolean;
 }
@@ -113,7 +118,17 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         quick = { verdict: 'failed', reason: `triage: ${(error as Error).message.split('\n')[0]}`, reasons: [], objects: 0, compiled: 0 };
       }
       if (!quick) continue;
-      const result = resultFor(unit, { ...quick, seconds: Math.round((performance.now() - started) / 100) / 10 });
+      let verdict: WalkVerdict = { ...quick, seconds: Math.round((performance.now() - started) / 100) / 10 };
+      let how = '';
+      if (quick.verdict === 'failed' && profile.how === 'build-log' && opts.fallback && !opts.noBuilds) {
+        opts.log(`${manifest.package} ${unit.id}: ${quick.reason.slice(0, 120)} — the full pipeline instead`);
+        const full = await opts.fallback(unit, quick.reason);
+        if (full) {
+          verdict = { ...full, seconds: Math.round((performance.now() - started) / 100) / 10 };
+          how = 'full pipeline (a build-system change: built on the tree before the unit)';
+        }
+      } else if (quick.verdict === 'failed' && opts.noBuilds) continue;
+      const result = { ...resultFor(unit, verdict), ...(how ? { mode: how } : {}) };
       await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
       opts.log(`${manifest.package} ${unit.id}: ${result.verdict} — ${result.reason.slice(0, 200)}`);
       results.set(unit.id, result);
