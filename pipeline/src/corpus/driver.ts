@@ -201,6 +201,8 @@ export interface PackageResults {
   readonly update: Manifest['update'];
   readonly view: View;
   readonly usesUpdateView: boolean;
+  /** Classified in compile-only mode (units in series order, object-level verdicts). */
+  readonly compileOnly?: boolean;
   readonly units: UnitResult[];
   readonly row: PackageRow;
 }
@@ -253,7 +255,7 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       },
     });
     const seconds = out.units.reduce((sum, u) => sum + u.seconds, 0) + out.prepareSeconds;
-    return { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView: false, units: out.units, row: packageRow(pkg, manifest.baseVersion, out.units, seconds) };
+    return { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView, compileOnly: true, units: out.units, row: packageRow(pkg, manifest.baseVersion, out.units, seconds) };
   }
   let prepared = false;
   const units: UnitResult[] = [];
@@ -378,7 +380,11 @@ function intro(view: View, packages: readonly PackageResults[]): string {
   ];
   for (const p of packages) {
     const from = p.usesUpdateView ? `bookworm update (${p.update.kind}${p.update.from ? ` vs ${p.update.from}` : ''})` : `series walk (update: ${p.update.kind})`;
-    const applied = p.usesUpdateView ? 'each alone on the version before the update' : 'each on top of the patches before it';
+    const applied = p.compileOnly
+      ? 'each on top of the patches before it; compile-only mode (object level)'
+      : p.usesUpdateView
+        ? 'each alone on the version before the update'
+        : 'each on top of the patches before it';
     lines.push(`| ${p.package} | ${p.baseVersion} | ${from} | ${applied} |`);
   }
   return lines.join('\n');
