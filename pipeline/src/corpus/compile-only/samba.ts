@@ -103,7 +103,8 @@ export function parseWafDatabase(text: string, where: string): RawCommand[] {
  * tasks need: the producers of their inputs, the generators named in Samba's `depends_on`
  * (asn1_compile and compile_et are built from the embedded Heimdal), and, for such host
  * tools' own compiles, every header-making task up to their build group. Names no task makes
- * are an error. The program is constant; the wanted names come in WFGEN_WANT (JSON).
+ * are an error; ["*"] wants every header any task makes. The program is constant; the
+ * wanted names come in WFGEN_WANT (JSON).
  */
 const wafGenerate = String.raw`
 import json, os, runpy, sys
@@ -136,6 +137,9 @@ class BuildContext(Build.BuildContext):
                 for n in t.outputs:
                     producer[n] = t
         chosen, found = set(), set()
+        if want == ['*']:
+            chosen = set(t for t in group_of if produces_header(t))
+            found.add('*')
         for t in set(producer.values()):
             for n in t.outputs:
                 rel = n.path_from(self.bldnode)
@@ -252,17 +256,39 @@ async function requireConfiguredHere(tree: string): Promise<void> {
   }
 }
 
-/** Makes the generated files the given tree-relative sources need exist (after configureSamba). */
+/** Beyond this many sources, generating every header at once is cheaper than asking gcc round after round. */
+export const generateAllFrom = 150;
+
+/** The missing headers of all units, two gcc runs at a time (the machine's cores). */
+async function missingOfAll(units: readonly TranslationUnit[]): Promise<Set<string>> {
+  const missing = new Set<string>();
+  let next = 0;
+  const worker = async () => {
+    while (next < units.length) for (const h of await missingHeaders(units[next++]!)) missing.add(h);
+  };
+  await Promise.all([worker(), worker()]);
+  return missing;
+}
+
+/**
+ * Makes the generated files the given tree-relative sources need exist (after configureSamba,
+ * in the configured tree itself: waf cannot run in a copy). Few sources: only the generators
+ * of the headers gcc finds missing, round after round. Many (a touched header included
+ * everywhere): every header-making task in one waf run, then the same check.
+ */
 export async function generateFor(tree: string, sources: readonly string[], log: (line: string) => void): Promise<void> {
   await requireConfiguredHere(tree);
   const units = unitsFor(await sambaCommands(tree), tree, sources);
   for (const s of sources) if (!units.has(normalize(s))) log(`samba: ${s} is not compiled in Debian's configuration; nothing to generate for it`);
+  if (units.size >= generateAllFrom) {
+    log(`samba: ${units.size} units: generating every header`);
+    await run(tree, 'waf wfgenerate', ['python3', '-c', wafGenerate, 'wfgenerate', '-j2'], { ...wafEnv, WFGEN_WANT: '["*"]' }, log);
+  }
   // A generated header can include others that only show up once it exists: repeat until none
   // is missing. Each round generates at least one new file or fails, so this ends.
   let previous = '';
   for (let round = 1; ; round++) {
-    const missing = new Set<string>();
-    for (const unit of units.values()) for (const h of await missingHeaders(unit)) missing.add(h);
+    const missing = await missingOfAll([...units.values()]);
     if (missing.size === 0) return;
     const want = [...missing].sort();
     const key = want.join('\n');
