@@ -4,14 +4,14 @@
  * checked against what the full pipeline says about the same patches.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { splitWords, fromCompileCommands, fromMakeDryRun, fromBuildLog, rebase, toTranslationUnit } from '../pipeline/src/corpus/compile-only/database.ts';
 import { affectedUnits } from '../pipeline/src/corpus/compile-only/affected.ts';
 import { triageAll, verdictWithoutCompiling } from '../pipeline/src/corpus/compile-only/walk.ts';
 import { classifyCompileOnly } from '../pipeline/src/corpus/compile-only/index.ts';
-import { profiles } from '../pipeline/src/corpus/compile-only/prepare.ts';
+import { profiles, runGypActions } from '../pipeline/src/corpus/compile-only/prepare.ts';
 import { readManifest } from '../pipeline/src/corpus/manifest.ts';
 import { debianPath, ensureSources } from '../pipeline/src/corpus/driver.ts';
 
@@ -61,6 +61,28 @@ describe('compile databases', () => {
     expect(units).toEqual([{ directory: '/orig/src', compiler: 'gcc', source: 'src/x.c', args: ['-O2', '-c', 'x.c', '-ffunction-sections', '-fdata-sections', '-ffile-prefix-map=/orig=.'] }]);
     expect(rebase(units[0]!, '/orig', '/walk')).toMatchObject({ directory: '/walk/src', args: expect.arrayContaining(['-ffile-prefix-map=/walk=.']) });
     expect(toTranslationUnit({ directory: '/orig', arguments: ['gcc', '-E', 'x.c'], file: 'x.c' }, '/orig')).toBeNull();
+  });
+});
+
+describe('gyp actions', () => {
+  it('runs an action by its recorded command, without a shell and without make', async () => {
+    const tree = await mkdtemp(join(tmpdir(), 'gyp-'));
+    try {
+      await mkdir(join(tree, 'out', 'sub'), { recursive: true });
+      await mkdir(join(tree, 'src'));
+      await writeFile(join(tree, 'src', 'a.pdl'), 'protocol\n');
+      const mk = [
+        'cmd_foo_gyp_libnode_target_make_header = LD_LIBRARY_PATH=$(builddir)/lib.host:$$LD_LIBRARY_PATH; export LD_LIBRARY_PATH; cd $(srcdir)/.; mkdir -p $(obj)/gen/x; cp src/a.pdl "$(obj)/gen/x/a.h"',
+        'cmd_foo_gyp_libnode_target_other = cd $(srcdir)/.; false',
+      ].join('\n');
+      await writeFile(join(tree, 'out', 'sub', 'libnode.target.mk'), mk + '\n');
+      await runGypActions(join(tree, 'out'), join(tree, 'out', 'Release'), tree, ['make_header'], { PATH: debianPath }, () => {});
+      expect(await readFile(join(tree, 'out', 'Release', 'obj', 'gen', 'x', 'a.h'), 'utf8')).toBe('protocol\n');
+      await expect(runGypActions(join(tree, 'out'), join(tree, 'out', 'Release'), tree, ['other'], { PATH: debianPath }, () => {})).rejects.toThrow(/gyp action other failed/);
+      await expect(runGypActions(join(tree, 'out'), join(tree, 'out', 'Release'), tree, ['missing'], { PATH: debianPath }, () => {})).rejects.toThrow(/no command/);
+    } finally {
+      await rm(tree, { recursive: true, force: true });
+    }
   });
 });
 

@@ -9,8 +9,8 @@
  * cacheRoot/corpus/prepared/<package>_<version>/<profile>/ with a .complete marker and never
  * modified: the walk works on a copy.
  */
-import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from '../../paths.ts';
 import { ExitCode, UserError } from '../../cli/errors.ts';
@@ -20,7 +20,7 @@ import { describeTree } from '../../build/source.ts';
 import { copyTree, originalBuild } from '../../build/original.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
 import type { Manifest } from '../manifest.ts';
-import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, type TranslationUnit } from './database.ts';
+import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, type TranslationUnit } from './database.ts';
 import type { EmbeddedData } from './walk.ts';
 
 export const preparedCache: string = join(cacheRoot, 'corpus', 'prepared');
@@ -36,6 +36,11 @@ export interface Profile {
   readonly path?: string;
   /** make-dry-run: make's arguments. */
   readonly makeArgs?: readonly string[];
+  /**
+   * make-dry-run (gyp): actions whose generated headers translation units include, run on
+   * their own — through make they would pull in the whole build as prerequisites.
+   */
+  readonly gypActions?: readonly string[];
   readonly embedded?: EmbeddedData;
 }
 
@@ -53,12 +58,14 @@ export const profiles: Readonly<Record<string, Profile>> = {
     path: 'builddir/compile_commands.json',
   },
   nodejs: {
-    name: 'make-dry-run-1',
+    name: 'make-dry-run-2',
     how: 'make-dry-run',
     configure: ['override_dh_auto_configure'],
     env: debOptions,
     path: 'out',
     makeArgs: ['BUILDTYPE=Release', 'V=1'],
+    // The inspector's protocol headers (src/inspector_*.cc include them).
+    gypActions: ['convert_node_protocol_to_json', 'node_protocol_generated_sources', 'concatenate_protocols', 'v8_inspector_compress_protocol_json'],
     embedded: {
       pattern: /^lib\/.*\.js$/,
       why: 'the build embeds lib/*.js into the binary as data (js2c → node_javascript.cc): a change there is a data change, not text',
@@ -83,6 +90,34 @@ async function runRules(tree: string, target: string, env: Readonly<Record<strin
   log(`  debian/rules ${target}`);
   const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) throw new UserError(`debian/rules ${target} failed:\n${tail(result.all ?? '', 12)}`, ExitCode.buildFailed);
+}
+
+/**
+ * Runs gyp actions by their recorded commands (`cmd_<target>_<action> = …; cd $(srcdir)/.;
+ * mkdir -p …; tool args`), without a shell: each `;`-separated step is a cd, a mkdir or a
+ * command split into words.
+ */
+export async function runGypActions(outDir: string, builddir: string, srcdir: string, actions: readonly string[], env: Record<string, string>, log: (line: string) => void): Promise<void> {
+  const makefiles = (await readdir(outDir, { recursive: true })).filter((f) => f.endsWith('.mk'));
+  const texts = await Promise.all(makefiles.map((f) => readFile(join(outDir, f), 'utf8')));
+  const vars: Record<string, string> = { srcdir, obj: join(builddir, 'obj'), builddir };
+  for (const action of actions) {
+    const line = texts.flatMap((t) => t.split('\n')).find((l) => l.startsWith('cmd_') && l.includes(`_${action} = `));
+    if (!line) throw new UserError(`gyp action ${action}: no command in ${outDir}/*.mk`, ExitCode.buildFailed);
+    const body = line.slice(line.indexOf(' = ') + 3).replace(/\$\((\w+)\)/g, (_, name: string) => vars[name] ?? '');
+    let cwd = outDir;
+    log(`  gyp action ${action}`);
+    for (const step of body.split(/;\s*/).map((x) => x.trim()).filter(Boolean)) {
+      const words = splitWords(step);
+      if (words[0] === 'cd') cwd = resolve(cwd, words[1]!);
+      else if (words[0] === 'mkdir') await mkdir(words[words.length - 1]!, { recursive: true });
+      else if (words[0] === 'export' || /^\w+=/.test(words[0]!)) continue;
+      else {
+        const result = await execa(words[0]!, words.slice(1), { cwd, env, reject: false, all: true, stdin: 'ignore' });
+        if (result.exitCode !== 0) throw new UserError(`gyp action ${action} failed:\n${tail(result.all ?? '', 8)}`, ExitCode.buildFailed);
+      }
+    }
+  }
 }
 
 /**
@@ -125,6 +160,7 @@ export async function prepare(manifest: Manifest, profile: Profile, fullSeries: 
     const dry = await execa('make', ['-n', '-C', dir, ...(profile.makeArgs ?? [])], { env, reject: false, all: false, maxBuffer: 512 * 1024 * 1024 });
     if (dry.exitCode !== 0) throw new UserError(`${manifest.package}: make -n in ${profile.path} failed:\n${tail(dry.stderr, 8)}`, ExitCode.buildFailed);
     database = fromMakeDryRun(dry.stdout, dir, tree);
+    if (profile.gypActions?.length) await runGypActions(dir, join(dir, 'Release'), tree, profile.gypActions, env, log);
   }
   if (database.length === 0) throw new UserError(`${manifest.package}: the compile database is empty`, ExitCode.buildFailed);
   await writeFile(databaseFile, JSON.stringify({ tree, units: database }) + '\n');
