@@ -33,7 +33,7 @@ Options:
   --full-builds     the whole pipeline for every package (a build per unit: hours for the
                     big three)
   --tu-limit N      compile-only: a unit that affects more translation units than N fails
-                    with the count (default 120)
+                    with the count (default: 800 for the C packages, 120 for C++)
 
 See corpus/README.md for the rules that choose the units.`;
 

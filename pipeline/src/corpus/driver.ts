@@ -21,7 +21,7 @@ import { triagePatch } from '../triage/index.ts';
 import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
 import { renderReport } from './table.ts';
 import type { CorpusUnit } from './units.ts';
-import { classifyCompileOnly, defaultLimit, profiles } from './compile-only/index.ts';
+import { classifyCompileOnly, profiles } from './compile-only/index.ts';
 
 /** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
 const driverVersion = 2;
@@ -219,8 +219,8 @@ export interface RunOptions {
   readonly noBuilds: boolean;
   /** Classify every package with the full pipeline (a build per unit), not compile-only. */
   readonly fullBuilds: boolean;
-  /** Compile-only mode: most translation units one unit may compile. */
-  readonly limit: number;
+  /** Compile-only mode: most translation units one unit may compile (undefined: per package). */
+  readonly limit: number | undefined;
   readonly log: (line: string) => void;
 }
 
@@ -407,8 +407,8 @@ export function parseJobs(value: string | undefined): number {
   return Number(value);
 }
 
-export function parseLimit(value: string | undefined): number {
-  if (value === undefined) return defaultLimit;
+export function parseLimit(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new UserError(`--tu-limit ${value}: give a positive number of translation units`);
   return Number(value);
 }

@@ -26,7 +26,8 @@ export const defaultLimit = 120;
 
 export interface CompileOnlyOptions {
   readonly jobs: number;
-  readonly limit: number;
+  /** --tu-limit; undefined: the profile's, else defaultLimit. */
+  readonly limit: number | undefined;
   readonly tools: object;
   readonly cacheDir: string;
   readonly log: (line: string) => void;
@@ -161,7 +162,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         scratch: join(walkRoot, `${manifest.package}-${process.pid}.scratch`),
         objectsCache: join(cacheRoot, 'corpus', 'objects', `${manifest.package}_${manifest.baseVersion.replace(/:/g, '_')}`, profile.name),
         jobs: opts.jobs,
-        limit: opts.limit,
+        limit: opts.limit ?? profile.limit ?? defaultLimit,
         ...(profile.embedded ? { embedded: profile.embedded } : {}),
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
         log: (line) => opts.log(`${manifest.package} ${line}`),

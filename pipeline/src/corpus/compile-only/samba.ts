@@ -280,6 +280,14 @@ export async function generateFor(tree: string, sources: readonly string[], log:
   await requireConfiguredHere(tree);
   const units = unitsFor(await sambaCommands(tree), tree, sources);
   for (const s of sources) if (!units.has(normalize(s))) log(`samba: ${s} is not compiled in Debian's configuration; nothing to generate for it`);
+  // A source the tree lacks (a unit's new file in its before state; a file waf itself writes
+  // during a full build) has no includes to look for.
+  for (const [source] of units) {
+    if (!(await exists(join(tree, source)))) {
+      log(`samba: ${source} does not exist in the tree; nothing to generate for it`);
+      units.delete(source);
+    }
+  }
   if (units.size >= generateAllFrom) {
     log(`samba: ${units.size} units: generating every header`);
     await run(tree, 'waf wfgenerate', ['python3', '-c', wafGenerate, 'wfgenerate', '-j2'], { ...wafEnv, WFGEN_WANT: '["*"]' }, log);
