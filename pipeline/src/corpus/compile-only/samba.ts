@@ -103,7 +103,8 @@ export function parseWafDatabase(text: string, where: string): RawCommand[] {
  * tasks need: the producers of their inputs, the generators named in Samba's `depends_on`
  * (asn1_compile and compile_et are built from the embedded Heimdal), and, for such host
  * tools' own compiles, every header-making task up to their build group. Names no task makes
- * are an error; ["*"] wants every header any task makes. The program is constant; the
+ * are an error; ["*"] wants every header any task makes and every generated .c no compile
+ * takes as its source (those are #included). The program is constant; the
  * wanted names come in WFGEN_WANT (JSON).
  */
 const wafGenerate = String.raw`
@@ -138,7 +139,10 @@ class BuildContext(Build.BuildContext):
                     producer[n] = t
         chosen, found = set(), set()
         if want == ['*']:
-            chosen = set(t for t in group_of if produces_header(t))
+            # Headers, and generated files no compile takes as its source: those are #included
+            # (lib/param/param_table_gen.c).
+            compiled = set(n for t in group_of if compiles(t) for n in t.inputs)
+            chosen = set(t for t in group_of if not compiles(t) and (produces_header(t) or any(n.name.endswith('.c') and n not in compiled for n in t.outputs)))
             found.add('*')
         for t in set(producer.values()):
             for n in t.outputs:
