@@ -21,6 +21,14 @@ const wafEnv: Record<string, string> = {
   LC_ALL: 'C.UTF-8',
 };
 
+/**
+ * The environment every command starts from: not the caller's, whose CFLAGS, CC or CPATH
+ * would change what Debian's make and gcc do (buildflags.mk keeps a CFLAGS it finds set).
+ */
+function baseEnv(): Record<string, string> {
+  return { PATH: debianPath, HOME: process.env.HOME ?? '/root', LC_ALL: 'C.UTF-8', TMPDIR: process.env.TMPDIR ?? '/tmp' };
+}
+
 export const databasePath = (tree: string): string => join(tree, 'bin', 'default', 'compile_commands.json');
 
 async function exists(path: string): Promise<boolean> {
@@ -35,7 +43,7 @@ async function requireSambaTree(tree: string): Promise<void> {
 
 /** Runs a command niced in the tree, streaming its output lines to `log`; a failure is a UserError with the output's tail. */
 async function run(tree: string, what: string, argv: readonly string[], env: Record<string, string>, log: (line: string) => void): Promise<void> {
-  const proc = execa('nice', ['-n', '10', ...argv], { cwd: tree, env, extendEnv: true, all: true, reject: false, stdin: 'ignore' });
+  const proc = execa('nice', ['-n', '10', ...argv], { cwd: tree, env: { ...baseEnv(), ...env }, extendEnv: false, all: true, reject: false, stdin: 'ignore' });
   for await (const line of proc.iterable({ from: 'all' })) log(line);
   const result = await proc;
   if (result.exitCode !== 0) throw new UserError(`samba: ${what} failed (exit ${result.exitCode}):\n${tail(result.all ?? '', 20)}`, ExitCode.buildFailed);
@@ -226,7 +234,8 @@ export function unitsFor(commands: readonly RawCommand[], tree: string, sources:
 export async function missingHeaders(unit: TranslationUnit): Promise<string[]> {
   const result = await execa('nice', ['-n', '10', unit.compiler, ...unit.args, '-M', '-MG', '-E'], {
     cwd: unit.directory,
-    env: { PATH: debianPath, LC_ALL: 'C.UTF-8' },
+    env: { ...baseEnv(), PATH: debianPath },
+    extendEnv: false,
     reject: false,
     stdin: 'ignore',
   });
