@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { splitWords, fromCompileCommands, fromMakeDryRun, fromBuildLog, rebase, toTranslationUnit } from '../pipeline/src/corpus/compile-only/database.ts';
 import { affectedUnits } from '../pipeline/src/corpus/compile-only/affected.ts';
-import { triageAll, verdictWithoutCompiling } from '../pipeline/src/corpus/compile-only/walk.ts';
+import { commitsOf, triageAll, verdictWithoutCompiling } from '../pipeline/src/corpus/compile-only/walk.ts';
 import { classifyCompileOnly } from '../pipeline/src/corpus/compile-only/index.ts';
 import { profiles, runGypActions } from '../pipeline/src/corpus/compile-only/prepare.ts';
 import { readManifest } from '../pipeline/src/corpus/manifest.ts';
@@ -133,6 +133,13 @@ describe('verdicts without compiling', () => {
     expect(v).toMatchObject({ verdict: 'not-text-only', reason: expect.stringMatching(/^lib\/_http_incoming\.js: .*js2c/) });
     expect(verdictWithoutCompiling([diff('doc/api/http.md')], 'u', profiles['nodejs']!.embedded)).toMatchObject({ verdict: 'no-code' });
     expect(verdictWithoutCompiling([diff('src/node_http2.cc')], 'u', profiles['nodejs']!.embedded)).toBeNull();
+  });
+
+  it('splits a patch file of several format-patch mails into its commits (undone newest first)', () => {
+    const one = (sha: string, path: string) => `From ${sha} Mon Sep 17 00:00:00 2001\nFrom: A <a@b>\nSubject: x\n\n---\n${diff(path)}`;
+    const text = one('a'.repeat(40), 'x.c') + one('b'.repeat(40), 'x.c');
+    expect(commitsOf(text)).toEqual([one('a'.repeat(40), 'x.c'), one('b'.repeat(40), 'x.c')]);
+    expect(commitsOf(diff('x.c'))).toEqual([diff('x.c')]);
   });
 
   it('a build-system change is not guessed at: failed, naming the file', () => {

@@ -26,14 +26,17 @@ export function dscPath(manifest: Manifest): string {
   return join(sourcesCache, manifest.package, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}.dsc`);
 }
 
-/** Applies one series patch with the strip level the series gives it; dry run first. */
+/**
+ * Applies one series patch with the strip level the series gives it. No dry run: it rejects
+ * a patch file of several commits that touch one file twice (samba's
+ * bug-16018-v4-17-lts-v8.patch), which applies for real; the caller works in a temporary tree
+ * that a failure throws away.
+ */
 export async function applySeriesPatch(tree: string, entry: Pick<SeriesEntry, 'path' | 'strip'>): Promise<void> {
   const file = join(tree, 'debian', 'patches', entry.path);
-  const args = [`-p${entry.strip}`, '--batch', '--forward', '--no-backup-if-mismatch', '-i', file];
-  const dry = await execa('patch', ['--dry-run', ...args], { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-  if (dry.exitCode !== 0) throw new UserError(`debian/patches/${entry.path} does not apply:\n${tail(dry.all ?? '', 8)}`, ExitCode.buildFailed);
+  const args = [`-p${entry.strip}`, '--batch', '--forward', '--no-backup-if-mismatch', '-r', '-', '-i', file];
   const real = await execa('patch', args, { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-  if (real.exitCode !== 0) throw new UserError(`debian/patches/${entry.path} failed to apply:\n${tail(real.all ?? '', 8)}`, ExitCode.buildFailed);
+  if (real.exitCode !== 0) throw new UserError(`debian/patches/${entry.path} does not apply:\n${tail(real.all ?? '', 8)}`, ExitCode.buildFailed);
 }
 
 /**

@@ -16,8 +16,9 @@ import type { Manifest } from '../manifest.ts';
 import type { CorpusUnit } from '../units.ts';
 import type { UnitResult } from '../results.ts';
 import { rebase } from './database.ts';
-import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
-import { verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
+import { generateHeaders, prepare, profiles, type Prepared, type Profile } from './prepare.ts';
+import { affectedUnits } from './affected.ts';
+import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
 
 export { profiles } from './prepare.ts';
 
@@ -144,6 +145,19 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     const prepared: Prepared = await prepare(manifest, profile, full, opts.log);
     if (!prepared.cached) prepareSeconds = prepared.seconds;
     await writeAtomic(join(opts.cacheDir, `prepare-${profile.name}.json`), JSON.stringify({ seconds: prepared.cached ? undefined : prepared.seconds, database: prepared.database.length }) + '\n').catch(() => {});
+    if (profile.how === 'waf') {
+      // Generated headers for every unit's affected sources, judged on the whole series (the
+      // walk's copy then has them for the states before too).
+      const patches = join(prepared.tree, 'debian', 'patches');
+      const sources = new Set<string>();
+      for (const unit of todo) {
+        const texts = (await Promise.all(unit.patches.map((p) => readFile(join(patches, p), 'utf8')))).map(withoutMailSignature);
+        const files = triageAll(texts, unit.id).files.filter((f) => f.change !== 'deleted').map((f) => f.path);
+        const affected = await affectedUnits(prepared.tree, files, prepared.database);
+        if (affected.units.length <= (opts.limit ?? profile.limit ?? defaultLimit)) for (const a of affected.units) sources.add(a.unit.source);
+      }
+      await generateHeaders(profile, prepared.tree, [...sources].sort(), opts.log);
+    }
     const walkRoot = join(cacheRoot, 'corpus', 'walk');
     await mkdir(walkRoot, { recursive: true });
     await sweepWalks(walkRoot);

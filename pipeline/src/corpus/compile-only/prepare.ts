@@ -20,7 +20,8 @@ import { describeTree } from '../../build/source.ts';
 import { copyTree, originalBuild } from '../../build/original.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
 import type { Manifest } from '../manifest.ts';
-import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, type TranslationUnit } from './database.ts';
+import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, toTranslationUnit, type TranslationUnit } from './database.ts';
+import { configureSamba, generateFor, sambaCommands } from './samba.ts';
 import type { EmbeddedData } from './walk.ts';
 
 export const preparedCache: string = join(cacheRoot, 'corpus', 'prepared');
@@ -60,6 +61,7 @@ export const profiles: Readonly<Record<string, Profile>> = {
     env: { ...debOptions, CMAKE_EXPORT_COMPILE_COMMANDS: 'ON' },
     path: 'builddir/compile_commands.json',
   },
+  samba: { name: 'waf-1', how: 'waf', limit: 800 },
   nodejs: {
     name: 'make-dry-run-2',
     how: 'make-dry-run',
@@ -93,6 +95,15 @@ async function runRules(tree: string, target: string, env: Readonly<Record<strin
   log(`  debian/rules ${target}`);
   const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) throw new UserError(`debian/rules ${target} failed:\n${tail(result.all ?? '', 12)}`, ExitCode.buildFailed);
+}
+
+/**
+ * Makes the generated headers these sources include exist in the prepared tree (waf: only in
+ * the configured tree itself, before the walk copies it); a no-op for the other profiles,
+ * whose preparation leaves every header a unit needs in place.
+ */
+export async function generateHeaders(profile: Profile, tree: string, sources: readonly string[], log: (line: string) => void): Promise<void> {
+  if (profile.how === 'waf' && sources.length > 0) await generateFor(tree, sources, log);
 }
 
 /**
@@ -137,7 +148,6 @@ export async function prepare(manifest: Manifest, profile: Profile, fullSeries: 
     const build = await originalBuild(source, cmd, join(cacheRoot, 'wfbuild', 'orig'), () => {});
     return { tree: build.tree, database: fromBuildLog(build.log, build.tree), cached: build.cached, seconds: elapsed() };
   }
-  if (profile.how === 'waf') throw new UserError(`${manifest.package}: waf trees are prepared by samba.ts`, ExitCode.internal);
   const root = join(preparedCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, profile.name);
   const tree = join(root, 'tree');
   const databaseFile = join(root, 'database.json');
@@ -148,12 +158,16 @@ export async function prepare(manifest: Manifest, profile: Profile, fullSeries: 
   // An unfinished preparation (killed run) is started over: its state is unknown.
   await rm(root, { recursive: true, force: true });
   await mkdir(root, { recursive: true });
-  log(`${manifest.package}: configuring once for compile-only mode (${profile.configure?.join(', ')})`);
+  log(`${manifest.package}: configuring once for compile-only mode (${profile.configure?.join(', ') ?? profile.how})`);
   await copyTree(fullSeries, tree);
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...profile.env };
   for (const target of profile.configure ?? []) await runRules(tree, target, env, log);
   let database: TranslationUnit[];
-  if (profile.how === 'cmake') {
+  if (profile.how === 'waf') {
+    // waf keeps absolute paths: configured here, at the prepared tree's final path (samba.ts).
+    await configureSamba(tree, log);
+    database = (await sambaCommands(tree)).map((c) => toTranslationUnit(c, tree)).filter((u): u is TranslationUnit => u !== null);
+  } else if (profile.how === 'cmake') {
     const json = await readFile(join(tree, profile.path!), 'utf8').catch(() => {
       throw new UserError(`${manifest.package}: configure wrote no ${profile.path}`, ExitCode.buildFailed);
     });

@@ -72,11 +72,27 @@ export interface WalkOptions {
   readonly done: (unit: WalkUnit, verdict: WalkVerdict) => Promise<void>;
 }
 
+/**
+ * The commits of a patch file made of several git format-patch mails, newest last; one part
+ * for any other file.
+ */
+export function commitsOf(text: string): string[] {
+  const starts = [...text.matchAll(/^From [0-9a-f]{40} /gm)].map((m) => m.index!);
+  if (starts.length < 2) return [text];
+  return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
+}
+
+/**
+ * Undoes one series patch. A file of several commits is undone commit by commit, newest
+ * first: undone at once, an older commit's hunk would meet a line a newer one changed.
+ */
 async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
-  const file = join(tree, 'debian', 'patches', entry.path);
-  const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-', '-i', file];
-  const result = await execa('patch', args, { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-  if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
+  const text = await readFile(join(tree, 'debian', 'patches', entry.path), 'utf8');
+  for (const part of commitsOf(text).reverse()) {
+    const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-'];
+    const result = await execa('patch', args, { cwd: tree, reject: false, all: true, input: part });
+    if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
+  }
 }
 
 async function exists(path: string): Promise<boolean> {
