@@ -62,6 +62,13 @@ describe('file classification', () => {
     ['ChangeLog', 'docs'],
     ['debian/rules', 'debian-packaging'],
     ['scripts/memcached-tool', 'other'],
+    // configure templates are what they become: a script stays a script, a header is built
+    ['support/apxs.in', 'other'],
+    ['support/envvars-std.in', 'other'],
+    ['include/ap_config_layout.h.in', 'build-system'],
+    ['servers/slapd/Makefile.in', 'build-system'],
+    ['libfoo.pc.in', 'build-system'],
+    ['doc/manual.txt.in', 'docs'],
   ])('%s is %s', (path, kind) => {
     expect(classifyPath(path)).toBe(kind);
   });

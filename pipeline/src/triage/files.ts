@@ -30,7 +30,14 @@ export function classifyPath(path: string): FileKind {
   if (path.startsWith('debian/')) return 'debian-packaging';
   if (testDir.test(path)) return 'tests';
   if (docsDir.test(path) && !cExt.test(base) && !headerExt.test(base)) return 'docs';
-  if (buildBase.test(base) || buildExt.test(base)) return 'build-system';
+  if (buildBase.test(base)) return 'build-system';
+  // A template configure fills in is what it becomes: apxs.in a script, ap_config_layout.h.in
+  // a header; build files (foo.pc.in, rules.mk.in) stay build files.
+  if (base.endsWith('.in') && base.length > 3 && !/\.(pc|mk|am|m4|cmake|sh|spec|map|ld|lds|sym|vers)\.in$/.test(base)) {
+    const made = classifyPath(path.slice(0, -3));
+    return made === 'other' || made === 'docs' ? made : made === 'debian-packaging' || made === 'tests' ? made : 'build-system';
+  }
+  if (buildExt.test(base)) return 'build-system';
   if (headerExt.test(base)) return 'header';
   if (cExt.test(base)) return 'c-source';
   if (cxxExt.test(base)) return 'cxx-source';
