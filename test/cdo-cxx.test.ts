@@ -152,6 +152,19 @@ int use(int x) { return Contents<int>(x).v + Contents<char>((char)x).v + checked
     expect(r.verdict.copiedData.every((d) => /^_ZZ.*E4args$/.test(d.name))).toBe(true);
   });
 
+  it('a function static named after __LINE__ (TRACE_EVENT) is the same variable after lines moved', async () => {
+    const traced = `#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#define TRACE() static int CAT(trace_state, __LINE__) = 0; CAT(trace_state, __LINE__)++
+int traced(int x) { TRACE(); return x * 3; }
+int other(int x) { return x + 1; }
+`;
+    const moved = traced.replace('int traced', '// one\n// two\nint traced').replace('x + 1', 'x + 2');
+    const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': traced }, patched: { 'x.cc': moved } });
+    expect(r.exitCode, JSON.stringify(r.verdict.reasons)).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['_Z5otheri']);
+  });
+
   it('a mutable static inside an inline function changes value: not text-only', async () => {
     // The same vague linkage, but writable: the program's one copy holds state.
     const counter = 'inline __attribute__((noinline)) int next() { static int n = 5; return ++n; }\nint use(int x) { return next() + x; }\n';

@@ -5,7 +5,8 @@
  * per-file numbering removed).  When several candidates share a name,
  * numbered static locals pair by a function that uses them (so "counter" in
  * f() never pairs with "counter" in g()), then identical contents pair, then
- * order of appearance.
+ * order of appearance.  Last, C++ function statics renamed only by a moved
+ * __LINE__ in their name pair when that is unambiguous.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,76 @@ static void pair_group(struct cand *a, size_t na, struct cand *b, size_t nb)
 	}
 }
 
+/* A C++ function-local static's name with its digit runs blanked. */
+static char *without_digits(const char *name)
+{
+	char *out = xzalloc(strlen(name) + 1), *o = out;
+
+	for (const char *c = name; *c; c++) {
+		if (*c >= '0' && *c <= '9') {
+			while (c[1] >= '0' && c[1] <= '9')
+				c++;
+			*o++ = '#';
+		} else {
+			*o++ = *c;
+		}
+	}
+	return out;
+}
+
+static bool line_named(const struct symbol *s)
+{
+	return !s->twin && s->type == STT_OBJECT && s->sec && !strncmp(s->name, "_ZZ", 3);
+}
+
+/*
+ * Statics whose name carries __LINE__ (Node.js' TRACE_EVENT keeps its state in
+ * "trace_event_unique_atomic<line>" inside the function): a line moved above
+ * them renames them.  Left over after pairing by name, one original and one
+ * patched static of one function whose names differ only in their numbers,
+ * of one size, are the same variable.
+ */
+static void pair_line_named(struct object *o, struct object *p)
+{
+	for (size_t k = 1; k < p->nsyms; k++) {
+		struct symbol *b = &p->syms[k], *match = NULL;
+		char *kb;
+		int found = 0;
+
+		if (!line_named(b))
+			continue;
+		kb = without_digits(b->name);
+		for (size_t m = 1; m < o->nsyms; m++) {
+			struct symbol *a = &o->syms[m];
+			char *ka;
+
+			if (!line_named(a) || a->st.st_size != b->st.st_size)
+				continue;
+			ka = without_digits(a->name);
+			if (!strcmp(ka, kb)) {
+				match = a;
+				found++;
+			}
+			free(ka);
+		}
+		/* and no other patched candidate for it */
+		for (size_t m = 1; found == 1 && m < p->nsyms; m++) {
+			struct symbol *c = &p->syms[m];
+			char *kc;
+
+			if (c == b || !line_named(c))
+				continue;
+			kc = without_digits(c->name);
+			if (!strcmp(kc, kb))
+				found++;
+			free(kc);
+		}
+		free(kb);
+		if (found == 1)
+			pair(match, b);
+	}
+}
+
 int correlate(struct diff *d)
 {
 	struct object *o = d->orig, *p = d->patched;
@@ -151,6 +222,7 @@ int correlate(struct diff *d)
 		free((char *)b[k].key);
 	free(a);
 	free(b);
+	pair_line_named(o, p);
 
 	/* a symbol whose type changed is not the same thing */
 	for (size_t k = 0; k < p->nsyms; k++) {
