@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
+import { join } from 'node:path';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { cleanup, definedSym, names, relocsOf, runCase, undefinedSyms, type CodeModel } from '../kpatch-fork/tests/harness.ts';
 
@@ -156,13 +157,16 @@ int use(int x) { return Contents<int>(x).v + Contents<char>((char)x).v + checked
     const traced = `#define CAT2(a, b) a##b
 #define CAT(a, b) CAT2(a, b)
 #define TRACE() static int CAT(trace_state, __LINE__) = 0; CAT(trace_state, __LINE__)++
-int traced(int x) { TRACE(); return x * 3; }
+int traced(int x) { if (x > 5) { TRACE(); } else { TRACE(); } return x * 3; }
 int other(int x) { return x + 1; }
 `;
     const moved = traced.replace('int traced', '// one\n// two\nint traced').replace('x + 1', 'x + 2');
     const r = await runCase({ model, file: 'x.cc', orig: { 'x.cc': traced }, patched: { 'x.cc': moved } });
     expect(r.exitCode, JSON.stringify(r.verdict.reasons)).toBe(0);
     expect(names(r.verdict.changedFunctions)).toEqual(['_Z5otheri']);
+    // several statics of one line in one function (GCC's discriminators) each find theirs
+    const syms = await execa('readelf', ['-sW', join(r.dir, 'orig', 'x.o')]);
+    expect(syms.stdout.split('\n').filter((l) => / OBJECT .*_ZZ6tracediE\d+trace_state\d+(_\d+)?$/.test(l))).toHaveLength(2);
   });
 
   it('a mutable static inside an inline function changes value: not text-only', async () => {

@@ -112,21 +112,36 @@ static void pair_group(struct cand *a, size_t na, struct cand *b, size_t nb)
 	}
 }
 
-/* A C++ function-local static's name with its digit runs blanked. */
-static char *without_digits(const char *name)
+/*
+ * How many digit runs differ between two names that are equal elsewhere:
+ * -1 when the text between the digit runs differs.
+ */
+static int digit_runs_apart(const char *a, const char *b)
 {
-	char *out = xzalloc(strlen(name) + 1), *o = out;
+	int apart = 0;
 
-	for (const char *c = name; *c; c++) {
-		if (*c >= '0' && *c <= '9') {
-			while (c[1] >= '0' && c[1] <= '9')
-				c++;
-			*o++ = '#';
-		} else {
-			*o++ = *c;
+	while (*a && *b) {
+		bool da = *a >= '0' && *a <= '9', db = *b >= '0' && *b <= '9';
+
+		if (da != db)
+			return -1;
+		if (!da) {
+			if (*a++ != *b++)
+				return -1;
+			continue;
 		}
+		const char *ea = a, *eb = b;
+
+		while (*ea >= '0' && *ea <= '9')
+			ea++;
+		while (*eb >= '0' && *eb <= '9')
+			eb++;
+		if (ea - a != eb - b || strncmp(a, b, (size_t)(ea - a)))
+			apart++;
+		a = ea;
+		b = eb;
 	}
-	return out;
+	return *a || *b ? -1 : apart;
 }
 
 static bool line_named(const struct symbol *s)
@@ -134,51 +149,50 @@ static bool line_named(const struct symbol *s)
 	return !s->twin && s->type == STT_OBJECT && s->sec && !strncmp(s->name, "_ZZ", 3);
 }
 
+/* The one unpaired symbol of @in nearest to @s by digit runs, or NULL when none or a tie. */
+static struct symbol *nearest(struct object *in, const struct symbol *s)
+{
+	struct symbol *best = NULL;
+	int min = 0, ties = 0;
+
+	for (size_t m = 1; m < in->nsyms; m++) {
+		struct symbol *c = &in->syms[m];
+		int apart;
+
+		if (!line_named(c) || c->st.st_size != s->st.st_size)
+			continue;
+		apart = digit_runs_apart(c->name, s->name);
+		if (apart <= 0)
+			continue;
+		if (!best || apart < min) {
+			best = c;
+			min = apart;
+			ties = 0;
+		} else if (apart == min) {
+			ties++;
+		}
+	}
+	return ties ? NULL : best;
+}
+
 /*
  * Statics whose name carries __LINE__ (Node.js' TRACE_EVENT keeps its state in
- * "trace_event_unique_atomic<line>" inside the function): a line moved above
- * them renames them.  Left over after pairing by name, one original and one
- * patched static of one function whose names differ only in their numbers,
- * of one size, are the same variable.
+ * "trace_event_unique_atomic<line>", many in one function, told apart by
+ * GCC's discriminators "_5", "__57_"): a line moved above them renames them.
+ * Left over after pairing by name, an original and a patched static of one
+ * size that are each other's only nearest name (fewest differing numbers,
+ * the rest of the name equal) are the same variable.
  */
 static void pair_line_named(struct object *o, struct object *p)
 {
 	for (size_t k = 1; k < p->nsyms; k++) {
-		struct symbol *b = &p->syms[k], *match = NULL;
-		char *kb;
-		int found = 0;
+		struct symbol *b = &p->syms[k], *a;
 
 		if (!line_named(b))
 			continue;
-		kb = without_digits(b->name);
-		for (size_t m = 1; m < o->nsyms; m++) {
-			struct symbol *a = &o->syms[m];
-			char *ka;
-
-			if (!line_named(a) || a->st.st_size != b->st.st_size)
-				continue;
-			ka = without_digits(a->name);
-			if (!strcmp(ka, kb)) {
-				match = a;
-				found++;
-			}
-			free(ka);
-		}
-		/* and no other patched candidate for it */
-		for (size_t m = 1; found == 1 && m < p->nsyms; m++) {
-			struct symbol *c = &p->syms[m];
-			char *kc;
-
-			if (c == b || !line_named(c))
-				continue;
-			kc = without_digits(c->name);
-			if (!strcmp(kc, kb))
-				found++;
-			free(kc);
-		}
-		free(kb);
-		if (found == 1)
-			pair(match, b);
+		a = nearest(o, b);
+		if (a && nearest(p, a) == b)
+			pair(a, b);
 	}
 }
 
