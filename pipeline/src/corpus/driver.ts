@@ -248,9 +248,25 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       fallback: async (unit) => {
         await ensureSources(manifest);
         await ensureBuildDeps(manifest, await treeAt(manifest, 0, opts.log), opts.log);
-        const tree = await treeAt(manifest, unit.start, opts.log);
-        const patchFile = await unitPatchFile(manifest, unit, tree, join(cacheRoot, 'corpus', 'patches', pkg));
-        const cls = await classifyUnit({ patchFile, tree, buildCmd });
+        const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), join(cacheRoot, 'corpus', 'patches', pkg));
+        // As the full pipeline's series walk: the tree before the unit, else (it does not
+        // build without a later patch) the whole series without the unit.
+        const placements = placementsFor(unit, unit.start, manifest.seriesLength);
+        let cls: Awaited<ReturnType<typeof classifyUnit>> | undefined;
+        for (const [n, placement] of placements.entries()) {
+          let tree: string;
+          try {
+            tree = placement.kind === 'series-prefix' ? await treeAt(manifest, placement.at, opts.log) : await treeWithout(manifest, unit, opts.log);
+          } catch (error) {
+            if (error instanceof UserError) continue;
+            throw error;
+          }
+          cls = await classifyUnit({ patchFile, tree, buildCmd });
+          const originalFailed = cls.verdict === 'failed' && /^original build .* failed/.test(cls.reason);
+          if (!originalFailed || n === placements.length - 1) break;
+          opts.log(`${pkg} ${unit.id}: the tree before it does not build; trying ${describePlacement(placements[n + 1]!)}`);
+        }
+        if (!cls) return null;
         return { verdict: cls.verdict, reason: cls.reason, reasons: cls.reasons, objects: cls.objects, compiled: 0, seconds: 0 };
       },
     });

@@ -113,7 +113,8 @@ function reasonLine(r: Reason): string {
  * are no diff syntax), their files and verdicts merged.
  */
 export function triageAll(texts: readonly string[], id: string): { files: TouchedFile[]; touchesCompiledCode: boolean } {
-  const parts = texts.map((t) => triagePatch(t, id));
+  // One mail at a time, each without its "-- " signature (bug-16018-v4-17-lts-v8.patch is 38).
+  const parts = texts.flatMap(commitsOf).map((t) => triagePatch(withoutMailSignature(t), id));
   const files = new Map<string, TouchedFile>();
   for (const part of parts) for (const f of part.files) files.set(f.path, f);
   return { files: [...files.values()], touchesCompiledCode: parts.some((p) => p.touchesCompiledCode) };
@@ -190,7 +191,10 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
       return { verdict: 'failed', reason: why, reasons: afterFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
     }
     opts.log(`  compiling ${units.length} translation unit(s) without it`);
-    const beforeFailures = await compileUnits(units, join(dir, 'before'), opts.jobs, opts.env);
+    // A source the unit adds has no "before": its object is new (see below).
+    const existing: TranslationUnit[] = [];
+    for (const u of units) if (await exists(join(opts.tree, u.source))) existing.push(u);
+    const beforeFailures = await compileUnits(existing, join(dir, 'before'), opts.jobs, opts.env);
     if (beforeFailures.length > 0) {
       await rm(dir, { recursive: true, force: true });
       const why = `${beforeFailures[0]!.source}: does not compile before the patch (compile-only mode): ${beforeFailures[0]!.error}`;
@@ -207,6 +211,11 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     const name = objectName(tu.source);
     const before = join(dir, 'before', name);
     const after = join(dir, 'after', name);
+    if (!(await exists(before))) {
+      reasons.push({ object: tu.source, kind: 'new-object', symbol: null, what: `new object file (the unit adds ${tu.source}): new code and data cannot be compared` });
+      objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] });
+      continue;
+    }
     if (await sameBytes(before, after)) continue;
     const [lb, la] = await Promise.all([objectLayouts(before), objectLayouts(after)]);
     const layoutChanges = lb && la ? compareLayouts(lb, la) : [];
