@@ -56,17 +56,19 @@ export async function affectedUnits(tree: string, touched: readonly string[], da
   for (let level = 0; level < depth && frontier.length > 0; level++) {
     const files = await includers(tree, frontier.map((f) => f.name));
     const next: { name: string; origin: string }[] = [];
+    // Which header of the frontier a file includes is not in grep -l's answer: the touched
+    // headers this level leads back to are named (a few).
+    const origins = [...new Set(frontier.map((f) => f.origin))];
+    const originText = origins.slice(0, 3).join(', ') + (origins.length > 3 ? ', …' : '');
     for (const file of files) {
-      // Which header of the frontier this file includes is not in grep -l's answer; the
-      // origin is reported per touched header only when there is one.
-      const origin = headers.length === 1 ? headers[0]! : frontier.map((f) => f.origin).join(', ');
+      const origin = origins.length === 1 ? origins[0]! : originText;
       if (bySource.has(file) && !why.has(file)) {
         why.set(file, `includes ${origin}`);
       }
       const name = basename(file);
       if (headerName.test(file) && !reached.has(name)) {
-        reached.set(name, origin);
-        next.push({ name, origin });
+        reached.set(name, origins[0]!);
+        next.push({ name, origin: origins[0]! });
       }
     }
     frontier = next;
