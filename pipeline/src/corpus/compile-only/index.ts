@@ -83,8 +83,12 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
   const mode = modeOf(profile, await sourcesFingerprint());
   const results = new Map<string, UnitResult>();
   const todo: CorpusUnit[] = [];
+  // Units the full pipeline classified (fallback) do not depend on this mode's sources.
+  const fallbackMode = `full-pipeline fallback ${profile.name}`;
   for (const unit of selected) {
-    const text = await readFile(join(opts.cacheDir, `${opts.keyOf(unit, mode)}.json`), 'utf8').catch(() => undefined);
+    const text =
+      (await readFile(join(opts.cacheDir, `${opts.keyOf(unit, mode)}.json`), 'utf8').catch(() => undefined)) ??
+      (await readFile(join(opts.cacheDir, `${opts.keyOf(unit, fallbackMode)}.json`), 'utf8').catch(() => undefined));
     if (text !== undefined) {
       const cached = JSON.parse(text) as UnitResult;
       opts.log(`${manifest.package} ${unit.id}: ${cached.verdict} (cached)`);
@@ -130,7 +134,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
           how = 'full pipeline (a build-system change: built on the tree before the unit)';
         }
       } else if (quick.verdict === 'failed' && opts.noBuilds) continue;
-      const result = { ...resultFor(unit, verdict), ...(how ? { mode: how } : {}) };
+      const result = { ...resultFor(unit, verdict), ...(how ? { mode: how, key: opts.keyOf(unit, fallbackMode) } : {}) };
       await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
       opts.log(`${manifest.package} ${unit.id}: ${result.verdict} — ${result.reason.slice(0, 200)}`);
       results.set(unit.id, result);
