@@ -92,7 +92,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     if (text !== undefined) {
       const cached = JSON.parse(text) as UnitResult;
       opts.log(`${manifest.package} ${unit.id}: ${cached.verdict} (cached)`);
-      results.set(unit.id, { ...cached, views: unit.views, cves: unit.cves, seconds: 0 });
+      // The time it took when it was classified: the table reports what each package costs.
+      results.set(unit.id, { ...cached, views: unit.views, cves: unit.cves });
     } else todo.push(unit);
   }
   const resultFor = (unit: CorpusUnit, v: WalkVerdict): UnitResult => ({
@@ -147,8 +148,10 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     await opts.ensurePrerequisites();
     const full = await treeAt(manifest, manifest.seriesLength, opts.log);
     const prepared: Prepared = await prepare(manifest, profile, full, opts.log);
-    if (!prepared.cached) prepareSeconds = prepared.seconds;
-    await writeAtomic(join(opts.cacheDir, `prepare-${profile.name}.json`), JSON.stringify({ seconds: prepared.cached ? undefined : prepared.seconds, database: prepared.database.length }) + '\n').catch(() => {});
+    if (!prepared.cached) {
+      prepareSeconds = prepared.seconds;
+      await writeAtomic(join(opts.cacheDir, `prepare-${profile.name}.json`), JSON.stringify({ seconds: prepared.seconds, units: prepared.database.length }) + '\n');
+    }
     if (profile.how === 'waf') {
       // Generated headers for every unit's affected sources, judged on the whole series (the
       // walk's copy then has them for the states before too).
@@ -196,6 +199,11 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       await rm(copy, { recursive: true, force: true });
       await rm(join(walkRoot, `${manifest.package}-${process.pid}.scratch`), { recursive: true, force: true });
     }
+  }
+  if (prepareSeconds === 0) {
+    // Prepared in an earlier run: its measured time still belongs to the package's cost.
+    const stored = JSON.parse(await readFile(join(opts.cacheDir, `prepare-${profile.name}.json`), 'utf8').catch(() => '{}')) as { seconds?: number };
+    prepareSeconds = stored.seconds ?? 0;
   }
   return { units: selected.map((u) => results.get(u.id)!), prepareSeconds };
 }

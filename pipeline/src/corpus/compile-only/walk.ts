@@ -49,6 +49,8 @@ export interface WalkVerdict {
   readonly objects: number;
   /** Translation units compiled (each twice). */
   readonly compiled: number;
+  /** Objects from the cache: how long compiling them took when they were compiled. */
+  readonly cachedCompileSeconds?: number;
   readonly seconds: number;
 }
 
@@ -177,8 +179,13 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   // create-diff-object re-judges a unit without compiling it again.
   const objectsKey = createHash('sha256').update(JSON.stringify([texts, units.map((u) => [u.source, u.compiler])])).digest('hex').slice(0, 16);
   const dir = join(opts.objectsCache, `${unit.id.replace(/[^\w.-]+/g, '_')}-${objectsKey}`);
+  let cachedCompileSeconds = 0;
+  const compileStarted = performance.now();
   if (await exists(join(dir, '.complete'))) {
     opts.log(`  ${units.length} translation unit(s): objects from the cache`);
+    // The compile time measured when they were compiled (older markers hold only a date).
+    const marker = await readFile(join(dir, '.complete'), 'utf8');
+    cachedCompileSeconds = (JSON.parse(marker.startsWith('{') ? marker : '{}') as { seconds?: number }).seconds ?? 0;
     await unapply();
   } else {
     await rm(dir, { recursive: true, force: true });
@@ -200,7 +207,8 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
       const why = `${beforeFailures[0]!.source}: does not compile before the patch (compile-only mode): ${beforeFailures[0]!.error}`;
       return { verdict: 'failed', reason: why, reasons: beforeFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
     }
-    await writeFile(join(dir, '.complete'), `${new Date().toISOString()}\n`);
+    const compileSeconds = Math.round((performance.now() - compileStarted) / 100) / 10;
+    await writeFile(join(dir, '.complete'), JSON.stringify({ compiledAt: new Date().toISOString(), seconds: compileSeconds }) + '\n');
   }
   const work = join(opts.scratch, unit.id.replace(/[^\w.-]+/g, '_'));
   await rm(work, { recursive: true, force: true });
@@ -229,7 +237,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
   const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects });
   await rm(work, { recursive: true, force: true });
-  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length };
+  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, cachedCompileSeconds };
 }
 
 /** Walks the series backwards from its end to the first unit's start. */
@@ -259,7 +267,9 @@ export async function walkSeries(opts: WalkOptions): Promise<void> {
       }
       return;
     }
-    await opts.done(unit, { ...verdict, seconds: Math.round((performance.now() - started) / 100) / 10 });
+    // Objects from the cache count with the time compiling them took: the cost of the unit.
+    const seconds = (performance.now() - started) / 1000 + (verdict.cachedCompileSeconds ?? 0);
+    await opts.done(unit, { ...verdict, seconds: Math.round(seconds * 10) / 10 });
     position = unit.start;
   }
 }
