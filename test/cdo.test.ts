@@ -25,6 +25,20 @@ int g(int x) { return printf("g %d\\n", x); }
 `;
 
 describe.each(models)('create-diff-object, C, -f%s', (model) => {
+  it('anonymous pointer constants in .data.rel.ro.local (GCC\'s vectorised local arrays) come along with their user', async () => {
+    // samba's dirsync_ldb_search loads a string pointer for a local attrs[] from such a
+    // section: no symbol, writable only until relocated. The same shape, written directly:
+    const anon = `__asm__(".section .rodata.attrs.str1.1,\\"aMS\\",@progbits,1\\n.Lstr0: .string \\"objectGUID\\"\\n"
+        ".section .data.rel.ro.local,\\"aw\\"\\n.balign 8\\n.Lattr0: .quad .Lstr0\\n.quad 0\\n.previous\\n");
+const char *first(int n) { const char *p; __asm__("movq .Lattr0(%%rip), %0" : "=r"(p)); return n ? p : 0; }
+int other(int x) { return x + 1; }
+`;
+    const r = await runCase({ model, file: 'x.c', orig: { 'x.c': anon }, patched: { 'x.c': anon.replace('return n ? p : 0', 'return n > 1 ? p : 0') } });
+    expect(r.exitCode, JSON.stringify(r.verdict.reasons)).toBe(0);
+    expect(names(r.verdict.changedFunctions)).toEqual(['first']);
+    expect(relocsOf(r.out!, '.text.first').some((x) => x.symbol.startsWith('.data.rel.ro.local'))).toBe(true);
+  });
+
   it('changed function: only it is replaced, with a record and unwind info', async () => {
     const r = await runCase({ model, file: 'x.c', orig: { 'x.c': base }, patched: { 'x.c': base.replace('helper(x) + util(x)', 'helper(x) - util(x)') } });
     expect(r.exitCode).toBe(0);

@@ -82,9 +82,11 @@ static enum sec_kind classify(struct section *s)
 		return K_DATA;
 	if (s->nsyms && !strncmp(s->syms[0]->name, "DW.ref.", 7))
 		return K_VALUE;
-	/* compiler-made tables of pointers (CSWTCH.N in PIC code) are
-	 * read-only after relocation: values, not program state */
-	if (s->nsyms && !strncmp(s->name, ".data.rel.ro", 12) && !(sh->sh_flags & SHF_TLS))
+	/* compiler-made tables of pointers (CSWTCH.N in PIC code), and the
+	 * symbol-less pointer constants GCC loads to build a local array
+	 * (.data.rel.ro.local), are read-only after relocation: values, not
+	 * program state */
+	if (!strncmp(s->name, ".data.rel.ro", 12) && !(sh->sh_flags & SHF_TLS))
 		return K_VALUE;
 	if ((sh->sh_flags & SHF_WRITE) || (sh->sh_flags & SHF_TLS))
 		return K_DATA;
