@@ -74,6 +74,7 @@ describe('demo end to end in the guest', () => {
       expect(s.load.leaked).toBeGreaterThan(0);
       expect(s.load.refused).toBeGreaterThan(0);
       // No answer shows the bug once the last worker has switched (0.5 s slack for clocks and TCG).
+      expect(s.threadMs, 'every worker\'s switch is logged with its time').toHaveLength(4);
       const lastSwitchMs = Math.max(...s.threadMs);
       expect((s.load.lastLeakUs - s.load.triggerUs) / 1000).toBeLessThan(lastSwitchMs + 500);
     }, 600_000);

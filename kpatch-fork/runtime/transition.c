@@ -366,6 +366,7 @@ static void poll_local(void)
 	wf_threads_log_progress();
 	if (wf_local_remaining() > 0)
 		return;
+	wf_threads_log_progress(); /* those that migrated between the log and the count */
 	wf_local_end();
 	if (tr.rollback) {
 		/* Nobody runs in the rolled-back generation any more. */
@@ -408,6 +409,8 @@ static void poll_global(void)
 		reject(reason);
 		return;
 	}
+	/* Threads that arrived after the progress log above but before the count: log them too. */
+	wf_threads_log_progress();
 	tr.quiescence_ms = since_trigger_ms();
 	struct wf_json j;
 	event_common(&j, "quiescence");
