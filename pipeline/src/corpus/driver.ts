@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { access, cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { execa } from 'execa';
@@ -22,6 +22,7 @@ import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from '
 import { renderReport } from './table.ts';
 import type { CorpusUnit } from './units.ts';
 import { classifyCompileOnly, profiles } from './compile-only/index.ts';
+import { exists, writeAtomic } from './fs.ts';
 
 /** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
 const driverVersion = 2;
@@ -139,14 +140,7 @@ export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt
     .slice(0, 32);
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp-${process.pid}`, text);
-  await rename(`${path}.tmp-${process.pid}`, path);
-}
 
 /** The base version's sources in the cache (downloaded again if the cache was emptied). */
 export async function ensureSources(manifest: Manifest): Promise<void> {

@@ -3,7 +3,7 @@
  * (dpkg-source --skip-patches), then the series applied up to a unit's start, so the unit
  * applies exactly as it would have on top of the patches before it. Cached and never modified.
  */
-import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from '../paths.ts';
@@ -15,12 +15,10 @@ import { versionWithoutEpoch } from './debversion.ts';
 import { sourcesCache } from './registry.ts';
 import type { Manifest } from './manifest.ts';
 import type { CorpusUnit } from './units.ts';
+import { exists } from './fs.ts';
 
 export const treesCache: string = join(cacheRoot, 'corpus', 'trees');
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 export function dscPath(manifest: Manifest): string {
   return join(sourcesCache, manifest.package, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}.dsc`);

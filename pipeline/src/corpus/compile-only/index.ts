@@ -3,7 +3,7 @@
  * tree per package, the series walked backwards (walk.ts), each unit's result cached under its
  * key like the full pipeline's, so a rerun is resumable unit by unit.
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +16,11 @@ import type { Manifest } from '../manifest.ts';
 import type { CorpusUnit } from '../units.ts';
 import type { UnitResult } from '../results.ts';
 import { rebase } from './database.ts';
-import { generateHeaders, prepare, profiles, type Prepared, type Profile } from './prepare.ts';
+import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
+import { generateFor } from './samba.ts';
 import { affectedUnits } from './affected.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
+import { writeAtomic } from '../fs.ts';
 
 export { profiles } from './prepare.ts';
 
@@ -64,10 +66,6 @@ export function modeOf(profile: Profile, fingerprint: string): string {
   return `compile-only ${profile.name} ${fingerprint}`;
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp-${process.pid}`, text);
-  await rename(`${path}.tmp-${process.pid}`, path);
-}
 
 /** Removes walk copies left by killed runs. */
 async function sweepWalks(root: string): Promise<void> {
@@ -163,7 +161,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         const affected = await affectedUnits(prepared.tree, files, prepared.database);
         if (affected.units.length <= (opts.limit ?? profile.limit ?? defaultLimit)) for (const a of affected.units) sources.add(a.unit.source);
       }
-      await generateHeaders(profile, prepared.tree, [...sources].sort(), opts.log);
+      // waf runs only in the configured tree itself, so before the walk copies it (samba.ts).
+      if (sources.size > 0) await generateFor(prepared.tree, [...sources].sort(), opts.log);
     }
     const walkRoot = join(cacheRoot, 'corpus', 'walk');
     await mkdir(walkRoot, { recursive: true });

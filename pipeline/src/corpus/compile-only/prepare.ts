@@ -9,7 +9,7 @@
  * cacheRoot/corpus/prepared/<package>_<version>/<profile>/ with a .complete marker and never
  * modified: the walk works on a copy.
  */
-import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from '../../paths.ts';
@@ -21,8 +21,9 @@ import { copyTree, originalBuild } from '../../build/original.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
 import type { Manifest } from '../manifest.ts';
 import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, toTranslationUnit, type TranslationUnit } from './database.ts';
-import { configureSamba, generateFor, sambaCommands } from './samba.ts';
+import { configureSamba, sambaCommands } from './samba.ts';
 import type { EmbeddedData } from './walk.ts';
+import { exists } from '../fs.ts';
 
 export const preparedCache: string = join(cacheRoot, 'corpus', 'prepared');
 
@@ -87,23 +88,11 @@ export interface Prepared {
   readonly seconds: number;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 async function runRules(tree: string, target: string, env: Readonly<Record<string, string>>, log: (line: string) => void): Promise<void> {
   log(`  debian/rules ${target}`);
   const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) throw new UserError(`debian/rules ${target} failed:\n${tail(result.all ?? '', 12)}`, ExitCode.buildFailed);
-}
-
-/**
- * Makes the generated headers these sources include exist in the prepared tree (waf: only in
- * the configured tree itself, before the walk copies it); a no-op for the other profiles,
- * whose preparation leaves every header a unit needs in place.
- */
-export async function generateHeaders(profile: Profile, tree: string, sources: readonly string[], log: (line: string) => void): Promise<void> {
-  if (profile.how === 'waf' && sources.length > 0) await generateFor(tree, sources, log);
 }
 
 /**

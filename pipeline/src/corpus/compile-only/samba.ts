@@ -4,7 +4,7 @@
  * …) the touched translation units include. A full Samba build takes hours on two cores; this
  * needs one configure and a few generator tasks.
  */
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../../cli/errors.ts';
@@ -31,9 +31,6 @@ function baseEnv(): Record<string, string> {
 
 export const databasePath = (tree: string): string => join(tree, 'bin', 'default', 'compile_commands.json');
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 async function requireSambaTree(tree: string): Promise<void> {
   for (const file of ['debian/rules', 'buildtools/bin/waf', 'third_party/waf/waflib/extras/clang_compilation_database.py']) {
@@ -193,6 +190,7 @@ class BuildContext(Build.BuildContext):
 sys.argv = [waf] + sys.argv[1:]
 runpy.run_path(waf, run_name='__main__')
 `;
+import { exists } from '../fs.ts';
 
 /**
  * The headers a make-style dependency rule (gcc -M -MG) names that do not exist: with -MG,

@@ -11,7 +11,7 @@
  * create-diff-object runs without --binary (the package is not linked here): a kpatch-able
  * verdict is at the object level, which corpus/README.md states with the table.
  */
-import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -26,8 +26,9 @@ import type { Verdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
 import { withoutMailSignature } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
-import { compileUnits, objectName } from './compile.ts';
+import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
+import { exists } from '../fs.ts';
 
 /** Files a package's build turns into data in its binaries (nodejs: js2c embeds lib/ *.js). */
 export interface EmbeddedData {
@@ -97,9 +98,6 @@ async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 async function sameBytes(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([readFile(a), readFile(b)]);
@@ -145,6 +143,11 @@ export function verdictWithoutCompiling(texts: readonly string[], id: string, em
     return { verdict: 'failed', reason: why, reasons: [why], objects: 0, compiled: 0 };
   }
   return null;
+}
+
+function compileFailed(failures: readonly CompileFailure[], when: string, compiled: number): Omit<WalkVerdict, 'seconds'> {
+  const why = `${failures[0]!.source}: does not compile ${when} (compile-only mode): ${failures[0]!.error}`;
+  return { verdict: 'failed', reason: why, reasons: failures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled };
 }
 
 /** Classifies one unit whose patches are applied last in `tree`; leaves them reverse-applied. */
@@ -194,8 +197,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     await unapply();
     if (afterFailures.length > 0) {
       await rm(dir, { recursive: true, force: true });
-      const why = `${afterFailures[0]!.source}: does not compile with the patch applied (compile-only mode): ${afterFailures[0]!.error}`;
-      return { verdict: 'failed', reason: why, reasons: afterFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+      return compileFailed(afterFailures, 'with the patch applied', units.length);
     }
     opts.log(`  compiling ${units.length} translation unit(s) without it`);
     // A source the unit adds has no "before": its object is new (see below).
@@ -204,8 +206,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     const beforeFailures = await compileUnits(existing, join(dir, 'before'), opts.jobs, opts.env);
     if (beforeFailures.length > 0) {
       await rm(dir, { recursive: true, force: true });
-      const why = `${beforeFailures[0]!.source}: does not compile before the patch (compile-only mode): ${beforeFailures[0]!.error}`;
-      return { verdict: 'failed', reason: why, reasons: beforeFailures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled: units.length };
+      return compileFailed(beforeFailures, 'before the patch', units.length);
     }
     const compileSeconds = Math.round((performance.now() - compileStarted) / 100) / 10;
     await writeFile(join(dir, '.complete'), JSON.stringify({ compiledAt: new Date().toISOString(), seconds: compileSeconds }) + '\n');
