@@ -153,7 +153,7 @@ WF_HIDDEN void wf_threads_init(void);
 WF_HIDDEN int wf_local_begin(long gen, uint64_t trigger_ns);
 WF_HIDDEN int wf_local_remaining(void);
 WF_HIDDEN void wf_local_end(void);
-WF_HIDDEN void wf_global_begin(uint64_t trigger_ns);
+WF_HIDDEN int wf_global_begin(uint64_t trigger_ns);
 WF_HIDDEN int wf_global_missing(void);
 WF_HIDDEN void wf_global_release(void);
 /* Logs each thread's migration/arrival not yet logged; returns the slowest time (ms). */

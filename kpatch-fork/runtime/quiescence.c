@@ -311,7 +311,11 @@ void wf_local_end(void)
 	pthread_mutex_unlock(&lock);
 }
 
-void wf_global_begin(uint64_t trig)
+/*
+ * Returns the threads taking part, counted under the lock that publishes the
+ * round: counted afterwards, threads that parked in between would be missed.
+ */
+int wf_global_begin(uint64_t trig)
 {
 	int n = wf_settings.auto_threads ? 0 : wf_config.thread_count(true);
 	pthread_mutex_lock(&lock);
@@ -320,7 +324,9 @@ void wf_global_begin(uint64_t trig)
 	expected = n;
 	__atomic_store_n(&state, WF_GLOBAL, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&epoch, 1, __ATOMIC_RELEASE);
+	int missing = global_missing_locked();
 	pthread_mutex_unlock(&lock);
+	return missing;
 }
 
 int wf_global_missing(void)

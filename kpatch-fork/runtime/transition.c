@@ -317,9 +317,8 @@ static void start_global(void)
 		reject(err);
 		return;
 	}
-	wf_global_begin(tr.trigger_ns);
+	tr.threads = wf_global_begin(tr.trigger_ns);
 	tr.began = true;
-	tr.threads = wf_global_missing();
 	tr.deadline_ns = tr.trigger_ns + (uint64_t)(wf_settings.global_timeout * 1e9);
 	if (wf_config.trigger_global_quiescence)
 		wf_config.trigger_global_quiescence();
