@@ -13,7 +13,8 @@ import { commitsOf, triageAll, verdictWithoutCompiling } from '../pipeline/src/c
 import { classifyCompileOnly } from '../pipeline/src/corpus/compile-only/index.ts';
 import { profiles, runGypActions } from '../pipeline/src/corpus/compile-only/prepare.ts';
 import { readManifest } from '../pipeline/src/corpus/manifest.ts';
-import { debianPath, ensureSources } from '../pipeline/src/corpus/driver.ts';
+import { debianPath } from '../pipeline/src/corpus/driver.ts';
+import { ensureSources } from '../pipeline/src/corpus/tree.ts';
 
 describe('compile databases', () => {
   it('splits command lines as CMake and gyp quote them', () => {
@@ -165,7 +166,7 @@ describe("a compile-only walk over memcached's whole series (real build, real co
           noBuilds: false,
           profile: { name: 'test-build-log', how: 'build-log' },
           keyOf: (unit, mode) => `${unit.sha256.slice(0, 16)}-${mode.replace(/\W+/g, '_')}`,
-          ensurePrerequisites: () => ensureSources(manifest),
+          ensurePrerequisites: async () => { await ensureSources(manifest); },
         });
       const first = await run();
       const byUnit = new Map(first.units.map((u) => [u.unit, u]));

@@ -14,8 +14,7 @@ import { tail } from '../setup/apt.ts';
 import { createDiffObjectPath } from '../build/diffobj.ts';
 import { parsePackages } from './command.ts';
 import { readManifest, type Manifest } from './manifest.ts';
-import { fetchVersion, indexedVersions } from './registry.ts';
-import { dscPath, treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
+import { dscPath, ensureSources, treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
 import { classifyUnit } from './classify-unit.ts';
 import { triagePatch } from '../triage/index.ts';
 import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
@@ -143,16 +142,6 @@ export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt
 
 
 /** The base version's sources in the cache (downloaded again if the cache was emptied). */
-export async function ensureSources(manifest: Manifest): Promise<void> {
-  if (await exists(dscPath(manifest))) return;
-  const indexed = (await indexedVersions(manifest.package)).find((v) => v.version === manifest.baseVersion);
-  if (!indexed) throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry no longer lists it; regenerate the manifest ('wfbuild corpus manifest')`, ExitCode.missingPrerequisite);
-  const fetched = await fetchVersion(manifest.package, indexed);
-  if (fetched.missing.length > 0) {
-    throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry did not deliver ${fetched.missing.map((m) => `${m.file} (${m.reason})`).join(', ')}`, ExitCode.missingPrerequisite);
-  }
-}
-
 /** Installs the package's build dependencies when dpkg-checkbuilddeps says some are missing. */
 async function ensureBuildDeps(manifest: Manifest, tree: string, log: (line: string) => void): Promise<void> {
   const check = await execa('dpkg-checkbuilddeps', ['-B'], { cwd: tree, reject: false, all: true });

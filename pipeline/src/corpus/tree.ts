@@ -12,7 +12,7 @@ import { tail } from '../setup/apt.ts';
 import { parseSeries, type SeriesEntry } from './series.ts';
 import { sha256 } from './units.ts';
 import { versionWithoutEpoch } from './debversion.ts';
-import { sourcesCache } from './registry.ts';
+import { fetchVersion, indexedVersions, sourcesCache } from './registry.ts';
 import type { Manifest } from './manifest.ts';
 import type { CorpusUnit } from './units.ts';
 import { exists } from './fs.ts';
@@ -22,6 +22,24 @@ export const treesCache: string = join(cacheRoot, 'corpus', 'trees');
 
 export function dscPath(manifest: Manifest): string {
   return join(sourcesCache, manifest.package, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}.dsc`);
+}
+
+/**
+ * The manifest's base version in the sources cache, fetched from the registry on a miss.
+ * Every reader of the sources cache goes through here, so no caller depends on an earlier
+ * command having filled it (a fresh machine has an empty cache).
+ */
+export async function ensureSources(manifest: Manifest): Promise<string> {
+  const dsc = dscPath(manifest);
+  if (await exists(dsc)) return dsc;
+  const indexed = (await indexedVersions(manifest.package)).find((v) => v.version === manifest.baseVersion);
+  if (!indexed) throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry no longer lists it; regenerate the manifest ('wfbuild corpus manifest')`, ExitCode.missingPrerequisite);
+  const fetched = await fetchVersion(manifest.package, indexed);
+  if (fetched.missing.length > 0) {
+    throw new UserError(`${manifest.package} ${manifest.baseVersion}: the registry did not deliver ${fetched.missing.map((m) => `${m.file} (${m.reason})`).join(', ')}`, ExitCode.missingPrerequisite);
+  }
+  if (!(await exists(dsc))) throw new UserError(`${manifest.package} ${manifest.baseVersion}: fetched, but ${dsc} is not there`, ExitCode.missingPrerequisite);
+  return dsc;
 }
 
 /**
@@ -63,10 +81,7 @@ async function preparedTree(manifest: Manifest, name: string, pick: (series: Ser
   const root = join(treesCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, name);
   const tree = join(root, 'tree');
   if (await exists(join(root, '.complete'))) return tree;
-  const dsc = dscPath(manifest);
-  if (!(await exists(dsc))) {
-    throw new UserError(`${dsc} is not in the cache: run 'wfbuild corpus manifest --packages ${manifest.package}' (it downloads the sources)`, ExitCode.missingPrerequisite);
-  }
+  const dsc = await ensureSources(manifest);
   const temp = `${root}.tmp-${process.pid}`;
   await rm(temp, { recursive: true, force: true });
   await mkdir(temp, { recursive: true });
