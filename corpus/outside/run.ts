@@ -300,11 +300,25 @@ async function runOne(p: PackageEntry): Promise<Row> {
   return row;
 }
 
-/** The line a developer needs: the first error-looking line of the CLI's stderr. */
+/**
+ * The line a developer needs from the CLI's stderr: its own message, plus the most telling
+ * error line after it (configure's "configure: error: …" before dh's wrapper line; the CLI
+ * today prints the tail of the build output, which for configure failures is config.log's
+ * confdefs dump, so the real line may be missing: then the log file has everything there is).
+ */
 function firstErrorLine(stderr: string): string | null {
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const pick = lines.find((l) => /error|Unmet|not found|No such file|cannot|failed|does not apply/i.test(l));
-  return pick ?? null;
+  if (!lines.length) return null;
+  const patterns = [
+    /configure: error:|Can't exec|Can't locate|No <[^>]+> include file found|^CMake Error|^meson\.build:\d+:\d+: ERROR|Dependency .* not found|^ERROR:/,
+    /\berror:|fatal error/i,
+    /Unmet|not found|No such file|cannot|does not apply/i,
+  ];
+  for (const re of patterns) {
+    const hit = lines.slice(1).find((l) => re.test(l) && !/^make(\[\d+\])?: \*\*\*/.test(l));
+    if (hit) return `${lines[0]} ${hit.length > 400 ? `${hit.slice(0, 400)}…` : hit}`;
+  }
+  return lines[0]!;
 }
 
 /** A plain `debian/rules build` of a fresh copy of the tree (no wrapper), for the ratio. */
