@@ -62,6 +62,8 @@ interface Row {
   spurious: string[];
   missingExpected: string[];
   detail: string;
+  /** report.json's per-stage milliseconds (original build, patched build, …), when there is a report. */
+  timings: Record<string, number> | null;
   log: string | null;
 }
 
@@ -189,8 +191,13 @@ async function prepareTree(p: PackageEntry, dsc: string): Promise<{ tree: string
     }
     await writeFile(join(tmp, basename(patchFile)), body);
     await writeFile(join(tmp, '.complete'), '');
-    await rm(base, { recursive: true, force: true });
-    await rename(tmp, base);
+    if (existsSync(join(base, '.complete'))) {
+      // Another run prepared it meanwhile: keep theirs (it may be in use), drop ours.
+      await rm(tmp, { recursive: true, force: true });
+    } else {
+      await rm(base, { recursive: true, force: true });
+      await rename(tmp, base);
+    }
   }
   return { tree, patch: patchFile };
 }
@@ -226,6 +233,7 @@ async function runOne(p: PackageEntry): Promise<Row> {
     spurious: [],
     missingExpected: [],
     detail: '',
+    timings: null,
     log: null,
   };
   if (!p.patch) {
@@ -286,7 +294,10 @@ async function runOne(p: PackageEntry): Promise<Row> {
     row.missingExpected = exp.filter((e) => !report!.objects.some((o) => sourceMatches(o.source, e)));
     if (row.spurious.length) row.match = 'NO';
     const reasons = report.reasons.map((x) => `${x.kind}: ${x.what}`);
+    row.timings = report.timings;
+    const t = report.timings;
     row.detail = [
+      `original build ${secs(t.originalBuild ?? 0)} s, patched build ${secs(t.patchedBuild ?? 0)} s`,
       reasons.length ? `reasons: ${reasons.slice(0, 4).join('; ')}${reasons.length > 4 ? ` (+${reasons.length - 4})` : ''}` : '',
       report.bundles.length ? `bundles: ${report.bundles.map((b) => b.installedPath ?? b.binary).join(', ')}` : '',
       row.spurious.length ? `spurious changed objects: ${row.spurious.slice(0, 6).join(', ')}${row.spurious.length > 6 ? ` (+${row.spurious.length - 6})` : ''}` : '',
