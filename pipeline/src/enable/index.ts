@@ -135,8 +135,11 @@ export async function enablePackage(opts: EnableOptions): Promise<EnableResult> 
       throw new UserError(`apt-get source ${name}=${version} unpacked ${source.package ? `${source.package.name} ${source.package.version}` : 'a tree without debian/changelog'}`);
     }
     await checkApplies(source.dir, enablement, `${name} ${version}`);
+    // Temporary folders are made only under this lock: any left over belong to killed builds.
+    for (const stale of (await readdir(cache)).filter((n) => n.startsWith(`${basename(final)}.tmp-`))) {
+      await rm(join(cache, stale), { recursive: true, force: true });
+    }
     const temp = `${final}.tmp-${process.pid}`;
-    await rm(temp, { recursive: true, force: true });
     await mkdir(temp, { recursive: true });
     try {
       const tree = join(temp, 'tree');
