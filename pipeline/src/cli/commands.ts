@@ -7,6 +7,7 @@ import { buildCommand, classifyCommand } from '../build/command-cli.ts';
 import { reportCommand } from '../report/command.ts';
 import { applyCommand } from '../apply/command.ts';
 import { demoCommand } from '../demo/command.ts';
+import { enableCommand } from '../enable/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -19,4 +20,5 @@ export const commands: readonly Command[] = [
   classifyCommand,
   reportCommand,
   applyCommand,
+  enableCommand,
 ];
