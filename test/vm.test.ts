@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { buildKernel, runInVm, consoleTail } from '../pipeline/src/vm/index.ts';
 import { detectKernelFailure } from '../pipeline/src/vm/console.ts';
 import { parseLdd } from '../pipeline/src/vm/libs.ts';
+import { guestClockArgs, hostTscKhz, tscKhzFromCpuinfo, tscKhzFromKernelLog } from '../pipeline/src/vm/clock.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 let dir: string;
@@ -129,6 +130,55 @@ describe('runInVm (debug kernel under QEMU TCG)', () => {
     const result = await runInVm({ program: warn, timeoutSec: 120 });
     expect(result.exitCode).toBe(0);
     expect(result.kernelFailure).toMatch(/WARNING: CPU: \d+ PID: \d+ at .*lkdtm/);
+  });
+});
+
+// Prints the clocksource and the smallest step CLOCK_MONOTONIC makes between two reads.
+const clockSource = `
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+int main(void) {
+  char name[64] = "";
+  FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
+  if (f) { if (!fgets(name, sizeof(name), f)) name[0] = 0; fclose(f); }
+  name[strcspn(name, "\\n")] = 0;
+  long best = -1;
+  for (int i = 0; i < 2000; i++) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do clock_gettime(CLOCK_MONOTONIC, &b); while (b.tv_sec == a.tv_sec && b.tv_nsec == a.tv_nsec);
+    long d = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
+    if (best < 0 || d < best) best = d;
+  }
+  printf("clocksource=%s resolution_ns=%ld\\n", name, best);
+  return 0;
+}`;
+
+describe('the guest clock', () => {
+  it('is the TSC at the host frequency, with a resolution far below 10 µs (not 4 ms jiffies)', async () => {
+    const tscKhz = await hostTscKhz();
+    expect(tscKhz, 'the host TSC frequency could not be read (dmesg, /proc/cpuinfo)').toBeGreaterThan(100_000);
+    const program = await compile('clockres', clockSource, []);
+    const run = await runInVm({ program, timeoutSec: 180 });
+    expect(run.exitCode, consoleTail(run.console, 20)).toBe(0);
+    const m = /clocksource=(\S*) resolution_ns=(\d+)/.exec(run.console);
+    expect(m, consoleTail(run.console, 20)).not.toBeNull();
+    expect(m![1]).toBe('tsc');
+    expect(Number(m![2])).toBeLessThan(10_000);
+  });
+
+  it('reads the TSC frequency from the kernel log or an invariant-TSC cpuinfo', () => {
+    const log = '[    0.000019] tsc: Detected 2100.000 MHz processor\n[    1.2] tsc: Refined TSC clocksource calibration: 2099.998 MHz\n';
+    expect(tscKhzFromKernelLog(log)).toBe(2_099_998);
+    expect(tscKhzFromKernelLog('[    0.000019] tsc: Detected 2100.000 MHz processor\n')).toBe(2_100_000);
+    expect(tscKhzFromKernelLog('no tsc here')).toBeUndefined();
+    const cpuinfo = (flags: string) => `cpu MHz\t\t: 2100.000\nflags\t\t: fpu ${flags} sse\n`;
+    expect(tscKhzFromCpuinfo(cpuinfo('constant_tsc nonstop_tsc tsc_known_freq'))).toBe(2_100_000);
+    // Without an invariant TSC of known frequency, "cpu MHz" is the current core clock, not the TSC's.
+    expect(tscKhzFromCpuinfo(cpuinfo('constant_tsc'))).toBeUndefined();
+    expect(guestClockArgs(2_100_000)).toEqual(['tsc_early_khz=2100000', 'tsc=reliable', 'clocksource=tsc']);
+    expect(guestClockArgs(undefined)).toEqual([]);
   });
 });
 

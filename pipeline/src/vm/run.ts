@@ -9,6 +9,7 @@ import { requirePrerequisites, whichCommand } from '../kernel/prerequisites.ts';
 import { buildInitramfs, busyboxPath, guestPathFor, type GuestFile } from './initramfs.ts';
 import { initScript } from './init-script.ts';
 import { consoleTail, detectKernelFailure, parseControl } from './console.ts';
+import { guestClockArgs, hostTscKhz } from './clock.ts';
 
 export interface RunInVmOptions {
   /** Kernel variant (built or reused through buildKernel); default 'debug'. */
@@ -163,7 +164,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       '-initrd', initrd,
       // loglevel=5 shows KERN_WARNING (WARN_ON, lockdep) but not the boot chatter. A longer
       // RCU stall timeout: TCG vCPUs on a loaded host can lag without a kernel bug.
-      '-append', 'console=ttyS0 loglevel=5 printk.time=1 panic=-1 rdinit=/init rcupdate.rcu_cpu_stall_timeout=60',
+      '-append', ['console=ttyS0 loglevel=5 printk.time=1 panic=-1 rdinit=/init rcupdate.rcu_cpu_stall_timeout=60', ...guestClockArgs(await hostTscKhz())].join(' '),
       '-chardev', 'stdio,id=console,signal=off',
       '-serial', 'chardev:console',
       '-serial', `file:${control}`,
