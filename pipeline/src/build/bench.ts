@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { fetchPackage } from './source.ts';
-import { copyTree } from './original.ts';
+import { copyTree } from '../common/fs.ts';
 import { debBuildOptions } from './command.ts';
 import { classifyPatch, type Report } from './index.ts';
 

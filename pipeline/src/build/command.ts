@@ -1,9 +1,9 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { tail } from '../setup/apt.ts';
+import { tail } from '../common/text.ts';
 import type { SourceTree } from './source.ts';
+import { exists } from '../common/fs.ts';
 
 /** How a tree is built: the same command for the original build and the patched rebuild. */
 export interface BuildCommand {
@@ -16,9 +16,6 @@ export interface BuildCommand {
 /** Debian's own build without tests; nostrip so the binaries keep .symtab for create-diff-object. */
 export const debBuildOptions = 'nocheck nostrip parallel=2';
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 /**
  * The build command: the user's (`--build-cmd`, run by sh -c: it is a command line the user

@@ -1,4 +1,4 @@
-import { access, copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Listr, type ListrTask } from 'listr2';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -9,12 +9,13 @@ import { buildId, writeBundle } from '../bundle/index.ts';
 import type { BundleReport, ObjectReport, ObjectVerdict, Reason, Report } from '../report/types.ts';
 import { chooseBuildCommand, type BuildCommand } from './command.ts';
 import { describeTree, fetchPackage, type SourceTree } from './source.ts';
-import { copyTree, originalBuild, type OriginalBuild } from './original.ts';
+import { originalBuild, type OriginalBuild } from './original.ts';
 import { applyPatch, patchedBuild, sweepWork, type PatchedBuild } from './patched.ts';
 import { createDiffObject, ensureCreateDiffObject, verdictReasons } from './diffobj.ts';
 import { classifyOutcome } from './classify.ts';
 import { compareLayouts, objectLayouts, type LayoutChange } from './layout.ts';
-import { alive } from './alive.ts';
+import { alive } from '../common/lock.ts';
+import { copyTree, exists } from '../common/fs.ts';
 
 export type { Report } from '../report/types.ts';
 export { exitCodeFor } from '../report/types.ts';
@@ -55,9 +56,6 @@ interface Ctx {
   timings: Record<string, number>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 /** A flat file name for a tree-relative object path. */
 function flat(path: string): string {

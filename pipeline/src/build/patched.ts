@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, type BuildLogEntry, type CompileEntry } from '../wrapper/index.ts';
 import { bindMountAvailable, runBuild, type BuildCommand } from './command.ts';
-import { copyTree, type OriginalBuild } from './original.ts';
-import { alive } from './alive.ts';
+import type { OriginalBuild } from './original.ts';
+import { alive } from '../common/lock.ts';
+import { copyTree, exists, sameBytes } from '../common/fs.ts';
 
 /** A recompiled object whose bytes differ from the original's. */
 export interface Candidate {
@@ -27,9 +28,6 @@ export interface PatchedBuild {
   cleanup(): Promise<void>;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 /**
  * Explains a failed `patch --dry-run`: names the file and hunk, and says when the files do not
@@ -72,11 +70,6 @@ export async function sweepWork(workRoot: string): Promise<void> {
     const pid = Number(/^(?:check-)?(\d+)-/.exec(name)?.[1] ?? 0);
     if (pid > 0 && pid !== process.pid && !alive(pid)) await rm(join(workRoot, name), { recursive: true, force: true });
   }
-}
-
-async function sameBytes(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([readFile(a), readFile(b)]);
-  return x.equals(y);
 }
 
 /**

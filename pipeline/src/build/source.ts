@@ -1,8 +1,9 @@
-import { access, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { tail } from '../setup/apt.ts';
+import { tail } from '../common/text.ts';
+import { exists } from '../common/fs.ts';
 
 /** A source tree to build, and what it is. */
 export interface SourceTree {
@@ -14,9 +15,6 @@ export interface SourceTree {
   readonly debian: boolean;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 /** Name and version from debian/changelog, or null for a tree without one. */
 export async function debianIdentity(dir: string): Promise<{ name: string; version: string } | null> {

@@ -10,7 +10,8 @@ import { dirname, join, relative } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { tail } from '../setup/apt.ts';
+import { intOption } from '../cli/options.ts';
+import { tail } from '../common/text.ts';
 import { createDiffObjectPath } from '../build/diffobj.ts';
 import { parsePackages } from './command.ts';
 import { readManifest, type Manifest } from './manifest.ts';
@@ -21,7 +22,7 @@ import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from '
 import { renderReport } from './table.ts';
 import type { CorpusUnit } from './units.ts';
 import { classifyCompileOnly, profiles } from './compile-only/index.ts';
-import { exists, writeAtomic } from './fs.ts';
+import { exists, writeAtomic } from '../common/fs.ts';
 
 /** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
 const driverVersion = 2;
@@ -401,15 +402,7 @@ export async function writeResults(outDir: string, view: View, tools: object, pa
 }
 
 export function parseJobs(value: string | undefined): number {
-  if (value === undefined) return 2;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 64) throw new UserError(`--jobs ${value}: give a number from 1 to 64`);
-  return Number(value);
-}
-
-export function parseLimit(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UserError(`--tu-limit ${value}: give a positive number of translation units`);
-  return Number(value);
+  return intOption('jobs', value, 1, 64) ?? 2;
 }
 
 export function parseView(value: string | undefined): View {
@@ -432,7 +425,7 @@ export async function runCorpus(args: string[]): Promise<number> {
     outDir: values.out ?? defaultResultsDir,
     noBuilds: values['no-builds'] === true,
     fullBuilds: values['full-builds'] === true,
-    limit: parseLimit(values['tu-limit']),
+    limit: intOption('tu-limit', values['tu-limit']),
     log: (line) => console.error(line),
   };
   // Every manifest is checked before anything is built: bad input fails in seconds.

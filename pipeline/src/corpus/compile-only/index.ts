@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot } from '../../paths.ts';
-import { copyTree } from '../../build/original.ts';
-import { alive } from '../../build/alive.ts';
+import { copyTree } from '../../common/fs.ts';
+import { alive } from '../../common/lock.ts';
 import { parseSeries } from '../series.ts';
 import { treeAt, withoutMailSignature } from '../tree.ts';
 import type { Manifest } from '../manifest.ts';
@@ -20,7 +20,7 @@ import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
 import { generateFor } from './samba.ts';
 import { affectedUnits } from './affected.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
-import { writeAtomic } from '../fs.ts';
+import { writeAtomic } from '../../common/fs.ts';
 
 export { profiles } from './prepare.ts';
 

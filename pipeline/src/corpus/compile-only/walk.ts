@@ -15,7 +15,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { tail } from '../../setup/apt.ts';
+import { tail } from '../../common/text.ts';
 import { triagePatch, type TouchedFile } from '../../triage/index.ts';
 import { createDiffObject, verdictReasons } from '../../build/diffobj.ts';
 import { compareLayouts, objectLayouts } from '../../build/layout.ts';
@@ -28,7 +28,7 @@ import { withoutMailSignature } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
-import { exists } from '../fs.ts';
+import { exists, sameBytes } from '../../common/fs.ts';
 
 /** Files a package's build turns into data in its binaries (nodejs: js2c embeds lib/ *.js). */
 export interface EmbeddedData {
@@ -96,12 +96,6 @@ async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
     const result = await execa('patch', args, { cwd: tree, reject: false, all: true, input: part });
     if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
   }
-}
-
-
-async function sameBytes(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([readFile(a), readFile(b)]);
-  return x.equals(y);
 }
 
 function reasonLine(r: Reason): string {
