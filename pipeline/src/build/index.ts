@@ -6,14 +6,14 @@ import { cacheRoot } from '../paths.ts';
 import { triagePatch, type Triage } from '../triage/index.ts';
 import { linkMap } from '../wrapper/index.ts';
 import { buildId, writeBundle } from '../bundle/index.ts';
-import type { BundleReport, ObjectReport, ObjectVerdict, Reason, Report } from '../report/types.ts';
+import type { BundleReport, ObjectReport, Reason, Report } from '../report/types.ts';
 import { chooseBuildCommand, type BuildCommand } from './command.ts';
 import { describeTree, fetchPackage, type SourceTree } from './source.ts';
 import { originalBuild, type OriginalBuild } from './original.ts';
 import { applyPatch, patchedBuild, sweepWork, type PatchedBuild } from './patched.ts';
-import { createDiffObject, ensureCreateDiffObject, verdictReasons } from './diffobj.ts';
+import { ensureCreateDiffObject } from './diffobj.ts';
+import { judgeObjectPair } from './judge.ts';
 import { classifyOutcome } from './classify.ts';
-import { compareLayouts, objectLayouts, type LayoutChange } from './layout.ts';
 import { alive } from '../common/lock.ts';
 import { copyTree, exists } from '../common/fs.ts';
 
@@ -56,11 +56,6 @@ interface Ctx {
   timings: Record<string, number>;
 }
 
-
-/** A flat file name for a tree-relative object path. */
-function flat(path: string): string {
-  return path.replace(/\//g, '__');
-}
 
 /** Default output folder: ./wfbuild-out/<patch name without .diff/.patch>. */
 export function defaultOut(patch: string): string {
@@ -170,31 +165,20 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
             continue;
           }
           if (binaries.length === 0) continue;
-          const verdicts: ObjectVerdict[] = [];
-          let layoutChanges: LayoutChange[] = [];
-          if (cand.hasOriginal) {
-            const [before, after] = await Promise.all([objectLayouts(join(c.original!.tree, cand.object)), objectLayouts(join(c.patched!.tree, cand.object))]);
-            if (before && after) layoutChanges = compareLayouts(before, after);
-            else c.notes.push(`${cand.object}: no DWARF type information, data layout not checked`);
-            for (const change of layoutChanges) {
-              c.reasons.push({ object: cand.object, kind: 'layout', symbol: change.type, what: `data layout of ${change.type} changed: ${change.what}` });
-            }
-          }
-          for (const binary of binaries) {
-            if (!cand.hasOriginal) {
-              verdicts.push({ binary, outcome: 'new-object', exitCode: null, verdict: null });
-              c.reasons.push({ object: cand.object, kind: 'new-object', symbol: null, what: `new object file (its source ${cand.source} was not compiled before): new code and data cannot be compared` });
-              continue;
-            }
-            task.output = `${cand.object} against ${binary}`;
-            const base = join(c.scratch!, `${flat(cand.object)}@${flat(binary)}`);
-            const result = await createDiffObject(join(c.original!.tree, cand.object), join(c.patched!.tree, cand.object), join(c.original!.tree, binary), `${base}.o`, `${base}.verdict.json`);
-            verdicts.push({ binary, outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict });
-            c.reasons.push(...verdictReasons(cand.object, result));
-            if (result.outcome === 'nothing') c.notes.push(`${cand.object}: changed bytes, no changed code or data (create-diff-object: nothing to patch)`);
-            if (result.output) c.perBinary.set(binary, [...(c.perBinary.get(binary) ?? []), result.output]);
-          }
-          c.objects.push({ object: cand.object, source: cand.source, binaries, verdicts, ...(layoutChanges.length ? { layoutChanges } : {}) });
+          const judged = await judgeObjectPair({
+            object: cand.object,
+            source: cand.source,
+            original: cand.hasOriginal ? join(c.original!.tree, cand.object) : null,
+            patched: join(c.patched!.tree, cand.object),
+            sourceExisted: await exists(join(c.original!.tree, cand.source)),
+            targets: binaries.map((binary) => ({ name: binary, path: join(c.original!.tree, binary) })),
+            scratch: c.scratch!,
+            onProgress: (line) => (task.output = line),
+          });
+          c.reasons.push(...judged.reasons);
+          c.notes.push(...judged.notes);
+          for (const [binary, patch] of judged.patches) c.perBinary.set(binary, [...(c.perBinary.get(binary) ?? []), patch]);
+          c.objects.push(judged.report);
         }
         task.title = `create-diff-object: ${c.objects.length} object(s)`;
       }),

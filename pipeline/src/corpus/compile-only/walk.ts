@@ -17,8 +17,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { tail } from '../../common/text.ts';
 import { triagePatch, type TouchedFile } from '../../triage/index.ts';
-import { createDiffObject, verdictReasons } from '../../build/diffobj.ts';
-import { compareLayouts, objectLayouts } from '../../build/layout.ts';
+import { judgeObjectPair } from '../../build/judge.ts';
 import { classifyOutcome } from '../../build/classify.ts';
 import type { ObjectReport, Reason } from '../../report/types.ts';
 import { verdictOf } from '../classify-unit.ts';
@@ -214,19 +213,13 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     const name = objectName(tu.source);
     const before = join(dir, 'before', name);
     const after = join(dir, 'after', name);
-    if (!(await exists(before))) {
-      reasons.push({ object: tu.source, kind: 'new-object', symbol: null, what: `new object file (the unit adds ${tu.source}): new code and data cannot be compared` });
-      objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] });
-      continue;
-    }
-    if (await sameBytes(before, after)) continue;
-    const [lb, la] = await Promise.all([objectLayouts(before), objectLayouts(after)]);
-    const layoutChanges = lb && la ? compareLayouts(lb, la) : [];
-    for (const change of layoutChanges) reasons.push({ object: tu.source, kind: 'layout', symbol: change.type, what: `data layout of ${change.type} changed: ${change.what}` });
-    const result = await createDiffObject(before, after, null, join(work, `${name}.patch.o`), join(work, `${name}.verdict.json`));
-    reasons.push(...verdictReasons(tu.source, result));
-    if (result.outcome === 'nothing') notes.push(`${tu.source}: changed bytes, no changed code or data`);
-    objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict }], ...(layoutChanges.length ? { layoutChanges } : {}) });
+    // Only an added source has no "before" (compiled above from the sources that exist).
+    const isNew = !(await exists(before));
+    if (!isNew && (await sameBytes(before, after))) continue;
+    const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: isNew ? null : before, patched: after, sourceExisted: !isNew, targets: [{ name: '', path: null }], scratch: work });
+    reasons.push(...judged.reasons);
+    notes.push(...judged.notes);
+    objects.push(judged.report);
   }
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
