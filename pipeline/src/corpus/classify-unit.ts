@@ -4,7 +4,7 @@
  * share a base tree share one original build.
  */
 import { UserError } from '../cli/errors.ts';
-import { classifyPatch, type Report } from '../build/index.ts';
+import { classifyPatch, type Report } from '../stages/index.ts';
 import type { Verdict } from './results.ts';
 
 export interface UnitClassification {

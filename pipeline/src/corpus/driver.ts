@@ -4,15 +4,16 @@
  */
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { intOption } from '../cli/options.ts';
 import { tail } from '../common/text.ts';
-import { createDiffObjectPath } from '../build/diffobj.ts';
+import { createDiffObjectPath } from '../stages/create-diff-object.ts';
+import { patchApplies } from '../stages/apply-patch.ts';
 import { parsePackages } from './command.ts';
 import { readManifest, type Manifest } from './manifest.ts';
 import { dscPath, ensureSources, treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
@@ -62,7 +63,7 @@ async function toolsFingerprint(): Promise<{ createDiffObject: string; pipeline:
   const hashFile = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
   const createDiffObject = await hashFile(createDiffObjectPath).catch(() => 'missing');
   const pipeline = createHash('sha256');
-  for (const dir of ['build', 'triage', 'wrapper', 'report', 'bundle']) {
+  for (const dir of ['stages', 'triage', 'wrapper', 'report', 'bundle']) {
     const root = join(repoRoot, 'pipeline', 'src', dir);
     const files = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
     for (const f of files.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort()) {
@@ -152,31 +153,9 @@ async function ensureBuildDeps(manifest: Manifest, tree: string, log: (line: str
   if (result.exitCode !== 0) throw new UserError(`apt-get build-dep ${manifest.package} failed:\n${tail(result.all ?? '', 10)}`, ExitCode.missingPrerequisite);
 }
 
-/**
- * Does the unit apply at this tree? Applied for real to a scratch copy of the files it touches:
- * `patch --dry-run` rejects valid units whose later diffs touch a file an earlier diff of the
- * same unit created or changed (samba's CVE-2025-10230 group, bug-16018-v4-17-lts-v8.patch).
- */
+/** Does the unit apply at this tree? (stages/apply-patch.ts: applied for real to a copy of the files it touches) */
 export async function appliesAt(tree: string, patchFile: string): Promise<boolean> {
-  const text = await readFile(patchFile, 'utf8');
-  const paths = new Set<string>();
-  for (const m of text.matchAll(/^(?:---|\+\+\+) (?:[ab]\/)?([^\t\n]+)/gm)) {
-    const path = m[1]!.trim();
-    if (path !== '/dev/null' && !path.includes('..') && !path.startsWith('/')) paths.add(path);
-  }
-  const scratch = await mkdtemp(join(tmpdir(), 'corpus-apply-'));
-  try {
-    for (const path of paths) {
-      if (await exists(join(tree, path))) {
-        await mkdir(dirname(join(scratch, path)), { recursive: true });
-        await cp(join(tree, path), join(scratch, path));
-      }
-    }
-    const result = await execa('patch', ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-i', patchFile], { cwd: scratch, reject: false, stdin: 'ignore' });
-    return result.exitCode === 0;
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
+  return (await patchApplies(tree, patchFile, join(tmpdir(), 'wfpatch-corpus-apply'))).ok;
 }
 
 export interface PackageResults {

@@ -5,7 +5,7 @@ import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { intOption } from '../cli/options.ts';
 import { buildKernel } from '../vm/index.ts';
-import type { Report } from '../build/index.ts';
+import type { Report } from '../stages/index.ts';
 import { buildDemoBundle, buildRuntime, runDemoGuest, type DemoOptions, type DemoResult } from './run.ts';
 import { renderSummary } from './summary.ts';
 

@@ -1,13 +1,38 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { execa } from 'execa';
-import { ExitCode, UserError } from '../cli/errors.ts';
+import { dirname, join } from 'node:path';
 import { installShims, readRecords, wrapperEnv, type BuildLogEntry, type CompileEntry } from '../wrapper/index.ts';
-import { bindMountAvailable, runBuild, type BuildCommand } from './command.ts';
-import type { OriginalBuild } from './original.ts';
+import { bindMountAvailable, runBuild, type BuildCommand } from './build-command.ts';
+import type { OriginalBuild } from './original-build.ts';
+import { applyPatch } from './apply-patch.ts';
+import { needsBuild, type Stage } from './context.ts';
 import { alive } from '../common/lock.ts';
 import { copyTree, exists, sameBytes } from '../common/fs.ts';
+
+/**
+ * Stage 4, patched build: a copy of the original build, patched and rebuilt by the same
+ * command; the recompiled objects whose bytes differ are the candidates for the object diff.
+ */
+export const patchedBuildStage: Stage = {
+  key: 'patchedBuild',
+  title: () => 'apply the patch and rebuild incrementally',
+  async run(ctx, task) {
+    if (!needsBuild(ctx)) return task.skip('no compiled code touched');
+    const original = ctx.original!;
+    const patched = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian);
+    ctx.patched = patched;
+    ctx.scratch = join(dirname(patched.tree), 'scratch');
+    await mkdir(ctx.scratch, { recursive: true });
+    const compiledSources = new Set(original.log.flatMap((e) => (e.kind === 'compile' ? e.sources : [])));
+    for (const f of ctx.triage!.files) {
+      if ((f.kind === 'c-source' || f.kind === 'cxx-source' || f.kind === 'asm') && !compiledSources.has(f.path)) {
+        ctx.notes.push(`${f.path}: not compiled by this build (${ctx.cmd!.display})`);
+      }
+    }
+    for (const object of patched.unchanged) ctx.notes.push(`${object}: recompiled, identical bytes`);
+    task.title = `patched build: ${patched.recompiled.length} recompiled, ${patched.candidates.length} changed`;
+  },
+};
 
 /** A recompiled object whose bytes differ from the original's. */
 export interface Candidate {
@@ -28,40 +53,6 @@ export interface PatchedBuild {
   cleanup(): Promise<void>;
 }
 
-
-/**
- * Explains a failed `patch --dry-run`: names the file and hunk, and says when the files do not
- * exist at all (a patch for another package or version).
- */
-export function explainReject(output: string, patchName: string): string {
-  const problems: string[] = [];
-  let file = '?';
-  let missing = 0;
-  for (const line of output.split('\n')) {
-    const patching = /^(?:checking|patching) file (.*)$/.exec(line);
-    if (patching) file = patching[1].replace(/^'(.*)'$/, '$1');
-    const hunk = /^Hunk #(\d+) FAILED at (\d+)/.exec(line);
-    if (hunk) problems.push(`${file}: hunk #${hunk[1]} (at line ${hunk[2]}) does not apply`);
-    const nofile = /^can't find file to patch at input line (\d+)/.exec(line);
-    if (nofile) missing++;
-    if (/Reversed \(or previously applied\) patch detected/.test(line)) problems.push(`${file}: already applied (or reversed)`);
-  }
-  if (missing > 0) {
-    const named = [...output.matchAll(/^\|?\+\+\+ (?:b\/)?(\S+)/gm)].map((m) => m[1]);
-    problems.unshift(`${missing} file(s) to patch do not exist in the tree${named.length ? ` (${[...new Set(named)].join(', ')})` : ''}: is it a patch for another package or version?`);
-  }
-  if (problems.length === 0) problems.push(output.trim().split('\n').slice(-5).join('\n'));
-  return `${patchName} does not apply to this tree:\n  ${[...new Set(problems)].join('\n  ')}`;
-}
-
-/** `patch -p1` with a dry run first, so a reject leaves no half-patched tree behind. */
-export async function applyPatch(tree: string, patchFile: string, patchName: string): Promise<void> {
-  const args = ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-i', patchFile];
-  const dry = await execa('patch', ['--dry-run', ...args], { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-  if (dry.exitCode !== 0) throw new UserError(explainReject(dry.all ?? '', patchName), ExitCode.usage);
-  const real = await execa('patch', args, { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-  if (real.exitCode !== 0) throw new UserError(explainReject(real.all ?? '', patchName), ExitCode.usage);
-}
 
 /** Removes work folders (`<pid>-…`, `check-<pid>-…`) of runs that were killed. */
 export async function sweepWork(workRoot: string): Promise<void> {

@@ -4,10 +4,27 @@ import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
-import { runBuild, type BuildCommand } from './command.ts';
+import { runBuild, type BuildCommand } from './build-command.ts';
 import type { SourceTree } from './source.ts';
 import { withLock } from '../common/lock.ts';
 import { copyTree, exists } from '../common/fs.ts';
+import { needsBuild, type Stage } from './context.ts';
+
+/**
+ * Stage 3, original build: the tree built once through the compiler wrapper, in the cache
+ * (cacheRoot/wfbuild/orig/<key>), so classifying many patches of one package builds it once.
+ */
+export const originalBuildStage: Stage = {
+  key: 'originalBuild',
+  title: () => 'build the original through the compiler wrapper',
+  async run(ctx, task) {
+    if (!needsBuild(ctx)) return task.skip('no compiled code touched: nothing to build');
+    const original = await originalBuild(ctx.tree!, ctx.cmd!, join(ctx.input.cache, 'orig'), (line) => (task.output = line));
+    ctx.original = original;
+    const compiles = original.log.filter((e) => e.kind === 'compile').length;
+    task.title = `original build ${original.cached ? 'from the cache' : 'built'}: ${compiles} objects (${ctx.cmd!.display})`;
+  },
+};
 
 /** A finished original build, cached under cacheRoot/wfbuild/orig/<key>/ and never modified. */
 export interface OriginalBuild {

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { ObjectReport, ObjectVerdict, Reason } from '../report/types.ts';
-import { createDiffObject, verdictReasons } from './diffobj.ts';
+import { createDiffObject, verdictReasons } from './create-diff-object.ts';
 import { compareLayouts, objectLayouts, type LayoutChange } from './layout.ts';
 
 /** A binary the object is linked into; path null: judge the object pair alone (compile-only). */
