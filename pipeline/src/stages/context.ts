@@ -4,10 +4,61 @@
  */
 import type { BundleReport, ObjectReport, Reason } from '../report/types.ts';
 import type { Triage } from '../triage/index.ts';
-import type { BuildCommand } from './build-command.ts';
-import type { OriginalBuild } from './original-build.ts';
-import type { PatchedBuild } from './patched-build.ts';
-import type { SourceTree } from './source.ts';
+import type { BuildLogEntry, CompileEntry } from '../wrapper/index.ts';
+
+/** A source tree to build, and what it is. */
+export interface SourceTree {
+  /** Absolute path of the unpacked tree (never modified by wfbuild). */
+  readonly dir: string;
+  /** Debian source package name and version, when the tree has debian/changelog. */
+  readonly package: { readonly name: string; readonly version: string } | null;
+  /** Whether debian/rules exists (decides the default build command). */
+  readonly debian: boolean;
+}
+
+/** How a tree is built: the same command for the original build and the patched rebuild. */
+export interface BuildCommand {
+  /** As shown to the user and hashed into the cache key. */
+  readonly display: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** A finished original build, cached under cacheRoot/wfbuild/orig/<key>/ and never modified. */
+export interface OriginalBuild {
+  readonly key: string;
+  readonly dir: string;
+  /** The built tree: also the snapshot of the original objects and unstripped binaries. */
+  readonly tree: string;
+  readonly log: readonly BuildLogEntry[];
+  /**
+   * Linked files the package installs (tree-relative → installed path), found by installing
+   * the build into a staging folder and matching bytes; null when unknown (non-Debian tree):
+   * then every linked file counts.
+   */
+  readonly shipped: Readonly<Record<string, string>> | null;
+  /** Whether this run found the build in the cache. */
+  readonly cached: boolean;
+}
+
+/** A recompiled object whose bytes differ from the original's. */
+export interface Candidate {
+  readonly object: string;
+  readonly source: string;
+  /** False when the original build had no such object (a file the patch adds to the build). */
+  readonly hasOriginal: boolean;
+}
+
+export interface PatchedBuild {
+  /** The patched copy of the tree (removed by cleanup()). */
+  readonly tree: string;
+  readonly log: readonly BuildLogEntry[];
+  readonly recompiled: readonly CompileEntry[];
+  readonly candidates: readonly Candidate[];
+  /** Recompiled objects that came out byte-identical. */
+  readonly unchanged: readonly string[];
+  cleanup(): Promise<void>;
+}
 
 export interface ClassifyOptions {
   /** The Debian source patch (unified diff, applied with patch -p1). */

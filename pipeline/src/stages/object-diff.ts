@@ -6,10 +6,8 @@ import { join } from 'node:path';
 import { exists } from '../common/fs.ts';
 import { linkMap } from '../wrapper/index.ts';
 import { ensureCreateDiffObject } from './create-diff-object.ts';
-import type { Stage, StageContext } from './context.ts';
-import { needsBuild } from './context.ts';
+import { needsBuild, type Candidate, type Stage, type StageContext } from './context.ts';
 import { judgeObjectPair } from './judge.ts';
-import type { Candidate } from './patched-build.ts';
 
 /** Judges one candidate; an object linked into nothing the package installs is no target. */
 async function diffCandidate(ctx: StageContext, cand: Candidate, onProgress: (line: string) => void): Promise<void> {

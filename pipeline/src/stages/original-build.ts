@@ -4,11 +4,12 @@ import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
-import { runBuild, type BuildCommand } from './build-command.ts';
-import type { SourceTree } from './source.ts';
+import { runBuild } from './build-command.ts';
 import { withLock } from '../common/lock.ts';
 import { copyTree, exists } from '../common/fs.ts';
-import { needsBuild, type Stage } from './context.ts';
+import { needsBuild, type BuildCommand, type OriginalBuild, type SourceTree, type Stage } from './context.ts';
+
+export type { OriginalBuild } from './context.ts';
 
 /**
  * Stage 3, original build: the tree built once through the compiler wrapper, in the cache
@@ -26,22 +27,6 @@ export const originalBuildStage: Stage = {
   },
 };
 
-/** A finished original build, cached under cacheRoot/wfbuild/orig/<key>/ and never modified. */
-export interface OriginalBuild {
-  readonly key: string;
-  readonly dir: string;
-  /** The built tree: also the snapshot of the original objects and unstripped binaries. */
-  readonly tree: string;
-  readonly log: readonly BuildLogEntry[];
-  /**
-   * Linked files the package installs (tree-relative → installed path), found by installing
-   * the build into a staging folder and matching bytes; null when unknown (non-Debian tree):
-   * then every linked file counts.
-   */
-  readonly shipped: Readonly<Record<string, string>> | null;
-  /** Whether this run found the build in the cache. */
-  readonly cached: boolean;
-}
 
 interface Meta {
   readonly key: string;
@@ -163,7 +148,7 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
     await mkdir(records);
     const env = wrapperEnv(shims, records, built);
     onOutput?.(`${cmd.display} (through the compiler wrapper)`);
-    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`);
+    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`, undefined, 'original');
     const log = await readRecords(built, records);
     if (!log.some((e) => e.kind === 'compile')) {
       throw new UserError(`original build (${cmd.display}) compiled nothing through the compiler wrapper; is the tree already built, or does its build call the compiler by absolute path?`, ExitCode.buildFailed);

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { installShims, readRecords, wrapperEnv, type BuildLogEntry, type CompileEntry } from '../wrapper/index.ts';
-import { bindMountAvailable, runBuild, type BuildCommand } from './build-command.ts';
-import type { OriginalBuild } from './original-build.ts';
+import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wrapper/index.ts';
+import { bindMountAvailable, runBuild } from './build-command.ts';
 import { applyPatch } from './apply-patch.ts';
-import { needsBuild, type Stage } from './context.ts';
+import { needsBuild, type BuildCommand, type Candidate, type OriginalBuild, type PatchedBuild, type Stage } from './context.ts';
+
+export type { Candidate, PatchedBuild } from './context.ts';
 import { alive } from '../common/lock.ts';
 import { copyTree, exists, sameBytes } from '../common/fs.ts';
 
@@ -34,24 +35,7 @@ export const patchedBuildStage: Stage = {
   },
 };
 
-/** A recompiled object whose bytes differ from the original's. */
-export interface Candidate {
-  readonly object: string;
-  readonly source: string;
-  /** False when the original build had no such object (a file the patch adds to the build). */
-  readonly hasOriginal: boolean;
-}
 
-export interface PatchedBuild {
-  /** The patched copy of the tree (removed by cleanup()). */
-  readonly tree: string;
-  readonly log: readonly BuildLogEntry[];
-  readonly recompiled: readonly CompileEntry[];
-  readonly candidates: readonly Candidate[];
-  /** Recompiled objects that came out byte-identical. */
-  readonly unchanged: readonly string[];
-  cleanup(): Promise<void>;
-}
 
 
 /** Removes work folders (`<pid>-…`, `check-<pid>-…`) of runs that were killed. */
@@ -92,7 +76,7 @@ export async function patchedBuild(
     await mkdir(records);
     // Built at the original's path when we can (see runBuild), else in place in the copy.
     const buildPath = (await bindMountAvailable()) ? original.tree : tree;
-    await runBuild(cmd, tree, wrapperEnv(shims, records, buildPath), `patched build (${patchName} applied)`, buildPath === tree ? undefined : buildPath);
+    await runBuild(cmd, tree, wrapperEnv(shims, records, buildPath), `patched build (${patchName} applied)`, buildPath === tree ? undefined : buildPath, 'patched');
     const log = await readRecords(buildPath, records);
     const recompiled = log.filter((e): e is CompileEntry => e.kind === 'compile');
     const candidates: Candidate[] = [];

@@ -6,7 +6,9 @@ import { tail } from '../common/text.ts';
 import { exists } from '../common/fs.ts';
 import { chooseBuildCommand } from './build-command.ts';
 import { explainReject, patchApplies } from './apply-patch.ts';
-import type { Stage } from './context.ts';
+import type { SourceTree, Stage } from './context.ts';
+
+export type { SourceTree } from './context.ts';
 
 /**
  * Stage 2, source tree: fetch (apt-get source) or describe the tree, choose the build command,
@@ -28,15 +30,6 @@ export const sourceStage: Stage = {
   },
 };
 
-/** A source tree to build, and what it is. */
-export interface SourceTree {
-  /** Absolute path of the unpacked tree (never modified by wfbuild). */
-  readonly dir: string;
-  /** Debian source package name and version, when the tree has debian/changelog. */
-  readonly package: { readonly name: string; readonly version: string } | null;
-  /** Whether debian/rules exists (decides the default build command). */
-  readonly debian: boolean;
-}
 
 /** Name and version from debian/changelog, or null for a tree without one. */
 export async function debianIdentity(dir: string): Promise<{ name: string; version: string } | null> {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot } from '../../paths.ts';
+import { UserError } from '../../cli/errors.ts';
 import { copyTree } from '../../common/fs.ts';
 import { alive } from '../../common/lock.ts';
 import { parseSeries } from '../series.ts';
@@ -120,6 +121,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       try {
         quick = verdictWithoutCompiling(texts, unit.id, profile.embedded);
       } catch (error) {
+        // A patch triage cannot read (malformed, a binary diff) is a failed unit, with triage's reason.
+        if (!(error instanceof UserError)) throw error;
         quick = { verdict: 'failed', reason: `triage: ${(error as Error).message.split('\n')[0]}`, reasons: [], objects: 0, compiled: 0 };
       }
       if (!quick) continue;

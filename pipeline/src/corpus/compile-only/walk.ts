@@ -84,6 +84,14 @@ export function commitsOf(text: string): string[] {
   return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
 }
 
+/** A series patch that does not reverse-apply: the walk cannot go back past it. */
+export class ReverseApplyFailed extends Error {
+  constructor(readonly entry: SeriesEntry, output: string) {
+    super(`debian/patches/${entry.path} does not reverse-apply: ${tail(output, 4)}`);
+    this.name = 'ReverseApplyFailed';
+  }
+}
+
 /**
  * Undoes one series patch. A file of several commits is undone commit by commit, newest
  * first: undone at once, an older commit's hunk would meet a line a newer one changed.
@@ -93,7 +101,7 @@ async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
   for (const part of commitsOf(text).reverse()) {
     const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-'];
     const result = await execa('patch', args, { cwd: tree, reject: false, all: true, input: part });
-    if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
+    if (result.exitCode !== 0) throw new ReverseApplyFailed(entry, result.all ?? '');
   }
 }
 
@@ -248,6 +256,7 @@ export async function walkSeries(opts: WalkOptions): Promise<void> {
     try {
       verdict = await classifyAt(unit, texts.map(withoutMailSignature), opts);
     } catch (error) {
+      if (!(error instanceof ReverseApplyFailed)) throw error;
       // The walk cannot go on past a patch that does not reverse-apply; every unit before it is unclassifiable here.
       const why = (error as Error).message.split('\n')[0]!;
       for (const u of opts.units.filter((x) => x.start <= unit.start)) {
