@@ -6,13 +6,9 @@
 import { UserError } from '../cli/errors.ts';
 import { BuildFailed } from '../stages/build-command.ts';
 import { classifyPatch, type Report } from '../stages/index.ts';
-import type { Verdict } from './results.ts';
+import type { UnitVerdict } from './results.ts';
 
-export interface UnitClassification {
-  readonly verdict: Verdict;
-  readonly reason: string;
-  readonly reasons: string[];
-  readonly objects: number;
+export interface UnitClassification extends UnitVerdict {
   /** The pipeline's timings (ms per stage), when it produced a report. */
   readonly timings: Readonly<Record<string, number>>;
   readonly originalBuild: { key: string; cached: boolean } | null;

@@ -21,7 +21,7 @@ import { judgeObjectPair } from '../../stages/judge.ts';
 import { classifyOutcome } from '../../stages/classify.ts';
 import type { ObjectReport, Reason } from '../../report/types.ts';
 import { verdictOf } from '../classify-unit.ts';
-import type { Verdict } from '../results.ts';
+import type { UnitVerdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
 import { withoutMailSignature } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
@@ -42,11 +42,7 @@ export interface WalkUnit {
   readonly count: number;
 }
 
-export interface WalkVerdict {
-  readonly verdict: Verdict;
-  readonly reason: string;
-  readonly reasons: string[];
-  readonly objects: number;
+export interface WalkVerdict extends UnitVerdict {
   /** Translation units compiled (each twice). */
   readonly compiled: number;
   /** Objects from the cache: how long compiling them took when they were compiled. */
