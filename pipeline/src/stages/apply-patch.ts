@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { exists } from '../common/fs.ts';
+import { tail } from '../common/text.ts';
 
 const patchArgs = (patchFile: string): string[] => ['-p1', '--batch', '--forward', '--no-backup-if-mismatch', '-i', patchFile];
 
@@ -28,7 +29,7 @@ export function explainReject(output: string, patchName: string): string {
     const named = [...output.matchAll(/^\|?\+\+\+ (?:b\/)?(\S+)/gm)].map((m) => m[1]);
     problems.unshift(`${missing} file(s) to patch do not exist in the tree${named.length ? ` (${[...new Set(named)].join(', ')})` : ''}: is it a patch for another package or version?`);
   }
-  if (problems.length === 0) problems.push(output.trim().split('\n').slice(-5).join('\n'));
+  if (problems.length === 0) problems.push(tail(output.trim(), 5));
   return `${patchName} does not apply to this tree:\n  ${[...new Set(problems)].join('\n  ')}`;
 }
 

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { repoRoot } from '../paths.ts';
 import type { DiffOutcome, Reason } from '../report/types.ts';
+import { tail } from '../common/text.ts';
 
 /** create-diff-object's path; WFBUILD_CREATE_DIFF_OBJECT overrides it (e.g. an installed copy). */
 export const createDiffObjectPath: string = process.env.WFBUILD_CREATE_DIFF_OBJECT ?? join(repoRoot, 'kpatch-fork/bin/create-diff-object');
@@ -47,7 +48,7 @@ export async function createDiffObject(orig: string, patched: string, binary: st
     verdict = null;
   }
   const outcome = outcomes[exitCode] ?? 'error';
-  const message = (result.all ?? '').trim().split('\n').slice(-8).join('\n');
+  const message = tail((result.all ?? '').trim(), 8);
   return { outcome, exitCode, verdict, output: outcome === 'patch' ? output : null, message };
 }
 
