@@ -1,5 +1,5 @@
 /**
- * One corpus unit through the pipeline's classifyPatch (pipeline/src/build/index.ts), mapped to
+ * One corpus unit through the pipeline's classifyPatch (pipeline/src/stages/index.ts), mapped to
  * the corpus verdicts. The pipeline caches the original build per source tree, so units that
  * share a base tree share one original build.
  */
