@@ -10,10 +10,10 @@ import { needsBuild, type Candidate, type Stage, type StageContext } from './con
 import { judgeObjectPair } from './judge.ts';
 
 /** Judges one candidate; an object linked into nothing the package installs is no target. */
-async function diffCandidate(ctx: StageContext, cand: Candidate, onProgress: (line: string) => void): Promise<void> {
+async function diffCandidate(ctx: StageContext, cand: Candidate, links: ReadonlyMap<string, readonly string[]>, onProgress: (line: string) => void): Promise<void> {
   const original = ctx.original!;
   const patched = ctx.patched!;
-  const all = linkMap(original.log).get(cand.object) ?? linkMap(patched.log).get(cand.object) ?? [];
+  const all = links.get(cand.object) ?? linkMap(patched.log).get(cand.object) ?? [];
   const binaries = original.shipped === null ? all : all.filter((b) => b in original.shipped!);
   const skipped = all.filter((b) => !binaries.includes(b));
   if (skipped.length) ctx.notes.push(`${cand.object}: linked into ${skipped.join(', ')}, which the package does not install: not a target`);
@@ -47,7 +47,8 @@ export const objectDiffStage: Stage = {
     if (!needsBuild(ctx) || ctx.patched!.candidates.length === 0) return task.skip('no changed objects');
     const candidates = ctx.patched!.candidates;
     if (candidates.some((cand) => cand.hasOriginal)) await ensureCreateDiffObject();
-    for (const cand of candidates) await diffCandidate(ctx, cand, (line) => (task.output = line));
+    const links = linkMap(ctx.original!.log);
+    for (const cand of candidates) await diffCandidate(ctx, cand, links, (line) => (task.output = line));
     task.title = `create-diff-object: ${ctx.objects.length} object(s)`;
   },
 };
