@@ -4,7 +4,6 @@ import type { CorpusUnit } from './units.ts';
 
 export type View = 'corpus' | 'update' | 'series';
 
-
 /**
  * Which units a run classifies (corpus/README.md): 'series' — every unit of the series walk;
  * 'update' — the units a bookworm update added; 'corpus' (default) — the update units where the

@@ -19,7 +19,6 @@ import { exists } from '../common/fs.ts';
 
 export const treesCache: string = join(cacheRoot, 'corpus', 'trees');
 
-
 export function dscPath(manifest: Manifest): string {
   return join(sourcesCache, manifest.package, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}.dsc`);
 }

@@ -4,13 +4,12 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { tail } from '../common/text.ts';
 import type { BuildCommand, SourceTree } from './context.ts';
 
-export type { BuildCommand } from './context.ts';
 import { exists } from '../common/fs.ts';
 
+export type { BuildCommand } from './context.ts';
 
 /** Debian's own build without tests; nostrip so the binaries keep .symtab for create-diff-object. */
 export const debBuildOptions = 'nocheck nostrip parallel=2';
-
 
 /**
  * The build command: the user's (`--build-cmd`, run by sh -c: it is a command line the user

@@ -9,7 +9,6 @@ import { tail } from '../common/text.ts';
 /** create-diff-object's path; WFBUILD_CREATE_DIFF_OBJECT overrides it (e.g. an installed copy). */
 export const createDiffObjectPath: string = process.env.WFBUILD_CREATE_DIFF_OBJECT ?? join(repoRoot, 'kpatch-fork/bin/create-diff-object');
 
-
 export interface DiffResult {
   readonly outcome: DiffOutcome;
   readonly exitCode: number;

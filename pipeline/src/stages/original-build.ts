@@ -27,7 +27,6 @@ export const originalBuildStage: Stage = {
   },
 };
 
-
 interface Meta {
   readonly key: string;
   readonly source: string;
@@ -36,7 +35,6 @@ interface Meta {
   readonly shipped: Record<string, string> | null;
   readonly builtAt: string;
 }
-
 
 /** What identifies the source: package and version, or the tree's listing (path, size, mtime). */
 async function sourceIdentity(tree: SourceTree): Promise<string> {

@@ -5,10 +5,10 @@ import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wra
 import { bindMountAvailable, runBuild } from './build-command.ts';
 import { applyPatch } from './apply-patch.ts';
 import { needsBuild, type BuildCommand, type Candidate, type OriginalBuild, type PatchedBuild, type Stage } from './context.ts';
-
-export type { Candidate, PatchedBuild } from './context.ts';
 import { alive } from '../common/lock.ts';
 import { copyTree, exists, sameBytes } from '../common/fs.ts';
+
+export type { Candidate, PatchedBuild } from './context.ts';
 
 /**
  * Stage 4, patched build: a copy of the original build, patched and rebuilt by the same
@@ -34,9 +34,6 @@ export const patchedBuildStage: Stage = {
     task.title = `patched build: ${patched.recompiled.length} recompiled, ${patched.candidates.length} changed`;
   },
 };
-
-
-
 
 /** Removes work folders (`<pid>-…`, `check-<pid>-…`) of runs that were killed. */
 export async function sweepWork(workRoot: string): Promise<void> {

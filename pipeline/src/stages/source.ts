@@ -30,7 +30,6 @@ export const sourceStage: Stage = {
   },
 };
 
-
 /** Name and version from debian/changelog, or null for a tree without one. */
 export async function debianIdentity(dir: string): Promise<{ name: string; version: string } | null> {
   if (!(await exists(join(dir, 'debian/changelog')))) return null;

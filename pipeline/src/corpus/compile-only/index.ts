@@ -67,7 +67,6 @@ export function modeOf(profile: Profile, fingerprint: string): string {
   return `compile-only ${profile.name} ${fingerprint}`;
 }
 
-
 /** Removes walk copies left by killed runs. */
 async function sweepWalks(root: string): Promise<void> {
   for (const name of await readdir(root).catch(() => [] as string[])) {

@@ -88,7 +88,6 @@ export interface Prepared {
   readonly seconds: number;
 }
 
-
 async function runRules(tree: string, target: string, env: Readonly<Record<string, string>>, log: (line: string) => void): Promise<void> {
   log(`  debian/rules ${target}`);
   const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, reject: false, all: true, stdin: 'ignore' });

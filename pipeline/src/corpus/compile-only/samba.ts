@@ -32,7 +32,6 @@ function baseEnv(): Record<string, string> {
 
 export const databasePath = (tree: string): string => join(tree, 'bin', 'default', 'compile_commands.json');
 
-
 async function requireSambaTree(tree: string): Promise<void> {
   for (const file of ['debian/rules', 'buildtools/bin/waf', 'third_party/waf/waflib/extras/clang_compilation_database.py']) {
     if (!(await exists(join(tree, file)))) throw new UserError(`${tree} is not a Samba source tree with Debian packaging: no ${file}`, ExitCode.usage);
