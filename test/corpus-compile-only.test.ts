@@ -13,7 +13,7 @@ import { commitsOf, triageAll, verdictWithoutCompiling } from '../pipeline/src/c
 import { classifyCompileOnly } from '../pipeline/src/corpus/compile-only/index.ts';
 import { profiles, runGypActions } from '../pipeline/src/corpus/compile-only/prepare.ts';
 import { readManifest } from '../pipeline/src/corpus/manifest.ts';
-import { debianPath } from '../pipeline/src/corpus/driver.ts';
+import { debianPath } from '../pipeline/src/corpus/prerequisites.ts';
 import { ensureSources } from '../pipeline/src/corpus/tree.ts';
 
 describe('compile databases', () => {

@@ -3,7 +3,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { mergeResults, parseJobs, parseView, preferredBase, selectUnits, unitKey, type PackageResults } from '../pipeline/src/corpus/driver.ts';
+import { mergeResults, type PackageResults } from '../pipeline/src/corpus/results-file.ts';
+import { parseJobs, parseView } from '../pipeline/src/corpus/options.ts';
+import { preferredBase, selectUnits } from '../pipeline/src/corpus/placement.ts';
+import { unitKey } from '../pipeline/src/corpus/keys.ts';
 import { verdictOf } from '../pipeline/src/corpus/classify-unit.ts';
 import { readManifest } from '../pipeline/src/corpus/manifest.ts';
 import { packageRow } from '../pipeline/src/corpus/results.ts';
@@ -88,7 +91,7 @@ describe('wfbuild corpus: bad input', () => {
 
 describe('appliesAt', () => {
   it('accepts a unit whose second diff deletes a file its first diff creates (patch --dry-run would not)', async () => {
-    const { appliesAt } = await import('../pipeline/src/corpus/driver.ts');
+    const { appliesAt } = await import('../pipeline/src/corpus/full-pipeline.ts');
     const dir = await mkdtemp(join(tmpdir(), 'corpus-apply-test-'));
     try {
       await execa('sh', ['-c', 'mkdir -p tree/src && printf "a\\nb\\nc\\n" > tree/src/x.c'], { cwd: dir });
@@ -114,7 +117,7 @@ describe('appliesAt', () => {
 
 describe('placements and failure reasons', () => {
   it('tries the shared base, then the series position, then last without the unit', async () => {
-    const { placementsFor } = await import('../pipeline/src/corpus/driver.ts');
+    const { placementsFor } = await import('../pipeline/src/corpus/placement.ts');
     const unit = { id: 'x', start: 4, patches: ['a', 'b'], strip: [1, 1], sha256: '', cves: [], cveSources: [], views: ['series'] as const, why: '' };
     expect(placementsFor(unit, 2, 9)).toEqual([{ kind: 'series-prefix', at: 2 }, { kind: 'series-prefix', at: 4 }, { kind: 'series-without-unit' }]);
     expect(placementsFor(unit, 4, 9)).toEqual([{ kind: 'series-prefix', at: 4 }, { kind: 'series-without-unit' }]);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { repoRoot } from '../pipeline/src/paths.ts';
-import type { ResultsFile } from '../pipeline/src/corpus/driver.ts';
+import type { ResultsFile } from '../pipeline/src/corpus/results-file.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buildDemoBundle, buildRuntime, runDemoGuest, type DemoOptions } from '../pipeline/src/demo/run.ts';
 import { buildKernel } from '../pipeline/src/vm/index.ts';
 import { parseEvents, summarizeDemo, type LoadStats } from '../pipeline/src/demo/summary.ts';
-import type { Report } from '../pipeline/src/build/index.ts';
+import type { Report } from '../pipeline/src/stages/index.ts';
 
 const load: LoadStats = {
   requests: 1000, errors: 0, leaked: 300, refused: 200, leakedAfterTrigger: 3,

@@ -11,8 +11,8 @@ import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { classifyPatch, type Report } from '../pipeline/src/build/index.ts';
-import { fetchPackage } from '../pipeline/src/build/source.ts';
+import { classifyPatch, type Report } from '../pipeline/src/stages/index.ts';
+import { fetchPackage } from '../pipeline/src/stages/source.ts';
 import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
 import { cacheRoot } from '../pipeline/src/paths.ts';
 

@@ -5,7 +5,7 @@ import { triagePatch, type Triage } from '../pipeline/src/triage/index.ts';
 import { parseHeader, findCves } from '../pipeline/src/triage/dep3.ts';
 import { classifyPath } from '../pipeline/src/triage/files.ts';
 import { UserError } from '../pipeline/src/cli/errors.ts';
-import { fetchPackage } from '../pipeline/src/build/source.ts';
+import { fetchPackage } from '../pipeline/src/stages/source.ts';
 import { cacheRoot } from '../pipeline/src/paths.ts';
 
 const fixtures = new URL('./fixtures/smallc/', import.meta.url).pathname;
@@ -194,7 +194,7 @@ describe('real memcached 1.6.18-1+deb12u1 patches', () => {
 
 describe('package specs', () => {
   it('splits NAME[=VERSION] and rejects what apt-get would misread', async () => {
-    const { parsePackageSpec } = await import('../pipeline/src/build/source.ts');
+    const { parsePackageSpec } = await import('../pipeline/src/stages/source.ts');
     expect(parsePackageSpec('memcached=1.6.18-1+deb12u1')).toEqual({ name: 'memcached', version: '1.6.18-1+deb12u1' });
     expect(parsePackageSpec('libc6')).toEqual({ name: 'libc6', version: null });
     expect(() => parsePackageSpec('-o=Dir::Cache=/x')).toThrow(UserError);

@@ -3,7 +3,7 @@ import { setupCommand } from '../setup/command.ts';
 import { kernelCommand } from '../kernel/command.ts';
 import { vmCommand } from '../vm/command.ts';
 import { corpusCommand } from '../corpus/command.ts';
-import { buildCommand, classifyCommand } from '../build/command-cli.ts';
+import { buildCommand, classifyCommand } from '../stages/command.ts';
 import { reportCommand } from '../report/command.ts';
 import { applyCommand } from '../apply/command.ts';
 import { demoCommand } from '../demo/command.ts';

@@ -3,6 +3,12 @@ export const ExitCode = {
   ok: 0,
   internal: 1,
   usage: 2,
+  /** (build/classify) No compiled code changed: nothing to patch. */
+  noCompiledCode: 3,
+  /** (build/classify) The patch changes data (or a data layout). */
+  notTextOnly: 4,
+  /** (build/classify) Text-only, but no loadable bundle for every affected binary. */
+  notKpatchable: 5,
   /** A guest kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN. */
   kernelFailure: 10,
   /** A guest did not finish before its timeout. */

@@ -1,20 +1,19 @@
 /**
- * One corpus unit through the pipeline's classifyPatch (pipeline/src/build/index.ts), mapped to
+ * One corpus unit through the pipeline's classifyPatch (pipeline/src/stages/index.ts), mapped to
  * the corpus verdicts. The pipeline caches the original build per source tree, so units that
  * share a base tree share one original build.
  */
 import { UserError } from '../cli/errors.ts';
-import { classifyPatch, type Report } from '../build/index.ts';
-import type { Verdict } from './results.ts';
+import { BuildFailed } from '../stages/build-command.ts';
+import { classifyPatch, type Report } from '../stages/index.ts';
+import type { UnitVerdict } from './results.ts';
 
-export interface UnitClassification {
-  readonly verdict: Verdict;
-  readonly reason: string;
-  readonly reasons: string[];
-  readonly objects: number;
+export interface UnitClassification extends UnitVerdict {
   /** The pipeline's timings (ms per stage), when it produced a report. */
   readonly timings: Readonly<Record<string, number>>;
   readonly originalBuild: { key: string; cached: boolean } | null;
+  /** The original (unpatched) tree did not build: the unit says nothing, another base tree may. */
+  readonly originalBuildFailed: boolean;
 }
 
 function reasonLine(r: { object: string | null; symbol: string | null; what: string; kind?: string }): string {
@@ -22,7 +21,7 @@ function reasonLine(r: { object: string | null; symbol: string | null; what: str
 }
 
 /** Maps a pipeline report to a corpus verdict: pure, tested in test/corpus-table.test.ts. */
-export function verdictOf(report: Pick<Report, 'outcome' | 'textOnly' | 'reasons' | 'notes' | 'objects'>): Omit<UnitClassification, 'timings' | 'originalBuild'> {
+export function verdictOf(report: Pick<Report, 'outcome' | 'textOnly' | 'reasons' | 'notes' | 'objects'>): Omit<UnitClassification, 'timings' | 'originalBuild' | 'originalBuildFailed'> {
   const reasons = report.reasons.map(reasonLine);
   const objects = report.objects.length;
   switch (report.outcome) {
@@ -77,11 +76,12 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
       bundles: false,
       renderer: 'silent',
     });
-    return { ...verdictOf(report), timings: report.timings, originalBuild: report.originalBuild };
+    return { ...verdictOf(report), timings: report.timings, originalBuild: report.originalBuild, originalBuildFailed: false };
   } catch (error) {
     if (error instanceof UserError) {
       const reason = failureReason(error.message);
-      return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null };
+      const originalBuildFailed = error instanceof BuildFailed && error.step === 'original';
+      return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null, originalBuildFailed };
     }
     throw error;
   }

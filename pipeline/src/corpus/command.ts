@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.ts';
-import { ExitCode, UserError } from '../cli/errors.ts';
+import { ExitCode } from '../cli/errors.ts';
+import { intOption } from '../cli/options.ts';
 import { corpusPackages, generateManifest, manifestCves, writeManifest } from './manifest.ts';
+import { parseJobs, parsePackages, parseView } from './options.ts';
+import { defaultResultsDir } from './results-file.ts';
 
 const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus|update|series] [--out DIR] [--no-builds]
                       [--full-builds] [--tu-limit N]
@@ -37,18 +40,6 @@ Options:
 
 See corpus/README.md for the rules that choose the units.`;
 
-export function parsePackages(value: string | undefined): string[] {
-  if (value === undefined) return [...corpusPackages];
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (names.length === 0) throw new UserError('--packages needs at least one package name');
-  for (const name of names) {
-    if (!(corpusPackages as readonly string[]).includes(name)) {
-      throw new UserError(`unknown corpus package '${name}' (known: ${corpusPackages.join(', ')})`);
-    }
-  }
-  return names;
-}
-
 async function runManifest(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { packages: { type: 'string' } }, strict: true, allowPositionals: false });
   const packages = parsePackages(values.packages);
@@ -65,13 +56,36 @@ async function runManifest(args: string[]): Promise<number> {
   return ExitCode.ok;
 }
 
+async function runCorpusCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' }, 'no-builds': { type: 'boolean' }, 'full-builds': { type: 'boolean' }, 'tu-limit': { type: 'string' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  const outDir = values.out ?? defaultResultsDir;
+  const opts = {
+    packages: parsePackages(values.packages),
+    jobs: parseJobs(values.jobs),
+    view: parseView(values.view),
+    outDir,
+    noBuilds: values['no-builds'] === true,
+    fullBuilds: values['full-builds'] === true,
+    limit: intOption('tu-limit', values['tu-limit']),
+    log: (line: string) => console.error(line),
+  };
+  // Loaded on use: the run pulls in the whole pipeline, which 'corpus manifest' does not need.
+  const { runCorpus, summaryLine } = await import('./run.ts');
+  console.log(summaryLine(await runCorpus(opts), outDir));
+  return ExitCode.ok;
+}
+
 export const corpusCommand: Command = {
   name: 'corpus',
   summary: "classify the six packages' Debian 12 patches (text-only, kpatch-able); 'corpus manifest' regenerates the unit lists",
   help,
   async run(args) {
     if (args[0] === 'manifest') return runManifest(args.slice(1));
-    const { runCorpus } = await import('./driver.ts');
-    return runCorpus(args);
+    return runCorpusCommand(args);
   },
 };

@@ -2,7 +2,7 @@
  * corpus/bookworm/<package>.json: what the corpus measures for one package. Generated from
  * the registry by `wfbuild corpus manifest`; read (and checked) by the driver.
  */
-import { readFile, writeFile, rename, mkdir } from 'node:fs/promises';
+import { writeFile, rename, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { repoRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { cacheRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { compareDebianVersions, versionWithoutEpoch } from './debversion.ts';
+import { tail } from '../common/text.ts';
 
 export const sourcesCache: string = join(cacheRoot, 'sources');
 
@@ -137,7 +138,7 @@ export async function fetchVersion(pkg: string, indexed: IndexedVersion): Promis
     failures = parseFetchFailures(result.all ?? '');
     fetched = await have();
     if (result.exitCode !== 0 && failures.size === 0 && fetched.length < indexed.files.length) {
-      throw new UserError(`apt-get source -d ${pkg}=${indexed.version} failed:\n${(result.all ?? '').trim().split('\n').slice(-8).join('\n')}`, ExitCode.missingPrerequisite);
+      throw new UserError(`apt-get source -d ${pkg}=${indexed.version} failed:\n${tail((result.all ?? '').trim(), 8)}`, ExitCode.missingPrerequisite);
     }
   }
   const missing = indexed.files

@@ -14,7 +14,18 @@
  */
 export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed' | 'pending';
 
-export interface UnitResult {
+/** A unit's verdict with its reasons, however it was classified. */
+export interface UnitVerdict {
+  readonly verdict: Verdict;
+  /** One line: the first precise reason (for the table), or why it failed. */
+  readonly reason: string;
+  /** Every reason the pipeline gave (object: symbol: what). */
+  readonly reasons: readonly string[];
+  /** Objects that differed after the patched build. */
+  readonly objects: number;
+}
+
+export interface UnitResult extends UnitVerdict {
   readonly package: string;
   readonly unit: string;
   readonly cves: readonly string[];
@@ -26,13 +37,6 @@ export interface UnitResult {
   readonly base: 'series-prefix' | 'series-without-unit';
   /** Number of series patches in the tree the unit was applied to. */
   readonly appliedAt: number;
-  readonly verdict: Verdict;
-  /** One line: the first precise reason (for the table), or why it failed. */
-  readonly reason: string;
-  /** Every reason the pipeline gave (object: symbol: what). */
-  readonly reasons: readonly string[];
-  /** Objects that differed after the patched build. */
-  readonly objects: number;
   /** Wall time of classifying this unit (0 when taken from the cache of an earlier run). */
   readonly seconds: number;
   /** Hash of the inputs (patch content, base version, tool versions): resumability key. */

@@ -8,17 +8,16 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { tail } from '../setup/apt.ts';
+import { tail } from '../common/text.ts';
 import { parseSeries, type SeriesEntry } from './series.ts';
 import { sha256 } from './units.ts';
 import { versionWithoutEpoch } from './debversion.ts';
 import { fetchVersion, indexedVersions, sourcesCache } from './registry.ts';
 import type { Manifest } from './manifest.ts';
 import type { CorpusUnit } from './units.ts';
-import { exists } from './fs.ts';
+import { exists } from '../common/fs.ts';
 
 export const treesCache: string = join(cacheRoot, 'corpus', 'trees');
-
 
 export function dscPath(manifest: Manifest): string {
   return join(sourcesCache, manifest.package, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}.dsc`);

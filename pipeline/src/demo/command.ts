@@ -3,8 +3,9 @@ import { resolve } from 'node:path';
 import { Listr } from 'listr2';
 import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import { intOption } from '../cli/options.ts';
 import { buildKernel } from '../vm/index.ts';
-import type { Report } from '../build/index.ts';
+import type { Report } from '../stages/index.ts';
 import { buildDemoBundle, buildRuntime, runDemoGuest, type DemoOptions, type DemoResult } from './run.ts';
 import { renderSummary } from './summary.ts';
 
@@ -21,13 +22,6 @@ Options:
               global (all threads park at a barrier, the baseline)
   --workers   kvd worker threads (default 4)     --clients  load threads (default 4)
   --seconds   length of the load (default 4)     --out      default ./wfbuild-out/demo`;
-
-function positive(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new UserError(`--${name} must be an integer from 1 to 64, got '${value}'`);
-  return n;
-}
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -47,11 +41,11 @@ export const demoCommand: Command = {
     });
     const mode = values.mode ?? 'local';
     if (mode !== 'local' && mode !== 'global') throw new UserError(`--mode must be local or global, got '${mode}'`);
-    const seconds = positive('seconds', values.seconds, 4);
+    const seconds = intOption('seconds', values.seconds, 1, 64) ?? 4;
     const opts: DemoOptions = {
       mode,
-      workers: positive('workers', values.workers, 4),
-      clients: positive('clients', values.clients, 4),
+      workers: intOption('workers', values.workers, 1, 64) ?? 4,
+      clients: intOption('clients', values.clients, 1, 64) ?? 4,
       seconds,
       triggerMs: Math.round((seconds * 1000) / 3),
       out: resolve(values.out ?? 'wfbuild-out/demo'),

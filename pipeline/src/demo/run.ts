@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { repoRoot } from '../paths.ts';
-import { classifyPatch, type Report } from '../build/index.ts';
+import { classifyPatch, type Report } from '../stages/index.ts';
 import { runInVm } from '../vm/index.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { parseEvents, summarizeDemo, type DemoSummary, type LoadStats } from './summary.ts';

@@ -1,4 +1,4 @@
-import { access, copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -8,8 +8,9 @@ import { checkMergedConfig, configFragments, kernelVariants, parseConfig, type C
 import { kernelBuildPrerequisites, requirePrerequisites } from './prerequisites.ts';
 import { readSeries, sha256 } from './series.ts';
 import { linuxSource } from './source.ts';
-import { withLock } from './lock.ts';
+import { withLock } from '../common/lock.ts';
 import { prepareTree, type SourceTree } from './tree.ts';
+import { exists } from '../common/fs.ts';
 
 export interface BuildKernelOptions {
   variant: KernelVariant;
@@ -70,9 +71,6 @@ export function defaultConfigDir(): string {
   return process.env.WFPATCH_KERNEL_CONFIG || join(repoRoot, 'kernel/config');
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 function result(dir: string, meta: KernelMeta, cached: boolean): KernelBuild {
   return {

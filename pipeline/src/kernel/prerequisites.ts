@@ -1,6 +1,6 @@
-import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import { exists } from '../common/fs.ts';
 
 /** A tool or file the kernel build or the guest harness needs, and the Debian package that has it. */
 export interface Prerequisite {
@@ -10,9 +10,6 @@ export interface Prerequisite {
   readonly debianPackage: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 /** Resolves a command name through PATH (like `command -v`), or undefined. */
 export async function whichCommand(name: string): Promise<string | undefined> {

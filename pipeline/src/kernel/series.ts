@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { parsePatch } from 'diff';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import { tail } from '../common/text.ts';
 
 /** One patch of a quilt-style series, with its content (so a later edit on disk cannot confuse a revert). */
 export interface SeriesPatch {
@@ -81,7 +82,7 @@ export function describeRejects(patch: SeriesPatch, output: string): string {
       reports.push(line.trim());
     }
   }
-  return reports.length > 0 ? reports.join('\n') : output.trim().split('\n').slice(-10).join('\n');
+  return reports.length > 0 ? reports.join('\n') : tail(output.trim(), 10);
 }
 
 const patchArgs = ['-p1', '--batch', '--forward', '--fuzz=0', '--no-backup-if-mismatch', '-r', '-'];

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { LinuxSource } from './source.ts';
 import { applyPatch, revertPatch, sha256, type SeriesPatch } from './series.ts';
+import { exists } from '../common/fs.ts';
 
 /**
  * One unpacked linux-source tree per tarball, reused across builds: switching to another
@@ -23,9 +24,6 @@ interface TreeState {
   applied: SeriesPatch[];
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;

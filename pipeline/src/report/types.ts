@@ -1,25 +1,36 @@
 import { ExitCode } from '../cli/errors.ts';
 import type { TouchedFile } from '../triage/index.ts';
+import type { PatchHeader } from '../triage/dep3.ts';
 
 /** Documented field by field in pipeline/README.md ("report.json"). */
 export type Outcome = 'kpatchable' | 'not-kpatchable' | 'not-text-only' | 'no-compiled-code';
 
+/** One "no": why a patch is not text-only or not kpatch-able. */
 export interface Reason {
+  /** The object (or, in the corpus' compile-only mode, the source) it concerns; null for a bundle. */
   readonly object: string | null;
-  /** "data" (changes data: not text-only), "unpatchable", "error", "new-object", "unmapped", "layout", "bundle". */
+  /**
+   * create-diff-object's kind ("data": not text-only, "unpatchable", "error", or its outcome when
+   * it gave no reason), or ours: "new-object", "unmapped", "layout", "bundle".
+   */
   readonly kind: string;
   readonly symbol: string | null;
   readonly what: string;
 }
 
+/** create-diff-object's answer by exit code: 0 patch, 3 nothing, 4 not-text-only, 5 not-patchable, other error. */
+export type DiffOutcome = 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error';
+
+/**
+ * An object's verdict against one binary: create-diff-object's, or 'new-object' (no original
+ * to compare), or 'unmapped' (changed, but the build log links it into nothing: we cannot tell
+ * what to patch).
+ */
+export type VerdictOutcome = DiffOutcome | 'new-object' | 'unmapped';
+
 export interface ObjectVerdict {
   readonly binary: string;
-  /**
-   * create-diff-object's answer ('patch' 0, 'nothing' 3, 'not-text-only' 4, 'not-patchable' 5,
-   * 'error' 1/2), or 'new-object' (no original to compare), or 'unmapped' (changed, but the
-   * build log links it into nothing: we cannot tell what to patch).
-   */
-  readonly outcome: 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error' | 'new-object' | 'unmapped';
+  readonly outcome: VerdictOutcome;
   readonly exitCode: number | null;
   /** create-diff-object's verdict JSON, verbatim. */
   readonly verdict: unknown;
@@ -54,18 +65,7 @@ export interface BundleReport {
 
 export interface Report {
   readonly format: 1;
-  readonly patch: {
-    readonly name: string;
-    readonly path: string;
-    readonly sha256: string;
-    readonly description: string | null;
-    readonly longDescription: string;
-    readonly origin: string | null;
-    readonly bugs: readonly string[];
-    readonly bugDebian: string | null;
-    readonly forwarded: string | null;
-    readonly author: string | null;
-  };
+  readonly patch: { readonly name: string; readonly path: string; readonly sha256: string } & Omit<PatchHeader, 'fields'>;
   readonly package: { readonly name: string; readonly version: string } | null;
   readonly source: string | null;
   readonly buildCommand: string | null;
@@ -88,10 +88,10 @@ export function exitCodeFor(outcome: Outcome): number {
     case 'kpatchable':
       return ExitCode.ok;
     case 'no-compiled-code':
-      return 3;
+      return ExitCode.noCompiledCode;
     case 'not-text-only':
-      return 4;
+      return ExitCode.notTextOnly;
     case 'not-kpatchable':
-      return 5;
+      return ExitCode.notKpatchable;
   }
 }

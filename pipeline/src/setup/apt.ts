@@ -1,6 +1,8 @@
-import { readFile, writeFile, access } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { UserError, ExitCode } from '../cli/errors.ts';
+import { exists } from '../common/fs.ts';
+import { tail } from '../common/text.ts';
 
 const aptEnv = { DEBIAN_FRONTEND: 'noninteractive' };
 const mainSources = '/etc/apt/sources.list.d/debian.sources';
@@ -32,9 +34,6 @@ export function debSrcStanzas(deb822: string): string {
     .join('\n\n') + '\n';
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 async function hasDebSrc(): Promise<boolean> {
   const result = await execa('sh', ['-c', 'grep -rhsE "^(Types:.*deb-src|deb-src )" /etc/apt/sources.list /etc/apt/sources.list.d/'], {
@@ -75,8 +74,4 @@ export async function aptInstall(names: readonly string[]): Promise<void> {
   if (result.exitCode !== 0) {
     throw new UserError(`apt-get install ${names.join(' ')} failed:\n${tail(result.all ?? '', 15)}`, ExitCode.missingPrerequisite);
   }
-}
-
-export function tail(text: string, lines: number): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }

@@ -5,7 +5,8 @@ import { execa } from 'execa';
 import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { requiredPackages, buildDependencyPackages } from './packages.ts';
-import { aptInstall, aptUpdate, ensureDebSrc, missingPackages, tail } from './apt.ts';
+import { aptInstall, aptUpdate, ensureDebSrc, missingPackages } from './apt.ts';
+import { tail } from '../common/text.ts';
 import { repoRoot } from '../paths.ts';
 
 const stateDir = '/var/lib/wfpatch';

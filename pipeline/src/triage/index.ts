@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { parsePatch } from 'diff';
-import { UserError, ExitCode } from '../cli/errors.ts';
+import { UserError } from '../cli/errors.ts';
 import { parseHeader, findCves, type PatchHeader } from './dep3.ts';
 import { classifyPath, mayChangeCompiledCode, type FileKind } from './files.ts';
 

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
+import { intOption } from '../cli/options.ts';
 import { parseVariant } from '../kernel/command.ts';
 import { buildKernel } from '../kernel/build.ts';
 import { checkRunOptions, runInVm } from './run.ts';
@@ -27,12 +28,6 @@ Options:
 Exit: PROGRAM's status; 10 the kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN (even
 if PROGRAM exited 0); 11 the guest hung and was killed at the timeout; 2 bad option or
 unreadable file; 13 QEMU or busybox-static missing.`;
-
-function intOption(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new UserError(`--${name} must be a positive integer, got '${value}'`);
-  return Number(value);
-}
 
 export function parseFileOption(spec: string): GuestFile {
   const colon = spec.indexOf(':');

@@ -1,4 +1,5 @@
 import { controlMarkers } from './init-script.ts';
+import { tail } from '../common/text.ts';
 
 /**
  * Kernel reports that fail a run. Matched only on printk lines (they carry the
@@ -59,5 +60,5 @@ export function parseControl(text: string): ControlReport {
 
 /** The last `count` lines of the console, for timeout and failure messages. */
 export function consoleTail(consoleText: string, count = 25): string {
-  return consoleText.replace(/\r/g, '').trimEnd().split('\n').slice(-count).join('\n');
+  return tail(consoleText.replace(/\r/g, ''), count);
 }

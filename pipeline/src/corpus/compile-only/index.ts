@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot } from '../../paths.ts';
-import { copyTree } from '../../build/original.ts';
-import { alive } from '../../build/alive.ts';
+import { UserError } from '../../cli/errors.ts';
+import { copyTree } from '../../common/fs.ts';
+import { alive } from '../../common/lock.ts';
 import { parseSeries } from '../series.ts';
 import { treeAt, withoutMailSignature } from '../tree.ts';
 import type { Manifest } from '../manifest.ts';
@@ -20,7 +21,7 @@ import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
 import { generateFor } from './samba.ts';
 import { affectedUnits } from './affected.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
-import { writeAtomic } from '../fs.ts';
+import { writeAtomic } from '../../common/fs.ts';
 
 export { profiles } from './prepare.ts';
 
@@ -65,7 +66,6 @@ async function sourcesFingerprint(): Promise<string> {
 export function modeOf(profile: Profile, fingerprint: string): string {
   return `compile-only ${profile.name} ${fingerprint}`;
 }
-
 
 /** Removes walk copies left by killed runs. */
 async function sweepWalks(root: string): Promise<void> {
@@ -120,6 +120,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       try {
         quick = verdictWithoutCompiling(texts, unit.id, profile.embedded);
       } catch (error) {
+        // A patch triage cannot read (malformed, a binary diff) is a failed unit, with triage's reason.
+        if (!(error instanceof UserError)) throw error;
         quick = { verdict: 'failed', reason: `triage: ${(error as Error).message.split('\n')[0]}`, reasons: [], objects: 0, compiled: 0 };
       }
       if (!quick) continue;

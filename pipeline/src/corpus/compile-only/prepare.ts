@@ -14,16 +14,16 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot } from '../../paths.ts';
 import { ExitCode, UserError } from '../../cli/errors.ts';
-import { tail } from '../../setup/apt.ts';
-import { chooseBuildCommand } from '../../build/command.ts';
-import { describeTree } from '../../build/source.ts';
-import { copyTree, originalBuild } from '../../build/original.ts';
+import { tail } from '../../common/text.ts';
+import { chooseBuildCommand } from '../../stages/build-command.ts';
+import { describeTree } from '../../stages/source.ts';
+import { originalBuild } from '../../stages/original-build.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
 import type { Manifest } from '../manifest.ts';
 import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, toTranslationUnit, type TranslationUnit } from './database.ts';
 import { configureSamba, sambaCommands } from './samba.ts';
 import type { EmbeddedData } from './walk.ts';
-import { exists } from '../fs.ts';
+import { copyTree, exists } from '../../common/fs.ts';
 
 export const preparedCache: string = join(cacheRoot, 'corpus', 'prepared');
 
@@ -87,7 +87,6 @@ export interface Prepared {
   readonly cached: boolean;
   readonly seconds: number;
 }
-
 
 async function runRules(tree: string, target: string, env: Readonly<Record<string, string>>, log: (line: string) => void): Promise<void> {
   log(`  debian/rules ${target}`);

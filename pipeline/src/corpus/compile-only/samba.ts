@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../../cli/errors.ts';
-import { tail } from '../../setup/apt.ts';
+import { exists } from '../../common/fs.ts';
+import { tail } from '../../common/text.ts';
 import { toTranslationUnit, type RawCommand, type TranslationUnit } from './database.ts';
 
 /** Debian's build environment: no user shims (ccache, the wrapper) ahead of the real tools. */
@@ -30,7 +31,6 @@ function baseEnv(): Record<string, string> {
 }
 
 export const databasePath = (tree: string): string => join(tree, 'bin', 'default', 'compile_commands.json');
-
 
 async function requireSambaTree(tree: string): Promise<void> {
   for (const file of ['debian/rules', 'buildtools/bin/waf', 'third_party/waf/waflib/extras/clang_compilation_database.py']) {
@@ -190,7 +190,6 @@ class BuildContext(Build.BuildContext):
 sys.argv = [waf] + sys.argv[1:]
 runpy.run_path(waf, run_name='__main__')
 `;
-import { exists } from '../fs.ts';
 
 /**
  * The headers a make-style dependency rule (gcc -M -MG) names that do not exist: with -MG,

@@ -15,20 +15,19 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { tail } from '../../setup/apt.ts';
+import { tail } from '../../common/text.ts';
 import { triagePatch, type TouchedFile } from '../../triage/index.ts';
-import { createDiffObject, verdictReasons } from '../../build/diffobj.ts';
-import { compareLayouts, objectLayouts } from '../../build/layout.ts';
-import { classifyOutcome } from '../../build/classify.ts';
+import { judgeObjectPair } from '../../stages/judge.ts';
+import { classifyOutcome } from '../../stages/classify.ts';
 import type { ObjectReport, Reason } from '../../report/types.ts';
 import { verdictOf } from '../classify-unit.ts';
-import type { Verdict } from '../results.ts';
+import type { UnitVerdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
 import { withoutMailSignature } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
-import { exists } from '../fs.ts';
+import { exists, sameBytes } from '../../common/fs.ts';
 
 /** Files a package's build turns into data in its binaries (nodejs: js2c embeds lib/ *.js). */
 export interface EmbeddedData {
@@ -43,11 +42,7 @@ export interface WalkUnit {
   readonly count: number;
 }
 
-export interface WalkVerdict {
-  readonly verdict: Verdict;
-  readonly reason: string;
-  readonly reasons: string[];
-  readonly objects: number;
+export interface WalkVerdict extends UnitVerdict {
   /** Translation units compiled (each twice). */
   readonly compiled: number;
   /** Objects from the cache: how long compiling them took when they were compiled. */
@@ -85,6 +80,14 @@ export function commitsOf(text: string): string[] {
   return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
 }
 
+/** A series patch that does not reverse-apply: the walk cannot go back past it. */
+export class ReverseApplyFailed extends Error {
+  constructor(readonly entry: SeriesEntry, output: string) {
+    super(`debian/patches/${entry.path} does not reverse-apply: ${tail(output, 4)}`);
+    this.name = 'ReverseApplyFailed';
+  }
+}
+
 /**
  * Undoes one series patch. A file of several commits is undone commit by commit, newest
  * first: undone at once, an older commit's hunk would meet a line a newer one changed.
@@ -94,14 +97,8 @@ async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
   for (const part of commitsOf(text).reverse()) {
     const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-'];
     const result = await execa('patch', args, { cwd: tree, reject: false, all: true, input: part });
-    if (result.exitCode !== 0) throw new Error(`debian/patches/${entry.path} does not reverse-apply: ${tail(result.all ?? '', 4)}`);
+    if (result.exitCode !== 0) throw new ReverseApplyFailed(entry, result.all ?? '');
   }
-}
-
-
-async function sameBytes(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([readFile(a), readFile(b)]);
-  return x.equals(y);
 }
 
 function reasonLine(r: Reason): string {
@@ -220,19 +217,13 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     const name = objectName(tu.source);
     const before = join(dir, 'before', name);
     const after = join(dir, 'after', name);
-    if (!(await exists(before))) {
-      reasons.push({ object: tu.source, kind: 'new-object', symbol: null, what: `new object file (the unit adds ${tu.source}): new code and data cannot be compared` });
-      objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] });
-      continue;
-    }
-    if (await sameBytes(before, after)) continue;
-    const [lb, la] = await Promise.all([objectLayouts(before), objectLayouts(after)]);
-    const layoutChanges = lb && la ? compareLayouts(lb, la) : [];
-    for (const change of layoutChanges) reasons.push({ object: tu.source, kind: 'layout', symbol: change.type, what: `data layout of ${change.type} changed: ${change.what}` });
-    const result = await createDiffObject(before, after, null, join(work, `${name}.patch.o`), join(work, `${name}.verdict.json`));
-    reasons.push(...verdictReasons(tu.source, result));
-    if (result.outcome === 'nothing') notes.push(`${tu.source}: changed bytes, no changed code or data`);
-    objects.push({ object: tu.source, source: tu.source, binaries: [], verdicts: [{ binary: '', outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict }], ...(layoutChanges.length ? { layoutChanges } : {}) });
+    // Only an added source has no "before" (compiled above from the sources that exist).
+    const isNew = !(await exists(before));
+    if (!isNew && (await sameBytes(before, after))) continue;
+    const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: isNew ? null : before, patched: after, sourceExisted: !isNew, targets: [{ name: '', path: null }], scratch: work });
+    reasons.push(...judged.reasons);
+    notes.push(...judged.notes);
+    objects.push(judged.report);
   }
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
@@ -261,6 +252,7 @@ export async function walkSeries(opts: WalkOptions): Promise<void> {
     try {
       verdict = await classifyAt(unit, texts.map(withoutMailSignature), opts);
     } catch (error) {
+      if (!(error instanceof ReverseApplyFailed)) throw error;
       // The walk cannot go on past a patch that does not reverse-apply; every unit before it is unclassifiable here.
       const why = (error as Error).message.split('\n')[0]!;
       for (const u of opts.units.filter((x) => x.start <= unit.start)) {

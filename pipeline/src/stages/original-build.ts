@@ -1,29 +1,31 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
-import { runBuild, type BuildCommand } from './command.ts';
-import type { SourceTree } from './source.ts';
-import { alive } from './alive.ts';
+import { runBuild } from './build-command.ts';
+import { withLock } from '../common/lock.ts';
+import { copyTree, exists } from '../common/fs.ts';
+import { needsBuild, type BuildCommand, type OriginalBuild, type SourceTree, type Stage } from './context.ts';
 
-/** A finished original build, cached under cacheRoot/wfbuild/orig/<key>/ and never modified. */
-export interface OriginalBuild {
-  readonly key: string;
-  readonly dir: string;
-  /** The built tree: also the snapshot of the original objects and unstripped binaries. */
-  readonly tree: string;
-  readonly log: readonly BuildLogEntry[];
-  /**
-   * Linked files the package installs (tree-relative → installed path), found by installing
-   * the build into a staging folder and matching bytes; null when unknown (non-Debian tree):
-   * then every linked file counts.
-   */
-  readonly shipped: Readonly<Record<string, string>> | null;
-  /** Whether this run found the build in the cache. */
-  readonly cached: boolean;
-}
+export type { OriginalBuild } from './context.ts';
+
+/**
+ * Stage 3, original build: the tree built once through the compiler wrapper, in the cache
+ * (cacheRoot/wfbuild/orig/<key>), so classifying many patches of one package builds it once.
+ */
+export const originalBuildStage: Stage = {
+  key: 'originalBuild',
+  title: () => 'build the original through the compiler wrapper',
+  async run(ctx, task) {
+    if (!needsBuild(ctx)) return task.skip('no compiled code touched: nothing to build');
+    const original = await originalBuild(ctx.tree!, ctx.cmd!, join(ctx.input.cache, 'orig'), (line) => (task.output = line));
+    ctx.original = original;
+    const compiles = original.log.filter((e) => e.kind === 'compile').length;
+    task.title = `original build ${original.cached ? 'from the cache' : 'built'}: ${compiles} objects (${ctx.cmd!.display})`;
+  },
+};
 
 interface Meta {
   readonly key: string;
@@ -32,10 +34,6 @@ interface Meta {
   readonly wrapper: string;
   readonly shipped: Record<string, string> | null;
   readonly builtAt: string;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
 }
 
 /** What identifies the source: package and version, or the tree's listing (path, size, mtime). */
@@ -55,12 +53,6 @@ export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Pro
   const wrapper = await wrapperVersion();
   const key = createHash('sha256').update(JSON.stringify([cacheFormat, source, cmd.display, cmd.env, wrapper])).digest('hex').slice(0, 24);
   return { key, source, wrapper };
-}
-
-/** Copies a tree (reflinks where the file system can), keeping mtimes so make sees nothing new. */
-export async function copyTree(from: string, to: string): Promise<void> {
-  const result = await execa('cp', ['-a', '--reflink=auto', from, to], { reject: false, all: true });
-  if (result.exitCode !== 0) throw new UserError(`copying ${from} to ${to} failed: ${result.all}`, ExitCode.internal);
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -130,36 +122,9 @@ export async function originalBuild(tree: SourceTree, cmd: BuildCommand, cacheDi
   const { key } = await originalBuildKey(tree, cmd);
   const dir = join(cacheDir, key);
   await mkdir(cacheDir, { recursive: true });
-  const release = await lock(`${dir}.lock`, onOutput);
-  try {
-    return await cachedOrBuild(tree, cmd, dir, onOutput);
-  } finally {
-    await release();
-  }
-}
-
-/**
- * One builder per cache key: concurrent runs (e.g. the corpus classifying patches of one
- * package in parallel) wait for the first one's build instead of racing it. A lock whose
- * owner died is taken over.
- */
-async function lock(path: string, onOutput?: (line: string) => void): Promise<() => Promise<void>> {
-  for (;;) {
-    try {
-      await mkdir(path);
-      await writeFile(join(path, 'pid'), String(process.pid));
-      return () => rm(path, { recursive: true, force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const owner = Number(await readFile(join(path, 'pid'), 'utf8').catch(() => '0'));
-    if (owner > 0 && !alive(owner)) {
-      await rm(path, { recursive: true, force: true });
-      continue;
-    }
-    onOutput?.(`waiting for process ${owner || '?'} building the same original`);
-    await new Promise((r) => setTimeout(r, 2000));
-  }
+  // One builder per cache key: concurrent runs (the corpus classifying patches of one
+  // package in parallel) wait for the first one's build instead of racing it.
+  return withLock(`${dir}.lock`, () => cachedOrBuild(tree, cmd, dir, onOutput), (owner) => onOutput?.(`waiting for process ${owner} building the same original`));
 }
 
 async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, onOutput?: (line: string) => void): Promise<OriginalBuild> {
@@ -181,7 +146,7 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
     await mkdir(records);
     const env = wrapperEnv(shims, records, built);
     onOutput?.(`${cmd.display} (through the compiler wrapper)`);
-    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`);
+    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`, undefined, 'original');
     const log = await readRecords(built, records);
     if (!log.some((e) => e.kind === 'compile')) {
       throw new UserError(`original build (${cmd.display}) compiled nothing through the compiler wrapper; is the tree already built, or does its build call the compiler by absolute path?`, ExitCode.buildFailed);

@@ -3,12 +3,11 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { repoRoot } from '../paths.ts';
+import type { DiffOutcome, Reason } from '../report/types.ts';
+import { tail } from '../common/text.ts';
 
 /** create-diff-object's path; WFBUILD_CREATE_DIFF_OBJECT overrides it (e.g. an installed copy). */
 export const createDiffObjectPath: string = process.env.WFBUILD_CREATE_DIFF_OBJECT ?? join(repoRoot, 'kpatch-fork/bin/create-diff-object');
-
-/** create-diff-object's exit codes (kpatch-fork/FORMAT.md). */
-export type DiffOutcome = 'patch' | 'nothing' | 'not-text-only' | 'not-patchable' | 'error';
 
 export interface DiffResult {
   readonly outcome: DiffOutcome;
@@ -48,16 +47,8 @@ export async function createDiffObject(orig: string, patched: string, binary: st
     verdict = null;
   }
   const outcome = outcomes[exitCode] ?? 'error';
-  const message = (result.all ?? '').trim().split('\n').slice(-8).join('\n');
+  const message = tail((result.all ?? '').trim(), 8);
   return { outcome, exitCode, verdict, output: outcome === 'patch' ? output : null, message };
-}
-
-export interface Reason {
-  readonly object: string;
-  /** "data" (not text-only), "unpatchable", "error", as create-diff-object's verdict says. */
-  readonly kind: string;
-  readonly symbol: string | null;
-  readonly what: string;
 }
 
 /**

@@ -1,22 +1,34 @@
-import { access, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { tail } from '../setup/apt.ts';
+import { tail } from '../common/text.ts';
+import { exists } from '../common/fs.ts';
+import { chooseBuildCommand } from './build-command.ts';
+import { explainReject, patchApplies } from './apply-patch.ts';
+import type { SourceTree, Stage } from './context.ts';
 
-/** A source tree to build, and what it is. */
-export interface SourceTree {
-  /** Absolute path of the unpacked tree (never modified by wfbuild). */
-  readonly dir: string;
-  /** Debian source package name and version, when the tree has debian/changelog. */
-  readonly package: { readonly name: string; readonly version: string } | null;
-  /** Whether debian/rules exists (decides the default build command). */
-  readonly debian: boolean;
-}
+export type { SourceTree } from './context.ts';
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
+/**
+ * Stage 2, source tree: fetch (apt-get source) or describe the tree, choose the build command,
+ * and check that the patch applies — before any build, so a patch for another package or
+ * version fails in seconds.
+ */
+export const sourceStage: Stage = {
+  key: 'source',
+  title: () => 'source tree',
+  async run(ctx, task) {
+    const { options, cache, patchPath } = ctx.input;
+    const tree = options.package !== undefined ? await fetchPackage(options.package, join(cache, 'sources')) : await describeTree(options.source!);
+    ctx.tree = tree;
+    ctx.cmd = await chooseBuildCommand(tree, options.buildCmd);
+    const check = await patchApplies(tree.dir, patchPath, join(cache, 'work'));
+    if (!check.ok) throw new UserError(explainReject(check.output, ctx.triage!.name), ExitCode.usage);
+    const id = tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir;
+    task.title = `source tree: ${id}; the patch applies`;
+  },
+};
 
 /** Name and version from debian/changelog, or null for a tree without one. */
 export async function debianIdentity(dir: string): Promise<{ name: string; version: string } | null> {

@@ -3,7 +3,7 @@
  * package, in the same run, on the same machine. kpatch-build builds twice (2x); wfbuild aims
  * for at most 1.5x: the original is built once (then cached), the patched build is incremental.
  *
- *   npx tsx pipeline/src/build/bench.ts [--package memcached=1.6.18-1] [--patch FILE] [--runs N]
+ *   npx tsx pipeline/src/stages/bench.ts [--package memcached=1.6.18-1] [--patch FILE] [--runs N]
  *
  * Per run: (1) plain `debian/rules build` in a fresh copy of the tree (no wrapper);
  * (2) `wfbuild build` with an empty original-build cache (cold: original build through the
@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { fetchPackage } from './source.ts';
-import { copyTree } from './original.ts';
-import { debBuildOptions } from './command.ts';
+import { copyTree } from '../common/fs.ts';
+import { debBuildOptions } from './build-command.ts';
 import { classifyPatch, type Report } from './index.ts';
 
 const { values } = parseArgs({

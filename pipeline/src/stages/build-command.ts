@@ -1,24 +1,15 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { tail } from '../setup/apt.ts';
-import type { SourceTree } from './source.ts';
+import { tail } from '../common/text.ts';
+import type { BuildCommand, SourceTree } from './context.ts';
 
-/** How a tree is built: the same command for the original build and the patched rebuild. */
-export interface BuildCommand {
-  /** As shown to the user and hashed into the cache key. */
-  readonly display: string;
-  readonly argv: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-}
+import { exists } from '../common/fs.ts';
+
+export type { BuildCommand } from './context.ts';
 
 /** Debian's own build without tests; nostrip so the binaries keep .symtab for create-diff-object. */
 export const debBuildOptions = 'nocheck nostrip parallel=2';
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
-}
 
 /**
  * The build command: the user's (`--build-cmd`, run by sh -c: it is a command line the user
@@ -44,6 +35,17 @@ export async function chooseBuildCommand(tree: SourceTree, userCommand: string |
   );
 }
 
+/** Which build failed: the corpus tries another base tree when the original does not build. */
+export type BuildStep = 'original' | 'patched' | 'other';
+
+/** A build that exited non-zero (exit code 12), with its output's last lines in the message. */
+export class BuildFailed extends UserError {
+  constructor(message: string, readonly step: BuildStep) {
+    super(message, ExitCode.buildFailed);
+    this.name = 'BuildFailed';
+  }
+}
+
 let canBind: Promise<boolean> | null = null;
 
 /** Whether this process may bind-mount in a private mount namespace (root, unshare(1)). */
@@ -53,12 +55,12 @@ export function bindMountAvailable(): Promise<boolean> {
 }
 
 /**
- * Runs the build in `cwd` under `nice` (the machine is shared); throws UserError(12) on failure.
+ * Runs the build in `cwd` under `nice` (the machine is shared); throws BuildFailed on failure.
  * With `at`, the tree in `cwd` is bind-mounted over the path `at` in a private mount namespace
  * and built there: the build sees the original's path, so absolute paths a configure step or
  * CMake stored (CMakeCache.txt refuses another folder) stay valid, and nobody else sees the mount.
  */
-export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<string, string>, what: string, at?: string): Promise<string> {
+export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<string, string>, what: string, at?: string, step: BuildStep = 'other'): Promise<string> {
   const argv = ['nice', '-n', '10', ...cmd.argv];
   // The paths are positional parameters of a constant script, never spliced into it.
   const bound = at === undefined ? argv : ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"', 'sh', cwd, at, ...argv];
@@ -70,10 +72,7 @@ export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<strin
     stdin: 'ignore',
   });
   if (result.exitCode !== 0) {
-    throw new UserError(
-      `${what} failed (${cmd.display}, exit ${result.exitCode ?? result.signal}):\n${tail(result.all ?? '', 25)}`,
-      ExitCode.buildFailed,
-    );
+    throw new BuildFailed(`${what} failed (${cmd.display}, exit ${result.exitCode ?? result.signal}):\n${tail(result.all ?? '', 25)}`, step);
   }
   return result.all ?? '';
 }

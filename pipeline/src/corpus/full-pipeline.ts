@@ -1,0 +1,180 @@
+/**
+ * Corpus units through the full pipeline (classifyPatch, via classify-unit.ts): a build per
+ * base tree, the base trees tried in order (placement.ts), each result cached under its key.
+ */
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../cli/errors.ts';
+import { writeAtomic } from '../common/fs.ts';
+import { cacheRoot } from '../paths.ts';
+import { patchApplies } from '../stages/apply-patch.ts';
+import { triagePatch } from '../triage/index.ts';
+import { classifyUnit, type UnitClassification } from './classify-unit.ts';
+import { newestResultFor, unitKey } from './keys.ts';
+import type { Manifest } from './manifest.ts';
+import { describePlacement, placementsFor, preferredBase, type Placement } from './placement.ts';
+import { ensurePackagePrerequisites } from './prerequisites.ts';
+import type { UnitResult } from './results.ts';
+import { treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
+import type { CorpusUnit } from './units.ts';
+
+/** Does the unit apply at this tree? (stages/apply-patch.ts: applied for real to a copy of the files it touches) */
+export async function appliesAt(tree: string, patchFile: string): Promise<boolean> {
+  return (await patchApplies(tree, patchFile, join(tmpdir(), 'wfpatch-corpus-apply'))).ok;
+}
+
+export type PlacedClassification =
+  | { readonly kind: 'classified'; readonly placement: Placement; readonly cls: UnitClassification; readonly seconds: number }
+  /** The last base tree could not be made (the series without the unit does not apply). */
+  | { readonly kind: 'no-base'; readonly placement: Placement; readonly why: string; readonly seconds: number }
+  | { readonly kind: 'applies-nowhere'; readonly placement: Placement; readonly seconds: number };
+
+/**
+ * Classifies a unit on the first base tree that works. Skipped: a tree that cannot be made,
+ * one the unit does not apply to alone (off its series position), and one whose original does
+ * not build — the last one tried says why it failed.
+ */
+export async function classifyAtPlacements(
+  manifest: Manifest,
+  unit: CorpusUnit,
+  placements: readonly Placement[],
+  patchFile: string,
+  buildCmd: string | null,
+  log: (line: string) => void,
+): Promise<PlacedClassification> {
+  let seconds = 0;
+  for (const [n, placement] of placements.entries()) {
+    const last = n === placements.length - 1;
+    let tree: string;
+    try {
+      tree = placement.kind === 'series-prefix' ? await treeAt(manifest, placement.at, log) : await treeWithout(manifest, unit, log);
+    } catch (error) {
+      // The series without this unit does not apply (a later patch needs it): no such base.
+      if (!(error instanceof UserError)) throw error;
+      if (last) return { kind: 'no-base', placement, why: error.message.split('\n')[0]!, seconds };
+      continue;
+    }
+    if (placement.kind === 'series-prefix' && placement.at !== unit.start && !(await appliesAt(tree, patchFile))) {
+      log(`does not apply alone after ${placement.at} series patches; trying the next base`);
+      continue;
+    }
+    log(`classifying (${describePlacement(placement)})`);
+    const started = performance.now();
+    const cls = await classifyUnit({ patchFile, tree, buildCmd });
+    seconds += Math.round((performance.now() - started) / 100) / 10;
+    if (cls.originalBuildFailed && !last) {
+      log(`${cls.reason.slice(0, 200)}; the tree before this unit does not build, trying ${describePlacement(placements[n + 1]!)}`);
+      continue;
+    }
+    return { kind: 'classified', placement, cls, seconds };
+  }
+  return { kind: 'applies-nowhere', placement: placements[placements.length - 1]!, seconds };
+}
+
+/**
+ * Whether classifying the unit builds the package: triage finds a compiled file. nodejs also
+ * compiles its JavaScript library (lib/ *.js files, via js2c into the binary), which triage counts
+ * as not compiled, so there a lib/ change needs the build too.
+ */
+async function needsBuild(manifest: Manifest, unit: CorpusUnit): Promise<boolean> {
+  const tree = await treeAt(manifest, unit.start);
+  const text = (await Promise.all(unit.patches.map((p) => readFile(join(tree, 'debian', 'patches', p), 'utf8')))).map(withoutMailSignature).join('');
+  try {
+    if (triagePatch(text, unit.id).touchesCompiledCode) return true;
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return true; // triage cannot read it: the full pipeline run will say why (a failed unit)
+  }
+  return manifest.package === 'nodejs' && /^\+\+\+ (b\/)?lib\/.*\.js/m.test(text);
+}
+
+function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: string, reason: string, seconds: number): UnitResult {
+  return {
+    package: pkg, unit: unit.id, cves: unit.cves, views: unit.views, base: placement.kind,
+    appliedAt: placement.kind === 'series-prefix' ? placement.at : -1,
+    verdict: 'failed', reason, reasons: [reason], objects: 0, seconds, key,
+  };
+}
+
+export interface FullPipelineOptions {
+  /** Where each unit's result is cached (one JSON file per key). */
+  readonly cacheDir: string;
+  readonly buildCmd: string | null;
+  readonly tools: object;
+  /** Every update unit on one shared base (placement.ts, preferredBase). */
+  readonly usesUpdateView: boolean;
+  /** Build nothing: uncached units that need a build come back as pending (or an earlier tools' result). */
+  readonly noBuilds: boolean;
+  readonly log: (line: string) => void;
+}
+
+export async function classifyWithFullPipeline(manifest: Manifest, selected: readonly CorpusUnit[], opts: FullPipelineOptions): Promise<UnitResult[]> {
+  const pkg = manifest.package;
+  const { cacheDir, buildCmd, tools } = opts;
+  let prepared = false;
+  const units: UnitResult[] = [];
+  for (const [i, unit] of selected.entries()) {
+    const label = `${pkg} [${i + 1}/${selected.length}] ${unit.id}`;
+    const placements = placementsFor(unit, preferredBase(unit, selected, opts.usesUpdateView), manifest.seriesLength);
+    const keyOf = (p: Placement) => unitKey({ manifest, unit, appliedAt: p.kind === 'series-prefix' ? p.at : -1, buildCmd, tools });
+    // A finished unit costs nothing, not even a tree: look for any placement's result first.
+    let cached: UnitResult | undefined;
+    for (const placement of placements) {
+      const text = await readFile(join(cacheDir, `${keyOf(placement)}.json`), 'utf8').catch(() => undefined);
+      if (text !== undefined) {
+        cached = JSON.parse(text) as UnitResult;
+        break;
+      }
+    }
+    if (cached) {
+      opts.log(`${label}: ${cached.verdict} (cached)`);
+      units.push({ ...cached, views: unit.views, cves: unit.cves });
+      continue;
+    }
+    if (opts.noBuilds && (await needsBuild(manifest, unit))) {
+      // Tools move while a long run goes on (the pipeline's sources are part of the key): a
+      // reporting run takes the newest result for the same unit and patch, flagged as such.
+      const inputs = placements.map((p) => unitKey({ manifest, unit, appliedAt: p.kind === 'series-prefix' ? p.at : -1, buildCmd, tools: null }));
+      const older = await newestResultFor(cacheDir, unit.id, inputs);
+      if (older) {
+        opts.log(`${label}: ${older.verdict} (cached, earlier tools)`);
+        units.push({ ...older, views: unit.views, cves: unit.cves, earlierTools: true });
+        continue;
+      }
+      opts.log(`${label}: pending (no cached result; --no-builds)`);
+      units.push({ ...failedResult(pkg, unit, placements[0]!, keyOf(placements[0]!), 'not classified yet', 0), verdict: 'pending' });
+      continue;
+    }
+    if (!prepared) {
+      await ensurePackagePrerequisites(manifest, opts.log);
+      prepared = true;
+    }
+    const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
+    const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
+    const placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`));
+    const { placement, seconds } = placed;
+    const result: UnitResult =
+      placed.kind === 'classified'
+        ? {
+            package: pkg,
+            unit: unit.id,
+            cves: unit.cves,
+            views: unit.views,
+            base: placement.kind,
+            appliedAt: placement.kind === 'series-prefix' ? placement.at : manifest.seriesLength - unit.patches.length,
+            verdict: placed.cls.verdict,
+            reason: placed.cls.reason,
+            reasons: placed.cls.reasons,
+            objects: placed.cls.objects,
+            seconds,
+            key: keyOf(placement),
+            inputs: unitKey({ manifest, unit, appliedAt: placement.kind === 'series-prefix' ? placement.at : -1, buildCmd, tools: null }),
+          }
+        : failedResult(pkg, unit, placement, keyOf(placement), placed.kind === 'no-base' ? `no base tree: ${placed.why}` : 'applies at no base tried', seconds);
+    await writeAtomic(join(cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
+    opts.log(`${label}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s)`);
+    units.push(result);
+  }
+  return units;
+}

@@ -1,0 +1,72 @@
+/**
+ * One corpus package: its selected units classified in compile-only mode (compile-only/) or
+ * through the full pipeline (full-pipeline.ts), and its row of the results table.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheRoot } from '../paths.ts';
+import { classifyCompileOnly, profiles } from './compile-only/index.ts';
+import { classifyAtPlacements, classifyWithFullPipeline } from './full-pipeline.ts';
+import { resultsCache, unitKey } from './keys.ts';
+import { readManifest } from './manifest.ts';
+import { placementsFor, selectUnits, type View } from './placement.ts';
+import { ensurePackagePrerequisites } from './prerequisites.ts';
+import { packageRow } from './results.ts';
+import type { PackageResults } from './results-file.ts';
+import { treeAt, unitPatchFile } from './tree.ts';
+
+export interface RunOptions {
+  readonly packages: readonly string[];
+  readonly jobs: number;
+  readonly view: View;
+  readonly outDir: string;
+  /**
+   * Run no package build: units without a cached result are classified only when they need no
+   * build (triage finds no compiled file); the rest are reported as pending.
+   */
+  readonly noBuilds: boolean;
+  /** Classify every package with the full pipeline (a build per unit), not compile-only. */
+  readonly fullBuilds: boolean;
+  /** Compile-only mode: most translation units one unit may compile (undefined: per package). */
+  readonly limit: number | undefined;
+  readonly log: (line: string) => void;
+}
+
+export async function classifyPackage(pkg: string, opts: RunOptions, tools: object): Promise<PackageResults> {
+  const manifest = await readManifest(pkg);
+  const selected = selectUnits(manifest, opts.view);
+  const usesUpdateView = opts.view !== 'series' && selected.some((u) => u.views.includes('update'));
+  const buildCmd = opts.jobs === 2 ? null : `DEB_BUILD_OPTIONS='nocheck nostrip parallel=${opts.jobs}' debian/rules build`;
+  const cacheDir = join(resultsCache, pkg);
+  await mkdir(cacheDir, { recursive: true });
+  const done = { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView };
+  if (profiles[pkg] && !opts.fullBuilds) {
+    // Compile-only mode (corpus/README.md): units in series order on one configured tree.
+    const out = await classifyCompileOnly(manifest, selected, {
+      jobs: opts.jobs,
+      limit: opts.limit,
+      tools,
+      cacheDir,
+      log: opts.log,
+      noBuilds: opts.noBuilds,
+      keyOf: (unit, mode) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: mode, tools }),
+      ensurePrerequisites: () => ensurePackagePrerequisites(manifest, opts.log),
+      fallback: async (unit) => {
+        await ensurePackagePrerequisites(manifest, opts.log);
+        const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), join(cacheRoot, 'corpus', 'patches', pkg));
+        // As the full pipeline's series walk: the tree before the unit, else (it does not
+        // build without a later patch) the whole series without the unit.
+        const placements = placementsFor(unit, unit.start, manifest.seriesLength);
+        const placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${pkg} ${unit.id}: ${line}`));
+        if (placed.kind !== 'classified') return null;
+        const { cls } = placed;
+        return { verdict: cls.verdict, reason: cls.reason, reasons: cls.reasons, objects: cls.objects, compiled: 0, seconds: 0 };
+      },
+    });
+    const seconds = out.units.reduce((sum, u) => sum + u.seconds, 0) + out.prepareSeconds;
+    return { ...done, compileOnly: true, units: out.units, row: packageRow(pkg, manifest.baseVersion, out.units, seconds) };
+  }
+  const units = await classifyWithFullPipeline(manifest, selected, { cacheDir, buildCmd, tools, usesUpdateView, noBuilds: opts.noBuilds, log: opts.log });
+  const seconds = units.reduce((sum, u) => sum + u.seconds, 0);
+  return { ...done, units, row: packageRow(pkg, manifest.baseVersion, units, seconds) };
+}

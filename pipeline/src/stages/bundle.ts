@@ -1,0 +1,45 @@
+/**
+ * Stage 6, bundle: per affected binary, its patch objects linked into one bundle (src/bundle/:
+ * ld -r + .wfpatch.meta). No bundle where any object blocks it (a data or layout change, an
+ * error, a new or unplaceable object); `classify` links them only to know they link.
+ */
+import { basename, join } from 'node:path';
+import { buildId, writeBundle } from '../bundle/index.ts';
+import type { Stage, StageContext } from './context.ts';
+
+function blocked(ctx: StageContext): boolean {
+  return ctx.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0 || o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
+}
+
+async function bundleFor(ctx: StageContext, binary: string, patches: readonly string[]): Promise<void> {
+  const original = ctx.original!;
+  const triage = ctx.triage!;
+  const installedPath = original.shipped?.[binary] ?? null;
+  const id = await buildId(join(original.tree, binary));
+  const file = `${basename(binary)}.wfp`;
+  const meta = { format: 1, patch: triage.name, sha256: triage.sha256, cves: triage.cves, target: { path: installedPath ?? binary, buildId: id } } as const;
+  const result = await writeBundle([...patches], meta, join(ctx.scratch!, file), ctx.scratch!);
+  if (!result.ok) {
+    ctx.unbundled.push(binary);
+    ctx.reasons.push({ object: null, kind: 'bundle', symbol: null, what: `bundle for ${binary} does not link: ${result.error}` });
+    return;
+  }
+  const objects = ctx.objects.filter((o) => o.binaries.includes(binary)).map((o) => o.object);
+  ctx.bundles.push({ binary, installedPath, originalPath: join(original.tree, binary), buildId: id, file: ctx.input.writeBundles ? file : null, sha256: result.sha256, objects });
+}
+
+export const bundleStage: Stage = {
+  key: 'bundle',
+  title: (input) => (input.writeBundles ? 'bundle per affected binary (ld -r + .wfpatch.meta)' : 'link a bundle per affected binary (checked, not written)'),
+  async run(ctx, task) {
+    const affected = new Set(ctx.objects.flatMap((o) => o.verdicts.filter((v) => v.outcome !== 'nothing' && v.binary !== '').map((v) => v.binary)));
+    if (affected.size === 0) return task.skip('no affected binary');
+    const isBlocked = blocked(ctx);
+    for (const binary of affected) {
+      const patches = ctx.perBinary.get(binary) ?? [];
+      if (isBlocked || patches.length === 0) ctx.unbundled.push(binary);
+      else await bundleFor(ctx, binary, patches);
+    }
+    task.title = `bundles: ${ctx.bundles.length} of ${affected.size} binaries`;
+  },
+};

@@ -1,0 +1,54 @@
+/**
+ * Stage 5, object diff: each changed object is placed (the link map follows it into the
+ * binaries the package installs) and judged against each of them (judge.ts).
+ */
+import { join } from 'node:path';
+import { exists } from '../common/fs.ts';
+import { linkMap } from '../wrapper/index.ts';
+import { ensureCreateDiffObject } from './create-diff-object.ts';
+import { needsBuild, type Candidate, type Stage, type StageContext } from './context.ts';
+import { judgeObjectPair } from './judge.ts';
+
+/** Judges one candidate; an object linked into nothing the package installs is no target. */
+async function diffCandidate(ctx: StageContext, cand: Candidate, links: ReadonlyMap<string, readonly string[]>, onProgress: (line: string) => void): Promise<void> {
+  const original = ctx.original!;
+  const patched = ctx.patched!;
+  const all = links.get(cand.object) ?? linkMap(patched.log).get(cand.object) ?? [];
+  const binaries = original.shipped === null ? all : all.filter((b) => b in original.shipped!);
+  const skipped = all.filter((b) => !binaries.includes(b));
+  if (skipped.length) ctx.notes.push(`${cand.object}: linked into ${skipped.join(', ')}, which the package does not install: not a target`);
+  if (all.length === 0) {
+    // Not a silent "nothing to do": the change is real, we just cannot place it.
+    ctx.reasons.push({ object: cand.object, kind: 'unmapped', symbol: null, what: 'changed, but the build log links it into no file (an archive or link step the wrapper did not see?)' });
+    ctx.objects.push({ object: cand.object, source: cand.source, binaries: [], verdicts: [{ binary: '', outcome: 'unmapped', exitCode: null, verdict: null }] });
+    return;
+  }
+  if (binaries.length === 0) return;
+  const judged = await judgeObjectPair({
+    object: cand.object,
+    source: cand.source,
+    original: cand.hasOriginal ? join(original.tree, cand.object) : null,
+    patched: join(patched.tree, cand.object),
+    sourceExisted: await exists(join(original.tree, cand.source)),
+    targets: binaries.map((binary) => ({ name: binary, path: join(original.tree, binary) })),
+    scratch: ctx.scratch!,
+    onProgress,
+  });
+  ctx.reasons.push(...judged.reasons);
+  ctx.notes.push(...judged.notes);
+  for (const [binary, patch] of judged.patches) ctx.perBinary.set(binary, [...(ctx.perBinary.get(binary) ?? []), patch]);
+  ctx.objects.push(judged.report);
+}
+
+export const objectDiffStage: Stage = {
+  key: 'diff',
+  title: () => 'create-diff-object on each changed object',
+  async run(ctx, task) {
+    if (!needsBuild(ctx) || ctx.patched!.candidates.length === 0) return task.skip('no changed objects');
+    const candidates = ctx.patched!.candidates;
+    if (candidates.some((cand) => cand.hasOriginal)) await ensureCreateDiffObject();
+    const links = linkMap(ctx.original!.log);
+    for (const cand of candidates) await diffCandidate(ctx, cand, links, (line) => (task.output = line));
+    task.title = `create-diff-object: ${ctx.objects.length} object(s)`;
+  },
+};
