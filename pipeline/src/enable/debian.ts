@@ -2,8 +2,8 @@ import { appendFile, copyFile, mkdir, readFile, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../cli/errors.ts';
-import { exists } from '../corpus/fs.ts';
-import { tail } from '../setup/apt.ts';
+import { exists } from '../common/fs.ts';
+import { tail } from '../common/text.ts';
 import type { Enablement } from './apps.ts';
 
 /** The enabled package's version: Debian's version with a `+wfpatch1` suffix (sorts after it). */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { exists } from '../corpus/fs.ts';
+import { exists } from '../common/fs.ts';
 import { repoRoot } from '../paths.ts';
 
 /** libwfpatch's folder in the repository (`make -C kpatch-fork` builds it). */

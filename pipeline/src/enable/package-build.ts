@@ -1,7 +1,7 @@
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { runBuild, type BuildCommand } from '../build/command.ts';
+import { runBuild, type BuildCommand } from '../stages/build-command.ts';
 import { installShims, readRecords, wrapperEnv, writeBuildLog } from '../wrapper/index.ts';
 
 /** Debian's binary build, without the test suite (it runs the server for minutes). */
