@@ -45,8 +45,11 @@ async function sourceIdentity(tree: SourceTree): Promise<string> {
   return tree.package ? `${tree.package.name}_${tree.package.version}@${hash}` : `${tree.dir}@${hash}`;
 }
 
-/** Bump when what a cached original build holds changes (layout, meta.json, shipped detection). */
-const cacheFormat = 1;
+/**
+ * Bump when what a cached original build holds changes (layout, meta.json, shipped detection).
+ * 2: logs of builds reached through a symbolic link had paths outside the tree (readRecords).
+ */
+const cacheFormat = 2;
 
 export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Promise<{ key: string; source: string; wrapper: string }> {
   const source = await sourceIdentity(tree);

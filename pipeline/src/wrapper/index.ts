@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { delimiter, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 
@@ -160,6 +160,12 @@ function parseArchive(tree: string, cwd: string, tool: string, args: readonly st
 
 /** Reads the wrapper's record folder into log entries, in the order the calls finished. */
 export async function readRecords(tree: string, logDir: string): Promise<BuildLogEntry[]> {
+  // The wrapper records $PWD, which a shell that a build tool started in a folder it chdir'd
+  // into spells physically (symbolic links resolved), while the caller may have spelled the
+  // tree through a link: both are turned into the physical spelling before paths are made
+  // relative, or every path would climb out of the tree ('../../var/cache/…/tree/x.c').
+  const physical = await realpath(tree).catch(() => tree);
+  const canonical = (cwd: string): string => (cwd === tree || cwd.startsWith(`${tree}/`) ? physical + cwd.slice(tree.length) : cwd);
   const names = await readdir(logDir);
   const records: { time: bigint; entry: BuildLogEntry }[] = [];
   for (const name of names) {
@@ -169,7 +175,7 @@ export async function readRecords(tree: string, logDir: string): Promise<BuildLo
     fields.pop(); // after the last NUL
     if (fields.length < 2) continue; // the wrapper was killed while writing
     const [cwd, tool, ...args] = fields;
-    const entry = parseInvocation(tree, cwd, tool, args);
+    const entry = parseInvocation(physical, canonical(cwd), tool, args);
     if (entry) records.push({ time: info.mtimeNs, entry });
   }
   records.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
