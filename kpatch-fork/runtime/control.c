@@ -60,9 +60,9 @@ static void enqueue(enum wf_req_kind kind, const char *path, const char *source,
 		wf_warn("request queue full: %s trigger dropped", source);
 		if (client >= 0) {
 			struct wf_json j;
-			wf_json_begin(&j, "rejected");
+			wf_event_begin(&j, "rejected");
 			wf_json_str(&j, "reason", "request queue full");
-			wf_json_emit_to(&j, client);
+			wf_event_emit_to(&j, client);
 			wf_client_done(client);
 		}
 		return;
@@ -126,9 +126,9 @@ static void client_request(struct client *c, char *line)
 		wf_transition_status(c->fd);
 		wf_client_done(c->fd);
 	} else {
-		wf_json_begin(&j, "rejected");
+		wf_event_begin(&j, "rejected");
 		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status)");
-		wf_json_emit_to(&j, c->fd);
+		wf_event_emit_to(&j, c->fd);
 		c->busy = true;
 		wf_client_done(c->fd);
 	}
