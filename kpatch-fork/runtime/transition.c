@@ -74,7 +74,7 @@ static void summary(const char *outcome, const char *reason)
 		wf_json_num(&j, "max_stall_ms", max_stall);
 	}
 	wf_json_int(&j, "depth", depth);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 }
 
 /* Ends the transition with an error; the process keeps its previous code. */
@@ -86,14 +86,12 @@ static void reject(const char *reason)
 	event_common(&j, "rejected");
 	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
 	wf_json_str(&j, "reason", reason);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	n_rejected++;
 	if (tr.has_patch && !tr.patch_kept)
 		wf_patch_unload(&tr.patch);
-	if (tr.client >= 0)
-		wf_client_done(tr.client);
 	memset(&tr, 0, sizeof(tr));
-	tr.client = -1;
+	tr.reply_fd = -1;
 }
 
 static void finish(void)
@@ -106,17 +104,15 @@ static void finish(void)
 	wf_json_int(&j, "depth", depth);
 	if (!tr.global)
 		wf_json_int(&j, "gen", current_gen);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	if (tr.rollback)
 		n_rolled_back++;
 	else
 		n_applied++;
 	if (wf_config.patch_done)
 		wf_config.patch_done();
-	if (tr.client >= 0)
-		wf_client_done(tr.client);
 	memset(&tr, 0, sizeof(tr));
-	tr.client = -1;
+	tr.reply_fd = -1;
 }
 
 static void log_loaded(void)
@@ -140,7 +136,7 @@ static void log_loaded(void)
 	wf_json_num(&j, "load_us", tr.load_us);
 	if (p->meta)
 		wf_json_raw(&j, "meta", p->meta[0] == '{' ? p->meta : NULL);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 }
 
 static void log_jumps(void)
@@ -163,7 +159,7 @@ static void log_jumps(void)
 	wf_json_int(&j, "eh_frames_registered", p->eh_registered);
 	if (!tr.global)
 		wf_json_int(&j, "gen", tr.new_gen);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 }
 
 /* Local mode: drop generations no rollback can reach any more. */
@@ -180,7 +176,7 @@ static void delete_old_generations(void)
 		wf_json_int(&j, "gen", a->prev_gen);
 		if (rc < 0)
 			wf_json_str(&j, "error", strerror((int)-rc));
-		wf_event_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 	}
 }
 
@@ -247,7 +243,7 @@ static void start_local_apply(void)
 	wf_json_int(&j, "gen", gen);
 	wf_json_int(&j, "from", prev);
 	wf_json_num(&j, "create_us", tr.create_us);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 
 	if (tr.has_patch) {
 		if (wf_text_write_jumps(&tr.patch, err)) {
@@ -268,7 +264,7 @@ static void start_local_apply(void)
 	event_common(&j, "migration_pending");
 	wf_json_int(&j, "gen", gen);
 	wf_json_int(&j, "threads", tr.threads);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	if (wf_config.trigger_local_quiescence)
 		wf_config.trigger_local_quiescence();
 	if (wf_config.patch_applied)
@@ -302,7 +298,7 @@ static void start_local_rollback(void)
 	wf_json_int(&j, "gen", top->prev_gen);
 	wf_json_int(&j, "threads", tr.threads);
 	wf_json_str(&j, "rollback_of", top->patch.path);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	if (wf_config.trigger_local_quiescence)
 		wf_config.trigger_local_quiescence();
 	wf_transition_poll();
@@ -323,11 +319,11 @@ static void start_global(void)
 	wf_transition_poll();
 }
 
-void wf_transition_start(const struct wf_request *req)
+bool wf_transition_start(const struct wf_request *req)
 {
 	memset(&tr, 0, sizeof(tr));
 	tr.active = true;
-	tr.client = req->client;
+	tr.reply_fd = req->reply_fd;
 	tr.global = wf_settings.global;
 	tr.rollback = req->kind == WF_REQ_ROLLBACK;
 	tr.trigger_ns = req->ns ? req->ns : wf_now_ns();
@@ -340,22 +336,19 @@ void wf_transition_start(const struct wf_request *req)
 	wf_json_str(&j, "action", tr.rollback ? "rollback" : "apply");
 	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
 	wf_json_str(&j, "mode", tr.global ? "global" : "local");
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 
-	if (tr.rollback && depth == 0) {
+	if (tr.rollback && depth == 0)
 		reject("nothing to roll back: no patch is applied");
-		return;
-	}
-	if (!tr.rollback && depth == MAX_STACK) {
+	else if (!tr.rollback && depth == MAX_STACK)
 		reject("too many stacked patches");
-		return;
-	}
-	if (tr.global)
+	else if (tr.global)
 		start_global();
 	else if (tr.rollback)
 		start_local_rollback();
 	else
 		start_local_apply();
+	return !tr.active;
 }
 
 static void poll_local(void)
@@ -374,7 +367,7 @@ static void poll_local(void)
 		wf_json_int(&j, "gen", top->gen);
 		if (rc < 0)
 			wf_json_str(&j, "error", strerror((int)-rc));
-		wf_event_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 		/* Its code stays mapped: a thread in an untracked path may still return into it. */
 		free(top->patch.funcs);
 		top->patch.funcs = NULL;
@@ -401,7 +394,7 @@ static void poll_global(void)
 		wf_json_num(&j, "ms", since_trigger_ms());
 		wf_json_int(&j, "missing", missing);
 		wf_json_str(&j, "threads", names);
-		wf_event_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 		wf_global_release();
 		reject(reason);
 		return;
@@ -412,7 +405,7 @@ static void poll_global(void)
 	struct wf_json j;
 	event_common(&j, "quiescence");
 	wf_json_num(&j, "ms", tr.quiescence_ms);
-	wf_event_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	char err[WF_ERRLEN];
 	if (tr.rollback) {
 		struct applied *top = &stack[depth - 1];
@@ -425,7 +418,7 @@ static void poll_global(void)
 		event_common(&j, "jumps_removed");
 		wf_json_str(&j, "patch", top->patch.path);
 		wf_json_int(&j, "count", (long long)top->patch.nfuncs);
-		wf_event_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 	} else if (tr.has_patch) {
 		if (wf_text_write_jumps(&tr.patch, err)) {
 			wf_global_release();
@@ -442,14 +435,15 @@ static void poll_global(void)
 	finish();
 }
 
-void wf_transition_poll(void)
+bool wf_transition_poll(void)
 {
 	if (!tr.active)
-		return;
+		return false;
 	if (tr.global)
 		poll_global();
 	else
 		poll_local();
+	return !tr.active;
 }
 
 void wf_transition_totals(void)
