@@ -12,6 +12,25 @@
 
 #define MAX_STACK 256
 
+/* The running transition. */
+struct transition {
+	bool active;
+	bool global;
+	bool rollback;
+	bool has_patch;
+	bool began;          /* threads were asked to move: their statistics count */
+	bool patch_kept;     /* the patch moved onto the stack: don't unload it */
+	int seq;
+	int reply_fd;
+	int threads;
+	char path[4096];
+	struct wf_loaded patch;
+	uint64_t trigger_ns;
+	uint64_t deadline_ns;
+	long new_gen, old_gen;
+	double create_us, load_us, quiescence_ms;
+};
+
 struct applied {
 	struct wf_loaded patch;
 	long gen;       /* local: the generation with this patch */
@@ -29,11 +48,6 @@ static int n_applied, n_rejected, n_rolled_back;
 bool wf_transition_active(void)
 {
 	return tr.active;
-}
-
-uint64_t wf_transition_deadline(void)
-{
-	return tr.active && tr.global ? tr.deadline_ns : 0;
 }
 
 static void event_common(struct wf_json *j, const char *event)

@@ -17,31 +17,12 @@ struct wf_request {
 	uint64_t ns;         /* when the trigger arrived */
 };
 
-struct transition {
-	bool active;
-	bool global;
-	bool rollback;
-	bool has_patch;
-	bool began;          /* threads were asked to move: their statistics count */
-	bool patch_kept;     /* the patch moved onto the stack: don't unload it */
-	int seq;
-	int reply_fd;
-	int threads;
-	char path[4096];
-	struct wf_loaded patch;
-	uint64_t trigger_ns;
-	uint64_t deadline_ns;
-	long new_gen, old_gen;
-	double create_us, load_us, quiescence_ms;
-};
-
 /* Starts a transition (none may be active). True if it has already ended (rejected, or nothing
  * to wait for). */
 WF_HIDDEN bool wf_transition_start(const struct wf_request *req);
 /* Advances the active transition; true if it ended in this call. */
 WF_HIDDEN bool wf_transition_poll(void);
 WF_HIDDEN bool wf_transition_active(void);
-WF_HIDDEN uint64_t wf_transition_deadline(void);
 WF_HIDDEN void wf_transition_totals(void);
 /* Writes the status event to the log and to fd. */
 WF_HIDDEN void wf_transition_status(int fd);
