@@ -69,6 +69,11 @@ export interface Report {
   readonly package: { readonly name: string; readonly version: string } | null;
   readonly source: string | null;
   readonly buildCommand: string | null;
+  /**
+   * How the builds ran: the command's argv and its whole environment (clean, not the caller's;
+   * the compiler wrapper then adds its shim folder in front of PATH, CC, CXX and WFBUILD_*).
+   */
+  readonly build: { readonly argv: readonly string[]; readonly env: Readonly<Record<string, string>> } | null;
   readonly cves: readonly string[];
   readonly files: readonly TouchedFile[];
   readonly outcome: Outcome;
