@@ -93,6 +93,11 @@ export interface StageContext {
   readonly input: StageInput;
   triage?: Triage;
   tree?: SourceTree;
+  /**
+   * For a Debian tree, what `apt-get build-dep` installs from: `NAME=VERSION` for --package (the
+   * registry's exact version), the folder for --source.
+   */
+  buildDepsFrom?: string;
   cmd?: BuildCommand;
   original?: OriginalBuild;
   patched?: PatchedBuild;

@@ -1,4 +1,5 @@
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -22,6 +23,7 @@ export const sourceStage: Stage = {
     const { options, cache, patchPath } = ctx.input;
     const tree = options.package !== undefined ? await fetchPackage(options.package, join(cache, 'sources')) : await describeTree(options.source!);
     ctx.tree = tree;
+    if (tree.debian) ctx.buildDepsFrom = tree.package && options.package !== undefined ? `${tree.package.name}=${tree.package.version}` : tree.dir;
     ctx.cmd = await chooseBuildCommand(tree, options.buildCmd);
     const check = await patchApplies(tree.dir, patchPath, join(cache, 'work'));
     if (!check.ok) throw new UserError(explainReject(check.output, ctx.triage!.name), ExitCode.usage);
@@ -67,8 +69,13 @@ export async function fetchPackage(spec: string, cacheDir: string): Promise<Sour
     const cached = join(cacheDir, `${name}_${version.replace(/^\d+:/, '')}`);
     if (await exists(join(cached, '.complete'))) return describeTree(join(cached, 'tree'));
   }
-  // --print-uris names the .dsc (and so the exact version) without downloading anything.
-  const uris = await execa('apt-get', ['source', '--print-uris', '-q', target], { reject: false, all: true });
+  // --print-uris names the .dsc (and so the exact version) without downloading anything —
+  // in an empty folder: in one that already holds the .dsc (people run `apt-get source` first)
+  // apt prints "Skipping already downloaded file" instead of the URIs.
+  const empty = await mkdtemp(join(tmpdir(), 'wfbuild-uris-'));
+  const uris = await execa('apt-get', ['source', '--print-uris', '-q', target], { cwd: empty, reject: false, all: true, stdin: 'ignore' }).finally(() =>
+    rm(empty, { recursive: true, force: true }),
+  );
   const dsc = /'[^']*' (\S+?)_(\S+)\.dsc /.exec(uris.stdout);
   if (uris.exitCode !== 0 || !dsc) {
     throw new UserError(`apt-get source ${target}: no such source package or version in the registry\n${tail(uris.all ?? '', 5)}`, ExitCode.usage);
