@@ -4,6 +4,7 @@
  */
 import type { BundleReport, ObjectReport, Reason } from '../report/types.ts';
 import type { Triage } from '../triage/index.ts';
+import type { EarlierPatch } from './after-patches.ts';
 import type { BuildLogEntry, CompileEntry } from '../wrapper/index.ts';
 
 /** A source tree to build, and what it is. */
@@ -67,7 +68,12 @@ export interface ClassifyOptions {
   readonly package?: string;
   /** An unpacked tree (a Debian tree with its own patches applied). */
   readonly source?: string;
-  /** Build command line (default: debian/rules build, or make). */
+  /**
+   * Earlier fixes the patch is written on top of (patch files, or quilt series files listing
+   * them), applied in order before both builds.
+   */
+  readonly after?: readonly string[];
+  /** Build command line (default: debian/rules build-arch, or make). */
   readonly buildCmd?: string;
   /** Output folder for report.json (and bundles); null writes nothing. */
   readonly out?: string | null;
@@ -98,6 +104,8 @@ export interface StageContext {
    * registry's exact version), the folder for --source.
    */
   buildDepsFrom?: string;
+  /** The --after patches, applied to `tree` (a prepared copy in the cache) before both builds. */
+  after?: readonly EarlierPatch[];
   cmd?: BuildCommand;
   original?: OriginalBuild;
   patched?: PatchedBuild;

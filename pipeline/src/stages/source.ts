@@ -7,6 +7,7 @@ import { tail } from '../common/text.ts';
 import { exists } from '../common/fs.ts';
 import { chooseBuildCommand } from './build-command.ts';
 import { explainReject, patchApplies } from './apply-patch.ts';
+import { resolveEarlierPatches, treeWithEarlierPatches } from './after-patches.ts';
 import type { SourceTree, Stage } from './context.ts';
 
 export type { SourceTree } from './context.ts';
@@ -21,14 +22,21 @@ export const sourceStage: Stage = {
   title: () => 'source tree',
   async run(ctx, task) {
     const { options, cache, patchPath } = ctx.input;
-    const tree = options.package !== undefined ? await fetchPackage(options.package, join(cache, 'sources')) : await describeTree(options.source!);
+    const fetched = options.package !== undefined ? await fetchPackage(options.package, join(cache, 'sources')) : await describeTree(options.source!);
+    // Build dependencies come from what was fetched or given, not from the prepared copy.
+    if (fetched.debian) ctx.buildDepsFrom = fetched.package && options.package !== undefined ? `${fetched.package.name}=${fetched.package.version}` : fetched.dir;
+    ctx.after = await resolveEarlierPatches(options.after ?? []);
+    const tree = ctx.after.length > 0 ? await treeWithEarlierPatches(fetched, ctx.after, join(cache, 'based')) : fetched;
     ctx.tree = tree;
-    if (tree.debian) ctx.buildDepsFrom = tree.package && options.package !== undefined ? `${tree.package.name}=${tree.package.version}` : tree.dir;
     ctx.cmd = await chooseBuildCommand(tree, options.buildCmd);
     const check = await patchApplies(tree.dir, patchPath, join(cache, 'work'));
-    if (!check.ok) throw new UserError(explainReject(check.output, ctx.triage!.name), ExitCode.usage);
+    if (!check.ok) {
+      const hint = ctx.after.length === 0 ? '\n(if it is written on top of earlier fixes of the same update, name them with --after P1.patch,P2.patch or a series file)' : '';
+      throw new UserError(`${explainReject(check.output, ctx.triage!.name)}${hint}`, ExitCode.usage);
+    }
     const id = tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir;
-    task.title = `source tree: ${id}; the patch applies`;
+    const after = ctx.after.length > 0 ? ` after ${ctx.after.map((p) => p.name).join(', ')}` : '';
+    task.title = `source tree: ${id}${after}; the patch applies`;
   },
 };
 
