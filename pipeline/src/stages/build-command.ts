@@ -83,8 +83,9 @@ export async function runBuild(
   const bound = at === undefined ? argv : ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"', 'sh', cwd, at, ...argv];
   const result = await execa(bound[0], bound.slice(1), {
     cwd,
-    // Nothing of the caller's environment: only the command's clean one and the wrapper's.
-    env: buildProcessEnv(cmd.env, env),
+    // Nothing of the caller's environment: only the clean one (a command that brings its own
+    // variables, such as enable's dpkg-buildpackage, gets the clean defaults under them) and the wrapper's.
+    env: buildProcessEnv({ ...cleanBuildEnv(), ...cmd.env }, env),
     extendEnv: false,
     reject: false,
     all: true,
