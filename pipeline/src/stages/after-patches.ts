@@ -11,14 +11,9 @@ import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { copyTree, exists } from '../common/fs.ts';
 import { applyPatch } from './apply-patch.ts';
-import type { SourceTree } from './context.ts';
+import type { EarlierPatch, SourceTree } from './context.ts';
 
-export interface EarlierPatch {
-  readonly name: string;
-  /** Absolute path. */
-  readonly path: string;
-  readonly sha256: string;
-}
+export type { EarlierPatch } from './context.ts';
 
 const looksLikePatch = (text: string): boolean => /^(?:--- \S|\+\+\+ \S|diff |Index: )/m.test(text);
 

@@ -4,7 +4,6 @@
  */
 import type { BundleReport, ObjectReport, Reason } from '../report/types.ts';
 import type { Triage } from '../triage/index.ts';
-import type { EarlierPatch } from './after-patches.ts';
 import type { BuildLogEntry, CompileEntry } from '../wrapper/index.ts';
 
 /** A source tree to build, and what it is. */
@@ -15,6 +14,14 @@ export interface SourceTree {
   readonly package: { readonly name: string; readonly version: string } | null;
   /** Whether debian/rules exists (decides the default build command). */
   readonly debian: boolean;
+}
+
+/** An earlier fix (`--after`) applied to the tree before both builds. */
+export interface EarlierPatch {
+  readonly name: string;
+  /** Absolute path. */
+  readonly path: string;
+  readonly sha256: string;
 }
 
 /** How a tree is built: the same command for the original build and the patched rebuild. */
