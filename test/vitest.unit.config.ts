@@ -9,6 +9,8 @@ export const unitSuites: readonly string[] = [
   'test/imports.test.ts',
   'test/triage.test.ts',
   'test/wfbuild.test.ts',
+  'test/build-env.test.ts',
+  'test/after.test.ts',
   'test/cli.test.ts',
   'test/corpus-driver.test.ts',
   'test/corpus-manifest.test.ts',

@@ -260,7 +260,7 @@ describe('wfbuild on the smallc fixture (integration: real make, gcc, create-dif
     expect(report.bundles).toHaveLength(1);
     const bundle = report.bundles[0];
     expect(bundle).toMatchObject({ binary: 'smallc', file: 'smallc.wfp', objects: ['greet.o'] });
-    expect(Object.keys(report.timings)).toEqual(['triage', 'source', 'originalBuild', 'patchedBuild', 'diff', 'bundle']);
+    expect(Object.keys(report.timings)).toEqual(['triage', 'source', 'buildDeps', 'originalBuild', 'patchedBuild', 'diff', 'bundle']);
     const file = join(out('text'), 'smallc.wfp');
     const meta = await readBundleMeta(file, scratch);
     expect(meta).toEqual({ format: 1, patch: '0001-text-only-CVE-2099-0001.patch', sha256: report.patch.sha256, cves: ['CVE-2099-0001'], target: { path: 'smallc', buildId: bundle.buildId } });

@@ -14,7 +14,7 @@
  * `--source`); (3) `nice -n 10 node pipeline/bin/wfbuild build PATCH --source TREE --out DIR
  * --json`, timed; (4) report.json's outcome against the expectation, and every changed object
  * against the expected sources (an object nobody expected is "spurious"). With `--plain`, also
- * a plain `debian/rules build` of a fresh copy of the tree, for the ≤ 1.5x goal.
+ * a plain `debian/rules build-arch` of a fresh copy of the tree, for the ≤ 1.5x goal.
  *
  * The CLI runs as a process (execa, argument arrays, no shell): this script imports nothing from
  * pipeline/src. Exit: 0 every selected runnable package matched, 1 a mismatch, a failure or a
@@ -332,17 +332,22 @@ function firstErrorLine(stderr: string): string | null {
   return lines[0]!;
 }
 
-/** A plain `debian/rules build` of a fresh copy of the tree (no wrapper), for the ratio. */
+/**
+ * A plain `debian/rules build-arch` of a fresh copy of the tree (no wrapper), for the ratio: the
+ * same target and the same clean environment as wfbuild's builds (pipeline/README.md), so the
+ * ratio measures the wrapper, the copies and the rebuild, not a different build.
+ */
 async function plainBuild(p: PackageEntry, tree: string): Promise<number | null> {
   const copy = join(cacheRoot, 'plain', `${p.package}-${process.pid}`);
   await rm(copy, { recursive: true, force: true });
   await mkdir(dirname(copy), { recursive: true });
   await cp(tree, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-  log(`${p.package}: plain debian/rules build (for the ratio)`);
+  log(`${p.package}: plain debian/rules build-arch (for the ratio)`);
   const start = performance.now();
-  const r = await execa('nice', ['-n', '10', 'debian/rules', 'build'], {
+  const r = await execa('nice', ['-n', '10', 'debian/rules', 'build-arch'], {
     cwd: copy,
-    env: { DEB_BUILD_OPTIONS: debBuildOptions },
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC', DEB_BUILD_OPTIONS: debBuildOptions },
+    extendEnv: false,
     reject: false,
     stdin: 'ignore',
     timeout: timeoutMs,

@@ -61,7 +61,7 @@ export function failureReason(message: string): string {
 export interface ClassifyUnitInput {
   readonly patchFile: string;
   readonly tree: string;
-  /** A build command line (null: the pipeline's default, debian/rules build). */
+  /** A build command line (null: the pipeline's default, debian/rules build-arch). */
   readonly buildCmd: string | null;
 }
 

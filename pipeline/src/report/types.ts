@@ -69,6 +69,13 @@ export interface Report {
   readonly package: { readonly name: string; readonly version: string } | null;
   readonly source: string | null;
   readonly buildCommand: string | null;
+  /**
+   * How the builds ran: the command's argv and its whole environment (clean, not the caller's;
+   * the compiler wrapper then adds its shim folder in front of PATH, CC, CXX and WFBUILD_*).
+   */
+  /** The --after patches (earlier fixes) both builds contained, in order. */
+  readonly after: readonly { readonly name: string; readonly path: string; readonly sha256: string }[];
+  readonly build: { readonly argv: readonly string[]; readonly env: Readonly<Record<string, string>> } | null;
   readonly cves: readonly string[];
   readonly files: readonly TouchedFile[];
   readonly outcome: Outcome;

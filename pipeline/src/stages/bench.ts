@@ -5,7 +5,8 @@
  *
  *   npx tsx pipeline/src/stages/bench.ts [--package memcached=1.6.18-1] [--patch FILE] [--runs N]
  *
- * Per run: (1) plain `debian/rules build` in a fresh copy of the tree (no wrapper);
+ * Per run: (1) plain `debian/rules build-arch` in a fresh copy of the tree (no wrapper; the
+ * same target and clean environment as wfbuild's builds);
  * (2) `wfbuild build` with an empty original-build cache (cold: original build through the
  * wrapper + patched rebuild + create-diff-object + bundle); (3) the same again with the cache
  * (warm: what each further patch of the package costs). Runs alternate (1) and (2) first so a
@@ -18,6 +19,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { fetchPackage } from './source.ts';
+import { cleanBuildEnv } from './build-env.ts';
 import { copyTree } from '../common/fs.ts';
 import { debBuildOptions } from './build-command.ts';
 import { classifyPatch, type Report } from './index.ts';
@@ -38,7 +40,7 @@ async function plainBuild(): Promise<number> {
   const copy = join(scratch, `plain-${Date.now()}`);
   await copyTree(tree.dir, copy);
   const start = performance.now();
-  await execa('nice', ['-n', '10', 'debian/rules', 'build'], { cwd: copy, env: { DEB_BUILD_OPTIONS: debBuildOptions }, stdin: 'ignore' });
+  await execa('nice', ['-n', '10', 'debian/rules', 'build-arch'], { cwd: copy, env: cleanBuildEnv({ DEB_BUILD_OPTIONS: debBuildOptions }), extendEnv: false, stdin: 'ignore' });
   const ms = performance.now() - start;
   await rm(copy, { recursive: true, force: true });
   return ms;
@@ -67,7 +69,7 @@ try {
     const warm = await wfbuild(cache);
     await rm(cache, { recursive: true, force: true });
     console.log(`run ${run}: outcome ${cold.report.outcome}`);
-    console.log(`  plain debian/rules build          ${s(plain)}`);
+    console.log(`  plain debian/rules build-arch     ${s(plain)}`);
     console.log(`  wfbuild, cold cache               ${s(cold.ms)}  = ${(cold.ms / plain).toFixed(2)}x plain   stages: ${Object.entries(cold.report.timings).map(([k, v]) => `${k} ${s(v)}`).join(', ')}`);
     console.log(`  wfbuild, original build cached    ${s(warm.ms)}  = ${(warm.ms / plain).toFixed(2)}x plain   stages: ${Object.entries(warm.report.timings).map(([k, v]) => `${k} ${s(v)}`).join(', ')}`);
   }

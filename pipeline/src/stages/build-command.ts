@@ -2,7 +2,10 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { tail } from '../common/text.ts';
+import { cacheRoot } from '../paths.ts';
 import type { BuildCommand, SourceTree } from './context.ts';
+import { buildProcessEnv, cleanBuildEnv } from './build-env.ts';
+import { keepFailedBuild, tellingLines } from './build-failure.ts';
 
 import { exists } from '../common/fs.ts';
 
@@ -13,16 +16,19 @@ export const debBuildOptions = 'nocheck nostrip parallel=2';
 
 /**
  * The build command: the user's (`--build-cmd`, run by sh -c: it is a command line the user
- * wrote), else `debian/rules build` for a Debian tree, else make (after ./configure when the
- * tree has only a configure script). A tree with none of these has no build system we know.
+ * wrote), else `debian/rules build-arch` for a Debian tree — live patches concern the
+ * architecture-dependent binaries only, and `build` would also build the documentation, with
+ * generators (sphinx, asciidoctor, …) that need more build dependencies and can fail — else make
+ * (after ./configure when the tree has only a configure script). A tree with none of these has
+ * no build system we know. Every command runs in the clean environment of build-env.ts.
  */
 export async function chooseBuildCommand(tree: SourceTree, userCommand: string | undefined): Promise<BuildCommand> {
-  const env: Record<string, string> = { DEB_BUILD_OPTIONS: debBuildOptions };
+  const env: Record<string, string> = cleanBuildEnv({ DEB_BUILD_OPTIONS: debBuildOptions });
   if (userCommand !== undefined) {
     if (userCommand.trim() === '') throw new UserError('--build-cmd: empty command');
     return { display: userCommand, argv: ['sh', '-c', userCommand], env };
   }
-  if (tree.debian) return { display: 'debian/rules build', argv: ['debian/rules', 'build'], env };
+  if (tree.debian) return { display: 'debian/rules build-arch', argv: ['debian/rules', 'build-arch'], env };
   for (const makefile of ['GNUmakefile', 'makefile', 'Makefile']) {
     if (await exists(join(tree.dir, makefile))) return { display: 'make -j2', argv: ['make', '-j2'], env };
   }
@@ -38,9 +44,12 @@ export async function chooseBuildCommand(tree: SourceTree, userCommand: string |
 /** Which build failed: the corpus tries another base tree when the original does not build. */
 export type BuildStep = 'original' | 'patched' | 'other';
 
-/** A build that exited non-zero (exit code 12), with its output's last lines in the message. */
+/**
+ * A build that exited non-zero (exit code 12): the message has the telling error lines, where
+ * the whole log was kept, and the output's last lines.
+ */
 export class BuildFailed extends UserError {
-  constructor(message: string, readonly step: BuildStep) {
+  constructor(message: string, readonly step: BuildStep, readonly logDir: string | null = null) {
     super(message, ExitCode.buildFailed);
     this.name = 'BuildFailed';
   }
@@ -60,19 +69,41 @@ export function bindMountAvailable(): Promise<boolean> {
  * and built there: the build sees the original's path, so absolute paths a configure step or
  * CMake stored (CMakeCache.txt refuses another folder) stay valid, and nobody else sees the mount.
  */
-export async function runBuild(cmd: BuildCommand, cwd: string, env: Record<string, string>, what: string, at?: string, step: BuildStep = 'other'): Promise<string> {
+export async function runBuild(
+  cmd: BuildCommand,
+  cwd: string,
+  env: Record<string, string>,
+  what: string,
+  at?: string,
+  step: BuildStep = 'other',
+  failedLogs: string = join(cacheRoot, 'wfbuild', 'failed'),
+): Promise<string> {
   const argv = ['nice', '-n', '10', ...cmd.argv];
   // The paths are positional parameters of a constant script, never spliced into it.
   const bound = at === undefined ? argv : ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"', 'sh', cwd, at, ...argv];
   const result = await execa(bound[0], bound.slice(1), {
     cwd,
-    env: { ...cmd.env, ...env },
+    // Nothing of the caller's environment: only the clean one (a command that brings its own
+    // variables, such as enable's dpkg-buildpackage, gets the clean defaults under them) and the wrapper's.
+    env: buildProcessEnv({ ...cleanBuildEnv(), ...cmd.env }, env),
+    extendEnv: false,
     reject: false,
     all: true,
     stdin: 'ignore',
   });
   if (result.exitCode !== 0) {
-    throw new BuildFailed(`${what} failed (${cmd.display}, exit ${result.exitCode ?? result.signal}):\n${tail(result.all ?? '', 25)}`, step);
+    const output = result.all ?? '';
+    const stamp = `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}-${step}`;
+    const kept = await keepFailedBuild(join(failedLogs, stamp), cwd, output).catch(() => null);
+    const telling = tellingLines(output, kept?.configLogs ?? []);
+    const parts = [
+      `${what} failed (${cmd.display}, exit ${result.exitCode ?? result.signal}):`,
+      ...(telling.length > 0 ? ['the error:', ...telling.map((l) => `  ${l}`)] : []),
+      ...(kept ? [`full log: ${join(kept.dir, 'build.log')}${kept.configLogs.length > 0 ? ' (and the config.log files beside it)' : ''}`] : []),
+      'last lines:',
+      tail(output, telling.length > 0 ? 10 : 25),
+    ];
+    throw new BuildFailed(parts.join('\n'), step, kept?.dir ?? null);
   }
   return result.all ?? '';
 }

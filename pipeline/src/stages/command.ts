@@ -7,6 +7,7 @@ import { classifyPatch, defaultOut, exitCodeFor } from './index.ts';
 const options = {
   package: { type: 'string' },
   source: { type: 'string' },
+  after: { type: 'string', multiple: true },
   'build-cmd': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
@@ -14,8 +15,12 @@ const options = {
 
 const common = `  --package NAME[=VERSION]  Debian source package, fetched with apt-get source (cached)
   --source DIR              an unpacked tree (a Debian tree with its own patches applied)
-  --build-cmd CMD           build command line (default: debian/rules build with
-                            DEB_BUILD_OPTIONS='nocheck nostrip parallel=2'; make for other trees)
+  --after P1.patch,P2.patch earlier fixes the patch is written on top of (or a quilt series
+                            file listing them), applied in order before both builds
+  --build-cmd CMD           build command line (default: debian/rules build-arch with
+                            DEB_BUILD_OPTIONS='nocheck nostrip parallel=2'; make for other trees);
+                            every build runs in a clean environment (Debian's PATH, C.UTF-8,
+                            HOME=/nonexistent, none of the caller's variables)
   --out DIR                 output folder (default ./wfbuild-out/<patch name>); written whole
                             or not at all
   --json                    print report.json on stdout (no progress display)
@@ -23,7 +28,8 @@ const common = `  --package NAME[=VERSION]  Debian source package, fetched with 
 The original build is cached under the cache root (WFPATCH_CACHE, default /var/cache/wfpatch),
 keyed by package version, build command and compiler-wrapper version.
 Exit: 0 kpatch-able, 3 no compiled code changed, 4 not text-only, 5 text-only but not
-kpatch-able, 2 bad input (patch does not apply, binary diff, ...), 12 build failed.`;
+kpatch-able, 2 bad input (patch does not apply, binary diff, ...), 12 build failed,
+13 build dependencies missing (installed with apt-get build-dep when run as root).`;
 
 function makeCommand(name: 'build' | 'classify'): Command {
   const bundles = name === 'build';
@@ -44,6 +50,7 @@ ${common}`,
         patch,
         package: values.package,
         source: values.source,
+        after: (values.after ?? []).flatMap((a) => a.split(',')).filter(Boolean),
         buildCmd: values['build-cmd'],
         out: values.out ?? defaultOut(patch),
         bundles,

@@ -16,6 +16,14 @@ export interface SourceTree {
   readonly debian: boolean;
 }
 
+/** An earlier fix (`--after`) applied to the tree before both builds. */
+export interface EarlierPatch {
+  readonly name: string;
+  /** Absolute path. */
+  readonly path: string;
+  readonly sha256: string;
+}
+
 /** How a tree is built: the same command for the original build and the patched rebuild. */
 export interface BuildCommand {
   /** As shown to the user and hashed into the cache key. */
@@ -67,7 +75,12 @@ export interface ClassifyOptions {
   readonly package?: string;
   /** An unpacked tree (a Debian tree with its own patches applied). */
   readonly source?: string;
-  /** Build command line (default: debian/rules build, or make). */
+  /**
+   * Earlier fixes the patch is written on top of (patch files, or quilt series files listing
+   * them), applied in order before both builds.
+   */
+  readonly after?: readonly string[];
+  /** Build command line (default: debian/rules build-arch, or make). */
   readonly buildCmd?: string;
   /** Output folder for report.json (and bundles); null writes nothing. */
   readonly out?: string | null;
@@ -93,6 +106,13 @@ export interface StageContext {
   readonly input: StageInput;
   triage?: Triage;
   tree?: SourceTree;
+  /**
+   * For a Debian tree, what `apt-get build-dep` installs from: `NAME=VERSION` for --package (the
+   * registry's exact version), the folder for --source.
+   */
+  buildDepsFrom?: string;
+  /** The --after patches, applied to `tree` (a prepared copy in the cache) before both builds. */
+  after?: readonly EarlierPatch[];
   cmd?: BuildCommand;
   original?: OriginalBuild;
   patched?: PatchedBuild;

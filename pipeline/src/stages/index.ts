@@ -10,6 +10,7 @@ import type { Report } from '../report/types.ts';
 import type { ClassifyOptions, Stage, StageContext, StageInput } from './context.ts';
 import { triageStage } from './triage.ts';
 import { sourceStage } from './source.ts';
+import { buildDepsStage } from './build-deps.ts';
 import { originalBuildStage } from './original-build.ts';
 import { patchedBuildStage, sweepWork } from './patched-build.ts';
 import { objectDiffStage } from './object-diff.ts';
@@ -22,7 +23,7 @@ export type { ClassifyOptions } from './context.ts';
 export { defaultOut } from './report.ts';
 
 /** The stages before the report, in order (pipeline/README.md, "Stages"). */
-export const stages: readonly Stage[] = [triageStage, sourceStage, originalBuildStage, patchedBuildStage, objectDiffStage, bundleStage];
+export const stages: readonly Stage[] = [triageStage, sourceStage, buildDepsStage, originalBuildStage, patchedBuildStage, objectDiffStage, bundleStage];
 
 /** A stage as a listr2 task that records its time and shows it in its title. */
 function timed(stage: Stage, input: StageInput): ListrTask<StageContext> {

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
 import { runBuild } from './build-command.ts';
+import { buildProcessEnv } from './build-env.ts';
 import { withLock } from '../common/lock.ts';
 import { copyTree, exists } from '../common/fs.ts';
 import { needsBuild, type BuildCommand, type OriginalBuild, type SourceTree, type Stage } from './context.ts';
@@ -86,7 +87,7 @@ async function listFiles(dir: string): Promise<string[]> {
  * Binaries that are only built (memcached-debug, test programs) are then not patch targets.
  */
 async function findShipped(tree: string, log: readonly BuildLogEntry[], env: Record<string, string>, staging: string): Promise<Record<string, string> | null> {
-  const result = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, reject: false, all: true, stdin: 'ignore' });
+  const result = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) return null;
   const byHash = new Map<string, string>();
   const byName = new Map<string, string[]>();
@@ -149,7 +150,8 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
     await mkdir(records);
     const env = wrapperEnv(shims, records, built);
     onOutput?.(`${cmd.display} (through the compiler wrapper)`);
-    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`, undefined, 'original');
+    // A failed build's log is kept beside the cache (the tree is removed below).
+    await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`, undefined, 'original', resolve(dir, '../../failed'));
     const log = await readRecords(built, records);
     if (!log.some((e) => e.kind === 'compile')) {
       throw new UserError(`original build (${cmd.display}) compiled nothing through the compiler wrapper; is the tree already built, or does its build call the compiler by absolute path?`, ExitCode.buildFailed);
@@ -162,7 +164,7 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
       const staging = join(dir, 'staging');
       const installRecords = join(dir, 'install-records');
       await mkdir(installRecords);
-      shipped = await findShipped(built, log, { ...cmd.env, ...wrapperEnv(shims, installRecords, built) }, staging);
+      shipped = await findShipped(built, log, buildProcessEnv(cmd.env, wrapperEnv(shims, installRecords, built)), staging);
       await rm(staging, { recursive: true, force: true });
       await rm(installRecords, { recursive: true, force: true });
     }

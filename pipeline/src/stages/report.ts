@@ -38,6 +38,8 @@ export function assembleReport(ctx: StageContext): Report {
     package: ctx.tree?.package ?? null,
     source: ctx.tree?.dir ?? null,
     buildCommand: ctx.cmd?.display ?? null,
+    after: ctx.after ?? [],
+    build: ctx.cmd ? { argv: ctx.cmd.argv, env: ctx.cmd.env } : null,
     cves: t.cves,
     files: t.files,
     outcome: cls.outcome,

@@ -1,4 +1,5 @@
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -6,6 +7,7 @@ import { tail } from '../common/text.ts';
 import { exists } from '../common/fs.ts';
 import { chooseBuildCommand } from './build-command.ts';
 import { explainReject, patchApplies } from './apply-patch.ts';
+import { resolveEarlierPatches, treeWithEarlierPatches } from './after-patches.ts';
 import type { SourceTree, Stage } from './context.ts';
 
 export type { SourceTree } from './context.ts';
@@ -20,13 +22,21 @@ export const sourceStage: Stage = {
   title: () => 'source tree',
   async run(ctx, task) {
     const { options, cache, patchPath } = ctx.input;
-    const tree = options.package !== undefined ? await fetchPackage(options.package, join(cache, 'sources')) : await describeTree(options.source!);
+    const fetched = options.package !== undefined ? await fetchPackage(options.package, join(cache, 'sources')) : await describeTree(options.source!);
+    // Build dependencies come from what was fetched or given, not from the prepared copy.
+    if (fetched.debian) ctx.buildDepsFrom = fetched.package && options.package !== undefined ? `${fetched.package.name}=${fetched.package.version}` : fetched.dir;
+    ctx.after = await resolveEarlierPatches(options.after ?? []);
+    const tree = ctx.after.length > 0 ? await treeWithEarlierPatches(fetched, ctx.after, join(cache, 'based')) : fetched;
     ctx.tree = tree;
     ctx.cmd = await chooseBuildCommand(tree, options.buildCmd);
     const check = await patchApplies(tree.dir, patchPath, join(cache, 'work'));
-    if (!check.ok) throw new UserError(explainReject(check.output, ctx.triage!.name), ExitCode.usage);
+    if (!check.ok) {
+      const hint = ctx.after.length === 0 ? '\n(if it is written on top of earlier fixes of the same update, name them with --after P1.patch,P2.patch or a series file)' : '';
+      throw new UserError(`${explainReject(check.output, ctx.triage!.name)}${hint}`, ExitCode.usage);
+    }
     const id = tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir;
-    task.title = `source tree: ${id}; the patch applies`;
+    const after = ctx.after.length > 0 ? ` after ${ctx.after.map((p) => p.name).join(', ')}` : '';
+    task.title = `source tree: ${id}${after}; the patch applies`;
   },
 };
 
@@ -67,8 +77,13 @@ export async function fetchPackage(spec: string, cacheDir: string): Promise<Sour
     const cached = join(cacheDir, `${name}_${version.replace(/^\d+:/, '')}`);
     if (await exists(join(cached, '.complete'))) return describeTree(join(cached, 'tree'));
   }
-  // --print-uris names the .dsc (and so the exact version) without downloading anything.
-  const uris = await execa('apt-get', ['source', '--print-uris', '-q', target], { reject: false, all: true });
+  // --print-uris names the .dsc (and so the exact version) without downloading anything —
+  // in an empty folder: in one that already holds the .dsc (people run `apt-get source` first)
+  // apt prints "Skipping already downloaded file" instead of the URIs.
+  const empty = await mkdtemp(join(tmpdir(), 'wfbuild-uris-'));
+  const uris = await execa('apt-get', ['source', '--print-uris', '-q', target], { cwd: empty, reject: false, all: true, stdin: 'ignore' }).finally(() =>
+    rm(empty, { recursive: true, force: true }),
+  );
   const dsc = /'[^']*' (\S+?)_(\S+)\.dsc /.exec(uris.stdout);
   if (uris.exitCode !== 0 || !dsc) {
     throw new UserError(`apt-get source ${target}: no such source package or version in the registry\n${tail(uris.all ?? '', 5)}`, ExitCode.usage);
