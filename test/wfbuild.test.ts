@@ -363,6 +363,27 @@ describe('bad input: clear error, non-zero exit, nothing written', () => {
     expect(await readdir(join(scratch, 'swept'))).toEqual(['docs']);
   });
 
+  it('keys the original build by the tree\'s contents: a fresh copy hits, a changed byte or mode misses', async () => {
+    const keyOf = async (dir: string) => {
+      const source = await describeTree(dir);
+      return (await originalBuildKey(source, await chooseBuildCommand(source, undefined))).key;
+    };
+    const copy = join(scratch, 'key-copy', 'tree');
+    await mkdir(join(scratch, 'key-copy'), { recursive: true });
+    // cp without -p: every mtime is new, as after a fresh fetch or clone.
+    await execa('cp', ['-r', tree, copy]);
+    expect(await keyOf(copy)).toBe(await keyOf(tree));
+    const file = join(copy, 'greet.c');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace(/\n$/, ' \n'));
+    const edited = await keyOf(copy);
+    expect(edited).not.toBe(await keyOf(tree));
+    await writeFile(file, text);
+    expect(await keyOf(copy)).toBe(await keyOf(tree));
+    await execa('chmod', ['+x', file]);
+    expect(await keyOf(copy)).not.toBe(await keyOf(tree));
+  });
+
   it('leaves no work copies or half-built original builds in the cache', async () => {
     expect(await readdir(join(cache, 'wfbuild/work')).catch(() => [])).toEqual([]);
     for (const key of await readdir(join(cache, 'wfbuild/orig'))) {

@@ -37,13 +37,24 @@ interface Meta {
   readonly builtAt: string;
 }
 
-/** What identifies the source: package and version, or the tree's listing (path, size, mtime). */
+/**
+ * What identifies the source: package and version (or the folder's name) and a hash of the
+ * tree's contents — every file's bytes and mode, every symbolic link's target. Contents, not
+ * mtimes: the same source fetched or cloned again (a new machine, a fresh cache, CI's clone)
+ * is the same original build, while a locally edited tree is a different one.
+ */
 async function sourceIdentity(tree: SourceTree): Promise<string> {
-  // Name and version alone would confuse a locally edited tree with the registry's: the
-  // listing (path, size, mtime) tells them apart and costs one find(1).
-  const listing = await execa('find', ['.', '-path', './.git', '-prune', '-o', '-type', 'f', '-printf', '%P %s %T@\n'], { cwd: tree.dir });
-  const hash = createHash('sha256').update(listing.stdout.split('\n').sort().join('\n')).digest('hex').slice(0, 16);
-  return tree.package ? `${tree.package.name}_${tree.package.version}@${hash}` : `${tree.dir}@${hash}`;
+  const prune = ['.', '-path', './.git', '-prune', '-o'];
+  const [entries, contents] = await Promise.all([
+    execa('find', [...prune, '(', '-type', 'f', '-o', '-type', 'l', ')', '-printf', '%y %m %P %l\n'], { cwd: tree.dir }),
+    execa('find', [...prune, '-type', 'f', '-exec', 'sha256sum', '--', '{}', '+'], { cwd: tree.dir, maxBuffer: 1 << 30 }),
+  ]);
+  const hash = createHash('sha256')
+    .update(entries.stdout.split('\n').sort().join('\n'))
+    .update(contents.stdout.split('\n').sort().join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  return tree.package ? `${tree.package.name}_${tree.package.version}@${hash}` : `${basename(tree.dir)}@${hash}`;
 }
 
 /**
