@@ -8,6 +8,7 @@ import { linkMap } from '../wrapper/index.ts';
 import { ensureCreateDiffObject } from './create-diff-object.ts';
 import { needsBuild, type Candidate, type Stage, type StageContext } from './context.ts';
 import { judgeObjectPair } from './judge.ts';
+import { originalBinary } from './binaries.ts';
 
 /** Judges one candidate; an object linked into nothing the package installs is no target. */
 async function diffCandidate(ctx: StageContext, cand: Candidate, links: ReadonlyMap<string, readonly string[]>, onProgress: (line: string) => void): Promise<void> {
@@ -30,7 +31,7 @@ async function diffCandidate(ctx: StageContext, cand: Candidate, links: Readonly
     original: cand.hasOriginal ? join(original.tree, cand.object) : null,
     patched: join(patched.tree, cand.object),
     sourceExisted: await exists(join(original.tree, cand.source)),
-    targets: binaries.map((binary) => ({ name: binary, path: join(original.tree, binary) })),
+    targets: await Promise.all(binaries.map(async (binary) => ({ name: binary, path: await originalBinary(original, binary) }))),
     scratch: ctx.scratch!,
     onProgress,
   });
