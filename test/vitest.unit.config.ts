@@ -9,6 +9,7 @@ export const unitSuites: readonly string[] = [
   'test/imports.test.ts',
   'test/triage.test.ts',
   'test/wfbuild.test.ts',
+  'test/rebuild.test.ts',
   'test/cli.test.ts',
   'test/corpus-driver.test.ts',
   'test/corpus-manifest.test.ts',
