@@ -19,11 +19,16 @@ export interface MakeInvocation {
   readonly env: Readonly<Record<string, string>>;
 }
 
-/** Probes, not build steps: autoconf's `make -f conftest.make`, `make -f -`, version queries, dry runs. */
+/**
+ * Probes, not build steps: autoconf's `make -f conftest.make`, `make -f -`, version queries,
+ * dry runs and database dumps — also in a cluster of short options, as dh's look for override
+ * targets (`make -Rrnpsf debian/rules debhelper-fail-me`).
+ */
 function isProbe(args: readonly string[]): boolean {
   return args.some(
     (a, i) =>
       /conftest/.test(a) ||
+      /^-[A-Za-z]*[npq][A-Za-z]*$/.test(a) ||
       ((a === '-f' || a === '--file' || a === '--makefile') && args[i + 1] === '-') ||
       a === '-f-' ||
       a === '--file=-' ||
