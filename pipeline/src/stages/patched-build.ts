@@ -3,7 +3,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wrapper/index.ts';
 import { replayable, replayEnv } from '../wrapper/make-records.ts';
-import { bindMountAvailable, runBuild } from './build-command.ts';
+import { BuildFailed, bindMountAvailable, runBuild } from './build-command.ts';
 import { reproducibleEnv } from './reproducible.ts';
 import { partitionCandidates } from './ignore.ts';
 import { applyPatch } from './apply-patch.ts';
@@ -64,19 +64,25 @@ export async function sweepWork(workRoot: string): Promise<void> {
  * not run again), when every compile of the original ran under one of them and the patch
  * leaves the build system alone; else the whole build command.
  */
-function rebuildSteps(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): { steps: { cmd: BuildCommand; env: Record<string, string> }[]; how: string } {
+interface RebuildPlan {
+  /** Null: the whole build command. */
+  readonly replay: { cmd: BuildCommand; env: Record<string, string> }[] | null;
+  readonly how: string;
+}
+
+function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): RebuildPlan {
   const check = replayable(original.log, original.makes);
   if (check.ok && !buildSystem) {
-    const steps = original.makes.map((make) => {
+    const replay = original.makes.map((make) => {
       const display = `${make.tool} ${make.args.join(' ')}`.trim();
       // env -C: make runs in its recorded directory, at the path the build sees.
       const argv = ['env', '-C', join(buildPath, make.cwd), make.tool, ...make.args];
       return { cmd: { display, argv, env: replayEnv(make, join(original.dir, 'shims'), wrapper, newShims) }, env: {} };
     });
-    return { steps, how: `re-ran the original build's make invocation(s): ${original.makes.map((m) => `\`${m.tool} ${m.args.join(' ')}\` in ${m.cwd}`.replace(/ +`/, '`')).join('; ')}` };
+    return { replay, how: `re-ran the original build's make invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
   }
   const why = buildSystem ? 'the patch changes the build system' : check.ok ? '' : check.why;
-  return { steps: [{ cmd, env: wrapper }], how: `re-ran the whole build command (${cmd.display}): ${why}` };
+  return { replay: null, how: `re-ran the whole build command (${cmd.display}): ${why}` };
 }
 
 /**
@@ -110,10 +116,20 @@ export async function patchedBuild(
     // Built at the original's path when we can (see runBuild), else in place in the copy.
     const buildPath = (await bindMountAvailable()) ? original.tree : tree;
     const wrapper = { ...(await reproducibleEnv(tree)), ...wrapperEnv(shims, records, buildPath) };
-    const { steps, how } = rebuildSteps(original, cmd, buildSystem, buildPath, shims, wrapper);
-    for (const step of steps) {
-      await runBuild(step.cmd, tree, step.env, `patched build (${patchName} applied)`, buildPath === tree ? undefined : buildPath, 'patched');
+    const plan = rebuildPlan(original, cmd, buildSystem, buildPath, shims, wrapper);
+    let how = plan.how;
+    const what = `patched build (${patchName} applied)`;
+    const at = buildPath === tree ? undefined : buildPath;
+    try {
+      for (const step of plan.replay ?? []) await runBuild(step.cmd, tree, step.env, what, at, 'patched');
+    } catch (error) {
+      // A recorded make that cannot run again as recorded (an environment that named a
+      // temporary folder, say): the whole build command still gives the right objects, only slower.
+      if (!(error instanceof BuildFailed)) throw error;
+      how = `${plan.how}, which failed (${error.message.split('\n')[0]}); then re-ran the whole build command (${cmd.display})`;
+      await runBuild(cmd, tree, wrapper, what, at, 'patched');
     }
+    if (plan.replay === null) await runBuild(cmd, tree, wrapper, what, at, 'patched');
     const log = await readRecords(buildPath, records);
     const recompiled = log.filter((e): e is CompileEntry => e.kind === 'compile');
     const candidates: Candidate[] = [];
