@@ -6,11 +6,12 @@
  * configure, and moves the linked binary away after linking.
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Report } from '../pipeline/src/report/types.ts';
+import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 const fixture = new URL('./fixtures/rebuild/', import.meta.url).pathname;
@@ -83,5 +84,40 @@ describe('wfbuild on a build with noise (test/fixtures/rebuild)', () => {
     expect(report.bundles[0]).toMatchObject({ binary: 'server', objects: ['handler.o'] });
     expect(report.bundles[0].originalPath).toMatch(/\/linked\/server$/);
     expect(report.bundles[0].buildId).toMatch(/^[0-9a-f]{40}$/);
+  });
+});
+
+describe('recorded make invocations (make-records.ts)', () => {
+  it('keeps build steps in start order and leaves probes out', async () => {
+    const dir = join(scratch, 'makes');
+    const records = join(dir, 'records');
+    const root = join(dir, 'tree');
+    await mkdir(records, { recursive: true });
+    await mkdir(join(root, 'sub'), { recursive: true });
+    await writeFile(join(root, 'Makefile'), 'all:\n');
+    await writeFile(join(root, 'sub/GNUmakefile'), 'all:\n');
+    const calls: [string, string[]][] = [
+      [root, ['-j2']],
+      [root, ['-Rrnpsf', 'debian/rules', 'debhelper-fail-me']], // dh looking for override targets
+      [root, ['-f', 'conftest.make']], // autoconf's AC_PROG_MAKE_SET
+      [root, ['-f', '-', 'BAR=0']], // automake's nested-variables check
+      [root, ['-f', 'confmf.GNU']], // a configure's temporary makefile, deleted since
+      [root, ['--version']],
+      ['/elsewhere', ['all']], // outside the tree
+      [join(root, 'sub'), ['all']],
+    ];
+    let n = 0;
+    for (const [cwd, args] of calls) {
+      const name = join(records, `m.${String(n++).padStart(4, '0')}`);
+      await writeFile(name, [cwd, 'make', ...args].map((f) => `${f}\0`).join(''));
+      await writeFile(`${name}.env`, `PATH=/old/shims:/usr/bin\0MAKEFLAGS= -j2 --jobserver-auth=3,4\0WFBUILD_IN_MAKE=1\0`);
+      // Start order is the records' time order.
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const makes = await readMakeRecords(root, records);
+    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']]]);
+    const env = replayEnv(makes[0], '/old/shims', { WFBUILD_LOG: '/new/records' }, '/new/shims');
+    expect(env).toMatchObject({ PATH: '/new/shims:/usr/bin', MAKEFLAGS: ' -j2', WFBUILD_LOG: '/new/records' });
+    expect(env.WFBUILD_IN_MAKE).toBeUndefined();
   });
 });

@@ -5,8 +5,8 @@
  * which for a Debian tree re-runs configure (chrony's configure rewrites config.h, and then
  * every object is recompiled).
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { isAbsolute, join, relative } from 'node:path';
+import { access, readdir, readFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { readRecordFields, type BuildLogEntry, type CompileEntry } from './index.ts';
 
 export interface MakeInvocation {
@@ -36,6 +36,34 @@ function isProbe(args: readonly string[]): boolean {
   );
 }
 
+/** The makefiles a make call names (-f X, -fX, --file=X, --makefile=X, a cluster ending in f). */
+function makefilesNamed(args: readonly string[]): string[] {
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--file' || a === '--makefile' || /^-[A-Za-z]*f$/.test(a)) {
+      if (args[i + 1] !== undefined) files.push(args[++i]);
+    } else if (/^--(make)?file=/.test(a)) files.push(a.slice(a.indexOf('=') + 1));
+    else if (/^-f./.test(a)) files.push(a.slice(2));
+  }
+  return files;
+}
+
+const present = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+
+/**
+ * A make whose makefile is gone after the build ran a probe's temporary makefile (nfs-utils'
+ * configure: `make -f confmf.GNU`): nothing to re-run. `-C DIR` is not followed (rare at the
+ * outermost level); such a make is kept.
+ */
+async function makefileGone(cwd: string, args: readonly string[]): Promise<boolean> {
+  if (args.some((a) => a === '-C' || a.startsWith('-C') || a.startsWith('--directory'))) return false;
+  const named = makefilesNamed(args);
+  if (named.length > 0) return !(await Promise.all(named.map((f) => present(resolve(cwd, f))))).every(Boolean);
+  const defaults = await Promise.all(['GNUmakefile', 'makefile', 'Makefile'].map((f) => present(join(cwd, f))));
+  return !defaults.some(Boolean);
+}
+
 function parseEnv(text: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const item of text.split('\0')) {
@@ -54,7 +82,7 @@ export async function readMakeRecords(tree: string, logDir: string): Promise<Mak
     if (!record) continue;
     const [cwd, tool, ...args] = record.fields;
     const rel = relative(tree, cwd);
-    if (rel.startsWith('..') || isAbsolute(rel) || isProbe(args)) continue;
+    if (rel.startsWith('..') || isAbsolute(rel) || isProbe(args) || (await makefileGone(cwd, args))) continue;
     const envText = await readFile(join(logDir, `${name}.env`), 'utf8').catch(() => null);
     if (envText === null) continue;
     found.push({ time: record.time, make: { cwd: rel || '.', tool, args, env: parseEnv(envText) } });
