@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records.ts';
+import { holdsUnit } from '../pipeline/src/stages/members.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 const fixture = new URL('./fixtures/rebuild/', import.meta.url).pathname;
@@ -119,5 +120,23 @@ describe('recorded make invocations (make-records.ts)', () => {
     const env = replayEnv(makes[0], '/old/shims', { WFBUILD_LOG: '/new/records' }, '/new/shims');
     expect(env).toMatchObject({ PATH: '/new/shims:/usr/bin', MAKEFLAGS: ' -j2', WFBUILD_LOG: '/new/records' });
     expect(env.WFBUILD_IN_MAKE).toBeUndefined();
+  });
+});
+
+describe('archive members (members.ts)', () => {
+  it('tells which units a binary pulled in from an archive', async () => {
+    const dir = join(scratch, 'members');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'used.c'), 'int used(void) { return 1; }\n');
+    await writeFile(join(dir, 'unused.c'), 'int unused(void) { return 2; }\n');
+    await writeFile(join(dir, 'main.c'), 'int used(void);\nint main(void) { return used(); }\n');
+    for (const unit of ['used', 'unused', 'main']) await execa('gcc', ['-O2', '-c', '-o', `${unit}.o`, `${unit}.c`], { cwd: dir });
+    await execa('ar', ['rcs', 'libm1.a', 'used.o', 'unused.o'], { cwd: dir });
+    await execa('gcc', ['-o', 'prog', 'main.o', '-L.', '-lm1'], { cwd: dir });
+    expect(await holdsUnit(join(dir, 'prog'), 'sub/used.c')).toBe(true);
+    expect(await holdsUnit(join(dir, 'prog'), 'unused.c')).toBe(false);
+    expect(await holdsUnit(join(dir, 'prog'), 'start.S')).toBeNull();
+    await execa('strip', ['-o', 'prog.stripped', 'prog'], { cwd: dir });
+    expect(await holdsUnit(join(dir, 'prog.stripped'), 'unused.c')).toBeNull();
   });
 });
