@@ -1,13 +1,15 @@
 /**
- * Runs test files one at a time, each alone with an empty WFPATCH_CACHE, as a fresh machine
- * would: a test that only passes because another test (or a manual command) filled the cache
- * fails here. `npm run test:fresh [-- FILE…]`; .ci/run runs it after `npm test`.
+ * `npm test` (after the type check): runs the test files one at a time, each alone with an
+ * empty WFPATCH_CACHE, as a fresh machine would, so a test that only passes because another
+ * test (or a manual command) filled the cache fails here. `npm test -- FILE…` runs some.
  *
- * Two stores are shared with the regular cache instead of starting empty, because they are
+ * Three stores are shared with the regular cache instead of starting empty, because they are
  * content-addressed and every reader builds the entry it misses under a lock (so sharing them
  * cannot hide a missing preparation step, only the minutes of rebuilding them):
  * - `kernel/`: kernel builds, keyed by source version, series and config fragments;
- * - `wfbuild/orig/`: original package builds, keyed by the tree and the build command.
+ * - `wfbuild/orig/`: original package builds, keyed by the tree's contents and the build command;
+ * - `enable/`: wfpatch-enabled package builds, keyed by package, version, enablement patch and
+ *   libwfpatch.
  * Everything else — fetched sources, unpacked trees, corpus results, walk objects — starts empty.
  */
 import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
@@ -18,7 +20,7 @@ import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../pipeline/src/paths.ts';
 
 /** Paths under the cache root that the fresh caches share (see the header). */
-export const sharedStores: readonly string[] = ['kernel', join('wfbuild', 'orig')];
+export const sharedStores: readonly string[] = ['kernel', join('wfbuild', 'orig'), 'enable'];
 
 interface FileOutcome {
   readonly file: string;

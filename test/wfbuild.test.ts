@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
-import { mkdtemp, mkdir, readFile, readdir, rm, access, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, readdir, rm, access, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -67,6 +67,29 @@ describe('compiler invocation parsing', () => {
     expect(parseInvocation(root, root, 'gcc', ['--version'])).toBeNull();
     expect(parseInvocation(root, root, 'gcc', ['-c', '-o', 'conftest.o', 'conftest.c'])).toBeNull();
     expect(parseInvocation(root, root, 'gcc', ['-o', 'conftest', 'conftest.c'])).toBeNull();
+  });
+});
+
+describe('build records of a tree reached through a symbolic link', () => {
+  it('are relative to the tree whether the shell spelled its folder physically or through the link', async () => {
+    const real = join(scratch, 'linked-real');
+    const link = join(scratch, 'linked-tree');
+    const records = join(scratch, 'linked-records');
+    await mkdir(join(real, 'src'), { recursive: true });
+    await mkdir(records, { recursive: true });
+    await symlink(real, link);
+    // What the wrapper writes: $PWD, the tool, its arguments, NUL-separated. Debian's dh
+    // chdirs, so the shell below it spells $PWD physically; a plain make keeps the link.
+    await writeFile(join(records, 'r.1'), `${join(real, 'src')}\0gcc\0-c\0-o\0a.o\0a.c\0`);
+    await writeFile(join(records, 'r.2'), `${join(link, 'src')}\0gcc\0-c\0-o\0b.o\0b.c\0`);
+    const entries = await readRecords(link, records);
+    expect(entries.map((e) => [e.cwd, e.kind === 'compile' ? e.sources : [], e.kind === 'compile' ? e.object : ''])).toEqual(
+      expect.arrayContaining([
+        ['src', ['src/a.c'], 'src/a.o'],
+        ['src', ['src/b.c'], 'src/b.o'],
+      ]),
+    );
+    expect(entries).toHaveLength(2);
   });
 });
 

@@ -1,6 +1,7 @@
 /* The patcher thread: one poll loop over the trigger sources — SIGPATCH (through a self-pipe),
  * the control socket, WF_CYCLIC's timer — and the workers' migration notifications. Requests
- * are queued and run one transition at a time.
+ * are queued and run one transition at a time. transition.c reports through its return values
+ * when a transition has ended; this loop then answers (closes) the client that asked for it.
  *
  * Control socket: abstract unix stream socket "@wfpatch.<pid>", one request line per
  * connection, answered with the JSON log lines of that request; the last line's event is
@@ -41,6 +42,7 @@ static struct client {
 } clients[MAX_CLIENTS];
 static struct wf_request queue[MAX_QUEUE];
 static size_t q_head, q_len;
+static int running_client = -1; /* the client of the running transition, or -1 */
 static char **patch_queue;
 static size_t patch_queue_len, patch_queue_pos;
 
@@ -54,16 +56,31 @@ static void on_sigpatch(int sig)
 	errno = saved;
 }
 
+/* The request of this client is answered: close its connection. */
+static void client_done(int fd)
+{
+	if (fd < 0)
+		return;
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i].fd == fd && clients[i].busy) {
+			close(fd);
+			clients[i].fd = -1;
+			clients[i].busy = false;
+			clients[i].len = 0;
+		}
+	}
+}
+
 static void enqueue(enum wf_req_kind kind, const char *path, const char *source, int client)
 {
 	if (q_len == MAX_QUEUE) {
 		wf_warn("request queue full: %s trigger dropped", source);
 		if (client >= 0) {
 			struct wf_json j;
-			wf_json_begin(&j, "rejected");
+			wf_event_begin(&j, "rejected");
 			wf_json_str(&j, "reason", "request queue full");
-			wf_json_emit_to(&j, client);
-			wf_client_done(client);
+			wf_event_emit_to(&j, client);
+			client_done(client);
 		}
 		return;
 	}
@@ -71,7 +88,7 @@ static void enqueue(enum wf_req_kind kind, const char *path, const char *source,
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
 	r->source = source;
-	r->client = client;
+	r->reply_fd = client;
 	r->ns = wf_now_ns();
 	if (path)
 		snprintf(r->path, sizeof(r->path), "%s", path);
@@ -90,19 +107,10 @@ static void run_queue(void)
 			else
 				r.path[0] = 0;
 		}
-		wf_transition_start(&r);
-	}
-}
-
-void wf_client_done(int fd)
-{
-	for (int i = 0; i < MAX_CLIENTS; i++) {
-		if (clients[i].fd == fd && clients[i].busy) {
-			close(fd);
-			clients[i].fd = -1;
-			clients[i].busy = false;
-			clients[i].len = 0;
-		}
+		if (wf_transition_start(&r))
+			client_done(r.reply_fd);
+		else
+			running_client = r.reply_fd;
 	}
 }
 
@@ -124,13 +132,13 @@ static void client_request(struct client *c, char *line)
 	} else if (!strcmp(line, "status") && !arg) {
 		c->busy = true;
 		wf_transition_status(c->fd);
-		wf_client_done(c->fd);
+		client_done(c->fd);
 	} else {
-		wf_json_begin(&j, "rejected");
+		wf_event_begin(&j, "rejected");
 		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status)");
-		wf_json_emit_to(&j, c->fd);
+		wf_event_emit_to(&j, c->fd);
 		c->busy = true;
-		wf_client_done(c->fd);
+		client_done(c->fd);
 	}
 }
 
@@ -278,7 +286,10 @@ static void *patcher_main(void *arg)
 			while (next_cyclic <= wf_now_ns())
 				next_cyclic += cyclic_ns;
 		}
-		wf_transition_poll();
+		if (wf_transition_poll()) {
+			client_done(running_client);
+			running_client = -1;
+		}
 		run_queue();
 	}
 	return NULL;

@@ -34,28 +34,30 @@ static void at_exit(void)
 	wf_transition_totals();
 }
 
+/* The page-aligned span of a module's code that is pinned. */
+static uintptr_t pin_lo(const struct wf_module *m)
+{
+	return m->text_lo & ~4095ul;
+}
+
+static uintptr_t pin_hi(const struct wf_module *m)
+{
+	return (m->text_hi + 4095) & ~4095ul;
+}
+
 /* Local mode: make the code of every module private per generation, before any generation
  * exists (the kernel refuses later). */
-static void pin_code(char *pinned, size_t cap)
+static void pin_code(void)
 {
-	size_t o = 0;
 	bool exe_only = getenv("WF_PIN") && !strcmp(getenv("WF_PIN"), "exe");
-	pinned[o++] = '[';
-	pinned[o] = 0;
 	for (size_t i = 0; i < wf_module_count(); i++) {
 		struct wf_module *m = wf_module_at(i);
 		if (!m->text_hi || (exe_only && !m->is_exe) || !strncmp(m->name, "linux-vdso", 10))
 			continue;
-		uintptr_t lo = m->text_lo & ~4095ul, hi = (m->text_hi + 4095) & ~4095ul;
+		uintptr_t lo = pin_lo(m), hi = pin_hi(m);
 		long rc = wf_gen_pin(lo, hi - lo);
 		if (rc == 0) {
 			m->pinned = true;
-			if (o < cap - 300) {
-				char esc[200];
-				wf_json_escape(esc, sizeof(esc), m->path);
-				o += (size_t)snprintf(pinned + o, cap - o, "%s{\"module\":\"%s\",\"start\":\"0x%lx\",\"bytes\":%lu}",
-						      o > 1 ? "," : "", esc, (unsigned long)lo, (unsigned long)(hi - lo));
-			}
 			continue;
 		}
 		if (m->is_exe || rc == -ENOSYS || rc == -EPERM) {
@@ -73,8 +75,23 @@ static void pin_code(char *pinned, size_t cap)
 		}
 		wf_warn("cannot pin the code of %s (%s): local mode cannot patch it", m->path, strerror((int)-rc));
 	}
-	pinned[o++] = ']';
-	pinned[o] = 0;
+}
+
+/* The pinned ranges, as the init event lists them. */
+static void log_pinned(struct wf_json *j)
+{
+	wf_json_array(j, "pinned");
+	for (size_t i = 0; i < wf_module_count(); i++) {
+		struct wf_module *m = wf_module_at(i);
+		if (!m->pinned)
+			continue;
+		wf_json_object(j, NULL);
+		wf_json_str(j, "module", m->path);
+		wf_json_hex(j, "start", pin_lo(m));
+		wf_json_uint(j, "bytes", pin_hi(m) - pin_lo(m));
+		wf_json_end(j);
+	}
+	wf_json_end(j);
 }
 
 static struct wf_configuration pending;
@@ -95,16 +112,15 @@ static void init_once(void)
 		wf_threads_init();
 		wf_modules_scan();
 
-		char pinned[4096] = "[]";
 		if (!wf_settings.global) {
 			wf_settings.generations = true;
-			pin_code(pinned, sizeof(pinned));
+			pin_code();
 			if (!wf_settings.generations)
 				wf_warn("%s", wf_settings.generations_error);
 		}
 		struct wf_module *exe = wf_module_at(0);
 		struct wf_json j;
-		wf_json_begin(&j, "init");
+		wf_event_begin(&j, "init");
 		wf_json_str(&j, "mode", wf_settings.global ? "global" : "local");
 		wf_json_str(&j, "exe", exe ? exe->path : NULL);
 		wf_json_str(&j, "build_id", exe ? exe->build_id : NULL);
@@ -114,14 +130,14 @@ static void init_once(void)
 		wf_json_str(&j, "socket", sock);
 		if (!wf_settings.global) {
 			wf_json_bool(&j, "generations", wf_settings.generations);
-			wf_json_raw(&j, "pinned", pinned);
+			log_pinned(&j);
 			if (!wf_settings.generations)
 				wf_json_str(&j, "error", wf_settings.generations_error);
 		}
 		wf_json_str(&j, "queue", wf_settings.queue);
 		if (wf_settings.cyclic > 0)
 			wf_json_num(&j, "cyclic_s", wf_settings.cyclic);
-		wf_json_emit(&j);
+		wf_event_emit(&j);
 		atexit(at_exit);
 		wf_control_start();
 	}

@@ -9,28 +9,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "json.h"
+
 #define WF_HIDDEN __attribute__((visibility("hidden")))
 #define WF_ERRLEN 512
 
-/* ---- log.c: JSON lines ---- */
-struct wf_json {
-	char buf[8192];
-	size_t len;
-	bool overflow;
-};
+/* ---- log.c: the JSON-lines log, events written with json.h ---- */
 WF_HIDDEN void wf_log_open(const char *path);
-WF_HIDDEN void wf_json_begin(struct wf_json *j, const char *event);
-WF_HIDDEN void wf_json_str(struct wf_json *j, const char *key, const char *val);
-WF_HIDDEN void wf_json_int(struct wf_json *j, const char *key, long long val);
-WF_HIDDEN void wf_json_num(struct wf_json *j, const char *key, double val);
-WF_HIDDEN void wf_json_bool(struct wf_json *j, const char *key, bool val);
-WF_HIDDEN void wf_json_hex(struct wf_json *j, const char *key, uintptr_t val);
-/* Inserts already-formatted JSON (an object or array) as the value of key. */
-WF_HIDDEN void wf_json_raw(struct wf_json *j, const char *key, const char *json);
-WF_HIDDEN void wf_json_emit(struct wf_json *j);
-/* Writes the line to `out` as well (a control-socket client), if out >= 0. */
-WF_HIDDEN void wf_json_emit_to(struct wf_json *j, int out);
-WF_HIDDEN void wf_json_escape(char *dst, size_t cap, const char *src);
+/* Starts an event: a JSON object with time, pid and event; add members with json.h. */
+WF_HIDDEN void wf_event_begin(struct wf_json *j, const char *event);
+/* Ends the event: one line to the log and, if out >= 0, to `out` as well (a control-socket
+ * client); frees the writer. An event the writer could not complete is logged as its name and
+ * an error, never as a broken line. */
+WF_HIDDEN void wf_event_emit_to(struct wf_json *j, int out);
+WF_HIDDEN void wf_event_emit(struct wf_json *j);
 WF_HIDDEN uint64_t wf_now_ns(void);
 WF_HIDDEN void wf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 WF_HIDDEN int wf_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -59,82 +59,16 @@ int wf_errf(char *err, const char *fmt, ...)
 	return -1;
 }
 
-void wf_json_escape(char *dst, size_t cap, const char *src)
-{
-	size_t o = 0;
-	for (const unsigned char *s = (const unsigned char *)src; *s && o + 7 < cap; s++) {
-		if (*s == '"' || *s == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)*s;
-		} else if (*s < 0x20 || *s == 0x7f) {
-			o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", *s);
-		} else {
-			dst[o++] = (char)*s;
-		}
-	}
-	dst[o] = 0;
-}
-
-static void append(struct wf_json *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void append(struct wf_json *j, const char *fmt, ...)
-{
-	if (j->overflow)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(j->buf + j->len, sizeof(j->buf) - j->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(j->buf) - j->len - 2) {
-		j->overflow = true;
-		return;
-	}
-	j->len += (size_t)n;
-}
-
-void wf_json_begin(struct wf_json *j, const char *event)
+void wf_event_begin(struct wf_json *j, const char *event)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	j->len = 0;
-	j->overflow = false;
-	append(j, "{\"time\":%lld.%06ld,\"pid\":%d,\"event\":\"%s\"", (long long)ts.tv_sec,
-	       ts.tv_nsec / 1000, (int)getpid(), event);
-}
-
-void wf_json_str(struct wf_json *j, const char *key, const char *val)
-{
-	if (!val) {
-		append(j, ",\"%s\":null", key);
-		return;
-	}
-	char esc[4096];
-	wf_json_escape(esc, sizeof(esc), val);
-	append(j, ",\"%s\":\"%s\"", key, esc);
-}
-
-void wf_json_int(struct wf_json *j, const char *key, long long val)
-{
-	append(j, ",\"%s\":%lld", key, val);
-}
-
-void wf_json_num(struct wf_json *j, const char *key, double val)
-{
-	append(j, ",\"%s\":%.3f", key, val);
-}
-
-void wf_json_bool(struct wf_json *j, const char *key, bool val)
-{
-	append(j, ",\"%s\":%s", key, val ? "true" : "false");
-}
-
-void wf_json_hex(struct wf_json *j, const char *key, uintptr_t val)
-{
-	append(j, ",\"%s\":\"0x%lx\"", key, (unsigned long)val);
-}
-
-void wf_json_raw(struct wf_json *j, const char *key, const char *json)
-{
-	append(j, ",\"%s\":%s", key, json && *json ? json : "null");
+	wf_json_init(j);
+	j->label = event;
+	wf_json_object(j, NULL);
+	wf_json_fixed(j, "time", (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, 6);
+	wf_json_int(j, "pid", (int)getpid());
+	wf_json_str(j, "event", event);
 }
 
 static void write_all(int fd, const char *buf, size_t len, bool sock)
@@ -151,27 +85,36 @@ static void write_all(int fd, const char *buf, size_t len, bool sock)
 	}
 }
 
-void wf_json_emit_to(struct wf_json *j, int out)
+void wf_event_emit_to(struct wf_json *j, int out)
 {
-	if (j->overflow) {
-		/* Never write a broken line: keep the event name and say it was cut. */
-		char *ev = strstr(j->buf, "\"event\":\"");
-		char name[64] = "unknown";
-		if (ev)
-			sscanf(ev + 9, "%63[^\"]", name);
-		j->overflow = false;
-		j->len = 0;
-		append(j, "{\"event\":\"%s\",\"truncated\":true", name);
+	wf_json_end(j);
+	size_t len;
+	const char *line = wf_json_line(j, &len);
+	char fallback[200];
+	if (!line) {
+		/* Out of memory: still one valid line, with the event's name (a literal of ours). */
+		const char *name = j->label ? j->label : "unknown";
+		for (const char *c = name; *c; c++) {
+			if (!((*c >= 'a' && *c <= 'z') || *c == '_')) {
+				name = "unknown";
+				break;
+			}
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int n = snprintf(fallback, sizeof(fallback),
+				 "{\"time\":%lld.%06ld,\"pid\":%d,\"event\":\"%.64s\",\"error\":\"the log line could not be written\"}\n",
+				 (long long)ts.tv_sec, ts.tv_nsec / 1000, (int)getpid(), name);
+		line = fallback;
+		len = (size_t)n;
 	}
-	j->buf[j->len++] = '}';
-	j->buf[j->len++] = '\n';
-	write_all(log_fd, j->buf, j->len, false);
+	write_all(log_fd, line, len, false);
 	if (out >= 0)
-		write_all(out, j->buf, j->len, true);
-	j->len -= 2;
+		write_all(out, line, len, true);
+	wf_json_free(j);
 }
 
-void wf_json_emit(struct wf_json *j)
+void wf_event_emit(struct wf_json *j)
 {
-	wf_json_emit_to(j, -1);
+	wf_event_emit_to(j, -1);
 }

@@ -76,20 +76,20 @@ static void unregister(struct wf_thread *t)
 	pthread_mutex_unlock(&lock);
 	if (unlogged) {
 		struct wf_json j;
-		wf_json_begin(&j, round_global ? "arrived" : "migrated");
+		wf_event_begin(&j, round_global ? "arrived" : "migrated");
 		wf_json_str(&j, "thread", t->name);
 		wf_json_int(&j, "tid", t->tid);
 		wf_json_num(&j, "ms", ms);
 		if (!round_global)
 			wf_json_int(&j, "gen", t->gen);
-		wf_json_emit(&j);
+		wf_event_emit(&j);
 	}
 	if (ongoing) {
 		struct wf_json j;
-		wf_json_begin(&j, "thread_exit");
+		wf_event_begin(&j, "thread_exit");
 		wf_json_str(&j, "thread", t->name);
 		wf_json_int(&j, "tid", t->tid);
-		wf_json_emit(&j);
+		wf_event_emit(&j);
 	}
 	free(t);
 	wake_patcher();
@@ -377,14 +377,14 @@ void wf_threads_log_progress(void)
 		pthread_mutex_unlock(&lock);
 		for (size_t i = 0; i < n; i++) {
 			struct wf_json j;
-			wf_json_begin(&j, global ? "arrived" : "migrated");
+			wf_event_begin(&j, global ? "arrived" : "migrated");
 			wf_json_str(&j, "thread", p[i].name);
 			wf_json_int(&j, "tid", p[i].tid);
 			wf_json_num(&j, "ms", p[i].ms);
 			if (!global)
 				wf_json_int(&j, "gen", p[i].gen);
 			wf_json_int(&j, "remaining", remaining);
-			wf_json_emit(&j);
+			wf_event_emit(&j);
 		}
 	} while (n == 64);
 }

@@ -12,6 +12,25 @@
 
 #define MAX_STACK 256
 
+/* The running transition. */
+struct transition {
+	bool active;
+	bool global;
+	bool rollback;
+	bool has_patch;
+	bool began;          /* threads were asked to move: their statistics count */
+	bool patch_kept;     /* the patch moved onto the stack: don't unload it */
+	int seq;
+	int reply_fd;
+	int threads;
+	char path[4096];
+	struct wf_loaded patch;
+	uint64_t trigger_ns;
+	uint64_t deadline_ns;
+	long new_gen, old_gen;
+	double create_us, load_us, quiescence_ms;
+};
+
 struct applied {
 	struct wf_loaded patch;
 	long gen;       /* local: the generation with this patch */
@@ -31,14 +50,9 @@ bool wf_transition_active(void)
 	return tr.active;
 }
 
-uint64_t wf_transition_deadline(void)
-{
-	return tr.active && tr.global ? tr.deadline_ns : 0;
-}
-
 static void event_common(struct wf_json *j, const char *event)
 {
-	wf_json_begin(j, event);
+	wf_event_begin(j, event);
 	wf_json_int(j, "seq", tr.seq);
 }
 
@@ -74,7 +88,7 @@ static void summary(const char *outcome, const char *reason)
 		wf_json_num(&j, "max_stall_ms", max_stall);
 	}
 	wf_json_int(&j, "depth", depth);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 }
 
 /* Ends the transition with an error; the process keeps its previous code. */
@@ -86,14 +100,12 @@ static void reject(const char *reason)
 	event_common(&j, "rejected");
 	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
 	wf_json_str(&j, "reason", reason);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	n_rejected++;
 	if (tr.has_patch && !tr.patch_kept)
 		wf_patch_unload(&tr.patch);
-	if (tr.client >= 0)
-		wf_client_done(tr.client);
 	memset(&tr, 0, sizeof(tr));
-	tr.client = -1;
+	tr.reply_fd = -1;
 }
 
 static void finish(void)
@@ -106,17 +118,15 @@ static void finish(void)
 	wf_json_int(&j, "depth", depth);
 	if (!tr.global)
 		wf_json_int(&j, "gen", current_gen);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	if (tr.rollback)
 		n_rolled_back++;
 	else
 		n_applied++;
 	if (wf_config.patch_done)
 		wf_config.patch_done();
-	if (tr.client >= 0)
-		wf_client_done(tr.client);
 	memset(&tr, 0, sizeof(tr));
-	tr.client = -1;
+	tr.reply_fd = -1;
 }
 
 static void log_loaded(void)
@@ -140,32 +150,30 @@ static void log_loaded(void)
 	wf_json_num(&j, "load_us", tr.load_us);
 	if (p->meta)
 		wf_json_raw(&j, "meta", p->meta[0] == '{' ? p->meta : NULL);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 }
 
 static void log_jumps(void)
 {
 	struct wf_loaded *p = &tr.patch;
-	char funcs[4096];
-	size_t o = 0;
-	funcs[o++] = '[';
-	for (size_t i = 0; i < p->nfuncs && o < sizeof(funcs) - 200; i++) {
-		char esc[300];
-		wf_json_escape(esc, sizeof(esc), p->funcs[i].name);
-		o += (size_t)snprintf(funcs + o, sizeof(funcs) - o, "%s{\"name\":\"%s\",\"old\":\"0x%lx\",\"new\":\"0x%lx\",\"jump\":%zu}",
-				      i ? "," : "", esc, (unsigned long)p->funcs[i].old_addr,
-				      (unsigned long)p->funcs[i].new_addr, p->funcs[i].jump_len);
-	}
-	funcs[o++] = ']';
-	funcs[o] = 0;
 	struct wf_json j;
 	event_common(&j, "jumps_written");
-	wf_json_int(&j, "count", (long long)p->nfuncs);
-	wf_json_raw(&j, "functions", funcs);
+	wf_json_uint(&j, "count", p->nfuncs);
+	wf_json_array(&j, "functions");
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		const struct wf_func *f = &p->funcs[i];
+		wf_json_object(&j, NULL);
+		wf_json_str(&j, "name", f->name);
+		wf_json_hex(&j, "old", f->old_addr);
+		wf_json_hex(&j, "new", f->new_addr);
+		wf_json_uint(&j, "jump", f->jump_len);
+		wf_json_end(&j);
+	}
+	wf_json_end(&j);
 	wf_json_int(&j, "eh_frames_registered", p->eh_registered);
 	if (!tr.global)
 		wf_json_int(&j, "gen", tr.new_gen);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 }
 
 /* Local mode: drop generations no rollback can reach any more. */
@@ -182,7 +190,7 @@ static void delete_old_generations(void)
 		wf_json_int(&j, "gen", a->prev_gen);
 		if (rc < 0)
 			wf_json_str(&j, "error", strerror((int)-rc));
-		wf_json_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 	}
 }
 
@@ -249,7 +257,7 @@ static void start_local_apply(void)
 	wf_json_int(&j, "gen", gen);
 	wf_json_int(&j, "from", prev);
 	wf_json_num(&j, "create_us", tr.create_us);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 
 	if (tr.has_patch) {
 		if (wf_text_write_jumps(&tr.patch, err)) {
@@ -270,7 +278,7 @@ static void start_local_apply(void)
 	event_common(&j, "migration_pending");
 	wf_json_int(&j, "gen", gen);
 	wf_json_int(&j, "threads", tr.threads);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	if (wf_config.trigger_local_quiescence)
 		wf_config.trigger_local_quiescence();
 	if (wf_config.patch_applied)
@@ -304,7 +312,7 @@ static void start_local_rollback(void)
 	wf_json_int(&j, "gen", top->prev_gen);
 	wf_json_int(&j, "threads", tr.threads);
 	wf_json_str(&j, "rollback_of", top->patch.path);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	if (wf_config.trigger_local_quiescence)
 		wf_config.trigger_local_quiescence();
 	wf_transition_poll();
@@ -325,11 +333,11 @@ static void start_global(void)
 	wf_transition_poll();
 }
 
-void wf_transition_start(const struct wf_request *req)
+bool wf_transition_start(const struct wf_request *req)
 {
 	memset(&tr, 0, sizeof(tr));
 	tr.active = true;
-	tr.client = req->client;
+	tr.reply_fd = req->reply_fd;
 	tr.global = wf_settings.global;
 	tr.rollback = req->kind == WF_REQ_ROLLBACK;
 	tr.trigger_ns = req->ns ? req->ns : wf_now_ns();
@@ -342,22 +350,19 @@ void wf_transition_start(const struct wf_request *req)
 	wf_json_str(&j, "action", tr.rollback ? "rollback" : "apply");
 	wf_json_str(&j, "patch", tr.path[0] ? tr.path : NULL);
 	wf_json_str(&j, "mode", tr.global ? "global" : "local");
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 
-	if (tr.rollback && depth == 0) {
+	if (tr.rollback && depth == 0)
 		reject("nothing to roll back: no patch is applied");
-		return;
-	}
-	if (!tr.rollback && depth == MAX_STACK) {
+	else if (!tr.rollback && depth == MAX_STACK)
 		reject("too many stacked patches");
-		return;
-	}
-	if (tr.global)
+	else if (tr.global)
 		start_global();
 	else if (tr.rollback)
 		start_local_rollback();
 	else
 		start_local_apply();
+	return !tr.active;
 }
 
 static void poll_local(void)
@@ -376,7 +381,7 @@ static void poll_local(void)
 		wf_json_int(&j, "gen", top->gen);
 		if (rc < 0)
 			wf_json_str(&j, "error", strerror((int)-rc));
-		wf_json_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 		/* Its code stays mapped: a thread in an untracked path may still return into it. */
 		free(top->patch.funcs);
 		top->patch.funcs = NULL;
@@ -403,7 +408,7 @@ static void poll_global(void)
 		wf_json_num(&j, "ms", since_trigger_ms());
 		wf_json_int(&j, "missing", missing);
 		wf_json_str(&j, "threads", names);
-		wf_json_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 		wf_global_release();
 		reject(reason);
 		return;
@@ -414,7 +419,7 @@ static void poll_global(void)
 	struct wf_json j;
 	event_common(&j, "quiescence");
 	wf_json_num(&j, "ms", tr.quiescence_ms);
-	wf_json_emit_to(&j, tr.client);
+	wf_event_emit_to(&j, tr.reply_fd);
 	char err[WF_ERRLEN];
 	if (tr.rollback) {
 		struct applied *top = &stack[depth - 1];
@@ -427,7 +432,7 @@ static void poll_global(void)
 		event_common(&j, "jumps_removed");
 		wf_json_str(&j, "patch", top->patch.path);
 		wf_json_int(&j, "count", (long long)top->patch.nfuncs);
-		wf_json_emit_to(&j, tr.client);
+		wf_event_emit_to(&j, tr.reply_fd);
 	} else if (tr.has_patch) {
 		if (wf_text_write_jumps(&tr.patch, err)) {
 			wf_global_release();
@@ -444,51 +449,49 @@ static void poll_global(void)
 	finish();
 }
 
-void wf_transition_poll(void)
+bool wf_transition_poll(void)
 {
 	if (!tr.active)
-		return;
+		return false;
 	if (tr.global)
 		poll_global();
 	else
 		poll_local();
+	return !tr.active;
 }
 
 void wf_transition_totals(void)
 {
 	struct wf_json j;
-	wf_json_begin(&j, "totals");
+	wf_event_begin(&j, "totals");
 	wf_json_str(&j, "mode", wf_settings.global ? "global" : "local");
 	wf_json_int(&j, "transitions", seq);
 	wf_json_int(&j, "applied", n_applied);
 	wf_json_int(&j, "rolled_back", n_rolled_back);
 	wf_json_int(&j, "rejected", n_rejected);
 	wf_json_int(&j, "depth", depth);
-	wf_json_emit(&j);
+	wf_event_emit(&j);
 }
 
 void wf_transition_status(int fd)
 {
-	char patches[4096];
-	size_t o = 0;
-	patches[o++] = '[';
-	for (int i = 0; i < depth && o < sizeof(patches) - 300; i++) {
-		char esc[256];
-		wf_json_escape(esc, sizeof(esc), stack[i].patch.path);
-		o += (size_t)snprintf(patches + o, sizeof(patches) - o, "%s{\"patch\":\"%s\",\"gen\":%ld,\"functions\":%zu}",
-				      i ? "," : "", esc, stack[i].gen, stack[i].patch.nfuncs);
-	}
-	patches[o++] = ']';
-	patches[o] = 0;
 	struct wf_json j;
-	wf_json_begin(&j, "status");
+	wf_event_begin(&j, "status");
 	wf_json_str(&j, "mode", wf_settings.global ? "global" : "local");
 	wf_json_bool(&j, "busy", tr.active);
 	wf_json_int(&j, "depth", depth);
-	wf_json_raw(&j, "patches", patches);
+	wf_json_array(&j, "patches");
+	for (int i = 0; i < depth; i++) {
+		wf_json_object(&j, NULL);
+		wf_json_str(&j, "patch", stack[i].patch.path);
+		wf_json_int(&j, "gen", stack[i].gen);
+		wf_json_uint(&j, "functions", stack[i].patch.nfuncs);
+		wf_json_end(&j);
+	}
+	wf_json_end(&j);
 	if (!wf_settings.global) {
 		wf_json_bool(&j, "generations", wf_settings.generations);
 		wf_json_int(&j, "gen", current_gen);
 	}
-	wf_json_emit_to(&j, fd);
+	wf_event_emit_to(&j, fd);
 }

@@ -1,4 +1,7 @@
-/* Between the patcher's event loop (control.c) and the transition logic (transition.c). */
+/* The transition logic (transition.c), driven by the patcher's event loop (control.c). One
+ * direction only: control.c starts and polls transitions and learns from the return values when
+ * one has ended; transition.c knows nothing of the loop or its clients (a request's reply_fd is
+ * just where its event lines go as well). */
 #ifndef WF_TRANSITION_H
 #define WF_TRANSITION_H
 
@@ -10,35 +13,18 @@ struct wf_request {
 	enum wf_req_kind kind;
 	char path[4096];     /* WF_REQ_APPLY; for WF_REQ_NEXT filled from WF_PATCH_QUEUE */
 	const char *source;  /* "signal", "socket", "cyclic" */
-	int client;          /* control-socket connection to report to, or -1 */
+	int reply_fd;        /* the event lines go here as well as to the log (a client), or -1 */
 	uint64_t ns;         /* when the trigger arrived */
 };
 
-struct transition {
-	bool active;
-	bool global;
-	bool rollback;
-	bool has_patch;
-	bool began;          /* threads were asked to move: their statistics count */
-	bool patch_kept;     /* the patch moved onto the stack: don't unload it */
-	int seq;
-	int client;
-	int threads;
-	char path[4096];
-	struct wf_loaded patch;
-	uint64_t trigger_ns;
-	uint64_t deadline_ns;
-	long new_gen, old_gen;
-	double create_us, load_us, quiescence_ms;
-};
-
-WF_HIDDEN void wf_transition_start(const struct wf_request *req);
-WF_HIDDEN void wf_transition_poll(void);
+/* Starts a transition (none may be active). True if it has already ended (rejected, or nothing
+ * to wait for). */
+WF_HIDDEN bool wf_transition_start(const struct wf_request *req);
+/* Advances the active transition; true if it ended in this call. */
+WF_HIDDEN bool wf_transition_poll(void);
 WF_HIDDEN bool wf_transition_active(void);
-WF_HIDDEN uint64_t wf_transition_deadline(void);
 WF_HIDDEN void wf_transition_totals(void);
+/* Writes the status event to the log and to fd. */
 WF_HIDDEN void wf_transition_status(int fd);
-/* control.c: the request from this client is finished; close its connection. */
-WF_HIDDEN void wf_client_done(int fd);
 
 #endif

@@ -47,8 +47,12 @@ async function sourceIdentity(tree: SourceTree): Promise<string> {
   return tree.package ? `${tree.package.name}_${tree.package.version}@${hash}` : `${tree.dir}@${hash}`;
 }
 
-/** Bump when what a cached original build holds changes (layout, meta.json, shipped detection). */
-const cacheFormat = 2;
+/**
+ * Bump when what a cached original build holds changes (layout, meta.json, shipped detection).
+ * 2: logs of builds reached through a symbolic link had paths outside the tree (readRecords).
+ * 3: makes.json (the recorded makes the patched build re-runs) and linked/ (binaries as linked).
+ */
+const cacheFormat = 3;
 
 export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Promise<{ key: string; source: string; wrapper: string }> {
   const source = await sourceIdentity(tree);

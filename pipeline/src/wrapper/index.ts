@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, readdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, realpath, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { delimiter, dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 
@@ -170,6 +170,18 @@ export async function readRecordFields(file: string): Promise<{ fields: string[]
   return fields.length < 2 ? null : { fields, time: info.mtimeNs };
 }
 
+/**
+ * The wrapper records $PWD, which a shell that a build tool started in a folder it chdir'd
+ * into spells physically (symbolic links resolved), while the caller may have spelled the
+ * tree through a link: both are turned into the physical spelling before paths are made
+ * relative, or every path would climb out of the tree ('../../var/cache/…/tree/x.c').
+ */
+export async function physicalTree(tree: string): Promise<{ physical: string; canonical: (cwd: string) => string }> {
+  const physical = await realpath(tree).catch(() => tree);
+  const canonical = (cwd: string): string => (cwd === tree || cwd.startsWith(`${tree}/`) ? physical + cwd.slice(tree.length) : cwd);
+  return { physical, canonical };
+}
+
 /** Where the wrapper's copy of a linked output is kept under a capture folder. */
 export function capturedPath(captureDir: string, output: string): string {
   return join(captureDir, output);
@@ -182,13 +194,14 @@ export function capturedPath(captureDir: string, output: string): string {
  * binary an object went into is known whatever the build's later steps did to the tree.
  */
 export async function readRecords(tree: string, logDir: string, captureDir?: string): Promise<BuildLogEntry[]> {
+  const { physical, canonical } = await physicalTree(tree);
   const names = (await readdir(logDir)).filter((n) => /^[ro]\.[^.]+$/.test(n));
   const records: { time: bigint; entry: BuildLogEntry; name: string }[] = [];
   for (const name of names) {
     const record = await readRecordFields(join(logDir, name));
     if (!record) continue;
     const [cwd, tool, ...args] = record.fields;
-    const parsed = parseInvocation(tree, cwd, tool, args);
+    const parsed = parseInvocation(physical, canonical(cwd), tool, args);
     if (!parsed) continue;
     const entry: BuildLogEntry = parsed.kind === 'compile' && name.startsWith('o.') ? { ...parsed, outsideMake: true } : parsed;
     records.push({ time: record.time, entry, name });

@@ -7,7 +7,7 @@
  */
 import { access, readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { readRecordFields, type BuildLogEntry, type CompileEntry } from './index.ts';
+import { physicalTree, readRecordFields, type BuildLogEntry, type CompileEntry } from './index.ts';
 
 export interface MakeInvocation {
   /** Tree-relative directory make ran in. */
@@ -75,13 +75,15 @@ function parseEnv(text: string): Record<string, string> {
 
 /** Reads the make records of a record folder, in the order the makes started; probes and makes outside the tree are left out. */
 export async function readMakeRecords(tree: string, logDir: string): Promise<MakeInvocation[]> {
+  const { physical, canonical } = await physicalTree(tree);
   const names = (await readdir(logDir)).filter((n) => /^m\.[^.]+$/.test(n));
   const found: { time: bigint; make: MakeInvocation }[] = [];
   for (const name of names) {
     const record = await readRecordFields(join(logDir, name));
     if (!record) continue;
-    const [cwd, tool, ...args] = record.fields;
-    const rel = relative(tree, cwd);
+    const [recorded, tool, ...args] = record.fields;
+    const cwd = canonical(recorded);
+    const rel = relative(physical, cwd);
     if (rel.startsWith('..') || isAbsolute(rel) || isProbe(args) || (await makefileGone(cwd, args))) continue;
     const envText = await readFile(join(logDir, `${name}.env`), 'utf8').catch(() => null);
     if (envText === null) continue;
