@@ -55,7 +55,8 @@ export async function partitionCandidates(original: OriginalBuild, patched: Patc
       continue;
     }
     const entry = lastCompile(patched.log, cand.object);
-    if (buildSystem || !entry) {
+    // An object compiled from a file the patch touches is the patch's, whatever -M says.
+    if (buildSystem || !entry || patchFiles.has(cand.source)) {
       kept.push(cand);
       continue;
     }

@@ -3,6 +3,7 @@
  * preprocessor's dependency list) in the patched tree. An object whose list holds none of the
  * patch's files was not changed by the patch's code.
  */
+import { realpath } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative, resolve } from 'node:path';
 import { execa } from 'execa';
 import type { CompileEntry } from '../wrapper/index.ts';
@@ -39,9 +40,11 @@ export async function compileInputs(entry: CompileEntry, tree: string, recordedT
   const result = await execa(entry.tool, dependencyArgs(entry.args), { cwd, reject: false, stdin: 'ignore' });
   if (result.exitCode !== 0) return null;
   const files = new Set<string>();
+  // Both spellings of each root: the compiler may print paths with symbolic links resolved.
+  const roots = [...new Set([tree, recordedTree, ...(await Promise.all([tree, recordedTree].map((r) => realpath(r).catch(() => r))))])];
   for (const dep of prerequisites(result.stdout)) {
     const abs = normalize(isAbsolute(dep) ? dep : resolve(cwd, dep));
-    for (const root of [tree, recordedTree]) {
+    for (const root of roots) {
       const rel = relative(root, abs);
       if (!rel.startsWith('..') && !isAbsolute(rel)) {
         files.add(rel);
