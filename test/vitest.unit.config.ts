@@ -11,6 +11,7 @@ export const unitSuites: readonly string[] = [
   'test/wfbuild.test.ts',
   'test/build-env.test.ts',
   'test/after.test.ts',
+  'test/rebuild.test.ts',
   'test/cli.test.ts',
   'test/corpus-driver.test.ts',
   'test/corpus-manifest.test.ts',

@@ -63,6 +63,27 @@ export interface BundleReport {
   readonly objects: readonly string[];
 }
 
+/** A recompiled object that differs, but is no patch target, and why (`ignored` in report.json). */
+export interface IgnoredObject {
+  readonly object: string;
+  readonly source: string;
+  /** `unlinked`: no recorded link or archive uses it; `noise`: the patch's files do not reach it. */
+  readonly why: 'unlinked' | 'noise';
+  readonly what: string;
+}
+
+/** How the patched build ran and what it recompiled. */
+export interface PatchedBuildReport {
+  /** The recorded make invocations re-run, or the whole build command (and why). */
+  readonly how: string;
+  /** Compiles the patched build ran (objects recompiled). */
+  readonly recompiled: number;
+  /** Recompiled objects whose bytes differ, before `ignored` is taken out. */
+  readonly differing: number;
+  /** Objects judged as changed (candidates for create-diff-object). */
+  readonly changed: number;
+}
+
 export interface Report {
   readonly format: 1;
   readonly patch: { readonly name: string; readonly path: string; readonly sha256: string } & Omit<PatchHeader, 'fields'>;
@@ -84,8 +105,12 @@ export interface Report {
   readonly reasons: readonly Reason[];
   readonly notes: readonly string[];
   readonly objects: readonly ObjectReport[];
+  /** Objects that differ for reasons that are not the patch: not judged, each with why. */
+  readonly ignored: readonly IgnoredObject[];
   readonly bundles: readonly BundleReport[];
   readonly originalBuild: { readonly key: string; readonly cached: boolean } | null;
+  /** Null when nothing was built. */
+  readonly patchedBuild: PatchedBuildReport | null;
   /** Milliseconds per stage. */
   readonly timings: Readonly<Record<string, number>>;
 }

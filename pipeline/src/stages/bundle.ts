@@ -6,6 +6,7 @@
 import { basename, join } from 'node:path';
 import { buildId, writeBundle } from '../bundle/index.ts';
 import type { Stage, StageContext } from './context.ts';
+import { originalBinary } from './binaries.ts';
 
 function blocked(ctx: StageContext): boolean {
   return ctx.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0 || o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
@@ -15,7 +16,8 @@ async function bundleFor(ctx: StageContext, binary: string, patches: readonly st
   const original = ctx.original!;
   const triage = ctx.triage!;
   const installedPath = original.shipped?.[binary] ?? null;
-  const id = await buildId(join(original.tree, binary));
+  const originalPath = await originalBinary(original, binary);
+  const id = await buildId(originalPath);
   const file = `${basename(binary)}.wfp`;
   const meta = { format: 1, patch: triage.name, sha256: triage.sha256, cves: triage.cves, target: { path: installedPath ?? binary, buildId: id } } as const;
   const result = await writeBundle([...patches], meta, join(ctx.scratch!, file), ctx.scratch!);
@@ -25,7 +27,7 @@ async function bundleFor(ctx: StageContext, binary: string, patches: readonly st
     return;
   }
   const objects = ctx.objects.filter((o) => o.binaries.includes(binary)).map((o) => o.object);
-  ctx.bundles.push({ binary, installedPath, originalPath: join(original.tree, binary), buildId: id, file: ctx.input.writeBundles ? file : null, sha256: result.sha256, objects });
+  ctx.bundles.push({ binary, installedPath, originalPath, buildId: id, file: ctx.input.writeBundles ? file : null, sha256: result.sha256, objects });
 }
 
 export const bundleStage: Stage = {

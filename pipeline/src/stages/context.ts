@@ -2,9 +2,12 @@
  * What the stages of `wfbuild PATCH` share: the run's input, what each stage leaves for the
  * next, and the shape of a stage. index.ts lists the stages in order.
  */
-import type { BundleReport, ObjectReport, Reason } from '../report/types.ts';
+import type { BundleReport, IgnoredObject, ObjectReport, Reason } from '../report/types.ts';
+
+export type { IgnoredObject } from '../report/types.ts';
 import type { Triage } from '../triage/index.ts';
 import type { BuildLogEntry, CompileEntry } from '../wrapper/index.ts';
+import type { MakeInvocation } from '../wrapper/make-records.ts';
 
 /** A source tree to build, and what it is. */
 export interface SourceTree {
@@ -47,6 +50,10 @@ export interface OriginalBuild {
   readonly shipped: Readonly<Record<string, string>> | null;
   /** Whether this run found the build in the cache. */
   readonly cached: boolean;
+  /** The outermost make invocations, in order: what the patched build re-runs. */
+  readonly makes: readonly MakeInvocation[];
+  /** The wrapper's copies of the linked outputs, taken when linked (wrapper capturedPath()). */
+  readonly linked: string;
 }
 
 /** A recompiled object whose bytes differ from the original's. */
@@ -65,6 +72,8 @@ export interface PatchedBuild {
   readonly candidates: readonly Candidate[];
   /** Recompiled objects that came out byte-identical. */
   readonly unchanged: readonly string[];
+  /** How it was rebuilt: the recorded makes re-run, or the whole build command (and why). */
+  readonly how: string;
   cleanup(): Promise<void>;
 }
 
@@ -119,6 +128,8 @@ export interface StageContext {
   objects: ObjectReport[];
   reasons: Reason[];
   notes: string[];
+  /** Objects that differ for reasons that are not the patch: named in the report, not judged. */
+  ignored: IgnoredObject[];
   bundles: BundleReport[];
   /** Affected binaries for which no loadable bundle came out. */
   unbundled: string[];

@@ -59,7 +59,7 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
     writeBundles: opts.bundles ?? true,
   };
   const out = opts.out === undefined ? defaultOut(opts.patch) : opts.out === null ? null : resolve(opts.out);
-  const ctx: StageContext = { input, objects: [], reasons: [], notes: [], bundles: [], unbundled: [], perBinary: new Map(), timings: {} };
+  const ctx: StageContext = { input, objects: [], reasons: [], notes: [], ignored: [], bundles: [], unbundled: [], perBinary: new Map(), timings: {} };
   await sweepWork(join(input.cache, 'work'));
   const tasks = new Listr<StageContext>(
     stages.map((stage) => timed(stage, input)),

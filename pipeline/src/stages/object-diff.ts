@@ -2,21 +2,29 @@
  * Stage 5, object diff: each changed object is placed (the link map follows it into the
  * binaries the package installs) and judged against each of them (judge.ts).
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { exists } from '../common/fs.ts';
 import { linkMap } from '../wrapper/index.ts';
 import { ensureCreateDiffObject } from './create-diff-object.ts';
 import { needsBuild, type Candidate, type Stage, type StageContext } from './context.ts';
 import { judgeObjectPair } from './judge.ts';
+import { originalBinary } from './binaries.ts';
+import { holdsUnit } from './members.ts';
 
 /** Judges one candidate; an object linked into nothing the package installs is no target. */
 async function diffCandidate(ctx: StageContext, cand: Candidate, links: ReadonlyMap<string, readonly string[]>, onProgress: (line: string) => void): Promise<void> {
   const original = ctx.original!;
   const patched = ctx.patched!;
   const all = links.get(cand.object) ?? linkMap(patched.log).get(cand.object) ?? [];
-  const binaries = original.shipped === null ? all : all.filter((b) => b in original.shipped!);
-  const skipped = all.filter((b) => !binaries.includes(b));
+  const installed = original.shipped === null ? all : all.filter((b) => b in original.shipped!);
+  const skipped = all.filter((b) => !installed.includes(b));
   if (skipped.length) ctx.notes.push(`${cand.object}: linked into ${skipped.join(', ')}, which the package does not install: not a target`);
+  const binaries: string[] = [];
+  for (const binary of installed) {
+    if ((await holdsUnit(await originalBinary(original, binary), cand.source)) === false) {
+      ctx.notes.push(`${cand.object}: not in ${binary}, whose symbol table names no unit ${basename(cand.source)} (an archive member its link did not pull in): not a target`);
+    } else binaries.push(binary);
+  }
   if (all.length === 0) {
     // Not a silent "nothing to do": the change is real, we just cannot place it.
     ctx.reasons.push({ object: cand.object, kind: 'unmapped', symbol: null, what: 'changed, but the build log links it into no file (an archive or link step the wrapper did not see?)' });
@@ -30,7 +38,7 @@ async function diffCandidate(ctx: StageContext, cand: Candidate, links: Readonly
     original: cand.hasOriginal ? join(original.tree, cand.object) : null,
     patched: join(patched.tree, cand.object),
     sourceExisted: await exists(join(original.tree, cand.source)),
-    targets: binaries.map((binary) => ({ name: binary, path: join(original.tree, binary) })),
+    targets: await Promise.all(binaries.map(async (binary) => ({ name: binary, path: await originalBinary(original, binary) }))),
     scratch: ctx.scratch!,
     onProgress,
   });

@@ -3,7 +3,9 @@ import { mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
+import { capturedPath, installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
+import { readMakeRecords, type MakeInvocation } from '../wrapper/make-records.ts';
+import { reproducibleEnv } from './reproducible.ts';
 import { runBuild } from './build-command.ts';
 import { buildProcessEnv } from './build-env.ts';
 import { withLock } from '../common/lock.ts';
@@ -60,8 +62,9 @@ async function sourceIdentity(tree: SourceTree): Promise<string> {
 /**
  * Bump when what a cached original build holds changes (layout, meta.json, shipped detection).
  * 2: logs of builds reached through a symbolic link had paths outside the tree (readRecords).
+ * 3: makes.json (the recorded makes the patched build re-runs) and linked/ (binaries as linked).
  */
-const cacheFormat = 2;
+const cacheFormat = 3;
 
 export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Promise<{ key: string; source: string; wrapper: string }> {
   const source = await sourceIdentity(tree);
@@ -97,7 +100,7 @@ async function listFiles(dir: string): Promise<string[]> {
  * ones byte for byte, so a hash match names each one's installed path (e.g. /usr/bin/memcached).
  * Binaries that are only built (memcached-debug, test programs) are then not patch targets.
  */
-async function findShipped(tree: string, log: readonly BuildLogEntry[], env: Record<string, string>, staging: string): Promise<Record<string, string> | null> {
+async function findShipped(tree: string, linked: string, log: readonly BuildLogEntry[], env: Record<string, string>, staging: string): Promise<Record<string, string> | null> {
   const result = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) return null;
   const byHash = new Map<string, string>();
@@ -112,8 +115,11 @@ async function findShipped(tree: string, log: readonly BuildLogEntry[], env: Rec
   const shipped: Record<string, string> = {};
   const unmatched: string[] = [];
   for (const entry of log) {
-    if (entry.kind !== 'link' || !(await exists(join(tree, entry.output)))) continue;
-    const installed = byHash.get(await sha256File(join(tree, entry.output)));
+    if (entry.kind !== 'link') continue;
+    // The copy taken at link time: the tree's file may be gone or changed by now.
+    const built = (await exists(capturedPath(linked, entry.output))) ? capturedPath(linked, entry.output) : join(tree, entry.output);
+    if (!(await exists(built))) continue;
+    const installed = byHash.get(await sha256File(built));
     if (installed) shipped[entry.output] = installed;
     else unmatched.push(entry.output);
   }
@@ -147,7 +153,8 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
   const metaPath = join(dir, 'meta.json');
   if (await exists(metaPath)) {
     const meta = JSON.parse(await readFile(metaPath, 'utf8')) as Meta;
-    return { key, dir, tree: join(dir, 'tree'), log: await readBuildLog(join(dir, 'build-log.jsonl')), shipped: meta.shipped, cached: true };
+    const makes = JSON.parse(await readFile(join(dir, 'makes.json'), 'utf8')) as MakeInvocation[];
+    return { key, dir, tree: join(dir, 'tree'), log: await readBuildLog(join(dir, 'build-log.jsonl')), shipped: meta.shipped, cached: true, makes, linked: join(dir, 'linked') };
   }
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -159,15 +166,18 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
     const records = join(dir, 'records');
     await installShims(shims);
     await mkdir(records);
-    const env = wrapperEnv(shims, records, built);
+    const env = { ...(await reproducibleEnv(built)), ...wrapperEnv(shims, records, built) };
     onOutput?.(`${cmd.display} (through the compiler wrapper)`);
     // A failed build's log is kept beside the cache (the tree is removed below).
     await runBuild(cmd, built, env, `original build of ${tree.package ? `${tree.package.name} ${tree.package.version}` : tree.dir}`, undefined, 'original', resolve(dir, '../../failed'));
-    const log = await readRecords(built, records);
+    const linked = join(dir, 'linked');
+    const log = await readRecords(built, records, linked);
+    const makes = await readMakeRecords(built, records);
     if (!log.some((e) => e.kind === 'compile')) {
       throw new UserError(`original build (${cmd.display}) compiled nothing through the compiler wrapper; is the tree already built, or does its build call the compiler by absolute path?`, ExitCode.buildFailed);
     }
     await writeBuildLog(join(dir, 'build-log.jsonl'), log);
+    await writeFile(join(dir, 'makes.json'), JSON.stringify(makes, null, 1) + '\n');
     await rm(records, { recursive: true, force: true });
     let shipped: Record<string, string> | null = null;
     if (tree.debian) {
@@ -175,13 +185,13 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
       const staging = join(dir, 'staging');
       const installRecords = join(dir, 'install-records');
       await mkdir(installRecords);
-      shipped = await findShipped(built, log, buildProcessEnv(cmd.env, wrapperEnv(shims, installRecords, built)), staging);
+      shipped = await findShipped(built, linked, log, buildProcessEnv(cmd.env, { ...env, ...wrapperEnv(shims, installRecords, built) }), staging);
       await rm(staging, { recursive: true, force: true });
       await rm(installRecords, { recursive: true, force: true });
     }
     const meta: Meta = { key, source, command: cmd.display, wrapper, shipped, builtAt: new Date().toISOString() };
     await writeFile(metaPath, JSON.stringify(meta, null, 2) + '\n');
-    return { key, dir, tree: built, log, shipped, cached: false };
+    return { key, dir, tree: built, log, shipped, cached: false, makes, linked };
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wrapper/index.ts';
-import { bindMountAvailable, runBuild } from './build-command.ts';
+import { replayable, replayEnv } from '../wrapper/make-records.ts';
+import { BuildFailed, bindMountAvailable, runBuild } from './build-command.ts';
+import { reproducibleEnv } from './reproducible.ts';
+import { partitionCandidates } from './ignore.ts';
 import { applyPatch } from './apply-patch.ts';
 import { needsBuild, type BuildCommand, type Candidate, type OriginalBuild, type PatchedBuild, type Stage } from './context.ts';
 import { alive } from '../common/lock.ts';
@@ -20,8 +23,17 @@ export const patchedBuildStage: Stage = {
   async run(ctx, task) {
     if (!needsBuild(ctx)) return task.skip('no compiled code touched');
     const original = ctx.original!;
-    const patched = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian);
+    // A patch to the build system may change what configure or a generator makes: then the
+    // whole build command runs again, not only the recorded makes.
+    const buildSystem = ctx.triage!.files.some((f) => f.kind === 'build-system');
+    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem);
+    ctx.patched = built; // set at once: classifyPatch cleans the work copy up even if what follows throws
+    const touched = ctx.triage!.files.map((f) => f.path);
+    const split = await partitionCandidates(original, built, touched, buildSystem, original.tree);
+    const patched = { ...built, candidates: split.kept };
     ctx.patched = patched;
+    ctx.ignored.push(...split.ignored);
+    ctx.notes.push(...split.notes);
     ctx.scratch = join(dirname(patched.tree), 'scratch');
     await mkdir(ctx.scratch, { recursive: true });
     const compiledSources = new Set(original.log.flatMap((e) => (e.kind === 'compile' ? e.sources : [])));
@@ -30,8 +42,10 @@ export const patchedBuildStage: Stage = {
         ctx.notes.push(`${f.path}: not compiled by this build (${ctx.cmd!.display})`);
       }
     }
+    ctx.notes.push(`patched build: ${patched.how}`);
     for (const object of patched.unchanged) ctx.notes.push(`${object}: recompiled, identical bytes`);
-    task.title = `patched build: ${patched.recompiled.length} recompiled, ${patched.candidates.length} changed`;
+    const ignored = split.ignored.length ? `, ${split.ignored.length} ignored (${[...new Set(split.ignored.map((i) => i.why))].join(', ')})` : '';
+    task.title = `patched build: ${patched.recompiled.length} recompiled, ${patched.candidates.length} changed${ignored}`;
   },
 };
 
@@ -45,8 +59,35 @@ export async function sweepWork(workRoot: string): Promise<void> {
 }
 
 /**
- * Copies the original build, applies the patch and reruns the same build command: make sees
- * only the patched files as new, so only what depends on them is recompiled (and recorded).
+ * What the patched build runs: the original build's outermost make invocations, each with
+ * its recorded arguments, directory and environment (so configure and dh's other steps do
+ * not run again), when every compile of the original ran under one of them and the patch
+ * leaves the build system alone; else the whole build command.
+ */
+interface RebuildPlan {
+  /** Null: the whole build command. */
+  readonly replay: { cmd: BuildCommand; env: Record<string, string> }[] | null;
+  readonly how: string;
+}
+
+function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): RebuildPlan {
+  const check = replayable(original.log, original.makes);
+  if (check.ok && !buildSystem) {
+    const replay = original.makes.map((make) => {
+      const display = `${make.tool} ${make.args.join(' ')}`.trim();
+      // env -C: make runs in its recorded directory, at the path the build sees.
+      const argv = ['env', '-C', join(buildPath, make.cwd), make.tool, ...make.args];
+      return { cmd: { display, argv, env: replayEnv(make, join(original.dir, 'shims'), wrapper, newShims) }, env: {} };
+    });
+    return { replay, how: `re-ran the original build's make invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
+  }
+  const why = buildSystem ? 'the patch changes the build system' : check.ok ? '' : check.why;
+  return { replay: null, how: `re-ran the whole build command (${cmd.display}): ${why}` };
+}
+
+/**
+ * Copies the original build, applies the patch and re-runs the original's build steps: make
+ * sees only the patched files as new, so only what depends on them is recompiled (and recorded).
  */
 export async function patchedBuild(
   original: OriginalBuild,
@@ -55,6 +96,7 @@ export async function patchedBuild(
   patchName: string,
   workRoot: string,
   debian: boolean,
+  buildSystem = false,
 ): Promise<PatchedBuild> {
   await mkdir(workRoot, { recursive: true });
   // The owner's pid leads the name so sweepWork() can tell a killed run's leftovers.
@@ -73,7 +115,21 @@ export async function patchedBuild(
     await mkdir(records);
     // Built at the original's path when we can (see runBuild), else in place in the copy.
     const buildPath = (await bindMountAvailable()) ? original.tree : tree;
-    await runBuild(cmd, tree, wrapperEnv(shims, records, buildPath), `patched build (${patchName} applied)`, buildPath === tree ? undefined : buildPath, 'patched');
+    const wrapper = { ...(await reproducibleEnv(tree)), ...wrapperEnv(shims, records, buildPath) };
+    const plan = rebuildPlan(original, cmd, buildSystem, buildPath, shims, wrapper);
+    let how = plan.how;
+    const what = `patched build (${patchName} applied)`;
+    const at = buildPath === tree ? undefined : buildPath;
+    try {
+      for (const step of plan.replay ?? []) await runBuild(step.cmd, tree, step.env, what, at, 'patched');
+    } catch (error) {
+      // A recorded make that cannot run again as recorded (an environment that named a
+      // temporary folder, say): the whole build command still gives the right objects, only slower.
+      if (!(error instanceof BuildFailed)) throw error;
+      how = `${plan.how}, which failed (${error.message.split('\n')[0]}); then re-ran the whole build command (${cmd.display})`;
+      await runBuild(cmd, tree, wrapper, what, at, 'patched');
+    }
+    if (plan.replay === null) await runBuild(cmd, tree, wrapper, what, at, 'patched');
     const log = await readRecords(buildPath, records);
     const recompiled = log.filter((e): e is CompileEntry => e.kind === 'compile');
     const candidates: Candidate[] = [];
@@ -84,7 +140,7 @@ export async function patchedBuild(
       if (hasOriginal && (await sameBytes(before, join(tree, entry.object)))) unchanged.push(entry.object);
       else candidates.push({ object: entry.object, source: entry.sources[0], hasOriginal });
     }
-    return { tree, log, recompiled, candidates, unchanged, cleanup };
+    return { tree, log, recompiled, candidates, unchanged, how, cleanup };
   } catch (error) {
     await cleanup();
     throw error;

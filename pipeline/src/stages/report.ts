@@ -48,8 +48,12 @@ export function assembleReport(ctx: StageContext): Report {
     reasons: cls.outcome === 'no-compiled-code' ? [] : ctx.reasons,
     notes: [...new Set(notes)],
     objects: ctx.objects,
+    ignored: ctx.ignored,
     bundles: cls.outcome === 'kpatchable' ? ctx.bundles : [],
     originalBuild: ctx.original ? { key: ctx.original.key, cached: ctx.original.cached } : null,
+    patchedBuild: ctx.patched
+      ? { how: ctx.patched.how, recompiled: ctx.patched.recompiled.length, differing: ctx.patched.candidates.length + ctx.ignored.length, changed: ctx.patched.candidates.length }
+      : null,
     timings: ctx.timings,
   };
 }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # wfbuild compiler wrapper. Installed as gcc, cc, g++, c++, ar (and their target-prefixed names)
-# in a shim folder put first in PATH, so it survives whatever CC/CFLAGS a build system or
+# and make in a shim folder put first in PATH, so it survives whatever CC/CFLAGS a build system or
 # dpkg-buildflags chooses. It
 #   - adds -ffunction-sections -fdata-sections: create-diff-object compares and extracts
 #     functions and data objects one section each;
@@ -9,11 +9,21 @@
 #   - drops -flto* (LTO objects hold GIMPLE, not code to compare);
 #   - records every successful invocation (directory, tool, final arguments) as one
 #     NUL-separated record file in $WFBUILD_LOG; wfbuild turns them into the JSON-lines build log.
+#     A call made under no recorded make is named o.* instead of r.*: then the build is not
+#     only make, and the patched build cannot be a replay of the recorded make invocations;
+#   - keeps a copy of every linked output (r.*.out) at the moment it is linked, so later steps
+#     of the build (install rules moving or relinking files) cannot take it away;
+#   - as make: records the outermost make invocations (m.*: directory and arguments, m.*.env:
+#     the environment), so the patched build can re-run exactly these instead of the whole
+#     build command (which re-runs configure).
 # Environment: WFBUILD_REAL_PATH (PATH without the shim folder), WFBUILD_LOG (record folder),
 # WFBUILD_TREE (the tree's absolute path).
 # Kept in POSIX sh: it runs for every compiler call (hundreds in a configure run), so it must start fast.
 
 tool=${0##*/}
+# Under a recorded make or not (the make branch below exports it for everything make runs).
+kind=o
+[ -n "$WFBUILD_IN_MAKE" ] && kind=r
 real=$(PATH=$WFBUILD_REAL_PATH command -v "$tool") || {
 	echo "wfbuild cc-wrapper: no real '$tool' in PATH" >&2
 	exit 127
@@ -26,21 +36,42 @@ case $tool in
 	"$real" "$@"
 	status=$?
 	if [ "$status" -eq 0 ] && [ -n "$WFBUILD_LOG" ]; then
-		record=$(mktemp "$WFBUILD_LOG/r.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
+		record=$(mktemp "$WFBUILD_LOG/$kind.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
 	fi
 	exit "$status"
 	;;
+make | gmake)
+	# Only the outermost make: its sub-makes are re-run by it. Recorded before it runs (the
+	# order of several outermost makes is their start order).
+	if [ -z "$WFBUILD_IN_MAKE" ] && [ -n "$WFBUILD_LOG" ]; then
+		record=$(mktemp "$WFBUILD_LOG/m.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record" && env -0 >"$record.env"
+	fi
+	WFBUILD_IN_MAKE=1
+	export WFBUILD_IN_MAKE
+	exec "$real" "$@"
+	;;
 esac
 
+# While filtering, note the output (-o) and whether the call links (no -c/-S/-E/-M).
+out=
+links=yes
+take_out=
 n=$#
 while [ "$n" -gt 0 ]; do
 	arg=$1
 	shift
 	n=$((n - 1))
+	if [ -n "$take_out" ]; then
+		out=$arg
+		take_out=
+	fi
 	case $arg in
-	-flto | -flto=* | -ffat-lto-objects | -fno-fat-lto-objects | -fuse-linker-plugin) ;;
-	*) set -- "$@" "$arg" ;;
+	-flto | -flto=* | -ffat-lto-objects | -fno-fat-lto-objects | -fuse-linker-plugin) continue ;;
+	-c | -S | -E | -M | -MM) links= ;;
+	-o) take_out=yes ;;
+	-o*) out=${arg#-o} ;;
 	esac
+	set -- "$@" "$arg"
 done
 set -- "$@" -ffunction-sections -fdata-sections
 if [ -n "$WFBUILD_TREE" ]; then
@@ -50,6 +81,11 @@ fi
 "$real" "$@"
 status=$?
 if [ "$status" -eq 0 ] && [ -n "$WFBUILD_LOG" ]; then
-	record=$(mktemp "$WFBUILD_LOG/r.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
+	record=$(mktemp "$WFBUILD_LOG/$kind.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
+	# configure's conftest programs are never targets: not worth a copy each.
+	case ${links:+$out} in
+	'' | conftest* | */conftest*) ;;
+	*) [ -f "$out" ] && cp -p -- "$out" "$record.out" ;;
+	esac
 fi
 exit "$status"

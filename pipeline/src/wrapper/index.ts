@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { chmod, copyFile, mkdir, readdir, readFile, realpath, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, realpath, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { delimiter, isAbsolute, join, normalize, relative, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 
 /** The wrapper script; its hash is part of the original-build cache key. */
 export const wrapperScript: string = fileURLToPath(new URL('./cc-wrapper.sh', import.meta.url));
@@ -12,6 +12,8 @@ export const compilerNames: readonly string[] = [
   'x86_64-linux-gnu-gcc', 'x86_64-linux-gnu-g++', 'x86_64-linux-gnu-gcc-12', 'x86_64-linux-gnu-g++-12',
   // Archivers: recorded only, so objects are followed through static archives.
   'ar', 'gcc-ar', 'x86_64-linux-gnu-ar', 'x86_64-linux-gnu-gcc-ar',
+  // make: the outermost invocations are recorded, for the patched build to re-run (make-records.ts).
+  'make', 'gmake',
 ];
 
 export async function wrapperVersion(): Promise<string> {
@@ -50,6 +52,8 @@ export interface CompileEntry {
   readonly object: string;
   readonly tool: string;
   readonly args: readonly string[];
+  /** Compiled under no recorded make (a script or build tool other than make ran the compiler). */
+  readonly outsideMake?: true;
 }
 
 export interface LinkEntry {
@@ -158,27 +162,60 @@ function parseArchive(tree: string, cwd: string, tool: string, args: readonly st
   return { kind: 'link', cwd: relative(tree, cwd) || '.', output: rel(archive), inputs: members.map(rel), sources: [], shared: false, tool, args };
 }
 
-/** Reads the wrapper's record folder into log entries, in the order the calls finished. */
-export async function readRecords(tree: string, logDir: string): Promise<BuildLogEntry[]> {
-  // The wrapper records $PWD, which a shell that a build tool started in a folder it chdir'd
-  // into spells physically (symbolic links resolved), while the caller may have spelled the
-  // tree through a link: both are turned into the physical spelling before paths are made
-  // relative, or every path would climb out of the tree ('../../var/cache/…/tree/x.c').
+/** Reads one NUL-separated record file into its fields; null for a record cut short (killed). */
+export async function readRecordFields(file: string): Promise<{ fields: string[]; time: bigint } | null> {
+  const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file, { bigint: true })]);
+  const fields = text.split('\0');
+  fields.pop(); // after the last NUL
+  return fields.length < 2 ? null : { fields, time: info.mtimeNs };
+}
+
+/**
+ * The wrapper records $PWD, which a shell that a build tool started in a folder it chdir'd
+ * into spells physically (symbolic links resolved), while the caller may have spelled the
+ * tree through a link: both are turned into the physical spelling before paths are made
+ * relative, or every path would climb out of the tree ('../../var/cache/…/tree/x.c').
+ */
+export async function physicalTree(tree: string): Promise<{ physical: string; canonical: (cwd: string) => string }> {
   const physical = await realpath(tree).catch(() => tree);
   const canonical = (cwd: string): string => (cwd === tree || cwd.startsWith(`${tree}/`) ? physical + cwd.slice(tree.length) : cwd);
-  const names = await readdir(logDir);
-  const records: { time: bigint; entry: BuildLogEntry }[] = [];
+  return { physical, canonical };
+}
+
+/** Where the wrapper's copy of a linked output is kept under a capture folder. */
+export function capturedPath(captureDir: string, output: string): string {
+  return join(captureDir, output);
+}
+
+/**
+ * Reads the wrapper's record folder into log entries, in the order the calls finished
+ * (r.* under a recorded make, o.* outside one). With `captureDir`, the copies the wrapper
+ * kept of linked outputs are moved there (capturedPath; the last link of a file wins), so the
+ * binary an object went into is known whatever the build's later steps did to the tree.
+ */
+export async function readRecords(tree: string, logDir: string, captureDir?: string): Promise<BuildLogEntry[]> {
+  const { physical, canonical } = await physicalTree(tree);
+  const names = (await readdir(logDir)).filter((n) => /^[ro]\.[^.]+$/.test(n));
+  const records: { time: bigint; entry: BuildLogEntry; name: string }[] = [];
   for (const name of names) {
-    const file = join(logDir, name);
-    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file, { bigint: true })]);
-    const fields = text.split('\0');
-    fields.pop(); // after the last NUL
-    if (fields.length < 2) continue; // the wrapper was killed while writing
-    const [cwd, tool, ...args] = fields;
-    const entry = parseInvocation(physical, canonical(cwd), tool, args);
-    if (entry) records.push({ time: info.mtimeNs, entry });
+    const record = await readRecordFields(join(logDir, name));
+    if (!record) continue;
+    const [cwd, tool, ...args] = record.fields;
+    const parsed = parseInvocation(physical, canonical(cwd), tool, args);
+    if (!parsed) continue;
+    const entry: BuildLogEntry = parsed.kind === 'compile' && name.startsWith('o.') ? { ...parsed, outsideMake: true } : parsed;
+    records.push({ time: record.time, entry, name });
   }
   records.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  if (captureDir !== undefined) {
+    const names = new Set(await readdir(logDir));
+    for (const { entry, name } of records) {
+      if (entry.kind !== 'link' || !names.has(`${name}.out`) || entry.output.startsWith('..')) continue;
+      const dest = capturedPath(captureDir, entry.output);
+      await mkdir(dirname(dest), { recursive: true });
+      await rename(join(logDir, `${name}.out`), dest);
+    }
+  }
   return records.map((r) => r.entry);
 }
 

@@ -1,0 +1,127 @@
+/**
+ * The outermost make invocations of a build, as the wrapper's make shim recorded them (m.*:
+ * directory, tool, arguments; m.*.env: the environment). The patched build re-runs exactly
+ * these — same targets, flags, environment and directory — instead of the whole build command,
+ * which for a Debian tree re-runs configure (chrony's configure rewrites config.h, and then
+ * every object is recompiled).
+ */
+import { access, readdir, readFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { physicalTree, readRecordFields, type BuildLogEntry, type CompileEntry } from './index.ts';
+
+export interface MakeInvocation {
+  /** Tree-relative directory make ran in. */
+  readonly cwd: string;
+  /** As the build called it (make or gmake: the shim, found through PATH). */
+  readonly tool: string;
+  readonly args: readonly string[];
+  /** The whole environment make ran with (the wrapper's own variables included). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/**
+ * Probes, not build steps: autoconf's `make -f conftest.make`, `make -f -`, version queries,
+ * dry runs and database dumps — also in a cluster of short options, as dh's look for override
+ * targets (`make -Rrnpsf debian/rules debhelper-fail-me`).
+ */
+function isProbe(args: readonly string[]): boolean {
+  return args.some(
+    (a, i) =>
+      /conftest/.test(a) ||
+      /^-[A-Za-z]*[npq][A-Za-z]*$/.test(a) ||
+      ((a === '-f' || a === '--file' || a === '--makefile') && args[i + 1] === '-') ||
+      a === '-f-' ||
+      a === '--file=-' ||
+      ['--version', '-v', '-p', '--print-data-base', '-q', '--question', '-n', '--just-print', '--dry-run', '--recon'].includes(a),
+  );
+}
+
+/** The makefiles a make call names (-f X, -fX, --file=X, --makefile=X, a cluster ending in f). */
+function makefilesNamed(args: readonly string[]): string[] {
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--file' || a === '--makefile' || /^-[A-Za-z]*f$/.test(a)) {
+      if (args[i + 1] !== undefined) files.push(args[++i]);
+    } else if (/^--(make)?file=/.test(a)) files.push(a.slice(a.indexOf('=') + 1));
+    else if (/^-f./.test(a)) files.push(a.slice(2));
+  }
+  return files;
+}
+
+const present = (path: string): Promise<boolean> => access(path).then(() => true, () => false);
+
+/**
+ * A make whose makefile is gone after the build ran a probe's temporary makefile (nfs-utils'
+ * configure: `make -f confmf.GNU`): nothing to re-run. `-C DIR` is not followed (rare at the
+ * outermost level); such a make is kept.
+ */
+async function makefileGone(cwd: string, args: readonly string[]): Promise<boolean> {
+  if (args.some((a) => a === '-C' || a.startsWith('-C') || a.startsWith('--directory'))) return false;
+  const named = makefilesNamed(args);
+  if (named.length > 0) return !(await Promise.all(named.map((f) => present(resolve(cwd, f))))).every(Boolean);
+  const defaults = await Promise.all(['GNUmakefile', 'makefile', 'Makefile'].map((f) => present(join(cwd, f))));
+  return !defaults.some(Boolean);
+}
+
+function parseEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const item of text.split('\0')) {
+    const eq = item.indexOf('=');
+    if (eq > 0) env[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return env;
+}
+
+/** Reads the make records of a record folder, in the order the makes started; probes and makes outside the tree are left out. */
+export async function readMakeRecords(tree: string, logDir: string): Promise<MakeInvocation[]> {
+  const { physical, canonical } = await physicalTree(tree);
+  const names = (await readdir(logDir)).filter((n) => /^m\.[^.]+$/.test(n));
+  const found: { time: bigint; make: MakeInvocation }[] = [];
+  for (const name of names) {
+    const record = await readRecordFields(join(logDir, name));
+    if (!record) continue;
+    const [recorded, tool, ...args] = record.fields;
+    const cwd = canonical(recorded);
+    const rel = relative(physical, cwd);
+    if (rel.startsWith('..') || isAbsolute(rel) || isProbe(args) || (await makefileGone(cwd, args))) continue;
+    const envText = await readFile(join(logDir, `${name}.env`), 'utf8').catch(() => null);
+    if (envText === null) continue;
+    found.push({ time: record.time, make: { cwd: rel || '.', tool, args, env: parseEnv(envText) } });
+  }
+  found.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  return found.map((f) => f.make);
+}
+
+/**
+ * Whether re-running the recorded makes redoes every compile of the build: only when each
+ * recorded compile ran under one of them. Else the reason why not (for the report's notes).
+ */
+export function replayable(log: readonly BuildLogEntry[], makes: readonly MakeInvocation[]): { ok: true } | { ok: false; why: string } {
+  if (makes.length === 0) return { ok: false, why: 'the build ran no make' };
+  const outside = log.filter((e): e is CompileEntry => e.kind === 'compile' && e.outsideMake === true);
+  if (outside.length > 0) return { ok: false, why: `${outside.length} compile(s) ran outside a make the wrapper saw (e.g. ${outside[0].object})` };
+  return { ok: true };
+}
+
+/** A jobserver handed down by the original build's parent make no longer exists at replay time. */
+function withoutJobserver(flags: string): string {
+  return flags
+    .split(' ')
+    .filter((f) => !/^--jobserver-(auth|fds)=/.test(f))
+    .join(' ');
+}
+
+/**
+ * The environment to re-run a recorded make with: the recorded one, with the wrapper's own
+ * variables (shim folder, record folder, tree) replaced by the new run's, and no stale jobserver.
+ */
+export function replayEnv(make: MakeInvocation, oldShims: string, wrapper: Readonly<Record<string, string>>, newShims: string): Record<string, string> {
+  const env: Record<string, string> = { ...make.env };
+  delete env.WFBUILD_IN_MAKE;
+  for (const key of ['MAKEFLAGS', 'MFLAGS']) if (env[key] !== undefined) env[key] = withoutJobserver(env[key]);
+  const path = (env.PATH ?? '').split(':').filter((p) => p !== oldShims && p !== newShims);
+  Object.assign(env, wrapper);
+  env.PATH = [newShims, ...path].join(':');
+  return env;
+}

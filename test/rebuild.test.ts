@@ -1,0 +1,142 @@
+/**
+ * Issue #16: the patched build re-runs the original's make steps (not configure), only what the
+ * patch's files reach counts as changed, and what differs for other reasons is named as ignored
+ * in report.json — on test/fixtures/rebuild, a small tree whose build regenerates a random build
+ * id, stamps __DATE__/__TIME__, throws a compiler probe's object away, rewrites config.h in its
+ * configure, and moves the linked binary away after linking.
+ */
+import { describe, expect, it, beforeAll, afterAll } from 'vitest';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import type { Report } from '../pipeline/src/report/types.ts';
+import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records.ts';
+import { holdsUnit } from '../pipeline/src/stages/members.ts';
+
+const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
+const fixture = new URL('./fixtures/rebuild/', import.meta.url).pathname;
+const tree = join(fixture, 'tree');
+const patch = join(fixture, 'patches/0001-handler-negative-code.patch');
+// The whole command configure + make, as a package's would be: configure rewrites config.h,
+// which every object depends on.
+const buildCmd = './configure && make -j2';
+
+let scratch: string;
+let report: Report;
+let exitCode: number | undefined;
+let output: string;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'wfbuild-rebuild-'));
+  const out = join(scratch, 'out');
+  const result = await execa(wfbuild, ['build', patch, '--source', tree, '--build-cmd', buildCmd, '--out', out], {
+    reject: false,
+    env: { WFPATCH_CACHE: join(scratch, 'cache') },
+    all: true,
+  });
+  exitCode = result.exitCode;
+  output = result.all ?? '';
+  report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
+}, 120_000);
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+describe('wfbuild on a build with noise (test/fixtures/rebuild)', () => {
+  it('classifies the one-line fix as kpatch-able, with handler.o the only changed object', () => {
+    expect(exitCode, output).toBe(0);
+    expect(report).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    expect(report.objects.map((o) => o.object)).toEqual(['handler.o']);
+  });
+
+  it('re-runs the recorded make, not configure: only the patched file and what the build forces are recompiled', () => {
+    expect(report.patchedBuild?.how).toMatch(/re-ran the original build's make invocation\(s\): `make -j2` in \./);
+    // handler.o (the patch), and what the Makefile rebuilds on every run: buildinfo.o (new
+    // build id), stamp.o (FORCE), probe.o (the probe). Not main.o, util.o: configure did not
+    // run again, so config.h kept its time.
+    expect(report.patchedBuild?.recompiled).toBe(4);
+    expect(report.patchedBuild?.changed).toBe(1);
+    expect(report.notes.join('\n')).not.toMatch(/main\.o|util\.o/);
+  });
+
+  it('names the random build id object as ignored noise, not as changed', () => {
+    expect(report.ignored).toContainEqual(expect.objectContaining({ object: 'buildinfo.o', source: 'buildinfo.c', why: 'noise' }));
+    const noise = report.ignored.find((i) => i.object === 'buildinfo.o');
+    expect(noise?.what).toMatch(/none of the \d+ files it is compiled from is one the patch touches/);
+  });
+
+  it('keeps __DATE__/__TIME__ from changing an object (SOURCE_DATE_EPOCH)', () => {
+    expect(report.notes).toContain('stamp.o: recompiled, identical bytes');
+    expect(report.objects.map((o) => o.object)).not.toContain('stamp.o');
+  });
+
+  it('ignores the compiler probe object, linked into nothing, with the reason', () => {
+    expect(report.ignored).toContainEqual(expect.objectContaining({ object: 'probe.o', why: 'unlinked' }));
+    expect(report.ignored.find((i) => i.object === 'probe.o')?.what).toMatch(/deleted by the build .*no recorded link or archive uses it/);
+    expect(report.reasons.filter((r) => r.kind === 'unmapped')).toEqual([]);
+  });
+
+  it('checks objects against the binary as linked, although the build moved it away afterwards', () => {
+    const handler = report.objects[0];
+    expect(handler.binaries).toEqual(['server']);
+    expect(handler.verdicts).toEqual([expect.objectContaining({ binary: 'server', outcome: 'patch', exitCode: 0 })]);
+    expect(report.bundles).toHaveLength(1);
+    expect(report.bundles[0]).toMatchObject({ binary: 'server', objects: ['handler.o'] });
+    expect(report.bundles[0].originalPath).toMatch(/\/linked\/server$/);
+    expect(report.bundles[0].buildId).toMatch(/^[0-9a-f]{40}$/);
+  });
+});
+
+describe('recorded make invocations (make-records.ts)', () => {
+  it('keeps build steps in start order and leaves probes out', async () => {
+    const dir = join(scratch, 'makes');
+    const records = join(dir, 'records');
+    const root = join(dir, 'tree');
+    await mkdir(records, { recursive: true });
+    await mkdir(join(root, 'sub'), { recursive: true });
+    await writeFile(join(root, 'Makefile'), 'all:\n');
+    await writeFile(join(root, 'sub/GNUmakefile'), 'all:\n');
+    const calls: [string, string[]][] = [
+      [root, ['-j2']],
+      [root, ['-Rrnpsf', 'debian/rules', 'debhelper-fail-me']], // dh looking for override targets
+      [root, ['-f', 'conftest.make']], // autoconf's AC_PROG_MAKE_SET
+      [root, ['-f', '-', 'BAR=0']], // automake's nested-variables check
+      [root, ['-f', 'confmf.GNU']], // a configure's temporary makefile, deleted since
+      [root, ['--version']],
+      ['/elsewhere', ['all']], // outside the tree
+      [join(root, 'sub'), ['all']],
+    ];
+    let n = 0;
+    for (const [cwd, args] of calls) {
+      const name = join(records, `m.${String(n++).padStart(4, '0')}`);
+      await writeFile(name, [cwd, 'make', ...args].map((f) => `${f}\0`).join(''));
+      await writeFile(`${name}.env`, `PATH=/old/shims:/usr/bin\0MAKEFLAGS= -j2 --jobserver-auth=3,4\0WFBUILD_IN_MAKE=1\0`);
+      // Start order is the records' time order.
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const makes = await readMakeRecords(root, records);
+    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']]]);
+    const env = replayEnv(makes[0], '/old/shims', { WFBUILD_LOG: '/new/records' }, '/new/shims');
+    expect(env).toMatchObject({ PATH: '/new/shims:/usr/bin', MAKEFLAGS: ' -j2', WFBUILD_LOG: '/new/records' });
+    expect(env.WFBUILD_IN_MAKE).toBeUndefined();
+  });
+});
+
+describe('archive members (members.ts)', () => {
+  it('tells which units a binary pulled in from an archive', async () => {
+    const dir = join(scratch, 'members');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'used.c'), 'int used(void) { return 1; }\n');
+    await writeFile(join(dir, 'unused.c'), 'int unused(void) { return 2; }\n');
+    await writeFile(join(dir, 'main.c'), 'int used(void);\nint main(void) { return used(); }\n');
+    for (const unit of ['used', 'unused', 'main']) await execa('gcc', ['-O2', '-c', '-o', `${unit}.o`, `${unit}.c`], { cwd: dir });
+    await execa('ar', ['rcs', 'libm1.a', 'used.o', 'unused.o'], { cwd: dir });
+    await execa('gcc', ['-o', 'prog', 'main.o', '-L.', '-lm1'], { cwd: dir });
+    expect(await holdsUnit(join(dir, 'prog'), 'sub/used.c')).toBe(true);
+    expect(await holdsUnit(join(dir, 'prog'), 'unused.c')).toBe(false);
+    expect(await holdsUnit(join(dir, 'prog'), 'start.S')).toBeNull();
+    await execa('strip', ['-o', 'prog.stripped', 'prog'], { cwd: dir });
+    expect(await holdsUnit(join(dir, 'prog.stripped'), 'unused.c')).toBeNull();
+  });
+});
