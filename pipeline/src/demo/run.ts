@@ -40,9 +40,10 @@ export async function buildRuntime(): Promise<void> {
 
 /** wfbuild on the bundled example: kvd's source tree and its DEP-3 fix. */
 export async function buildDemoBundle(opts: DemoOptions): Promise<Report> {
-  // kvd's Makefile finds libwfpatch through WFPATCH_DIR (wfbuild builds a copy of the tree).
-  process.env.WFPATCH_DIR = runtimeDir;
-  const report = await classifyPatch({ patch: demoPatch, source: join(demoDir, 'kvd'), out: opts.out, renderer: opts.renderer });
+  // kvd's Makefile finds libwfpatch through WFPATCH_DIR (wfbuild builds a copy of the tree, in a
+  // clean environment: the variable goes on make's command line, where the report records it).
+  const buildCmd = `make -j2 WFPATCH_DIR=${runtimeDir}`;
+  const report = await classifyPatch({ patch: demoPatch, source: join(demoDir, 'kvd'), out: opts.out, renderer: opts.renderer, buildCmd });
   if (!report.kpatchable || report.bundles.length !== 1) {
     throw new UserError(`the demo patch was not made into one bundle: ${JSON.stringify(report.reasons)}`, ExitCode.internal);
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile, open } from 'node:fs/promises';
+import { mkdir, readFile, readdir, realpath, rm, writeFile, open } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
@@ -141,8 +141,11 @@ async function findShipped(tree: string, linked: string, log: readonly BuildLogE
  */
 export async function originalBuild(tree: SourceTree, cmd: BuildCommand, cacheDir: string, onOutput?: (line: string) => void): Promise<OriginalBuild> {
   const { key } = await originalBuildKey(tree, cmd);
-  const dir = join(cacheDir, key);
   await mkdir(cacheDir, { recursive: true });
+  // Builds record and embed physical paths (a shell's $PWD after a chdir, DWARF's comp_dir), and
+  // the patched build must run where the original did: the build's folder is always named by
+  // its physical path, also when the cache is reached through a symbolic link.
+  const dir = join(await realpath(cacheDir), key);
   // One builder per cache key: concurrent runs (the corpus classifying patches of one
   // package in parallel) wait for the first one's build instead of racing it.
   return withLock(`${dir}.lock`, () => cachedOrBuild(tree, cmd, dir, onOutput), (owner) => onOutput?.(`waiting for process ${owner} building the same original`));
