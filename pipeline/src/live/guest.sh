@@ -95,7 +95,7 @@ for mode in $LIVE_MODES; do
     next=$((next + interval_cs)); sleep_until $next
     step $c rollback
     next=$((next + interval_cs)); sleep_until $next
-    alive $MC || { say "memcached is gone after cycle $c"; break; }
+    alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
     c=$((c + 1))
   done
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-after.json"
