@@ -200,6 +200,8 @@ export interface ModeReport {
   readonly loadUs: number | null;
   readonly memoryPerGenerationKiB: number | null;
   readonly cycles: number;
+  /** Median seconds between two triggers: --interval, or longer when memccapable (≈5 s: its noreply tests wait) took longer. */
+  readonly stepSpacingS: number | null;
   readonly transitions: { readonly total: number; readonly applied: number; readonly rolledBack: number; readonly rejected: number; readonly allThreadsSwitched: boolean; readonly threads: number | null };
   readonly conformance: { readonly runs: number; readonly failures: number };
   readonly memory: { readonly before: MemFigures | null; readonly after: MemFigures | null };
@@ -324,6 +326,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
     // Only local mode makes generations; MemFree across an apply (the new generation lives on).
     memoryPerGenerationKiB: hasGenerations ? median(memDrops) : null,
     cycles: opts.cycles,
+    stepSpacingS: median(transitions.slice(1).map((t, i) => (t.triggerRealUs - transitions[i]!.triggerRealUs) / 1e6)),
     transitions: { total: transitions.length, applied, rolledBack, rejected, allThreadsSwitched, threads: median(finished.map((t) => t.threads).filter((x): x is number => x !== null)) },
     conformance: { runs: conformanceRuns.length, failures: conformanceRuns.filter((c) => c.capableExit !== 0).length },
     memory: { before: await readJson<MemFigures>(join(dir, 'mem-before.json')), after: await readJson<MemFigures>(join(dir, 'mem-after.json')) },

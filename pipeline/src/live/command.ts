@@ -54,6 +54,7 @@ export function liveTable(report: LiveReport): string {
     ['  outside them', (r) => pct(r.latencyUs.outside)],
     ['p99.9 window / outside', (r) => fmt(r.p999WindowRatio, 2)],
     ['trigger → all switched, median / max (ms)', (r) => `${fmt(r.switchMs.median, 2)} / ${fmt(r.switchMs.max, 2)}`],
+    ['seconds between steps (median)', (r) => fmt(r.stepSpacingS, 1)],
     ['transitions done / rejected', (r) => `${r.transitions.applied + r.transitions.rolledBack} / ${r.transitions.rejected}`],
     ['every tracked thread switched', (r) => (r.transitions.allThreadsSwitched ? `yes (${fmt(r.transitions.threads)} threads)` : 'NO')],
     ['memccapable runs / failures', (r) => `${r.conformance.runs} / ${r.conformance.failures}`],

@@ -13,7 +13,7 @@
 # sends SIGTERM to memcached right after cycle N's apply was triggered).
 set -u
 R=${WFVM_RESULTS:-/results}
-PORT=11211
+PORT=${LIVE_PORT:-11211}
 say() { echo "live: $*"; }
 now_cs() { read -r up _ < /proc/uptime; echo "${up%.*}${up#*.}"; }
 memfree() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
@@ -63,7 +63,7 @@ for mode in $LIVE_MODES; do
   MC=$!
   # Ready when it answers `version`.
   n=0
-  until printf 'version\r\n' | timeout 2 nc 127.0.0.1 $PORT 2>/dev/null | grep -q VERSION; do
+  until printf 'version\r\nquit\r\n' | timeout 2 nc 127.0.0.1 $PORT 2>/dev/null | grep -q VERSION; do
     n=$((n + 1))
     if [ $n -gt 100 ] || ! alive $MC; then say "memcached did not come up"; cat "$D/memcached.out"; exit 20; fi
     sleep 0.1
