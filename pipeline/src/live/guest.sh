@@ -8,7 +8,7 @@
 # Then stop everything and leave the results in /results/MODE.
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL (seconds, may be fractional), LIVE_CONNS,
-# LIVE_BUNDLE (guest path or empty), LIVE_MEMCACHED, LIVE_MEMLOAD, LIVE_CTL, LIVE_THREADS,
+# LIVE_BUNDLE (guest path or empty), LIVE_MEMCACHED, LIVE_MEMLOAD, LIVE_CTL, LIVE_THREADS, LIVE_THINK_US,
 # LIVE_FAULT (test hooks: `kill-client@N` kills the load clients before cycle N, `term-server@N`
 # sends SIGTERM to memcached right after cycle N's apply was triggered).
 set -u
@@ -78,7 +78,7 @@ for mode in $LIVE_MODES; do
   load_s=$(( steps_cs / 100 + 3 ))
   timeout $((load_s + 30)) memcaslap -s 127.0.0.1:$PORT -T 1 -c "$LIVE_CONNS" -t "${load_s}s" > "$D/memcaslap.txt" 2>&1 &
   SLAP=$!
-  "$LIVE_MEMLOAD" 127.0.0.1 $PORT "$LIVE_CONNS" "$load_s" "$D/memload" > "$D/memload.out" 2>&1 &
+  "$LIVE_MEMLOAD" 127.0.0.1 $PORT "$LIVE_CONNS" "$load_s" "$D/memload" 90 10000 64 "${LIVE_THINK_US:-0}" > "$D/memload.out" 2>&1 &
   LOAD=$!
   start=$(now_cs)
   sleep_until $((start + 100))

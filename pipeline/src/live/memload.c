@@ -2,10 +2,12 @@
  * memload: a closed-loop load client for memcached's text protocol that records every
  * request's latency (wfbuild live).
  *
- *   memload HOST PORT CONNS SECONDS OUTPREFIX [GET_PERCENT] [KEYS] [VALUE_BYTES]
+ *   memload HOST PORT CONNS SECONDS OUTPREFIX [GET_PERCENT] [KEYS] [VALUE_BYTES] [THINK_US]
  *
  * CONNS connections, one request in flight on each; a steady get/set mix (GET_PERCENT gets,
- * default 90) over KEYS keys (default 10000) with VALUE_BYTES values (default 64). Runs for
+ * default 90) over KEYS keys (default 10000) with VALUE_BYTES values (default 64); each connection waits THINK_US
+ * (default 0) between an answer and its next request, which bounds the sample count when
+ * another client (memcaslap) makes the load. Runs for
  * SECONDS, then waits at most 2 s for the requests in flight, and stops by itself (SIGTERM /
  * SIGINT stop it early the same way).
  *
@@ -45,6 +47,7 @@ struct conn {
 	int busy;        /* a request is in flight */
 	int is_get;
 	uint64_t start_ns;
+	uint64_t due_ns;  /* not busy: send the next request at this time (0: not scheduled) */
 	size_t rlen;
 	char rbuf[RBUF];
 	char wbuf[512];
@@ -62,6 +65,7 @@ static const char *prefix;
 static struct sockaddr_in addr;
 static int epfd;
 static int get_percent = 90, nkeys = 10000, value_bytes = 64;
+static uint64_t think_ns;
 static char value[4096];
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t base_mono_ns, base_real_ns;
@@ -174,6 +178,7 @@ static int open_conn(struct conn *c)
 	}
 	fcntl(c->fd, F_SETFL, O_NONBLOCK);
 	c->busy = 0;
+	c->due_ns = 0;
 	c->rlen = 0;
 	c->wlen = c->woff = 0;
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
@@ -274,8 +279,12 @@ static void on_readable(struct conn *c, uint64_t deadline)
 	uint64_t t = now_ns(CLOCK_MONOTONIC);
 	record(c->start_ns, t - c->start_ns, !ok);
 	c->busy = 0;
-	if (!stop_flag && t < deadline)
-		send_request(c);
+	if (!stop_flag && t < deadline) {
+		if (think_ns)
+			c->due_ns = t + think_ns;
+		else
+			send_request(c);
+	}
 }
 
 int main(int argc, char **argv)
@@ -293,6 +302,8 @@ int main(int argc, char **argv)
 		nkeys = atoi(argv[7]);
 	if (argc > 8)
 		value_bytes = atoi(argv[8]);
+	if (argc > 9)
+		think_ns = (uint64_t)atoll(argv[9]) * 1000u;
 	if (nconn < 1 || nconn > MAXCONN || !(seconds > 0) || nkeys < 1 || get_percent < 0 || get_percent > 100 ||
 	    value_bytes < 1 || value_bytes > (int)sizeof(value)) {
 		fprintf(stderr, "memload: bad arguments\n");
@@ -356,11 +367,19 @@ int main(int argc, char **argv)
 			write_summary(0);
 			last_summary = t;
 		}
-		int n = epoll_wait(epfd, evs, 64, 50);
+		int n = epoll_wait(epfd, evs, 64, think_ns ? 1 : 50);
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 			if (c->fd >= 0)
 				on_readable(c, deadline);
+		}
+		if (think_ns && !stop_flag && t < deadline) {
+			uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+			for (int i = 0; i < nconn; i++)
+				if (conns[i].fd >= 0 && !conns[i].busy && conns[i].due_ns && conns[i].due_ns <= t2) {
+					conns[i].due_ns = 0;
+					send_request(&conns[i]);
+				}
 		}
 		/* Reconnect dropped connections (one connect each on loopback). */
 		if (!stop_flag && t < deadline)

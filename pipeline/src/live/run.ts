@@ -26,6 +26,9 @@ const serverPackages: Record<LiveServer, string | null> = {
   slapd: null, // not enabled yet: corpus/apps has no slapd enablement
 };
 
+/** memload's default pause per connection between requests (µs): memcaslap makes the load, memload samples it. */
+export const defaultThinkUs = 2000;
+
 export interface LiveOptions {
   readonly server: LiveServer;
   readonly modes: readonly LiveMode[];
@@ -36,6 +39,8 @@ export interface LiveOptions {
   readonly bundle?: string;
   /** Connections of each client (memcaslap and memload; each at least 16). */
   readonly connections?: number;
+  /** memload's pause between an answer and the next request on a connection, µs (bounds the samples to carry over the serial line). */
+  readonly thinkUs?: number;
   /** memcached worker threads (-t). */
   readonly threads?: number;
   /** A fault for the guest script to inject: `kill-client@N` or `term-server@N`. */
@@ -123,6 +128,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
         LIVE_INTERVAL: String(opts.intervalS),
         LIVE_CONNS: String(connections),
         LIVE_THREADS: String(opts.threads ?? 4),
+        LIVE_THINK_US: String(opts.thinkUs ?? defaultThinkUs),
         LIVE_BUNDLE: bundle ?? '',
         LIVE_MEMCACHED: server,
         LIVE_MEMLOAD: memload,
@@ -153,7 +159,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       intervalS: opts.intervalS,
       kernel: { variant: 'bench', cpus: 2 },
       clock,
-      load: `memcaslap -T 1 -c ${connections} (load; its own summary in memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys), which measured every request's latency; memccapable after every step`,
+      load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after every step`,
       modes,
       guest: { exitCode: vm.exitCode, timedOut: vm.timedOut, kernelFailure: vm.kernelFailure },
     };
