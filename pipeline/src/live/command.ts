@@ -6,14 +6,16 @@ import { checkLiveOptions, runLive, type LiveReport } from './run.ts';
 import type { LiveMode, ModeReport } from './analyze.ts';
 
 const help = `Usage: wfbuild live memcached|slapd [--mode local|global|both] [--cycles N] [--interval S]
-                     [--bundle FILE] [--out DIR] [--json]
+                     [--patch NAME | --bundle FILE [--binary FILE] | --no-patch] [--out DIR] [--json]
 
 Boots the bench kernel (2 CPUs) with the server enabled for live patching (wfbuild enable),
 starts it under load over loopback (memcached: memcaslap, and memload, our client that records
 every request's latency on CLOCK_MONOTONIC), and patches it cyclically: apply, then roll back,
 every --interval seconds, --cycles times; memccapable checks the protocol after every step.
-Local, then global quiescence, from one guest boot. Without --bundle each step is a migration
-without a patch (wfpatch-ctl next). Only memcached is enabled so far.
+Local, then global quiescence, from one guest boot. The patch is, by default, memcached's
+0007-uninitialized-variables from Debian's own series, made into a bundle by wfbuild against
+the enabled build (that build's binary is the one run). With --no-patch each step is a
+migration without a patch (wfpatch-ctl next). Only memcached is enabled so far.
 
 Writes DIR/live.json (figures per mode), DIR/latency.svg (latency over time, patch moments
 marked), DIR/guest/ (the raw results) and DIR/console.log; prints a table.
@@ -22,7 +24,9 @@ Options:
   --mode M       local, global or both (default both)
   --cycles N     apply+rollback cycles per mode (default 50)
   --interval S   seconds between steps (default 1)
-  --bundle FILE  the patch bundle to apply (built against the enabled build)
+  --patch NAME   a patch of the package's Debian series (default 0007-uninitialized-variables)
+  --bundle FILE  a ready bundle instead; --binary FILE the server binary it targets
+  --no-patch     migrations without a patch
   --out DIR      default ./wfbuild-live/SERVER
   --json         print live.json instead of the table
 
@@ -35,6 +39,8 @@ function parseNumber(name: string, text: string | undefined, fallback: number, i
   if (text.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UserError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got '${text}'`);
   return n;
 }
+
+const defaultPatch: Record<LiveReport['server'], string> = { memcached: '0007-uninitialized-variables', slapd: '' };
 
 const fmt = (x: number | null | undefined, digits = 0): string => (x === null || x === undefined ? '–' : x.toFixed(digits));
 
@@ -95,6 +101,9 @@ export const liveCommand: Command = {
         cycles: { type: 'string' },
         interval: { type: 'string' },
         bundle: { type: 'string' },
+        binary: { type: 'string' },
+        patch: { type: 'string' },
+        'no-patch': { type: 'boolean' },
         out: { type: 'string' },
         json: { type: 'boolean' },
         fault: { type: 'string' },
@@ -109,6 +118,7 @@ export const liveCommand: Command = {
     const intervalS = parseNumber('interval', values.interval, 1, false);
     checkLiveOptions({ server, cycles, intervalS, modes });
     if (values.fault !== undefined && !/^(kill-client|term-server)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N or term-server@N`);
+    if ([values.bundle, values.patch, values['no-patch']].filter((v) => v !== undefined).length > 1) throw new UserError('give one of --patch, --bundle and --no-patch');
     const out = resolve(values.out ?? join('wfbuild-live', server));
     const report = await runLive({
       server: server as LiveReport['server'],
@@ -117,6 +127,8 @@ export const liveCommand: Command = {
       intervalS,
       out,
       ...(values.bundle ? { bundle: values.bundle } : {}),
+      ...(values.binary ? { binary: values.binary } : {}),
+      ...(values.bundle || values['no-patch'] ? {} : { debianPatch: values.patch ?? defaultPatch[server as LiveReport['server']] }),
       ...(values.fault ? { fault: values.fault } : {}),
       onOutput: values.json ? undefined : (line) => console.error(`live: ${line}`),
     });

@@ -16,6 +16,7 @@ import { runInVm } from '../vm/index.ts';
 import { consoleTail } from '../vm/console.ts';
 import { analyzeMode, type LiveMode, type ModeReport } from './analyze.ts';
 import { renderLatencySvg } from './plot.ts';
+import { bundleFromSeries } from './bundle.ts';
 
 export const liveServers = ['memcached', 'slapd'] as const;
 export type LiveServer = (typeof liveServers)[number];
@@ -37,6 +38,10 @@ export interface LiveOptions {
   readonly out: string;
   /** A bundle to apply each cycle; without one each step is a migration without a patch (`next`). */
   readonly bundle?: string;
+  /** The server binary to run (default: the enabled build's); a bundle targets one build-id. */
+  readonly binary?: string;
+  /** A patch of the package's own Debian series (e.g. 0007-uninitialized-variables): bundle and binary built by wfbuild against the enabled build (bundle.ts). */
+  readonly debianPatch?: string;
   /** Connections of each client (memcaslap and memload; each at least 16). */
   readonly connections?: number;
   /** memload's pause between an answer and the next request on a connection, µs (bounds the samples to carry over the serial line). */
@@ -53,6 +58,7 @@ export interface LiveReport {
   readonly server: LiveServer;
   readonly package: string;
   readonly bundle: string | null;
+  readonly binary: string;
   readonly cycles: number;
   readonly intervalS: number;
   readonly kernel: { readonly variant: 'bench'; readonly cpus: number };
@@ -87,6 +93,10 @@ export async function buildMemload(dir: string): Promise<string> {
 export async function runLive(opts: LiveOptions): Promise<LiveReport> {
   checkLiveOptions(opts);
   const say = opts.onOutput ?? (() => {});
+  if (opts.bundle !== undefined && opts.debianPatch !== undefined) throw new UserError('give either a bundle or a Debian patch, not both');
+  if (opts.binary !== undefined) await access(resolve(opts.binary), constants.X_OK).catch(() => {
+    throw new UserError(`cannot run the server binary ${opts.binary}`);
+  });
   if (opts.bundle !== undefined) await access(resolve(opts.bundle), constants.R_OK).catch(() => {
     throw new UserError(`cannot read the bundle ${opts.bundle}`);
   });
@@ -99,7 +109,14 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
   const pkg = serverPackages[opts.server]!;
   say(`enabled build of ${pkg} (wfbuild enable; cached after the first time)`);
   const enabled = await enablePackage({ package: pkg, onOutput: (l) => say(`enable: ${l}`) });
-  const server = join(enabled.tree, 'memcached');
+  let server = opts.binary ? resolve(opts.binary) : join(enabled.tree, 'memcached');
+  let bundleFile = opts.bundle ? resolve(opts.bundle) : undefined;
+  if (opts.debianPatch) {
+    const built = await bundleFromSeries(pkg, opts.debianPatch, { onOutput: say });
+    say(`bundle ${built.bundle} for ${built.binary} (build-id ${built.buildId})`);
+    bundleFile = built.bundle;
+    server = built.binary;
+  }
 
   const work = await mkdtemp(join(tmpdir(), 'wflive-'));
   const out = resolve(opts.out);
@@ -107,7 +124,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     const memload = await buildMemload(work);
     const script = join(work, 'live-guest.sh');
     await writeFile(script, await readFile(join(repoRoot, 'pipeline/src/live/guest.sh')), { mode: 0o755 });
-    const bundle = opts.bundle ? resolve(opts.bundle) : undefined;
+    const bundle = bundleFile;
     const connections = opts.connections ?? 16;
     const stepS = opts.cycles * 2 * opts.intervalS;
     // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's time), drain; then the results over serial.
@@ -155,6 +172,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       server: opts.server,
       package: `${enabled.package} ${enabled.version}`,
       bundle: bundle ?? null,
+      binary: server,
       cycles: opts.cycles,
       intervalS: opts.intervalS,
       kernel: { variant: 'bench', cpus: 2 },
