@@ -1,12 +1,13 @@
 /**
  * `wfbuild live memcached`: the enabled memcached under load in the guest (bench kernel,
  * 2 CPUs), patched cyclically in local and then global mode from one boot. A short run (3
- * cycles of apply + rollback, 1 s apart; without a bundle each step is a migration without a
- * patch) must lose no request and no connection, every tracked thread must switch in every
+ * cycles of apply + rollback of Debian's 0007-uninitialized-variables, made into a bundle by
+ * wfbuild against the enabled build; steps 1 s apart or as long as memccapable takes) must lose no request and no connection, every tracked thread must switch in every
  * transition, and live.json / latency.svg must be complete. Faults (the load client killed, the
  * server SIGTERMed during a transition) must neither hang the guest nor lose the results so far.
- * Bad input is refused before any build or boot. On an empty cache the enabled build and the
- * bench kernel are built first (minutes).
+ * (The fault runs use migrations without a patch.) Bad input is refused before any build or
+ * boot. On an empty cache the enabled build, the bundle's build and the bench kernel are built
+ * first (minutes).
  */
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -107,7 +108,8 @@ describe('wfbuild live memcached (guest)', () => {
   it('a short run, both modes from one boot: no failed request, no dropped connection, every thread switched each time', async () => {
     const out = join(scratch, 'short');
     const lines: string[] = [];
-    const report = await runLive({ server: 'memcached', modes: ['local', 'global'], cycles: 3, intervalS: 1, out, onOutput: (l) => lines.push(l) });
+    const report = await runLive({ server: 'memcached', modes: ['local', 'global'], cycles: 3, intervalS: 1, out, debianPatch: '0007-uninitialized-variables', onOutput: (l) => lines.push(l) });
+    expect(report.bundle).toMatch(/memcached\.wfp$/);
     expect(report.guest.kernelFailure).toBeNull();
     expect(report.clock.resolutionNs).toBeLessThan(10_000);
     for (const m of ['local', 'global'] as const) {
@@ -125,6 +127,8 @@ describe('wfbuild live memcached (guest)', () => {
       expect(r.latencyUs.all!.p50).toBeGreaterThan(0);
     }
     expect(mode(report, 'local').createUs).toBeGreaterThan(0);
+    expect(mode(report, 'local').loadUs).toBeGreaterThan(0);
+    expect(mode(report, 'global').loadUs).toBeGreaterThan(0);
 
     const json = JSON.parse(await readFile(join(out, 'live.json'), 'utf8')) as Record<string, any>;
     expect(json.server).toBe('memcached');

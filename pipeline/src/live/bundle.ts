@@ -19,7 +19,7 @@ import { withLock } from '../common/lock.ts';
 import { findEnablement } from '../enable/apps.ts';
 import { libwfpatchBuildEnv, snapshotLibwfpatch } from '../enable/libwfpatch.ts';
 import { cacheRoot as defaultCacheRoot } from '../paths.ts';
-import { classifyPatch } from '../stages/index.ts';
+import { classifyPatch, type Report } from '../stages/index.ts';
 import { fetchPackage, parsePackageSpec } from '../stages/source.ts';
 import { shellQuote } from '../vm/init-script.ts';
 
@@ -77,6 +77,12 @@ export async function bundleFromSeries(pkg: string, patchName: string, opts: { c
 
   const buildCmd = `${Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} debian/rules build`;
   const out = join(dir, 'bundle');
+  // Made before (the prepared tree never changes): reuse while its target binary is still cached.
+  const previous = await readFile(join(out, 'report.json'), 'utf8').then((t) => JSON.parse(t) as Report, () => null);
+  const pb = previous?.bundles[0];
+  if (previous?.outcome === 'kpatchable' && pb?.file && (await exists(pb.originalPath)) && (await exists(join(out, pb.file)))) {
+    return { bundle: join(out, pb.file), binary: pb.originalPath, buildId: pb.buildId, patch: file, outcome: previous.outcome };
+  }
   say(`wfbuild ${file} --source ${tree} (the enabled build; the original is built once, minutes)`);
   const report = await classifyPatch({ patch: patchCopy, source: tree, buildCmd, out, bundles: true, renderer: 'silent', cache: root });
   const b = report.bundles[0];
