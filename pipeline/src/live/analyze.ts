@@ -212,18 +212,31 @@ export interface ModeReport {
 }
 
 export interface MemcaslapFigures {
+  /** Seconds of load in its last statistics line. */
+  readonly seconds: number | null;
   readonly ops: number | null;
   readonly tps: number | null;
+  /** memcaslap's own latency figures over the whole run (µs). */
+  readonly avgUs: number | null;
+  readonly maxUs: number | null;
   readonly getMisses: number | null;
-  readonly text: string;
 }
 
-/** memcaslap's final block ("Run time: 10.0s Ops: 12345 TPS: 1234 Net_rate: …"). */
+/**
+ * memcaslap's figures: the last "Total Statistics" block's Global line (it prints one every
+ * second with -S 1s; stopped by a signal it prints no final summary), or its final
+ * "Run time: … Ops: … TPS: …" line when it ran to its end.
+ */
 export function parseMemcaslap(text: string): MemcaslapFigures {
-  const run = /Run time:\s*[\d.]+s\s+Ops:\s*(\d+)\s+TPS:\s*(\d+)/.exec(text);
+  // Type Time(s) Ops TPS(ops/s) Net(M/s) Get_miss Min(us) Max(us) Avg(us) Std_dev Geo_dist
+  const totals = [...text.matchAll(/Total Statistics[^\n]*\n[^\n]*\n[^\n]*\nGlobal\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/g)].at(-1);
+  if (totals) {
+    const n = totals.slice(1).map(Number);
+    return { seconds: n[0]!, ops: n[1]!, tps: n[2]!, getMisses: n[3]!, maxUs: n[5]!, avgUs: n[6]! };
+  }
+  const run = /Run time:\s*([\d.]+)s\s+Ops:\s*(\d+)\s+TPS:\s*(\d+)/.exec(text);
   const misses = /get_misses:\s*(\d+)/.exec(text);
-  const tail = text.trim().split('\n').slice(-12).join('\n');
-  return { ops: run ? Number(run[1]) : null, tps: run ? Number(run[2]) : null, getMisses: misses ? Number(misses[1]) : null, text: tail };
+  return { seconds: run ? Number(run[1]) : null, ops: run ? Number(run[2]) : null, tps: run ? Number(run[3]) : null, avgUs: null, maxUs: null, getMisses: misses ? Number(misses[1]) : null };
 }
 
 const median = (xs: readonly number[]): number | null => {

@@ -54,7 +54,7 @@ export function liveTable(report: LiveReport): string {
     ['requests (memload)', (r) => String(r.requests)],
     ['failed requests', (r) => String(r.failed)],
     ['dropped connections', (r) => String(r.droppedConnections)],
-    ['memcaslap ops (TPS)', (r) => (r.load.memcaslap ? `${fmt(r.load.memcaslap.ops)} (${fmt(r.load.memcaslap.tps)})` : '–')],
+    ['memcaslap ops (TPS); its avg / max µs', (r) => (r.load.memcaslap ? `${fmt(r.load.memcaslap.ops)} (${fmt(r.load.memcaslap.tps)}); ${fmt(r.load.memcaslap.avgUs)} / ${fmt(r.load.memcaslap.maxUs)}` : '–')],
     ['latency all p50 / p99 / p99.9 / max (µs)', (r) => pct(r.latencyUs.all)],
     ['  in patch windows', (r) => pct(r.latencyUs.window)],
     ['  outside them', (r) => pct(r.latencyUs.outside)],

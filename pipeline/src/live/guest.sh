@@ -72,13 +72,13 @@ for mode in $LIVE_MODES; do
   timeout 120 memccapable -h 127.0.0.1 -p $PORT -t 5 > "$D/capable-baseline.txt" 2>&1
   echo "{\"cycle\":0,\"step\":\"baseline\",\"request\":null,\"ctlExit\":null,\"capableExit\":$?,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$(now_cs)}" > "$D/cycles.jsonl"
 
-  # Load: 1 s of warm-up, two steps per cycle, 1 s after the last one.
-  steps_cs=$(awk -v c="$LIVE_CYCLES" -v i="$LIVE_INTERVAL" 'BEGIN { printf "%d", c * 2 * i * 100 }')
+  # Load: 1 s of warm-up, the cycles (as long as they take: memccapable runs after every step),
+  # 1 s after the last one; then the clients are stopped by signal (both stop by themselves
+  # after a day, and the whole guest has a timeout).
   interval_cs=$(awk -v i="$LIVE_INTERVAL" 'BEGIN { printf "%d", i * 100 }')
-  load_s=$(( steps_cs / 100 + 3 ))
-  timeout $((load_s + 30)) memcaslap -s 127.0.0.1:$PORT -T 1 -c "$LIVE_CONNS" -t "${load_s}s" > "$D/memcaslap.txt" 2>&1 &
+  memcaslap -s 127.0.0.1:$PORT -T 1 -c "$LIVE_CONNS" -t 86400s -S 1s > "$D/memcaslap.txt" 2>&1 &
   SLAP=$!
-  "$LIVE_MEMLOAD" 127.0.0.1 $PORT "$LIVE_CONNS" "$load_s" "$D/memload" 90 10000 64 "${LIVE_THINK_US:-0}" > "$D/memload.out" 2>&1 &
+  "$LIVE_MEMLOAD" 127.0.0.1 $PORT "$LIVE_CONNS" 86400 "$D/memload" 90 10000 64 "${LIVE_THINK_US:-0}" > "$D/memload.out" 2>&1 &
   LOAD=$!
   start=$(now_cs)
   sleep_until $((start + 100))
@@ -98,9 +98,12 @@ for mode in $LIVE_MODES; do
     alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
     c=$((c + 1))
   done
+  sleep 1
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-after.json"
 
-  say "mode $mode: waiting for the load clients"
+  say "mode $mode: stopping the load clients"
+  kill -INT $SLAP 2>/dev/null
+  kill -TERM $LOAD 2>/dev/null
   wait $LOAD 2>/dev/null
   echo "{\"memload\":$?}" > "$D/clients.json"
   wait $SLAP 2>/dev/null
