@@ -53,6 +53,13 @@ case "${LIVE_FAULT:-}" in
   term-server@*) FAULT_TERM=${LIVE_FAULT#term-server@} ;;
 esac
 
+# memcached, run as root, needs -u root, and so a passwd entry (the initramfs has no /etc).
+if ! grep -q '^root:' /etc/passwd 2>/dev/null; then
+  mkdir -p /etc
+  echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd
+  echo 'root:x:0:' >> /etc/group
+fi
+
 for mode in $LIVE_MODES; do
   D=$R/$mode
   mkdir -p "$D"

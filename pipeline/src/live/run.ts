@@ -130,7 +130,8 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's time), drain; then the results over serial.
     const timeoutSec = Math.ceil(240 + opts.modes.length * (90 + stepS * 3));
     const guestResults = join(work, 'results');
-    say(`booting the bench kernel (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
+    say(`booting ${opts.bzImage ? opts.bzImage : 'the bench kernel'} (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
+    let pending = '';
     const vm = await runInVm({
       variant: 'bench',
       ...(opts.bzImage ? { bzImage: opts.bzImage } : {}),
@@ -154,7 +155,10 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       },
       outDir: guestResults,
       onConsole: (text) => {
-        for (const line of text.split('\n')) if (line.startsWith('live: ')) say(line.slice(6));
+        // Chunks end anywhere: keep the unfinished line for the next one.
+        const lines = (pending + text).split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (line.startsWith('live: ')) say(line.slice(6).trimEnd());
       },
     });
     const modes: LiveReport['modes'] = {};
