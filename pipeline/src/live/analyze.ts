@@ -257,7 +257,7 @@ async function readJson<T>(path: string): Promise<T | null> {
 }
 
 /** At most this many points go into the plot per mode (every sample above the p99 is kept). */
-const plotPoints = 6_000;
+const plotPoints = 4_000;
 
 /** Reads `dir` (the guest's /results/MODE) and judges it. */
 export async function analyzeMode(dir: string, opts: { cycles: number; windowAfterMs?: number }): Promise<ModeReport> {

@@ -121,6 +121,9 @@ for mode in $LIVE_MODES; do
   alive $MC && kill -9 $MC
   wait $MC 2>/dev/null
   [ -f "$D/memload.samples" ] && gzip -1 "$D/memload.samples"
+  # memcaslap prints its statistics every second: keep its settings and the last block only
+  # (everything in /results crosses a slow serial line).
+  { head -n 8 "$D/memcaslap.txt"; tail -n 20 "$D/memcaslap.txt"; } > "$D/memcaslap.tmp" && mv "$D/memcaslap.tmp" "$D/memcaslap.txt"
   say "mode $mode: done"
 done
 exit 0
