@@ -125,6 +125,7 @@ describe('wfbuild live memcached (guest)', () => {
       expect(r.conformance.failures, context).toBe(0);
       expect(r.latencyUs.window, context).not.toBeNull();
       expect(r.latencyUs.all!.p50).toBeGreaterThan(0);
+      expect(r.load.memcaslap?.ops, context).toBeGreaterThan(0);
     }
     expect(mode(report, 'local').createUs).toBeGreaterThan(0);
     expect(mode(report, 'local').loadUs).toBeGreaterThan(0);

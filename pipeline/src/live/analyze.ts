@@ -227,7 +227,9 @@ export interface MemcaslapFigures {
  * second with -S 1s; stopped by a signal it prints no final summary), or its final
  * "Run time: … Ops: … TPS: …" line when it ran to its end.
  */
-export function parseMemcaslap(text: string): MemcaslapFigures {
+export function parseMemcaslap(raw: string): MemcaslapFigures {
+  // Its signal handler's message can land in the middle of a statistics line.
+  const text = raw.replace(/SIGINT handled\.\n?/g, '');
   // Type Time(s) Ops TPS(ops/s) Net(M/s) Get_miss Min(us) Max(us) Avg(us) Std_dev Geo_dist
   const totals = [...text.matchAll(/Total Statistics[^\n]*\n[^\n]*\n[^\n]*\nGlobal\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/g)].at(-1);
   if (totals) {

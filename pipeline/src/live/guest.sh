@@ -123,7 +123,7 @@ for mode in $LIVE_MODES; do
   [ -f "$D/memload.samples" ] && gzip -1 "$D/memload.samples"
   # memcaslap prints its statistics every second: keep its settings and the last block only
   # (everything in /results crosses a slow serial line).
-  { head -n 8 "$D/memcaslap.txt"; tail -n 20 "$D/memcaslap.txt"; } > "$D/memcaslap.tmp" && mv "$D/memcaslap.tmp" "$D/memcaslap.txt"
+  { head -n 8 "$D/memcaslap.txt"; tail -n 40 "$D/memcaslap.txt"; } > "$D/memcaslap.tmp" && mv "$D/memcaslap.tmp" "$D/memcaslap.txt"
   say "mode $mode: done"
 done
 exit 0
