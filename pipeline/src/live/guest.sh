@@ -4,7 +4,8 @@
 # (WF_LOGFILE into /results/MODE, WF_GLOBAL=1 for global), start memcaslap and memload (our
 # client, which records every request's latency), then every $LIVE_INTERVAL seconds trigger a
 # transition through wfpatch-ctl: apply $LIVE_BUNDLE, then roll it back, $LIVE_CYCLES times (with
-# no bundle: `next`, a migration without a patch, for both steps); memccapable after each step.
+# no bundle: `next`, a migration without a patch, for both steps); after each step's quiet
+# interval, memccapable (so the next step comes $LIVE_INTERVAL + memccapable's time later).
 # Then stop everything and leave the results in /results/MODE.
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL (seconds, may be fractional), LIVE_CONNS,
@@ -40,11 +41,20 @@ step() {
   timeout 60 "$LIVE_CTL" "$MC" $req >> "$D/ctl.log" 2>&1
   ctl=$?
   after=$(memfree)
-  timeout 60 memccapable -h 127.0.0.1 -p $PORT -t 5 > "$D/capable-$cycle-$what.txt" 2>&1
+  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+}
+
+# memccapable after step $2 of cycle $1, run just before the next step (so it never overlaps a
+# patch window); its span goes into cycles.jsonl, the analysis leaves it out of the baseline.
+conformance() {
+  cycle=$1 what=$2
+  t0=$(now_cs)
+  timeout 120 memccapable -h 127.0.0.1 -p $PORT -t 5 > "$D/capable-$cycle-$what.txt" 2>&1
   cap=$?
-  # Keep only failing memccapable outputs (the rest is 40 lines of "pass" per run).
+  t1=$(now_cs)
+  # Keep only failing outputs (the rest is 40 lines of "pass" per run).
   [ "$cap" = 0 ] && rm -f "$D/capable-$cycle-$what.txt"
-  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":$cap,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+  echo "{\"cycle\":$cycle,\"step\":\"conformance\",\"after\":\"$what\",\"request\":null,\"ctlExit\":null,\"capableExit\":$cap,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$t0,\"startCs\":$t0,\"endCs\":$t1}" >> "$D/cycles.jsonl"
 }
 
 FAULT_KILL= FAULT_TERM=
@@ -98,10 +108,15 @@ for mode in $LIVE_MODES; do
     if [ "$c" = "$FAULT_TERM" ]; then
       ( sleep 0.05; say "fault: SIGTERM to memcached during cycle $c's apply"; kill -TERM $MC ) &
     fi
+    # The step, its quiet interval (the patch window lies in it), then memccapable.
     step $c apply
     next=$((next + interval_cs)); sleep_until $next
+    conformance $c apply
+    next=$(now_cs)
     step $c rollback
     next=$((next + interval_cs)); sleep_until $next
+    conformance $c rollback
+    next=$(now_cs)
     alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
     c=$((c + 1))
   done
