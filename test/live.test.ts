@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { runLive, type LiveReport } from '../pipeline/src/live/run.ts';
-import { parseRuntimeLog, parseSamples, type ModeReport } from '../pipeline/src/live/analyze.ts';
+import { parseMemcaslap, parseRuntimeLog, parseSamples, type ModeReport } from '../pipeline/src/live/analyze.ts';
 import { UserError } from '../pipeline/src/cli/errors.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
@@ -81,6 +81,14 @@ describe('the readers', () => {
     expect(s.ok).toEqual([{ startUs: 1_000_005, latencyUs: 120 }]);
     expect(s.failed).toEqual([{ startUs: 1_000_003, latencyUs: 7 }]);
     expect(s.truncated).toBe(true);
+  });
+
+  it("memcaslap's last Total Statistics line, also when its SIGINT message cut it", () => {
+    const block = (t: number, ops: number, tail: string) =>
+      `Total Statistics\nType     Time(s)  Ops          TPS(ops/s)   Net(M/s)   Get_miss   Min(us)  Max(us)    Avg(us)    Std_dev    Geo_dist  \nPeriod   1        789          789          0.8        660        130      170016     20429      27279.93   8044.52\nGlobal   ${t}       ${tail}${ops}        691          0.7        50747      74       421011     23339      31045.12   11277.71\n`;
+    const text = `servers: 127.0.0.1:11211\n${block(98, 67716, '')}\n${block(99, 68505, 'SIGINT handled.\n')}`;
+    expect(parseMemcaslap(text)).toEqual({ seconds: 99, ops: 68505, tps: 691, getMisses: 50747, maxUs: 421011, avgUs: 23339 });
+    expect(parseMemcaslap('Run time: 3.0s Ops: 250306 TPS: 82128 Net_rate: 62.6M/s\n')).toMatchObject({ seconds: 3, ops: 250306, tps: 82128 });
   });
 
   it("libwfpatch's log: transitions with their threads; local switch = last migration, global = release", () => {
