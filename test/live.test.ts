@@ -50,7 +50,9 @@ describe('wfbuild live: bad input, refused before building or booting', () => {
     const r = await execa(wfbuild, ['live', ...args], { reject: false, env: { WFPATCH_CACHE: join(scratch, 'never-used') } });
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(message);
-    expect(Date.now() - started).toBeLessThan(30_000);
+    // Refused before any build or boot (those take minutes to half an hour); the bound only has
+    // to allow for starting wfbuild on a loaded host (35 s seen at load 9 under nice).
+    expect(Date.now() - started).toBeLessThan(120_000);
   });
 
   it('a missing bundle is refused by the library too', async () => {
