@@ -8,6 +8,7 @@ import { reportCommand } from '../report/command.ts';
 import { applyCommand } from '../apply/command.ts';
 import { demoCommand } from '../demo/command.ts';
 import { enableCommand } from '../enable/command.ts';
+import { liveCommand } from '../live/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -21,4 +22,5 @@ export const commands: readonly Command[] = [
   reportCommand,
   applyCommand,
   enableCommand,
+  liveCommand,
 ];

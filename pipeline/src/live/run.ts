@@ -1,0 +1,217 @@
+/**
+ * `wfbuild live memcached`: the enabled server under a real client's load in the guest (bench
+ * kernel, 2 CPUs), patched cyclically in local and then global mode from one boot; the results
+ * judged into live.json, latency.svg and a table.
+ */
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { ExitCode, UserError } from '../cli/errors.ts';
+import { whichCommand } from '../kernel/prerequisites.ts';
+import { enablePackage } from '../enable/index.ts';
+import { repoRoot } from '../paths.ts';
+import { runInVm } from '../vm/index.ts';
+import { consoleTail } from '../vm/console.ts';
+import { analyzeMode, type LiveMode, type ModeReport } from './analyze.ts';
+import { renderLatencySvg } from './plot.ts';
+import { bundleFromSeries } from './bundle.ts';
+
+export const liveServers = ['memcached', 'slapd'] as const;
+export type LiveServer = (typeof liveServers)[number];
+
+/** The Debian version each server is enabled at (Debian 12's current one). */
+const serverPackages: Record<LiveServer, string | null> = {
+  memcached: 'memcached=1.6.18-1+deb12u1',
+  slapd: null, // not enabled yet: corpus/apps has no slapd enablement
+};
+
+/** memload's default pause per connection between requests (µs): memcaslap makes the load, memload samples it. */
+export const defaultThinkUs = 2000;
+
+export interface LiveOptions {
+  readonly server: LiveServer;
+  readonly modes: readonly LiveMode[];
+  readonly cycles: number;
+  readonly intervalS: number;
+  readonly out: string;
+  /** A bundle to apply each cycle; without one each step is a migration without a patch (`next`). */
+  readonly bundle?: string;
+  /** The server binary to run (default: the enabled build's); a bundle targets one build-id. */
+  readonly binary?: string;
+  /** A patch of the package's own Debian series (e.g. 0007-uninitialized-variables): bundle and binary built by wfbuild against the enabled build (bundle.ts). */
+  readonly debianPatch?: string;
+  /** Connections of each client (memcaslap and memload; each at least 16). */
+  readonly connections?: number;
+  /** memload's pause between an answer and the next request on a connection, µs (bounds the samples to carry over the serial line). */
+  readonly thinkUs?: number;
+  /** memcached worker threads (-t). */
+  readonly threads?: number;
+  /** A fault for the guest script to inject: `kill-client@N` or `term-server@N`. */
+  readonly fault?: string;
+  readonly bzImage?: string;
+  readonly onOutput?: (line: string) => void;
+}
+
+export interface LiveReport {
+  readonly server: LiveServer;
+  readonly package: string;
+  readonly bundle: string | null;
+  readonly binary: string;
+  readonly cycles: number;
+  readonly intervalS: number;
+  readonly kernel: { readonly variant: 'bench'; readonly cpus: number };
+  readonly clock: { readonly clocksource: string | null; readonly resolutionNs: number | null };
+  readonly load: string;
+  readonly modes: Partial<Record<LiveMode, ModeReport | { readonly error: string }>>;
+  readonly guest: { readonly exitCode: number | null; readonly timedOut: boolean; readonly kernelFailure: string | null };
+}
+
+/** Validates what can be checked without building or booting anything. */
+export function checkLiveOptions(o: { server: string; cycles: number; intervalS: number; modes: readonly string[] }): void {
+  if (!(liveServers as readonly string[]).includes(o.server)) throw new UserError(`unknown server '${o.server}' (expected ${liveServers.join(' or ')})`);
+  if (serverPackages[o.server as LiveServer] === null) throw new UserError(`${o.server}: no enabled build yet (corpus/apps/${o.server}/ has no enablement patch); only memcached runs live`);
+  if (!Number.isInteger(o.cycles) || o.cycles < 1 || o.cycles > 100_000) throw new UserError(`--cycles must be an integer from 1 to 100000, got '${String(o.cycles)}'`);
+  if (!Number.isFinite(o.intervalS) || o.intervalS < 0.2 || o.intervalS > 3600) throw new UserError(`--interval must be a number of seconds from 0.2 to 3600, got '${String(o.intervalS)}'`);
+  if (o.modes.length === 0 || o.modes.some((m) => m !== 'local' && m !== 'global')) throw new UserError(`--mode must be local, global or both`);
+}
+
+async function requireTool(name: string, debianPackage: string): Promise<string> {
+  const path = await whichCommand(name);
+  if (path === undefined) throw new UserError(`${name} is missing: apt-get install ${debianPackage} (or wfbuild setup)`, ExitCode.missingPrerequisite);
+  return path;
+}
+
+/** Compiles memload (the client that records every request) into `dir`. */
+export async function buildMemload(dir: string): Promise<string> {
+  const out = join(dir, 'memload');
+  await execa('gcc', ['-O2', '-Wall', '-o', out, join(repoRoot, 'pipeline/src/live/memload.c')]);
+  return out;
+}
+
+export async function runLive(opts: LiveOptions): Promise<LiveReport> {
+  checkLiveOptions(opts);
+  const say = opts.onOutput ?? (() => {});
+  if (opts.bundle !== undefined && opts.debianPatch !== undefined) throw new UserError('give either a bundle or a Debian patch, not both');
+  if (opts.binary !== undefined) await access(resolve(opts.binary), constants.X_OK).catch(() => {
+    throw new UserError(`cannot run the server binary ${opts.binary}`);
+  });
+  if (opts.bundle !== undefined) await access(resolve(opts.bundle), constants.R_OK).catch(() => {
+    throw new UserError(`cannot read the bundle ${opts.bundle}`);
+  });
+  const memcaslap = await requireTool('memcaslap', 'libmemcached-tools');
+  const memccapable = await requireTool('memccapable', 'libmemcached-tools');
+  const ctl = join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl');
+  await execa('make', ['-C', join(repoRoot, 'kpatch-fork/runtime')], { env: { MAKEFLAGS: '' } }).catch((error: Error) => {
+    throw new UserError(`libwfpatch / wfpatch-ctl did not build: ${error.message}`, ExitCode.buildFailed);
+  });
+  const pkg = serverPackages[opts.server]!;
+  say(`enabled build of ${pkg} (wfbuild enable; cached after the first time)`);
+  const enabled = await enablePackage({ package: pkg, onOutput: (l) => say(`enable: ${l}`) });
+  let server = opts.binary ? resolve(opts.binary) : join(enabled.tree, 'memcached');
+  let bundleFile = opts.bundle ? resolve(opts.bundle) : undefined;
+  if (opts.debianPatch) {
+    const built = await bundleFromSeries(pkg, opts.debianPatch, { onOutput: say });
+    say(`bundle ${built.bundle} for ${built.binary} (build-id ${built.buildId})`);
+    bundleFile = built.bundle;
+    server = built.binary;
+  }
+
+  const work = await mkdtemp(join(tmpdir(), 'wflive-'));
+  const out = resolve(opts.out);
+  try {
+    const memload = await buildMemload(work);
+    const script = join(work, 'live-guest.sh');
+    await writeFile(script, await readFile(join(repoRoot, 'pipeline/src/live/guest.sh')), { mode: 0o755 });
+    const bundle = bundleFile;
+    const connections = opts.connections ?? 16;
+    const stepS = opts.cycles * 2 * opts.intervalS;
+    // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's time), drain; then the results over serial.
+    const timeoutSec = Math.ceil(240 + opts.modes.length * (90 + stepS * 3));
+    const guestResults = join(work, 'results');
+    say(`booting ${opts.bzImage ? opts.bzImage : 'the bench kernel'} (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
+    let pending = '';
+    const vm = await runInVm({
+      variant: 'bench',
+      ...(opts.bzImage ? { bzImage: opts.bzImage } : {}),
+      cpus: 2,
+      memMiB: 1024,
+      timeoutSec,
+      program: script,
+      files: [{ host: server }, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : [])],
+      env: {
+        LIVE_MODES: opts.modes.join(' '),
+        LIVE_CYCLES: String(opts.cycles),
+        LIVE_INTERVAL: String(opts.intervalS),
+        LIVE_CONNS: String(connections),
+        LIVE_THREADS: String(opts.threads ?? 4),
+        LIVE_THINK_US: String(opts.thinkUs ?? defaultThinkUs),
+        LIVE_BUNDLE: bundle ?? '',
+        LIVE_MEMCACHED: server,
+        LIVE_MEMLOAD: memload,
+        LIVE_CTL: ctl,
+        LIVE_FAULT: opts.fault ?? '',
+      },
+      outDir: guestResults,
+      onConsole: (text) => {
+        // Chunks end anywhere: keep the unfinished line for the next one.
+        const lines = (pending + text).split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (line.startsWith('live: ')) say(line.slice(6).trimEnd());
+      },
+    });
+    const modes: LiveReport['modes'] = {};
+    let clock: LiveReport['clock'] = { clocksource: null, resolutionNs: null };
+    for (const mode of opts.modes) {
+      try {
+        const report = await analyzeMode(join(guestResults, mode), { cycles: opts.cycles });
+        modes[mode] = report;
+        clock = { clocksource: report.clock.clocksource, resolutionNs: report.clock.resolutionNs };
+      } catch (error) {
+        modes[mode] = { error: (error as Error).message };
+      }
+    }
+    const report: LiveReport = {
+      server: opts.server,
+      package: `${enabled.package} ${enabled.version}`,
+      bundle: bundle ?? null,
+      binary: server,
+      cycles: opts.cycles,
+      intervalS: opts.intervalS,
+      kernel: { variant: 'bench', cpus: 2 },
+      clock,
+      load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after every step`,
+      modes,
+      guest: { exitCode: vm.exitCode, timedOut: vm.timedOut, kernelFailure: vm.kernelFailure },
+    };
+    // Whatever the guest did, keep what came back: the raw results and the judgement.
+    const tmpOut = `${out}.tmp-${process.pid}`;
+    await rm(tmpOut, { recursive: true, force: true });
+    await mkdir(tmpOut, { recursive: true });
+    await rename(guestResults, join(tmpOut, 'guest')).catch(() => mkdir(join(tmpOut, 'guest')));
+    await writeFile(join(tmpOut, 'console.log'), vm.console);
+    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify(stripSeries(report), null, 2)}\n`);
+    await writeFile(join(tmpOut, 'latency.svg'), await renderLatencySvg(report));
+    await rm(out, { recursive: true, force: true });
+    await rename(tmpOut, out);
+    if (vm.kernelFailure) throw new UserError(`the guest kernel reported a failure (results kept in ${out}):\n${vm.kernelFailure}`, ExitCode.kernelFailure);
+    if (vm.timedOut) throw new UserError(`the guest did not finish within ${timeoutSec} s (results so far in ${out}):\n${consoleTail(vm.console, 15)}`, ExitCode.guestTimeout);
+    if (vm.exitCode !== 0) throw new UserError(`the guest script failed (exit ${vm.exitCode}; results kept in ${out}):\n${consoleTail(vm.console, 15)}`, ExitCode.internal);
+    return report;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** live.json without the plot's points (they are in the svg). */
+function stripSeries(report: LiveReport): unknown {
+  const modes = Object.fromEntries(
+    Object.entries(report.modes).map(([mode, r]) => {
+      if (!r || 'error' in r) return [mode, r];
+      const { series, ...rest } = r;
+      return [mode, { ...rest, patchMoments: series.patches }];
+    }),
+  );
+  return { ...report, modes };
+}
