@@ -42,8 +42,9 @@ export const patchedBuildStage: Stage = {
         ctx.notes.push(`${f.path}: not compiled by this build (${ctx.cmd!.display})`);
       }
     }
-    ctx.notes.push(`patched build: ${patched.how}`);
     for (const object of patched.unchanged) ctx.notes.push(`${object}: recompiled, identical bytes`);
+    // Last: a unit with no changed code is summed up by its first note (corpus reasons).
+    ctx.notes.push(`patched build: ${patched.how}`);
     const ignored = split.ignored.length ? `, ${split.ignored.length} ignored (${[...new Set(split.ignored.map((i) => i.why))].join(', ')})` : '';
     task.title = `patched build: ${patched.recompiled.length} recompiled, ${patched.candidates.length} changed${ignored}`;
   },
