@@ -11,7 +11,9 @@
 #define WFGEN_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #define __NR_as_generation_create	1000
@@ -48,6 +50,63 @@ static inline int wf_delete(int id)
 static inline int wf_current(void)
 {
 	return wf_migrate(-1);
+}
+
+/*
+ * The same operations through prctl(2) (kernel patch 0005), for processes whose
+ * seccomp filter allows prctl but not syscalls 1000-1003 (systemd's
+ * SystemCallFilter=@system-service), plus the write call that only prctl has.
+ * On a kernel without them prctl fails with EINVAL.
+ */
+#define PR_AS_GENERATION	0x41534731
+#define PR_AS_GEN_CREATE	1
+#define PR_AS_GEN_MIGRATE	2
+#define PR_AS_GEN_PIN		3
+#define PR_AS_GEN_DELETE	4
+#define PR_AS_GEN_WRITE		5
+
+/* PR_AS_GEN_WRITE's argument (struct pr_as_gen_write of the kernel's prctl.h). */
+struct wf_gen_write {
+	uint64_t addr;		/* destination, pinned in generation id */
+	uint64_t buf;		/* source, in the caller's memory */
+	uint64_t len;		/* 1 .. 1 MiB */
+	int32_t id;		/* generation, > 0, no thread running in it */
+	uint32_t flags;		/* 0 */
+};
+
+static inline int wf_pr_create(void)
+{
+	return prctl(PR_AS_GENERATION, PR_AS_GEN_CREATE, 0UL, 0UL, 0UL);
+}
+
+static inline int wf_pr_migrate(int id)
+{
+	return prctl(PR_AS_GENERATION, PR_AS_GEN_MIGRATE, (unsigned long)(long)id,
+		     0UL, 0UL);
+}
+
+static inline int wf_pr_pin(void *addr, size_t len)
+{
+	return prctl(PR_AS_GENERATION, PR_AS_GEN_PIN, (unsigned long)addr,
+		     (unsigned long)len, 0UL);
+}
+
+static inline int wf_pr_delete(int id)
+{
+	return prctl(PR_AS_GENERATION, PR_AS_GEN_DELETE, (unsigned long)(long)id,
+		     0UL, 0UL);
+}
+
+/* Copy len bytes from buf into generation id's own copy of its pinned pages at
+ * addr; user mappings are not changed, so this needs no writable code. */
+static inline int wf_pr_write(int id, void *addr, const void *buf, size_t len)
+{
+	struct wf_gen_write w = {
+		.addr = (uintptr_t)addr, .buf = (uintptr_t)buf, .len = len, .id = id,
+	};
+
+	return prctl(PR_AS_GENERATION, PR_AS_GEN_WRITE, (unsigned long)&w,
+		     (unsigned long)sizeof(w), 0UL);
 }
 
 #endif /* WFGEN_H */
