@@ -117,6 +117,8 @@ static void init_once(void)
 			pin_code();
 			if (!wf_settings.generations)
 				wf_warn("%s", wf_settings.generations_error);
+			else
+				wf_text_arena_reserve();
 		}
 		struct wf_module *exe = wf_module_at(0);
 		struct wf_json j;
@@ -130,6 +132,7 @@ static void init_once(void)
 		wf_json_str(&j, "socket", sock);
 		if (!wf_settings.global) {
 			wf_json_bool(&j, "generations", wf_settings.generations);
+			wf_json_bool(&j, "wx", wf_settings.wx);
 			log_pinned(&j);
 			if (!wf_settings.generations)
 				wf_json_str(&j, "error", wf_settings.generations_error);

@@ -27,11 +27,16 @@ WF_HIDDEN uint64_t wf_now_ns(void);
 WF_HIDDEN void wf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 WF_HIDDEN int wf_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- kernel.c: the generation syscalls ---- */
+/* ---- kernel.c: the generation calls (prctl, or the syscalls on kernels without it) ---- */
 WF_HIDDEN long wf_gen_create(void);
 WF_HIDDEN long wf_gen_migrate(long id);
 WF_HIDDEN long wf_gen_pin(uintptr_t addr, size_t len);
 WF_HIDDEN long wf_gen_delete(long id);
+/* Copies len bytes into generation id's pinned pages at addr (PR_AS_GEN_WRITE); -ENOSYS if the
+ * kernel has no such call. */
+WF_HIDDEN long wf_gen_write(long id, uintptr_t addr, const void *buf, size_t len);
+/* The kernel has PR_AS_GENERATION (and so the write call); false with WF_GEN_SYSCALLS=1. */
+WF_HIDDEN bool wf_gen_has_prctl(void);
 
 /* ---- modules.c: the loaded modules (executable and shared libraries) ---- */
 struct wf_module {
@@ -43,6 +48,10 @@ struct wf_module {
 	char build_id[129];    /* lowercase hex, "" if none */
 	bool is_exe;
 	bool pinned;
+	/* W^X: pinned r-x memory near the module where patch text is written through the kernel
+	 * into new generations only (text.c); 0 if none. */
+	uintptr_t arena;
+	size_t arena_size, arena_used;
 	/* Symbol tables, read from the file on first use. */
 	bool syms_loaded;
 	char syms_error[WF_ERRLEN];
@@ -121,6 +130,12 @@ struct wf_loaded {
 	struct wf_module *target;
 	void *region;
 	size_t region_size;
+	/* W^X: the code group is assembled in text_stage (in region, never executable) for its
+	 * final place text_addr in the target's arena, and written into the new generation by
+	 * wf_text_write_gen(); without wx the code runs where it was assembled. */
+	bool wx;
+	uintptr_t text_addr;
+	const unsigned char *text_stage;
 	size_t text_bytes, rodata_bytes, data_bytes;
 	unsigned nsections, nrelocs, ngot, nplt;
 	struct wf_func *funcs;
@@ -131,12 +146,24 @@ struct wf_loaded {
 	char *meta;
 };
 WF_HIDDEN int wf_patch_load(const char *path, struct wf_loaded *out, char *err);
+/* Maps size bytes with prot within ±2 GiB of t's code (below it first). */
+WF_HIDDEN void *wf_map_near(const struct wf_module *t, size_t size, int prot, char *err);
 WF_HIDDEN void wf_patch_unload(struct wf_loaded *p);
 
 /* ---- text.c: writing into the running code ---- */
 WF_HIDDEN int wf_text_write_jumps(struct wf_loaded *p, char *err);
 WF_HIDDEN int wf_text_restore(struct wf_loaded *p, char *err);
 WF_HIDDEN void wf_register_eh_frame(struct wf_loaded *p);
+/* W^X (local mode): reserves and pins an arena next to every pinned module (wf_init, before
+ * any generation exists); sets wf_settings.wx if at least one arena is ready. */
+WF_HIDDEN void wf_text_arena_reserve(void);
+/* Space for size bytes of code in m's arena: its address, or 0 with err. */
+WF_HIDDEN uintptr_t wf_text_arena_alloc(struct wf_module *m, size_t size, char *err);
+/* Gives back the newest allocation (a load that failed after wf_text_arena_alloc). */
+WF_HIDDEN void wf_text_arena_unalloc(struct wf_module *m, uintptr_t addr, size_t size);
+/* W^X apply: the patch's code and the entry jumps written into generation gen, in which no
+ * thread runs yet, through the kernel; no user mapping becomes writable and executable. */
+WF_HIDDEN int wf_text_write_gen(struct wf_loaded *p, long gen, char *err);
 
 /* ---- quiescence.c: threads and transitions ---- */
 enum wf_state { WF_IDLE, WF_LOCAL, WF_GLOBAL };
@@ -167,6 +194,7 @@ struct wf_settings {
 	int rollback_depth;
 	char *queue;            /* WF_PATCH_QUEUE copy */
 	bool generations;       /* local mode: kernel generations available and text pinned */
+	bool wx;                /* local mode writes code through the kernel (text arenas ready) */
 	char generations_error[WF_ERRLEN];
 };
 extern WF_HIDDEN struct wf_settings wf_settings;

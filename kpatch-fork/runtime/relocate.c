@@ -204,7 +204,7 @@ static void make_layout(struct wf_obj *obj, struct symres *res, struct layout *l
 }
 
 /* Maps `size` bytes so that all of them are within reach of the target module's code. */
-static void *place_near(const struct wf_module *t, size_t size, char *err)
+void *wf_map_near(const struct wf_module *t, size_t size, int prot, char *err)
 {
 	uintptr_t lowest = t->hi > REACH - MARGIN ? t->hi - (REACH - MARGIN) : PAGE * 16;
 	uintptr_t highest = t->lo + (REACH - MARGIN);
@@ -222,7 +222,7 @@ static void *place_near(const struct wf_module *t, size_t size, char *err)
 			}
 			if (a < lowest || a + size > highest)
 				break;
-			void *p = mmap((void *)a, size, PROT_READ | PROT_WRITE,
+			void *p = mmap((void *)a, size, prot,
 				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 			if (p == MAP_FAILED)
 				continue;
@@ -235,6 +235,16 @@ static void *place_near(const struct wf_module *t, size_t size, char *err)
 	}
 	wf_errf(err, "no free address range of %zu bytes within ±2 GiB of %s", size, t->path);
 	return NULL;
+}
+
+/* Where a byte of the region runs: code assembled for the arena (W^X) runs at text_addr. */
+static uintptr_t final_addr(const struct wf_loaded *out, const unsigned char *p)
+{
+	const unsigned char *stage = out->text_stage;
+	if (out->wx && p >= stage && p < (const unsigned char *)out->region + out->region_size &&
+	    (uintptr_t)(p - stage) < out->text_bytes)
+		return out->text_addr + (uintptr_t)(p - stage);
+	return (uintptr_t)p;
 }
 
 static int fits_s32(int64_t v)
@@ -405,11 +415,21 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 	size_t total = l.off[G_DATA] + align_up(l.size[G_DATA], PAGE);
 	if (total == 0)
 		total = PAGE;
-	unsigned char *region = place_near(target, total, err);
+	unsigned char *region = wf_map_near(target, total, PROT_READ | PROT_WRITE, err);
 	if (!region)
 		goto out;
 	out->region = region;
 	out->region_size = total;
+	/* W^X: the code is assembled in the region (never executable) for its place in the
+	 * target's arena, where wf_text_write_gen() puts it in the new generation. */
+	out->text_stage = region + l.off[G_TEXT];
+	out->text_addr = (uintptr_t)out->text_stage;
+	if (target->arena && l.size[G_TEXT]) {
+		out->text_addr = wf_text_arena_alloc(target, l.size[G_TEXT], err);
+		if (!out->text_addr)
+			goto fail;
+		out->wx = true;
+	}
 
 	/* Contents of the loaded sections (NOBITS stays zero from the anonymous mapping). */
 	for (unsigned i = 1; i < obj.shnum; i++) {
@@ -434,8 +454,8 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 			res[i].addr = s->st_value;
 			res[i].resolved = true;
 		} else if (s->st_shndx != SHN_UNDEF && s->st_shndx < obj.shnum && wf_obj_is_loaded(&obj, s->st_shndx)) {
-			res[i].addr = (uintptr_t)region + l.off[l.sec_grp[s->st_shndx]] + l.sec_off[s->st_shndx] +
-				      s->st_value;
+			res[i].addr = final_addr(out, region + l.off[l.sec_grp[s->st_shndx]] +
+							       l.sec_off[s->st_shndx] + s->st_value);
 			res[i].size = s->st_size;
 			res[i].resolved = true;
 		}
@@ -453,7 +473,7 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 			memcpy(e, jmp, 6);
 			memcpy(e + 6, &res[i].addr, 8);
 			e[14] = e[15] = 0xcc;
-			res[i].plt = (uintptr_t)e;
+			res[i].plt = final_addr(out, e);
 		}
 	}
 	out->ngot = got;
@@ -489,7 +509,7 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 			S = r->got;
 		else if (is_pc32(type) && r->want_plt)
 			S = r->plt;
-		if (apply_one(&obj, rel, where, (uintptr_t)where, S, name, err))
+		if (apply_one(&obj, rel, where, final_addr(out, where), S, name, err))
 			goto fail;
 		if (wf_obj_is_loaded(&obj, tsec))
 			out->nrelocs++;
@@ -497,8 +517,10 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 	if (build_funcs(&obj, target, res, funcs_buf, out, err))
 		goto fail;
 
-	/* Final protections: code r-x, read-only data and GOT r--, data rw-. */
-	if ((l.size[G_TEXT] && mprotect(region + l.off[G_TEXT], align_up(l.size[G_TEXT], PAGE), PROT_READ | PROT_EXEC)) ||
+	/* Final protections: code r-x (W^X: its staging copy r--), read-only data and GOT r--,
+	 * data rw-. */
+	if ((l.size[G_TEXT] && mprotect(region + l.off[G_TEXT], align_up(l.size[G_TEXT], PAGE),
+					PROT_READ | (out->wx ? 0 : PROT_EXEC))) ||
 	    (l.size[G_RODATA] && mprotect(region + l.off[G_RODATA], align_up(l.size[G_RODATA], PAGE), PROT_READ))) {
 		wf_errf(err, "mprotect of the patch region: %s", strerror(errno));
 		goto fail;
@@ -507,6 +529,8 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 	rc = 0;
 	goto out;
 fail:
+	if (out->wx)
+		wf_text_arena_unalloc(target, out->text_addr, l.size[G_TEXT]);
 	wf_patch_unload(out);
 out:
 	free(funcs_buf);

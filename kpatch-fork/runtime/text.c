@@ -1,10 +1,20 @@
 /* Writing into the running program's code: the jump at the entry of every replaced function,
- * and (global-mode rollback) restoring the bytes it replaced. In local mode the patcher thread
- * runs this in the new generation, where the executable's text is pinned, so the write lands
- * in that generation's private copy only. Also registers the patch's .eh_frame. */
+ * and (global-mode rollback) restoring the bytes it replaced. Also registers the patch's
+ * .eh_frame.
+ *
+ * Local mode keeps W^X (systemd's MemoryDenyWriteExecute= refuses mprotect adding PROT_EXEC and
+ * writable+executable mappings): wf_init reserves an r-x "arena" next to every pinned module
+ * and pins it; a patch's code is assembled for its place in the arena in memory that is never
+ * executable, and it and the entry jumps are written by the kernel (PR_AS_GEN_WRITE) into the
+ * new generation's own copies of the pinned pages, before any thread runs there. No user
+ * mapping is ever writable and executable, no mprotect adds PROT_EXEC. Without the kernel's
+ * write call (or with WF_WX=0) the patcher thread, already in the new generation, writes the
+ * jumps through a temporary rwx mapping instead, which lands in that generation only. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -27,21 +37,27 @@ static int poke(uintptr_t addr, const void *bytes, size_t len, char *err)
 	return 0;
 }
 
+/* The jump from f's old entry to its new code. */
+static void make_jump(const struct wf_func *f, unsigned char jmp[14])
+{
+	if (f->jump_len == 5) {
+		int32_t rel = (int32_t)(f->new_addr - (f->old_addr + 5));
+		jmp[0] = 0xe9;
+		memcpy(jmp + 1, &rel, 4);
+	} else {
+		/* jmp *0(%rip); .quad new */
+		static const unsigned char ind[6] = { 0xff, 0x25, 0, 0, 0, 0 };
+		memcpy(jmp, ind, 6);
+		memcpy(jmp + 6, &f->new_addr, 8);
+	}
+}
+
 int wf_text_write_jumps(struct wf_loaded *p, char *err)
 {
 	for (size_t i = 0; i < p->nfuncs; i++) {
 		struct wf_func *f = &p->funcs[i];
 		unsigned char jmp[14];
-		if (f->jump_len == 5) {
-			int32_t rel = (int32_t)(f->new_addr - (f->old_addr + 5));
-			jmp[0] = 0xe9;
-			memcpy(jmp + 1, &rel, 4);
-		} else {
-			/* jmp *0(%rip); .quad new */
-			static const unsigned char ind[6] = { 0xff, 0x25, 0, 0, 0, 0 };
-			memcpy(jmp, ind, 6);
-			memcpy(jmp + 6, &f->new_addr, 8);
-		}
+		make_jump(f, jmp);
 		memcpy(f->saved, (const void *)f->old_addr, f->jump_len);
 		if (poke(f->old_addr, jmp, f->jump_len, err)) {
 			/* Undo the ones already written: never leave a half-applied patch. */
@@ -81,4 +97,88 @@ void wf_register_eh_frame(struct wf_loaded *p)
 	for (unsigned i = 0; i < p->neh_frames; i++)
 		reg(p->eh_frames[i]);
 	p->eh_registered = p->neh_frames;
+}
+
+/* Arena size per pinned module; every patch's code takes whole pages of it. Each arena page is
+ * one more pinned page per generation (a shared zero page until written). */
+#define ARENA_DEFAULT (128ul << 10)
+
+void wf_text_arena_reserve(void)
+{
+	const char *wx = getenv("WF_WX");
+	if ((wx && !strcmp(wx, "0")) || !wf_gen_has_prctl())
+		return;
+	size_t size = ARENA_DEFAULT;
+	const char *kb = getenv("WF_TEXT_ARENA_KB");
+	if (kb && *kb) {
+		char *end;
+		unsigned long v = strtoul(kb, &end, 10);
+		if (*end || v == 0 || v > (1ul << 20))
+			wf_warn("ignoring WF_TEXT_ARENA_KB=%s: expected 1..1048576", kb);
+		else
+			size = (v * 1024 + PAGE - 1) & ~(PAGE - 1);
+	}
+	for (size_t i = 0; i < wf_module_count(); i++) {
+		struct wf_module *m = wf_module_at(i);
+		if (!m->pinned)
+			continue;
+		char err[WF_ERRLEN];
+		/* PROT_EXEC without PROT_WRITE: allowed by MemoryDenyWriteExecute. */
+		void *a = wf_map_near(m, size, PROT_READ | PROT_EXEC, err);
+		if (!a) {
+			wf_warn("no code arena for %s (%s): patches for it use writable code", m->path, err);
+			continue;
+		}
+		long rc = wf_gen_pin((uintptr_t)a, size);
+		if (rc < 0) {
+			munmap(a, size);
+			wf_warn("cannot pin the code arena for %s (%s): patches for it use writable code", m->path,
+				strerror((int)-rc));
+			continue;
+		}
+		m->arena = (uintptr_t)a;
+		m->arena_size = size;
+		m->arena_used = 0;
+		wf_settings.wx = true;
+	}
+}
+
+uintptr_t wf_text_arena_alloc(struct wf_module *m, size_t size, char *err)
+{
+	size_t need = (size + PAGE - 1) & ~(PAGE - 1);
+	if (need > m->arena_size - m->arena_used) {
+		wf_errf(err, "the code arena of %s is full (%zu of %zu bytes used, the patch needs %zu; WF_TEXT_ARENA_KB)",
+			m->path, m->arena_used, m->arena_size, need);
+		return 0;
+	}
+	uintptr_t a = m->arena + m->arena_used;
+	m->arena_used += need;
+	return a;
+}
+
+void wf_text_arena_unalloc(struct wf_module *m, uintptr_t addr, size_t size)
+{
+	size_t need = (size + PAGE - 1) & ~(PAGE - 1);
+	if (addr + need == m->arena + m->arena_used)
+		m->arena_used -= need;
+}
+
+int wf_text_write_gen(struct wf_loaded *p, long gen, char *err)
+{
+	long rc = wf_gen_write(gen, p->text_addr, p->text_stage, p->text_bytes);
+	if (rc < 0)
+		return wf_errf(err, "writing %zu bytes of patch code into generation %ld at 0x%lx: %s", p->text_bytes,
+			       gen, (unsigned long)p->text_addr, strerror((int)-rc));
+	for (size_t i = 0; i < p->nfuncs; i++) {
+		struct wf_func *f = &p->funcs[i];
+		unsigned char jmp[14];
+		make_jump(f, jmp);
+		/* The caller still runs in the generation gen was cloned from: same bytes. */
+		memcpy(f->saved, (const void *)f->old_addr, f->jump_len);
+		rc = wf_gen_write(gen, f->old_addr, jmp, f->jump_len);
+		if (rc < 0)
+			return wf_errf(err, "writing the jump of %s into generation %ld at 0x%lx: %s", f->name, gen,
+				       (unsigned long)f->old_addr, strerror((int)-rc));
+	}
+	return 0;
 }

@@ -139,6 +139,8 @@ static void log_loaded(void)
 	wf_json_str(&j, "build_id", p->target->build_id);
 	wf_json_hex(&j, "at", (uintptr_t)p->region);
 	wf_json_int(&j, "region_bytes", (long long)p->region_size);
+	wf_json_bool(&j, "wx", p->wx);
+	wf_json_hex(&j, "text_at", p->text_addr);
 	wf_json_int(&j, "text_bytes", (long long)p->text_bytes);
 	wf_json_int(&j, "rodata_bytes", (long long)p->rodata_bytes);
 	wf_json_int(&j, "data_bytes", (long long)p->data_bytes);
@@ -244,6 +246,12 @@ static void start_local_apply(void)
 		reject(err);
 		return;
 	}
+	/* W^X: the code goes into the new generation before any thread (the patcher too) runs there. */
+	if (tr.has_patch && tr.patch.wx && wf_text_write_gen(&tr.patch, gen, err)) {
+		wf_gen_delete(gen);
+		reject(err);
+		return;
+	}
 	long prev = wf_gen_migrate(gen);
 	if (prev < 0) {
 		snprintf(err, sizeof(err), "patcher cannot migrate to generation %ld: %s", gen, strerror((int)-prev));
@@ -260,7 +268,7 @@ static void start_local_apply(void)
 	wf_event_emit_to(&j, tr.reply_fd);
 
 	if (tr.has_patch) {
-		if (wf_text_write_jumps(&tr.patch, err)) {
+		if (!tr.patch.wx && wf_text_write_jumps(&tr.patch, err)) {
 			wf_gen_migrate(prev);
 			wf_gen_delete(gen);
 			reject(err);
