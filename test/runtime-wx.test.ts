@@ -105,7 +105,7 @@ describe('libwfpatch under MemoryDenyWriteExecute=yes and SystemCallFilter=@syst
     expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
     expect(events(o.log, 'init')[0]).toMatchObject({ mode: 'local', generations: true, wx: true });
     expect(events(o.log, 'jumps_written')).toHaveLength(3);
-    // The code runs from the pinned r-x arena, not from the (never executable) load region.
+    // The code runs from its own r-x mapping, not from the (never executable) load region.
     for (const l of events(o.log, 'patch_loaded')) {
       expect(l.wx).toBe(true);
       expect(BigInt(l.text_at) < BigInt(l.at) || BigInt(l.text_at) >= BigInt(l.at) + BigInt(l.region_bytes)).toBe(true);
@@ -121,7 +121,7 @@ describe('libwfpatch under MemoryDenyWriteExecute=yes and SystemCallFilter=@syst
     expect(events(o.log, 'summary')[0]).toMatchObject({ outcome: 'applied', mode: 'local', migrated: 8 });
   });
 
-  it('patches a shared library (its own code arena)', async () => {
+  it('patches a shared library (code mapped r-x near the library)', async () => {
     const o = await outcome('unit-shlib');
     expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
     expect(o.result.workers.every((w: any) => w.last === 11 && w.violations === 0)).toBe(true);

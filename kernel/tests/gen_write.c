@@ -8,12 +8,15 @@
  * new code), generation 0 and generations created before do not, a
  * generation created from the written one inherits them, writes across a
  * page boundary, an r-x anonymous "arena" that only the written generation
- * gets code in, every errno (nothing is written on a refused call), and that
- * the prctl operations behave like syscalls 1000-1003.
+ * gets code in; generation 0 writes unpinned private anonymous memory, which
+ * every generation sees (new code mapped r-x), and never its pinned pages;
+ * every errno (nothing is written on a refused call), and that the prctl
+ * operations behave like syscalls 1000-1003.
  */
 #include "wftest.h"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 
 __attribute__((noinline, noipa, aligned(64))) int answer(void)
@@ -120,7 +123,6 @@ static void check_errno(int g, unsigned char *data, unsigned char *unpinned)
 	unsigned char before[16], now[16];
 	int dead;
 
-	CHECK_ERR(wf_pr_write(0, data, "x", 1), EPERM);
 	CHECK_ERR(wf_pr_write(-1, data, "x", 1), EINVAL);
 	CHECK_ERR(wf_pr_write(123456, data, "x", 1), EINVAL);
 	CHECK_ERR(wf_pr_write(g, data, "x", 0), EINVAL);
@@ -154,6 +156,50 @@ static void check_errno(int g, unsigned char *data, unsigned char *unpinned)
 	dead = (int)MUST(wf_pr_create());
 	MUST(wf_pr_delete(dead));
 	CHECK_ERR(wf_pr_write(dead, data, "x", 1), EINVAL);
+}
+
+/*
+ * Generation 0: unpinned private anonymous memory, the one memory, so every
+ * generation sees the code at once; never pinned pages, files or shared
+ * memory.
+ */
+static void check_shared(int g, unsigned char *data)
+{
+	unsigned char *code = mmap(NULL, 2 * PAGE, PROT_READ | PROT_EXEC,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *shm = mmap(NULL, PAGE, PROT_READ,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned char *file = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE,
+				   open("/proc/self/exe", O_RDONLY), 0);
+	char perms[5];
+
+	if (code == MAP_FAILED || shm == MAP_FAILED || file == MAP_FAILED) {
+		CHECK(0, "mmap failed");
+		return;
+	}
+	MUST(wf_pr_write(0, code + PAGE - 2, ret7, sizeof(ret7)));
+	MUST(wf_pr_write(0, code, ret44, sizeof(ret44)));
+	CHECK(((int (*)(void))code)() == 44, "generation 0 runs the new code");
+	CHECK(!memcmp(code + PAGE - 2, ret7, sizeof(ret7)), "across pages");
+	MUST(wf_pr_migrate(g));
+	CHECK(((int (*)(void))code)() == 44, "generation %d runs it too", g);
+	MUST(wf_pr_migrate(0));
+	perms_of(code, perms);
+	CHECK(!strcmp(perms, "r-xp"), "new code mapping is %s", perms);
+	/* Generation 0's pinned pages (text, data): the original, never. */
+	CHECK_ERR(wf_pr_write(0, (void *)answer, ret43, sizeof(ret43)), EPERM);
+	CHECK_ERR(wf_pr_write(0, data, "x", 1), EPERM);
+	CHECK(answer_ptr() == 42, "generation 0's text changed");
+	CHECK_ERR(wf_pr_write(0, shm, "x", 1), EINVAL);
+	CHECK_ERR(wf_pr_write(0, file, "x", 1), EINVAL);
+	CHECK(shm[0] == 0, "shared memory written");
+	/* Partly unmapped: refused before anything is written. */
+	munmap(code + PAGE, PAGE);
+	CHECK_ERR(wf_pr_write(0, code + PAGE - 4, "ABCDEFGH", 8), EINVAL);
+	CHECK(code[PAGE - 4] != 'A', "a refused write changed the mapped part");
+	munmap(code, PAGE);
+	munmap(shm, PAGE);
+	munmap(file, PAGE);
 }
 
 /* A process without generations (a fork child) has nothing to write to. */
@@ -239,6 +285,7 @@ int main(void)
 	CHECK(answer_ptr() == 42, "generation 0 changed");
 
 	check_errno(g1, data, unpinned);
+	check_shared(g1, data);
 	check_child(g1, data);
 
 	atomic_store(&stop, 1);

@@ -118,7 +118,7 @@ static void init_once(void)
 			if (!wf_settings.generations)
 				wf_warn("%s", wf_settings.generations_error);
 			else
-				wf_text_arena_reserve();
+				wf_text_wx_init();
 		}
 		struct wf_module *exe = wf_module_at(0);
 		struct wf_json j;

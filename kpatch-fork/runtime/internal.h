@@ -48,10 +48,6 @@ struct wf_module {
 	char build_id[129];    /* lowercase hex, "" if none */
 	bool is_exe;
 	bool pinned;
-	/* W^X: pinned r-x memory near the module where patch text is written through the kernel
-	 * into new generations only (text.c); 0 if none. */
-	uintptr_t arena;
-	size_t arena_size, arena_used;
 	/* Symbol tables, read from the file on first use. */
 	bool syms_loaded;
 	char syms_error[WF_ERRLEN];
@@ -131,11 +127,14 @@ struct wf_loaded {
 	void *region;
 	size_t region_size;
 	/* W^X: the code group is assembled in text_stage (in region, never executable) for its
-	 * final place text_addr in the target's arena, and written into the new generation by
-	 * wf_text_write_gen(); without wx the code runs where it was assembled. */
+	 * own r-x mapping at text_addr, which the kernel fills (PR_AS_GEN_WRITE, generation 0:
+	 * unpinned memory, the same in every generation); without wx the code runs where it was
+	 * assembled. */
 	bool wx;
 	uintptr_t text_addr;
 	const unsigned char *text_stage;
+	void *text_map;
+	size_t text_map_size;
 	size_t text_bytes, rodata_bytes, data_bytes;
 	unsigned nsections, nrelocs, ngot, nplt;
 	struct wf_func *funcs;
@@ -154,15 +153,13 @@ WF_HIDDEN void wf_patch_unload(struct wf_loaded *p);
 WF_HIDDEN int wf_text_write_jumps(struct wf_loaded *p, char *err);
 WF_HIDDEN int wf_text_restore(struct wf_loaded *p, char *err);
 WF_HIDDEN void wf_register_eh_frame(struct wf_loaded *p);
-/* W^X (local mode): reserves and pins an arena next to every pinned module (wf_init, before
- * any generation exists); sets wf_settings.wx if at least one arena is ready. */
-WF_HIDDEN void wf_text_arena_reserve(void);
-/* Space for size bytes of code in m's arena: its address, or 0 with err. */
-WF_HIDDEN uintptr_t wf_text_arena_alloc(struct wf_module *m, size_t size, char *err);
-/* Gives back the newest allocation (a load that failed after wf_text_arena_alloc). */
-WF_HIDDEN void wf_text_arena_unalloc(struct wf_module *m, uintptr_t addr, size_t size);
-/* W^X apply: the patch's code and the entry jumps written into generation gen, in which no
- * thread runs yet, through the kernel; no user mapping becomes writable and executable. */
+/* W^X (local mode, wf_init): sets wf_settings.wx if the kernel writes code for us. */
+WF_HIDDEN void wf_text_wx_init(void);
+/* W^X load: maps the patch's code r-x near its target and has the kernel write it there. */
+WF_HIDDEN int wf_text_place(struct wf_loaded *p, size_t size, char *err);
+WF_HIDDEN int wf_text_fill(struct wf_loaded *p, char *err);
+/* W^X apply: the entry jumps written into generation gen, in which no thread runs yet,
+ * through the kernel; no user mapping becomes writable and executable. */
 WF_HIDDEN int wf_text_write_gen(struct wf_loaded *p, long gen, char *err);
 
 /* ---- quiescence.c: threads and transitions ---- */
@@ -194,7 +191,7 @@ struct wf_settings {
 	int rollback_depth;
 	char *queue;            /* WF_PATCH_QUEUE copy */
 	bool generations;       /* local mode: kernel generations available and text pinned */
-	bool wx;                /* local mode writes code through the kernel (text arenas ready) */
+	bool wx;                /* local mode writes code through the kernel (PR_AS_GEN_WRITE) */
 	char generations_error[WF_ERRLEN];
 };
 extern WF_HIDDEN struct wf_settings wf_settings;

@@ -237,7 +237,7 @@ void *wf_map_near(const struct wf_module *t, size_t size, int prot, char *err)
 	return NULL;
 }
 
-/* Where a byte of the region runs: code assembled for the arena (W^X) runs at text_addr. */
+/* Where a byte of the region runs: code assembled for its own r-x mapping (W^X) runs at text_addr. */
 static uintptr_t final_addr(const struct wf_loaded *out, const unsigned char *p)
 {
 	const unsigned char *stage = out->text_stage;
@@ -420,16 +420,12 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 		goto out;
 	out->region = region;
 	out->region_size = total;
-	/* W^X: the code is assembled in the region (never executable) for its place in the
-	 * target's arena, where wf_text_write_gen() puts it in the new generation. */
+	/* W^X: the code is assembled in the region (never executable) for its own r-x mapping,
+	 * which the kernel fills once it is relocated. */
 	out->text_stage = region + l.off[G_TEXT];
 	out->text_addr = (uintptr_t)out->text_stage;
-	if (target->arena && l.size[G_TEXT]) {
-		out->text_addr = wf_text_arena_alloc(target, l.size[G_TEXT], err);
-		if (!out->text_addr)
-			goto fail;
-		out->wx = true;
-	}
+	if (wf_settings.wx && l.size[G_TEXT] && wf_text_place(out, l.size[G_TEXT], err))
+		goto fail;
 
 	/* Contents of the loaded sections (NOBITS stays zero from the anonymous mapping). */
 	for (unsigned i = 1; i < obj.shnum; i++) {
@@ -516,6 +512,8 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 	}
 	if (build_funcs(&obj, target, res, funcs_buf, out, err))
 		goto fail;
+	if (out->wx && wf_text_fill(out, err))
+		goto fail;
 
 	/* Final protections: code r-x (W^X: its staging copy r--), read-only data and GOT r--,
 	 * data rw-. */
@@ -529,8 +527,6 @@ int wf_patch_load(const char *path, struct wf_loaded *out, char *err)
 	rc = 0;
 	goto out;
 fail:
-	if (out->wx)
-		wf_text_arena_unalloc(target, out->text_addr, l.size[G_TEXT]);
 	wf_patch_unload(out);
 out:
 	free(funcs_buf);
@@ -546,6 +542,9 @@ void wf_patch_unload(struct wf_loaded *p)
 	if (p->region)
 		munmap(p->region, p->region_size);
 	p->region = NULL;
+	if (p->text_map)
+		munmap(p->text_map, p->text_map_size);
+	p->text_map = NULL;
 	free(p->funcs);
 	p->funcs = NULL;
 	free(p->meta);

@@ -3,13 +3,15 @@
  * .eh_frame.
  *
  * Local mode keeps W^X (systemd's MemoryDenyWriteExecute= refuses mprotect adding PROT_EXEC and
- * writable+executable mappings): wf_init reserves an r-x "arena" next to every pinned module
- * and pins it; a patch's code is assembled for its place in the arena in memory that is never
- * executable, and it and the entry jumps are written by the kernel (PR_AS_GEN_WRITE) into the
- * new generation's own copies of the pinned pages, before any thread runs there. No user
- * mapping is ever writable and executable, no mprotect adds PROT_EXEC. Without the kernel's
- * write call (or with WF_WX=0) the patcher thread, already in the new generation, writes the
- * jumps through a temporary rwx mapping instead, which lands in that generation only. */
+ * writable+executable mappings): a patch's code is assembled, in memory that is never
+ * executable, for its own PROT_READ|PROT_EXEC anonymous mapping near the target, which the
+ * kernel fills (PR_AS_GEN_WRITE to generation 0 of unpinned memory: the one memory, so the code
+ * is there in every generation, also for a thread returning through it after a rollback). The
+ * entry jumps are written by the kernel into the new generation's own copies of the pinned
+ * text, before any thread runs there. No user mapping is ever writable and executable, no
+ * mprotect adds PROT_EXEC. Without the kernel's write call (or with WF_WX=0) the code is made
+ * r-x by mprotect and the patcher thread, already in the new generation, writes the jumps
+ * through a temporary rwx mapping, which lands in that generation only. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -99,83 +101,45 @@ void wf_register_eh_frame(struct wf_loaded *p)
 	p->eh_registered = p->neh_frames;
 }
 
-/* Arena size per pinned module; every patch's code takes whole pages of it. Each arena page is
- * one more pinned page per generation (a shared zero page until written). */
-#define ARENA_DEFAULT (128ul << 10)
-
-void wf_text_arena_reserve(void)
+void wf_text_wx_init(void)
 {
 	const char *wx = getenv("WF_WX");
-	if ((wx && !strcmp(wx, "0")) || !wf_gen_has_prctl())
-		return;
-	size_t size = ARENA_DEFAULT;
-	const char *kb = getenv("WF_TEXT_ARENA_KB");
-	if (kb && *kb) {
-		char *end;
-		unsigned long v = strtoul(kb, &end, 10);
-		if (*end || v == 0 || v > (1ul << 20))
-			wf_warn("ignoring WF_TEXT_ARENA_KB=%s: expected 1..1048576", kb);
-		else
-			size = (v * 1024 + PAGE - 1) & ~(PAGE - 1);
-	}
-	for (size_t i = 0; i < wf_module_count(); i++) {
-		struct wf_module *m = wf_module_at(i);
-		if (!m->pinned)
-			continue;
-		char err[WF_ERRLEN];
-		/* PROT_EXEC without PROT_WRITE: allowed by MemoryDenyWriteExecute. */
-		void *a = wf_map_near(m, size, PROT_READ | PROT_EXEC, err);
-		if (!a) {
-			wf_warn("no code arena for %s (%s): patches for it use writable code", m->path, err);
-			continue;
-		}
-		long rc = wf_gen_pin((uintptr_t)a, size);
-		if (rc < 0) {
-			munmap(a, size);
-			wf_warn("cannot pin the code arena for %s (%s): patches for it use writable code", m->path,
-				strerror((int)-rc));
-			continue;
-		}
-		m->arena = (uintptr_t)a;
-		m->arena_size = size;
-		m->arena_used = 0;
-		wf_settings.wx = true;
-	}
+	wf_settings.wx = !(wx && !strcmp(wx, "0")) && wf_gen_has_prctl();
 }
 
-uintptr_t wf_text_arena_alloc(struct wf_module *m, size_t size, char *err)
+int wf_text_place(struct wf_loaded *p, size_t size, char *err)
 {
-	size_t need = (size + PAGE - 1) & ~(PAGE - 1);
-	if (need > m->arena_size - m->arena_used) {
-		wf_errf(err, "the code arena of %s is full (%zu of %zu bytes used, the patch needs %zu; WF_TEXT_ARENA_KB)",
-			m->path, m->arena_used, m->arena_size, need);
-		return 0;
-	}
-	uintptr_t a = m->arena + m->arena_used;
-	m->arena_used += need;
-	return a;
+	size_t span = (size + PAGE - 1) & ~(PAGE - 1);
+	/* PROT_EXEC without PROT_WRITE: allowed by MemoryDenyWriteExecute. */
+	void *a = wf_map_near(p->target, span, PROT_READ | PROT_EXEC, err);
+	if (!a)
+		return -1;
+	p->text_map = a;
+	p->text_map_size = span;
+	p->text_addr = (uintptr_t)a;
+	p->wx = true;
+	return 0;
 }
 
-void wf_text_arena_unalloc(struct wf_module *m, uintptr_t addr, size_t size)
+int wf_text_fill(struct wf_loaded *p, char *err)
 {
-	size_t need = (size + PAGE - 1) & ~(PAGE - 1);
-	if (addr + need == m->arena + m->arena_used)
-		m->arena_used -= need;
+	/* Generation 0 with unpinned memory: the one memory, in every generation alike. */
+	long rc = wf_gen_write(0, p->text_addr, p->text_stage, p->text_bytes);
+	if (rc < 0)
+		return wf_errf(err, "writing %zu bytes of patch code at 0x%lx: %s", p->text_bytes,
+			       (unsigned long)p->text_addr, strerror((int)-rc));
+	return 0;
 }
 
 int wf_text_write_gen(struct wf_loaded *p, long gen, char *err)
 {
-	long rc = wf_gen_write(gen, p->text_addr, p->text_stage, p->text_bytes);
-	if (rc < 0)
-		return wf_errf(err, "writing %zu bytes of patch code into generation %ld at 0x%lx: %s", p->text_bytes,
-			       gen, (unsigned long)p->text_addr, strerror((int)-rc));
 	for (size_t i = 0; i < p->nfuncs; i++) {
 		struct wf_func *f = &p->funcs[i];
 		unsigned char jmp[14];
 		make_jump(f, jmp);
 		/* The caller still runs in the generation gen was cloned from: same bytes. */
 		memcpy(f->saved, (const void *)f->old_addr, f->jump_len);
-		rc = wf_gen_write(gen, f->old_addr, jmp, f->jump_len);
+		long rc = wf_gen_write(gen, f->old_addr, jmp, f->jump_len);
 		if (rc < 0)
 			return wf_errf(err, "writing the jump of %s into generation %ld at 0x%lx: %s", f->name, gen,
 				       (unsigned long)f->old_addr, strerror((int)-rc));

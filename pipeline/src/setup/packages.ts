@@ -28,6 +28,7 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'debhelper', why: 'wfbuild: dh_auto_install finds the binaries a Debian package installs' },
   { name: 'dwarves', why: 'wfbuild: pahole compares struct layouts (DWARF) of original and patched objects' },
   { name: 'libmemcached-tools', why: 'wfbuild live: memcaslap (load) and memccapable (protocol conformance) against the live-patched memcached' },
+  { name: 'libseccomp-dev', why: "runtime W^X test: wfsandbox installs a systemd unit's seccomp filters (static libseccomp.a)" },
 ];
 
 /** Debian packages needed to build these source packages (installed with apt-get build-dep). */
