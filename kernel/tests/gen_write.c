@@ -10,8 +10,9 @@
  * page boundary, an r-x anonymous "arena" that only the written generation
  * gets code in; generation 0 writes unpinned private anonymous memory, which
  * every generation sees (new code mapped r-x), and never its pinned pages;
- * every errno (nothing is written on a refused call), and that the prctl
- * operations behave like syscalls 1000-1003.
+ * every errno (nothing is written on a refused call), that the prctl
+ * operations behave like syscalls 1000-1003, and a bounded random-argument
+ * run of every PR_AS_GENERATION operation in a child process.
  */
 #include "wftest.h"
 #include <pthread.h>
@@ -202,6 +203,77 @@ static void check_shared(int g, unsigned char *data)
 	munmap(file, PAGE);
 }
 
+static unsigned long rnd_state = 88172645463325252UL;
+
+static unsigned long rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+/*
+ * Random operations and arguments in a child (its own generations); the
+ * write's destinations are its pinned text and data, a scratch r-x mapping,
+ * unmapped, kernel and wrapping addresses, never the child's heap or stack,
+ * and the child stays in generation 0, so it survives what the kernel
+ * accepts (random migrations are gen_errno's).  The kernel must neither
+ * oops nor hang (the harness fails on any splat).
+ */
+static void check_random(uintptr_t ts, uintptr_t te, unsigned char *data,
+			 int iterations)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		unsigned char *scratch = mmap(NULL, 4 * PAGE, PROT_READ | PROT_EXEC,
+					      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		static unsigned char src[3 * PAGE];
+		uintptr_t dst[] = {
+			ts, te - 8, (uintptr_t)data, (uintptr_t)data + PAGE - 5,
+			(uintptr_t)scratch, (uintptr_t)scratch + 3 * PAGE + 100,
+			0, 4096, 0xffff888000000000UL, UINT64_MAX - 16,
+			0x7ffffffff000UL - 8,
+		};
+		int i, ok = 0;
+
+		for (i = 0; i < iterations; i++) {
+			struct wf_gen_write w = {
+				.addr = dst[rnd() % (sizeof(dst) / sizeof(dst[0]))],
+				.buf = rnd() % 8 ? (uintptr_t)src : rnd(),
+				.len = rnd() % 4 ? rnd() % (2 * PAGE) : rnd(),
+				.id = (int)(rnd() % 6) - 1,
+				.flags = rnd() % 16 ? 0 : (unsigned int)rnd(),
+			};
+			unsigned long op = rnd() % 7;
+			long r;
+
+			if (op == PR_AS_GEN_WRITE)
+				r = prctl(PR_AS_GENERATION, op, (unsigned long)&w,
+					  rnd() % 8 ? sizeof(w) : rnd() % 64, 0UL);
+			else if (op == PR_AS_GEN_PIN)
+				r = prctl(PR_AS_GENERATION, op, dst[rnd() % 6] & ~(PAGE - 1),
+					  rnd() % (8 * PAGE), 0UL);
+			else if (op == PR_AS_GEN_MIGRATE)
+				/* Never into a generation whose text was scribbled on. */
+				r = prctl(PR_AS_GENERATION, op, rnd() % 2 ? 0UL : -1UL,
+					  0UL, 0UL);
+			else
+				r = prctl(PR_AS_GENERATION, op, rnd() % 8, 0UL, 0UL);
+			ok += r >= 0;
+		}
+		printf("gen_write: random run, %d of %d calls succeeded\n", ok,
+		       iterations);
+		fflush(stdout);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "random run: status %d", status);
+}
+
 /* A process without generations (a fork child) has nothing to write to. */
 static void check_child(int g, unsigned char *data)
 {
@@ -287,6 +359,7 @@ int main(void)
 	check_errno(g1, data, unpinned);
 	check_shared(g1, data);
 	check_child(g1, data);
+	check_random(ts, te, data, 20000);
 
 	atomic_store(&stop, 1);
 	pthread_join(th, NULL);
