@@ -24,6 +24,8 @@ const scenarios = [
   'unit-stacked:unit:-:local:stacked:v2.o:v3.o',
   'unit-versions:unit:-:local:versions',
   'unit-shlib:unit:-:local:shlib:lib11.o',
+  'unit-unwind:unit:-:local:unwind:unwind.o',
+  'unit-bad:unit:-:local:bad:v2.o:wrongid.o:badreloc.o',
   // The runtime as it was: jumps through a temporary rwx mapping, code made r-x by mprotect.
   'legacy-mprotect:unit:WF_WX=0:local:stacked:v2.o:v3.o',
   // The runtime as it was: the generation syscalls instead of prctl.
@@ -64,7 +66,7 @@ beforeAll(async () => {
   await execa('gcc', ['-O2', '-Wall', '-Wextra', '-static', '-o', join(bin, 'wfsandbox'), join(tests, 'wfsandbox.c'), '-lseccomp']);
   await execa('gcc', ['-static', '-O2', '-pthread', '-Wall', '-Wno-unused-result', '-o', join(bin, 'gen_write'), join(repoRoot, 'kernel/tests/gen_write.c')]);
   const files = [
-    ...['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'lib11.o'].map((f) => ({ host: join(build, f) })),
+    ...['wftest', 'libwftarget.so', 'v2.o', 'v3.o', 'lib11.o', 'unwind.o', 'wrongid.o', 'badreloc.o'].map((f) => ({ host: join(build, f) })),
     { host: join(bin, 'wfsandbox') },
     { host: join(bin, 'gen_write') },
     { host: join(tests, 'system-service.syscalls') },
@@ -125,6 +127,23 @@ describe('libwfpatch under MemoryDenyWriteExecute=yes and SystemCallFilter=@syst
     const o = await outcome('unit-shlib');
     expect(o.result.ok, JSON.stringify(o.result)).toBe(true);
     expect(o.result.workers.every((w: any) => w.last === 11 && w.violations === 0)).toBe(true);
+  });
+});
+
+describe('under the unit too', () => {
+  it('the unwinder finds every frame through patch code in its r-x mapping (.eh_frame registered)', async () => {
+    const o = await outcome('unit-unwind');
+    expect(o.result).toMatchObject({ ok: true, outcome: 'done' });
+    expect(o.result.after).toBe(o.result.before + 1000);
+    expect(events(o.log, 'jumps_written')[0].eh_frames_registered).toBe(1);
+  });
+
+  it('bad patches are rejected with their reason, the process serves on and a good one applies', async () => {
+    const o = await outcome('unit-bad');
+    expect(steps(o).map(([e]) => e)).toEqual(['rejected', 'rejected', 'done']);
+    const s = o.lines.filter((l) => 'step' in l);
+    expect(s[0].reason).toMatch(/wrong build-id/);
+    expect(s[1].reason).toMatch(/unsupported relocation type 25/);
   });
 });
 
