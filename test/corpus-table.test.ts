@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitResult, type Verdict } from '../pipeline/src/corpus/results.ts';
 import { formatSeconds, paperTable, renderReport } from '../pipeline/src/corpus/table.ts';
+import { verdictOf } from '../pipeline/src/corpus/classify-unit.ts';
+import { liveWithNewData } from '../pipeline/src/corpus/new-data.ts';
+import type { ObjectReport } from '../pipeline/src/report/types.ts';
 
 function unit(pkg: string, id: string, verdict: Verdict, cves: string[] = [], reason = ''): UnitResult {
   return { package: pkg, unit: id, cves, views: ['series'], base: 'series-prefix', appliedAt: 0, verdict, reason, reasons: reason ? [reason] : [], objects: 1, seconds: 2, key: id };
@@ -33,6 +36,8 @@ describe('corpus aggregation', () => {
       textOnly: { all: 67, cve: 100 },
       kpatchableOfTextOnly: { all: 50, cve: 50 },
       kpatchableOfCode: { all: 33, cve: 50 },
+      // b and c were classified without saying whether new data would do: not measured
+      liveWithNewDataOfCode: { all: null, cve: null },
     });
   });
 
@@ -88,5 +93,55 @@ describe('pending units', () => {
     expect(ratios(rows[0]!).textOnly.all).toBe(100);
     expect(paperTable(rows)).toContain('| not classified yet | 1 (1) | 1 (1) |');
     expect(paperTable([packageRow('memcached', '', results, 0)])).not.toContain('not classified yet');
+  });
+});
+
+describe('live-patchable with new data', () => {
+  const carried = (name: string): ObjectReport => ({
+    object: 'modules/core/mod_macro.c',
+    source: 'modules/core/mod_macro.c',
+    binaries: [],
+    verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: 0, verdict: { liveWithNewData: true, newDataCarried: [{ name, reason: 'zero-initialised' }] } }],
+  });
+  const changedData: ObjectReport = { object: 'sasl.c', source: 'sasl.c', binaries: [], verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: 4, verdict: { liveWithNewData: false } }] };
+  const patched: ObjectReport = { object: 'util.c', source: 'util.c', binaries: [], verdicts: [{ binary: '', outcome: 'patch', exitCode: 0, verdict: {} }] };
+
+  it('counts a unit whose only data change is new variables carried in the patch, not one that changes existing data', () => {
+    expect(liveWithNewData('not-text-only', [carried('ignore_empty'), patched])).toBe(true);
+    expect(liveWithNewData('not-text-only', [carried('ignore_empty'), changedData])).toBe(false);
+    expect(liveWithNewData('not-text-only', [{ ...carried('x'), layoutChanges: [{ type: 'struct s', what: 'size' }] }])).toBe(false);
+    expect(liveWithNewData('not-text-only', [{ ...patched, verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] }])).toBe(false);
+    expect(liveWithNewData('kpatchable', [patched])).toBe(true);
+    expect(liveWithNewData('not-kpatchable', [patched])).toBe(false);
+  });
+
+  it('verdictOf keeps the paper\'s verdict (not text-only) and names the carried variables', () => {
+    const v = verdictOf({ outcome: 'not-text-only', textOnly: false, notes: [], objects: [carried('ignore_empty')], reasons: [{ object: 'modules/core/mod_macro.c', kind: 'new-data', symbol: 'ignore_empty', what: 'new data object ignore_empty (carried in the patch, starts from its initial value)' }] });
+    expect(v.verdict).toBe('not-text-only');
+    expect(v.liveWithNewData).toBe(true);
+    expect(v.reason).toMatch(/live-patchable with new data \(ignore_empty carried in the patch\)$/);
+    const w = verdictOf({ outcome: 'not-text-only', textOnly: false, notes: [], objects: [changedData], reasons: [{ object: 'sasl.c', kind: 'data', symbol: 'server_callbacks.6', what: 'size changed' }] });
+    expect(w).toMatchObject({ verdict: 'not-text-only', liveWithNewData: false, reason: 'sasl.c: server_callbacks.6: size changed' });
+  });
+
+  it('adds a column next to the paper\'s, with its ratio among code patches once every code unit is measured', () => {
+    const with_ = (u: UnitResult, live: boolean): UnitResult => ({ ...u, liveWithNewData: live });
+    const units = [
+      with_(unit('apache2', 'k', 'kpatchable', ['CVE-2007-1742']), true),
+      with_(unit('apache2', 'm', 'not-text-only', [], 'mod_macro.c: ignore_empty: new data'), true),
+      with_(unit('apache2', 's', 'not-text-only', [], 'sasl.c: changed .data'), false),
+      unit('apache2', 'd', 'no-code'),
+    ];
+    const row = packageRow('apache2', '', units, 0);
+    expect(row.textOnly).toEqual({ all: 1, cve: 1 });
+    expect(row.liveWithNewData).toEqual({ all: 2, cve: 1 });
+    expect(ratios(row).liveWithNewDataOfCode).toEqual({ all: 67, cve: 100 });
+    const table = paperTable([row]);
+    expect(table).toContain('| live-patchable with new data | 2 (1) | 2 (1) |');
+    expect(table).toContain('| live-patchable with new data / code | 67% (100%) | 67% (100%) |');
+    // an older result without the answer makes the count a lower bound
+    const old = packageRow('apache2', '', [...units, unit('apache2', 'o', 'not-text-only')], 0);
+    expect(paperTable([old])).toContain('| live-patchable with new data | 2 (1)+? |');
+    expect(ratios(old).liveWithNewDataOfCode.all).toBeNull();
   });
 });

@@ -7,6 +7,7 @@ import { UserError } from '../cli/errors.ts';
 import { BuildFailed } from '../stages/build-command.ts';
 import { classifyPatch, type Report } from '../stages/index.ts';
 import type { UnitVerdict } from './results.ts';
+import { carriedVariables, liveWithNewData } from './new-data.ts';
 
 export interface UnitClassification extends UnitVerdict {
   /** The pipeline's timings (ms per stage), when it produced a report. */
@@ -26,10 +27,16 @@ export function verdictOf(report: Pick<Report, 'outcome' | 'textOnly' | 'reasons
   const objects = report.objects.length;
   switch (report.outcome) {
     case 'kpatchable':
-      return { verdict: 'kpatchable', reason: '', reasons, objects };
+      return { verdict: 'kpatchable', reason: '', reasons, objects, liveWithNewData: true };
     case 'not-text-only': {
-      const data = report.reasons.find((r) => r.kind === 'data' || r.kind === 'new-object') ?? report.reasons[0];
-      return { verdict: 'not-text-only', reason: data ? reasonLine(data) : 'not text-only (no reason given)', reasons, objects };
+      if (liveWithNewData(report.outcome, report.objects)) {
+        const names = carriedVariables(report.objects);
+        const first = report.reasons.find((r) => r.kind === 'new-data') ?? report.reasons[0];
+        const reason = `${first ? `${reasonLine(first)}; ` : ''}live-patchable with new data (${names.join(', ')} carried in the patch)`;
+        return { verdict: 'not-text-only', reason, reasons, objects, liveWithNewData: true };
+      }
+      const data = report.reasons.find((r) => r.kind === 'data' || r.kind === 'new-object' || r.kind === 'layout') ?? report.reasons[0];
+      return { verdict: 'not-text-only', reason: data ? reasonLine(data) : 'not text-only (no reason given)', reasons, objects, liveWithNewData: false };
     }
     case 'no-compiled-code':
       return { verdict: 'no-code', reason: report.notes[0] ?? 'no compiled object changed', reasons, objects };
@@ -41,7 +48,7 @@ export function verdictOf(report: Pick<Report, 'outcome' | 'textOnly' | 'reasons
         return { verdict: 'failed', reason: `create-diff-object failed: ${error ? reasonLine(error) : 'no reason given'}`, reasons, objects };
       }
       const first = report.reasons.find((r) => r.kind !== 'error') ?? report.reasons[0];
-      return { verdict: 'text-only', reason: first ? reasonLine(first) : 'not kpatch-able (no reason given)', reasons, objects };
+      return { verdict: 'text-only', reason: first ? reasonLine(first) : 'not kpatch-able (no reason given)', reasons, objects, liveWithNewData: false };
     }
   }
 }

@@ -167,6 +167,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
             reason: placed.cls.reason,
             reasons: placed.cls.reasons,
             objects: placed.cls.objects,
+            ...(placed.cls.liveWithNewData !== undefined ? { liveWithNewData: placed.cls.liveWithNewData } : {}),
             seconds,
             key: keyOf(placement),
             inputs: unitKey({ manifest, unit, appliedAt: placement.kind === 'series-prefix' ? placement.at : -1, buildCmd, tools: null }),

@@ -23,6 +23,12 @@ export interface UnitVerdict {
   readonly reasons: readonly string[];
   /** Objects that differed after the patched build. */
   readonly objects: number;
+  /**
+   * Live-patchable with new data (corpus/README.md): kpatch-able, or not text-only only because
+   * it adds variables create-diff-object carries in the patch. Absent in results classified
+   * before create-diff-object had --new-data (not measured: the table shows '–').
+   */
+  readonly liveWithNewData?: boolean;
 }
 
 export interface UnitResult extends UnitVerdict {
@@ -63,6 +69,10 @@ export interface PackageRow {
   readonly code: Count;
   readonly textOnly: Count;
   readonly kpatchable: Count;
+  /** Live-patchable with new data (kpatch-able ones included). */
+  readonly liveWithNewData: Count;
+  /** Code units whose results say whether they are live-patchable with new data (measured). */
+  readonly newDataMeasured: Count;
   readonly failed: Count;
   readonly pending: Count;
   /** Seconds spent on this package in the run that produced the results (builds included). */
@@ -88,6 +98,8 @@ export function packageRow(pkg: string, baseVersion: string, results: readonly U
     code: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending'),
     textOnly: count(mine, (r) => isTextOnly(r.verdict)),
     kpatchable: count(mine, (r) => r.verdict === 'kpatchable'),
+    liveWithNewData: count(mine, (r) => r.verdict === 'kpatchable' || (r.verdict === 'not-text-only' && r.liveWithNewData === true)),
+    newDataMeasured: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && (r.verdict === 'kpatchable' || r.liveWithNewData !== undefined)),
     failed: count(mine, (r) => r.verdict === 'failed'),
     pending: count(mine, (r) => r.verdict === 'pending'),
     seconds,
@@ -109,11 +121,13 @@ export function totalRow(rows: readonly PackageRow[]): PackageRow {
       code: add(t.code, r.code),
       textOnly: add(t.textOnly, r.textOnly),
       kpatchable: add(t.kpatchable, r.kpatchable),
+      liveWithNewData: add(t.liveWithNewData, r.liveWithNewData),
+      newDataMeasured: add(t.newDataMeasured, r.newDataMeasured),
       failed: add(t.failed, r.failed),
       pending: add(t.pending, r.pending),
       seconds: t.seconds + r.seconds,
     }),
-    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, failed: zero, pending: zero, seconds: 0 },
+    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, liveWithNewData: zero, newDataMeasured: zero, failed: zero, pending: zero, seconds: 0 },
   );
 }
 
@@ -127,6 +141,8 @@ export interface Ratios {
   readonly textOnly: { all: number | null; cve: number | null };
   readonly kpatchableOfTextOnly: { all: number | null; cve: number | null };
   readonly kpatchableOfCode: { all: number | null; cve: number | null };
+  /** Live-patchable with new data among the code patches; null where not every code unit was measured with --new-data. */
+  readonly liveWithNewDataOfCode: { all: number | null; cve: number | null };
 }
 
 export function ratios(row: PackageRow): Ratios {
@@ -134,6 +150,10 @@ export function ratios(row: PackageRow): Ratios {
     textOnly: { all: percent(row.textOnly.all, row.code.all), cve: percent(row.textOnly.cve, row.code.cve) },
     kpatchableOfTextOnly: { all: percent(row.kpatchable.all, row.textOnly.all), cve: percent(row.kpatchable.cve, row.textOnly.cve) },
     kpatchableOfCode: { all: percent(row.kpatchable.all, row.code.all), cve: percent(row.kpatchable.cve, row.code.cve) },
+    liveWithNewDataOfCode: {
+      all: (row.newDataMeasured?.all ?? 0) === row.code.all - row.failed.all ? percent(row.liveWithNewData?.all ?? 0, row.code.all) : null,
+      cve: (row.newDataMeasured?.cve ?? 0) === row.code.cve - row.failed.cve ? percent(row.liveWithNewData?.cve ?? 0, row.code.cve) : null,
+    },
   };
 }
 

@@ -23,6 +23,11 @@ export function formatSeconds(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** Every classified code unit says whether it is live-patchable with new data (else the count is a lower bound). */
+function measuredAll(r: PackageRow): boolean {
+  return r.newDataMeasured.all === r.code.all - r.failed.all;
+}
+
 /** The paper's table: one column per package plus total; counts as "all (CVE)". */
 export function paperTable(rows: readonly PackageRow[]): string {
   const all = [...rows, totalRow(rows)];
@@ -37,11 +42,13 @@ export function paperTable(rows: readonly PackageRow[]): string {
     line('code patches', (r) => cell(r.code)),
     line('text-only', (r) => cell(r.textOnly)),
     line('kpatch-able', (r) => cell(r.kpatchable)),
+    line('live-patchable with new data', (r) => (measuredAll(r) ? cell(r.liveWithNewData) : `${cell(r.liveWithNewData)}+?`)),
     line('failed to classify', (r) => cell(r.failed)),
     ...(all.some((r) => r.pending.all > 0) ? [line('not classified yet', (r) => cell(r.pending))] : []),
     line('text-only / code', (r) => `${pct(ratios(r).textOnly.all)} (${pct(ratios(r).textOnly.cve)})`),
     line('kpatch-able / text-only', (r) => `${pct(ratios(r).kpatchableOfTextOnly.all)} (${pct(ratios(r).kpatchableOfTextOnly.cve)})`),
     line('kpatch-able / code', (r) => `${pct(ratios(r).kpatchableOfCode.all)} (${pct(ratios(r).kpatchableOfCode.cve)})`),
+    line('live-patchable with new data / code', (r) => `${pct(ratios(r).liveWithNewDataOfCode.all)} (${pct(ratios(r).liveWithNewDataOfCode.cve)})`),
     line('time', (r) => formatSeconds(r.seconds)),
   ].join('\n');
 }
@@ -67,7 +74,7 @@ export interface Report {
 }
 
 export function renderReport(report: Report): string {
-  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; the last ratio is kpatch-able among all code patches.', '', paperTable(report.rows)];
+  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; then kpatch-able among all code patches. "Live-patchable with new data" (not in the paper) adds to the kpatch-able ones the units that are not text-only only because they add variables create-diff-object carries in the patch (--new-data); "+?" marks a count from results classified before that existed (not measured: a lower bound, its ratio "–").', '', paperTable(report.rows)];
   if (report.notRun.length > 0) {
     parts.push('', 'Not run: ' + report.notRun.map((n) => `${n.package} (${n.why})`).join('; ') + '.');
   }

@@ -105,6 +105,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     reason: v.reason,
     reasons: v.reasons,
     objects: v.objects,
+    ...(v.liveWithNewData !== undefined ? { liveWithNewData: v.liveWithNewData } : {}),
     seconds: v.seconds,
     key: opts.keyOf(unit, mode),
     mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice)`,

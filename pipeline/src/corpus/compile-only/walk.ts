@@ -126,7 +126,8 @@ export function verdictWithoutCompiling(texts: readonly string[], id: string, em
   const data = embedded ? triage.files.filter((f) => embedded.pattern.test(f.path)) : [];
   if (data.length > 0) {
     const what = `${data.map((f) => f.path).join(', ')}: ${embedded!.why}`;
-    return { verdict: 'not-text-only', reason: what, reasons: [what], objects: 0, compiled: 0 };
+    // data the binary embeds: no new variable a patch could carry
+    return { verdict: 'not-text-only', reason: what, reasons: [what], objects: 0, compiled: 0, liveWithNewData: false };
   }
   if (!triage.touchesCompiledCode) {
     const kinds = [...new Set(triage.files.map((f) => f.kind))].join(', ');
