@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitResult, type Verdict } from '../pipeline/src/corpus/results.ts';
+import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitResult, type UnitVerdict, type Verdict } from '../pipeline/src/corpus/results.ts';
 import { formatSeconds, paperTable, renderReport } from '../pipeline/src/corpus/table.ts';
 import { verdictOf } from '../pipeline/src/corpus/classify-unit.ts';
 import { liveWithNewData } from '../pipeline/src/corpus/new-data.ts';
@@ -143,5 +143,28 @@ describe('live-patchable with new data', () => {
     const old = packageRow('apache2', '', [...units, unit('apache2', 'o', 'not-text-only')], 0);
     expect(paperTable([old])).toContain('| live-patchable with new data | 2 (1)+? |');
     expect(ratios(old).liveWithNewDataOfCode.all).toBeNull();
+  });
+});
+
+describe('confirmed against the binary', () => {
+  it('a kpatch-able unit whose bundle fails the dry run becomes text-only with the reason; passing ones are counted', async () => {
+    const { confirmVerdict } = await import('../pipeline/src/corpus/confirm.ts');
+    const base: UnitVerdict = { verdict: 'kpatchable', reason: '', reasons: [], objects: 1, liveWithNewData: true };
+    const ok = confirmVerdict(base, [{ binary: 'memcached', ok: true, line: 'ok: memcached.wfp against memcached' }]);
+    expect(ok).toMatchObject({ verdict: 'kpatchable', confirmation: { confirmed: true, binaries: ['memcached'] } });
+    const bad = confirmVerdict(base, [
+      { binary: 'slapd', ok: true, line: 'ok' },
+      { binary: 'libldap.so.2', ok: false, line: 'unresolved symbol ber_gone (not in libldap.so.2, not exported by the 3 libraries it needs)' },
+    ]);
+    expect(bad).toMatchObject({ verdict: 'text-only', liveWithNewData: false, confirmation: { confirmed: false } });
+    expect(bad.reason).toBe('libldap.so.2: wfpatch-ctl check: unresolved symbol ber_gone (not in libldap.so.2, not exported by the 3 libraries it needs)');
+    expect(confirmVerdict(base, [])).toMatchObject({ verdict: 'kpatchable', confirmation: { confirmed: false, how: 'no bundle was linked to check' } });
+    // other verdicts pass through untouched
+    const nt = { verdict: 'not-text-only' as const, reason: 'x', reasons: [], objects: 1 };
+    expect(confirmVerdict(nt, [{ binary: 'b', ok: false, line: 'no' }])).toBe(nt);
+
+    const row = packageRow('memcached', '', [{ ...unit('memcached', 'a', 'kpatchable'), confirmation: ok.confirmation! }, unit('memcached', 'b', 'kpatchable')], 0);
+    expect(row.confirmed).toEqual({ all: 1, cve: 0 });
+    expect(paperTable([row])).toContain('| … confirmed against the binary | 1 (0) | 1 (0) |');
   });
 });

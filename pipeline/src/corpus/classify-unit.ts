@@ -8,6 +8,10 @@ import { BuildFailed } from '../stages/build-command.ts';
 import { classifyPatch, type Report } from '../stages/index.ts';
 import type { UnitVerdict } from './results.ts';
 import { carriedVariables, liveWithNewData } from './new-data.ts';
+import { checkBundle, confirmVerdict, type BundleCheck } from './confirm.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface UnitClassification extends UnitVerdict {
   /** The pipeline's timings (ms per stage), when it produced a report. */
@@ -74,16 +78,25 @@ export interface ClassifyUnitInput {
 
 /** Never throws for a unit that cannot be classified: that is a 'failed' verdict with its reason. */
 export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassification> {
+  // The bundles are written so the loader's dry run can check each against its binary.
+  const out = await mkdtemp(join(tmpdir(), 'wfpatch-corpus-bundles-'));
   try {
     const report = await classifyPatch({
       patch: input.patchFile,
       source: input.tree,
       buildCmd: input.buildCmd ?? undefined,
-      out: null,
-      bundles: false,
+      out,
+      bundles: true,
       renderer: 'silent',
     });
-    return { ...verdictOf(report), timings: report.timings, originalBuild: report.originalBuild, originalBuildFailed: false };
+    const verdict = verdictOf(report);
+    const checks: BundleCheck[] = [];
+    if (verdict.verdict === 'kpatchable') {
+      for (const b of report.bundles) {
+        if (b.file !== null) checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary));
+      }
+    }
+    return { ...confirmVerdict(verdict, checks), timings: report.timings, originalBuild: report.originalBuild, originalBuildFailed: false };
   } catch (error) {
     if (error instanceof UserError) {
       const reason = failureReason(error.message);
@@ -91,5 +104,7 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
       return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null, originalBuildFailed };
     }
     throw error;
+  } finally {
+    await rm(out, { recursive: true, force: true });
   }
 }

@@ -168,6 +168,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
             reasons: placed.cls.reasons,
             objects: placed.cls.objects,
             ...(placed.cls.liveWithNewData !== undefined ? { liveWithNewData: placed.cls.liveWithNewData } : {}),
+            ...(placed.cls.confirmation !== undefined ? { confirmation: placed.cls.confirmation } : {}),
             seconds,
             key: keyOf(placement),
             inputs: unitKey({ manifest, unit, appliedAt: placement.kind === 'series-prefix' ? placement.at : -1, buildCmd, tools: null }),

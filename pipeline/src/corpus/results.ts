@@ -29,6 +29,11 @@ export interface UnitVerdict {
    * before create-diff-object had --new-data (not measured: the table shows '–').
    */
   readonly liveWithNewData?: boolean;
+  /**
+   * kpatch-able verdicts: the unit's bundle checked against the binary of that build by the
+   * loader's dry run (confirm.ts). Absent where no binary was linked (compile-only mode).
+   */
+  readonly confirmation?: { readonly confirmed: boolean; readonly binaries: readonly string[]; readonly how: string };
 }
 
 export interface UnitResult extends UnitVerdict {
@@ -71,6 +76,8 @@ export interface PackageRow {
   readonly kpatchable: Count;
   /** Live-patchable with new data (kpatch-able ones included). */
   readonly liveWithNewData: Count;
+  /** kpatch-able units whose bundle passed the loader's dry run against the binary. */
+  readonly confirmed: Count;
   /** Code units whose results say whether they are live-patchable with new data (measured). */
   readonly newDataMeasured: Count;
   readonly failed: Count;
@@ -99,6 +106,7 @@ export function packageRow(pkg: string, baseVersion: string, results: readonly U
     textOnly: count(mine, (r) => isTextOnly(r.verdict)),
     kpatchable: count(mine, (r) => r.verdict === 'kpatchable'),
     liveWithNewData: count(mine, (r) => r.verdict === 'kpatchable' || (r.verdict === 'not-text-only' && r.liveWithNewData === true)),
+    confirmed: count(mine, (r) => r.verdict === 'kpatchable' && r.confirmation?.confirmed === true),
     newDataMeasured: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && (r.verdict === 'kpatchable' || r.liveWithNewData !== undefined)),
     failed: count(mine, (r) => r.verdict === 'failed'),
     pending: count(mine, (r) => r.verdict === 'pending'),
@@ -123,11 +131,12 @@ export function totalRow(rows: readonly PackageRow[]): PackageRow {
       kpatchable: add(t.kpatchable, r.kpatchable),
       liveWithNewData: add(t.liveWithNewData, r.liveWithNewData),
       newDataMeasured: add(t.newDataMeasured, r.newDataMeasured),
+      confirmed: add(t.confirmed, r.confirmed),
       failed: add(t.failed, r.failed),
       pending: add(t.pending, r.pending),
       seconds: t.seconds + r.seconds,
     }),
-    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, liveWithNewData: zero, newDataMeasured: zero, failed: zero, pending: zero, seconds: 0 },
+    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, liveWithNewData: zero, newDataMeasured: zero, confirmed: zero, failed: zero, pending: zero, seconds: 0 },
   );
 }
 

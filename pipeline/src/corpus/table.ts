@@ -42,6 +42,7 @@ export function paperTable(rows: readonly PackageRow[]): string {
     line('code patches', (r) => cell(r.code)),
     line('text-only', (r) => cell(r.textOnly)),
     line('kpatch-able', (r) => cell(r.kpatchable)),
+    line('… confirmed against the binary', (r) => cell(r.confirmed)),
     line('live-patchable with new data', (r) => (measuredAll(r) ? cell(r.liveWithNewData) : `${cell(r.liveWithNewData)}+?`)),
     line('failed to classify', (r) => cell(r.failed)),
     ...(all.some((r) => r.pending.all > 0) ? [line('not classified yet', (r) => cell(r.pending))] : []),
@@ -74,7 +75,7 @@ export interface Report {
 }
 
 export function renderReport(report: Report): string {
-  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; then kpatch-able among all code patches. "Live-patchable with new data" (not in the paper) adds to the kpatch-able ones the units that are not text-only only because they add variables create-diff-object carries in the patch (--new-data); "+?" marks a count from results classified before that existed (not measured: a lower bound, its ratio "–").', '', paperTable(report.rows)];
+  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; then kpatch-able among all code patches. "Confirmed against the binary": kpatch-able units whose bundle passed the loader\'s dry run (`wfpatch-ctl check BUNDLE BINARY`) against the binary of that build; compile-only verdicts link no binary and stay unconfirmed. "Live-patchable with new data" (not in the paper) adds to the kpatch-able ones the units that are not text-only only because they add variables create-diff-object carries in the patch (--new-data); "+?" marks a count from results classified before that existed (not measured: a lower bound, its ratio "–").', '', paperTable(report.rows)];
   if (report.notRun.length > 0) {
     parts.push('', 'Not run: ' + report.notRun.map((n) => `${n.package} (${n.why})`).join('; ') + '.');
   }
