@@ -168,3 +168,37 @@ describe('confirmed against the binary', () => {
     expect(paperTable([row])).toContain('| … confirmed against the binary | 1 (0) | 1 (0) |');
   });
 });
+
+describe('per-binary verdicts', () => {
+  it('a change confined to a program that is not the service does not make the server fix not text-only (samba CVE-2025-9640)', async () => {
+    const { defaultServices } = await import('../pipeline/src/corpus/services.ts');
+    const samba = defaultServices['samba']!;
+    const server: ObjectReport = { object: 'source3/modules/vfs_streams_xattr.c', source: 'source3/modules/vfs_streams_xattr.c', binaries: [], verdicts: [{ binary: '', outcome: 'patch', exitCode: 0, verdict: {} }] };
+    const torture: ObjectReport = { object: 'source4/torture/vfs/streams_xattr.c', source: 'source4/torture/vfs/streams_xattr.c', binaries: [], verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] };
+    const reasons = [{ object: torture.object, kind: 'new-object', symbol: null, what: 'new object file (the unit adds source4/torture/vfs/streams_xattr.c): new code and data cannot be compared' }];
+    // without services: the whole unit is not text-only, as before
+    expect(verdictOf({ outcome: 'not-text-only', textOnly: false, reasons, notes: [], objects: [server, torture] }).verdict).toBe('not-text-only');
+    const v = verdictOf({ outcome: 'not-text-only', textOnly: false, reasons, notes: [], objects: [server, torture] }, samba);
+    expect(v.verdict).toBe('kpatchable');
+    expect(v.perBinary).toEqual([
+      { binary: 'the service', longRunning: true, verdict: 'kpatchable', reason: '' },
+      { binary: 'smbtorture', longRunning: false, verdict: 'not-text-only', reason: expect.stringContaining('new object file') },
+    ]);
+    expect(v.reason).toMatch(/^not counted, not long-running: smbtorture: not-text-only/);
+    // only the torture test: no long-running binary changes
+    const only = verdictOf({ outcome: 'not-text-only', textOnly: false, reasons, notes: [], objects: [torture] }, samba);
+    expect(only.verdict).toBe('no-code');
+    expect(only.reason).toMatch(/^no long-running binary changes, only smbtorture/);
+    // a data change in the server still counts
+    const dataServer: ObjectReport = { ...server, verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: 4, verdict: {} }] };
+    const w = verdictOf({ outcome: 'not-text-only', textOnly: false, reasons: [{ object: server.object, kind: 'data', symbol: 'x', what: 'changed' }, ...reasons], notes: [], objects: [dataServer, torture] }, samba);
+    expect(w.verdict).toBe('not-text-only');
+    expect(w.reason).toMatch(/^source3\/modules\/vfs_streams_xattr\.c: x: changed; not counted/);
+  });
+
+  it('the full pipeline names real binaries: long-running ones by the manifest, per binary', async () => {
+    const { defaultServices, groupByBinary } = await import('../pipeline/src/corpus/services.ts');
+    const o: ObjectReport = { object: 'x.o', source: 'x.c', binaries: ['memcached', 'sizes'], verdicts: [{ binary: 'memcached', outcome: 'patch', exitCode: 0, verdict: {} }, { binary: 'sizes', outcome: 'patch', exitCode: 0, verdict: {} }] };
+    expect(groupByBinary(defaultServices['memcached']!, [o], []).map((g) => [g.binary, g.longRunning])).toEqual([['memcached', true], ['sizes', false]]);
+  });
+});

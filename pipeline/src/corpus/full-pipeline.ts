@@ -61,7 +61,7 @@ export async function classifyAtPlacements(
     }
     log(`classifying (${describePlacement(placement)})`);
     const started = performance.now();
-    const cls = await classifyUnit({ patchFile, tree, buildCmd });
+    const cls = await classifyUnit({ patchFile, tree, buildCmd, ...(manifest.services ? { services: manifest.services } : {}) });
     seconds += Math.round((performance.now() - started) / 100) / 10;
     if (cls.originalBuildFailed && !last) {
       log(`${cls.reason.slice(0, 200)}; the tree before this unit does not build, trying ${describePlacement(placements[n + 1]!)}`);
@@ -169,6 +169,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
             objects: placed.cls.objects,
             ...(placed.cls.liveWithNewData !== undefined ? { liveWithNewData: placed.cls.liveWithNewData } : {}),
             ...(placed.cls.confirmation !== undefined ? { confirmation: placed.cls.confirmation } : {}),
+            ...(placed.cls.perBinary !== undefined ? { perBinary: placed.cls.perBinary } : {}),
             seconds,
             key: keyOf(placement),
             inputs: unitKey({ manifest, unit, appliedAt: placement.kind === 'series-prefix' ? placement.at : -1, buildCmd, tools: null }),

@@ -34,6 +34,11 @@ export interface UnitVerdict {
    * loader's dry run (confirm.ts). Absent where no binary was linked (compile-only mode).
    */
   readonly confirmation?: { readonly confirmed: boolean; readonly binaries: readonly string[]; readonly how: string };
+  /**
+   * The verdict per binary it changes (services.ts); the unit's verdict counts only the
+   * long-running ones. Absent when no object changed or the package names no services.
+   */
+  readonly perBinary?: readonly { readonly binary: string; readonly longRunning: boolean; readonly verdict: Verdict; readonly reason: string }[];
 }
 
 export interface UnitResult extends UnitVerdict {

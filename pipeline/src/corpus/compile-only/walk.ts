@@ -21,6 +21,7 @@ import { judgeObjectPair } from '../../stages/judge.ts';
 import { classifyOutcome } from '../../stages/classify.ts';
 import type { ObjectReport, Reason } from '../../report/types.ts';
 import { verdictOf } from '../classify-unit.ts';
+import type { Services } from '../services.ts';
 import type { UnitVerdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
 import { withoutMailSignature } from '../tree.ts';
@@ -64,6 +65,8 @@ export interface WalkOptions {
   /** Most translation units one unit may compile; more is a failed unit with the count. */
   readonly limit: number;
   readonly embedded?: EmbeddedData;
+  /** The package's long-running binaries and other programs (its manifest): verdicts per binary. */
+  readonly services?: Services;
   readonly env: Record<string, string>;
   readonly log: (line: string) => void;
   /** Called with each unit's verdict as soon as it is known (the caller caches it). */
@@ -228,7 +231,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   }
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
-  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects });
+  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, opts.services);
   await rm(work, { recursive: true, force: true });
   return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, cachedCompileSeconds };
 }
