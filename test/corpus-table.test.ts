@@ -202,3 +202,18 @@ describe('per-binary verdicts', () => {
     expect(groupByBinary(defaultServices['memcached']!, [o], []).map((g) => [g.binary, g.longRunning])).toEqual([['memcached', true], ['sizes', false]]);
   });
 });
+
+describe('units without which no tree builds', () => {
+  it('are "not measurable", classified from what they change and saying so, outside the ratios; code changes stay failed', async () => {
+    const { unbuildableVerdict } = await import('../pipeline/src/corpus/unbuildable.ts');
+    const why = 'original build of openldap 2.5.13+dfsg-5 failed (debian/rules build, exit 2): … dh_auto_build: error: cd contrib/slapd-modules/passwd && make';
+    const v = unbuildableVerdict([{ path: 'contrib/slapd-modules/passwd/Makefile', kind: 'build-system' }, { path: 'contrib/slapd-modules/nops/Makefile', kind: 'build-system' }], why);
+    expect(v).toMatchObject({ verdict: 'not-measurable', objects: 0 });
+    expect(v!.reason).toMatch(/^classified from what it changes: no tree without this unit builds \(original build of openldap .*\), so no running binary exists without it to patch; it changes only build files \(contrib\/slapd-modules\/passwd\/Makefile, contrib\/slapd-modules\/nops\/Makefile\)$/);
+    expect(unbuildableVerdict([{ path: 'servers/slapd/sasl.c', kind: 'c-source' }, { path: 'Makefile.in', kind: 'build-system' }], why)).toBeNull();
+    const row = packageRow('openldap', '', [{ ...unit('openldap', 'contrib-makefiles', 'not-measurable'), reason: v!.reason }, unit('openldap', 'k', 'kpatchable')], 0);
+    expect(row).toMatchObject({ code: { all: 1, cve: 0 }, notMeasurable: { all: 1, cve: 0 }, failed: { all: 0, cve: 0 } });
+    expect(ratios(row).textOnly.all).toBe(100);
+    expect(paperTable([row])).toContain('| not measurable (reason not ours) | 1 (0) | 1 (0) |');
+  });
+});

@@ -14,7 +14,12 @@ import { debianTarball, fetchVersion, indexedVersions, unpackDebianDir, readIfEx
 import { compareCve } from './cve.ts';
 import { servicesFor, type Services } from './services.ts';
 
-export const corpusPackages = ['openldap', 'apache2', 'memcached', 'samba', 'mariadb', 'nodejs'] as const;
+/** The paper's six servers. */
+export const paperPackages = ['openldap', 'apache2', 'memcached', 'samba', 'mariadb', 'nodejs'] as const;
+/** More multi-threaded or event-driven network servers Debian 12 updated with patches (issue 14: wider). */
+export const widerPackages = ['bind9', 'unbound', 'squid', 'nginx', 'dovecot', 'mosquitto'] as const;
+/** Every package of the corpus, in table order. */
+export const corpusPackages = [...paperPackages, ...widerPackages] as const;
 /** corpus/bookworm; WFBUILD_CORPUS_MANIFESTS points elsewhere (tests with broken manifests). */
 export const manifestDir: string = process.env.WFBUILD_CORPUS_MANIFESTS ?? join(repoRoot, 'corpus', 'bookworm');
 

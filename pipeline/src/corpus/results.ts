@@ -9,10 +9,12 @@
  * not-text-only: the patch changes data (or adds/removes objects) — cannot be live-patched as text.
  * no-code: the patch changes no compiled object (documentation, packaging, tests, build-only).
  * failed: the unit could not be classified (does not apply, build failed, tool error).
+ * not-measurable: cannot be measured for a reason that is not a limit of ours (no tree
+ * without it builds: no running binary exists without it); counted in its own row, outside the ratios.
  * pending: not classified yet (a --no-builds run that found no result for it); counted in
  * its own row, outside the ratios, so an unfinished run is visible as such.
  */
-export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed' | 'pending';
+export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'not-measurable' | 'failed' | 'pending';
 
 /** A unit's verdict with its reasons, however it was classified. */
 export interface UnitVerdict {
@@ -86,6 +88,7 @@ export interface PackageRow {
   /** Code units whose results say whether they are live-patchable with new data (measured). */
   readonly newDataMeasured: Count;
   readonly failed: Count;
+  readonly notMeasurable: Count;
   readonly pending: Count;
   /** Seconds spent on this package in the run that produced the results (builds included). */
   readonly seconds: number;
@@ -107,13 +110,14 @@ export function packageRow(pkg: string, baseVersion: string, results: readonly U
     baseVersion,
     units: count(mine, () => true),
     noCode: count(mine, (r) => r.verdict === 'no-code'),
-    code: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending'),
+    code: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && r.verdict !== 'not-measurable'),
     textOnly: count(mine, (r) => isTextOnly(r.verdict)),
     kpatchable: count(mine, (r) => r.verdict === 'kpatchable'),
     liveWithNewData: count(mine, (r) => r.verdict === 'kpatchable' || (r.verdict === 'not-text-only' && r.liveWithNewData === true)),
     confirmed: count(mine, (r) => r.verdict === 'kpatchable' && r.confirmation?.confirmed === true),
-    newDataMeasured: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && (r.verdict === 'kpatchable' || r.liveWithNewData !== undefined)),
+    newDataMeasured: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && r.verdict !== 'not-measurable' && r.verdict !== 'failed' && (r.verdict === 'kpatchable' || r.liveWithNewData !== undefined)),
     failed: count(mine, (r) => r.verdict === 'failed'),
+    notMeasurable: count(mine, (r) => r.verdict === 'not-measurable'),
     pending: count(mine, (r) => r.verdict === 'pending'),
     seconds,
   };
@@ -138,10 +142,11 @@ export function totalRow(rows: readonly PackageRow[]): PackageRow {
       newDataMeasured: add(t.newDataMeasured, r.newDataMeasured),
       confirmed: add(t.confirmed, r.confirmed),
       failed: add(t.failed, r.failed),
+      notMeasurable: add(t.notMeasurable, r.notMeasurable),
       pending: add(t.pending, r.pending),
       seconds: t.seconds + r.seconds,
     }),
-    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, liveWithNewData: zero, newDataMeasured: zero, confirmed: zero, failed: zero, pending: zero, seconds: 0 },
+    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, liveWithNewData: zero, newDataMeasured: zero, confirmed: zero, failed: zero, notMeasurable: zero, pending: zero, seconds: 0 },
   );
 }
 

@@ -57,6 +57,44 @@ export const defaultServices: Readonly<Record<string, Services>> = {
     ],
     note: 'mariadbd and the plugins and storage engines it loads',
   },
+  bind9: {
+    longRunning: ['^named$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'command-line tools', sources: '^bin/(dig|delv|nsupdate|rndc|check|confgen|dnssec|tools|tests)/', why: 'dig, nsupdate, rndc, named-checkconf, dnssec-*: run per command' },
+      { name: 'tests', sources: '(^|/)tests?/', why: 'test programs' },
+    ],
+    note: 'named and the libraries it loads (libdns, libisc, …)',
+  },
+  unbound: {
+    longRunning: ['^unbound$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'command-line tools', sources: '^smallapp/', why: 'unbound-control, unbound-anchor, unbound-checkconf, unbound-host: run per command' },
+      { name: 'tests', sources: '^testcode/', why: 'test programs' },
+    ],
+    note: 'unbound (libunbound is loaded by other programs)',
+  },
+  squid: {
+    longRunning: ['^squid$'],
+    programs: [
+      { name: 'helpers', sources: '^src/(auth|acl|http/url_rewriters|store/id_rewriters|security/cert_generators|security/cert_validators|log)/.*/|^tools/', why: 'authentication and other helpers, squidclient, cachemgr: separate programs Squid starts or an admin runs' },
+      { name: 'tests', sources: '(^|/)tests?/|^test-suite/', why: 'test programs' },
+    ],
+    note: 'squid (its workers and coordinator are the same binary)',
+  },
+  nginx: { longRunning: ['^nginx$', '\\.so$'], programs: [], note: 'nginx (master and workers are one binary) and its dynamic modules' },
+  dovecot: {
+    longRunning: ['.'],
+    programs: [{ name: 'tests', sources: '(^|/)test-[^/]*\\.c$|(^|/)tests?/', why: 'test programs' }],
+    note: 'every dovecot binary is a long-running service process (master, imap, pop3, lmtp, auth, …) or a library they load',
+  },
+  mosquitto: {
+    longRunning: ['^mosquitto$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'client tools', sources: '^client/|^apps/', why: 'mosquitto_pub, mosquitto_sub, mosquitto_passwd, mosquitto_ctrl: run per command' },
+      { name: 'tests', sources: '^test/', why: 'test programs' },
+    ],
+    note: 'the mosquitto broker and the plugins it loads',
+  },
   nodejs: { longRunning: ['^node$', '\\.so(\\.|$)'], programs: [{ name: 'tests', sources: '^test/', why: 'test programs' }], note: 'node (a running server process is node)' },
 };
 

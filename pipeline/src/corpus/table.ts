@@ -45,6 +45,7 @@ export function paperTable(rows: readonly PackageRow[]): string {
     line('… confirmed against the binary', (r) => cell(r.confirmed)),
     line('live-patchable with new data', (r) => (measuredAll(r) ? cell(r.liveWithNewData) : `${cell(r.liveWithNewData)}+?`)),
     line('failed to classify', (r) => cell(r.failed)),
+    ...(all.some((r) => r.notMeasurable.all > 0) ? [line('not measurable (reason not ours)', (r) => cell(r.notMeasurable))] : []),
     ...(all.some((r) => r.pending.all > 0) ? [line('not classified yet', (r) => cell(r.pending))] : []),
     line('text-only / code', (r) => `${pct(ratios(r).textOnly.all)} (${pct(ratios(r).textOnly.cve)})`),
     line('kpatch-able / text-only', (r) => `${pct(ratios(r).kpatchableOfTextOnly.all)} (${pct(ratios(r).kpatchableOfTextOnly.cve)})`),
