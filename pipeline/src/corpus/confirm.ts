@@ -6,7 +6,7 @@
  * with the dry run's reason.
  */
 import { access } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { repoRoot } from '../paths.ts';
@@ -39,7 +39,8 @@ export async function ensureWfpatchCtl(): Promise<void> {
 /** Runs the dry run; exit 0 loadable, 1 refused (reasons on stdout), 2 usage/unreadable binary. */
 export async function checkBundle(bundle: string, binary: string, name: string): Promise<BundleCheck> {
   const r = await execa(wfpatchCtlPath, ['check', bundle, binary], { reject: false, stdin: 'ignore' });
-  const lines = r.stdout.split('\n').filter(Boolean);
+  // the bundle lives in a scratch folder: name it by its file name
+  const lines = r.stdout.split('\n').filter(Boolean).map((l) => l.split(bundle).join(basename(bundle)));
   if (r.exitCode === 0) return { binary: name, ok: true, line: lines.find((l) => l.startsWith('ok:')) ?? 'ok' };
   const error = lines.find((l) => l.startsWith('error: ')) ?? (r.stderr.trim() || `wfpatch-ctl check exit ${r.exitCode}`);
   return { binary: name, ok: false, line: error.replace(/^error: /, '') };
