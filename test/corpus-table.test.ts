@@ -217,3 +217,23 @@ describe('units without which no tree builds', () => {
     expect(paperTable([row])).toContain('| not measurable (reason not ours) | 1 (0) | 1 (0) |');
   });
 });
+
+describe('a clock that went backwards', () => {
+  it('stops the run before a patched build could miss the patch (cached builds newer than the clock)', async () => {
+    const { checkClock } = await import('../pipeline/src/corpus/clock.ts');
+    const { mkdtemp, mkdir, rm, utimes } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-clock-'));
+    try {
+      await mkdir(join(dir, 'build1'));
+      const built = new Date('2026-11-30T13:00:00Z');
+      await utimes(join(dir, 'build1'), built, built);
+      await expect(checkClock([dir], built.getTime() + 60_000)).resolves.toBeUndefined();
+      await expect(checkClock([dir], new Date('2024-03-06T15:11:40Z').getTime())).rejects.toThrow(/system clock reads 2024-03-06.*earlier than the cached builds .*2026-11-30.*"no-code"/);
+      await expect(checkClock([join(dir, 'missing')], 0)).resolves.toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

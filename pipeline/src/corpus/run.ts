@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { ensureCreateDiffObject } from '../stages/create-diff-object.ts';
 import { toolsFingerprint } from './keys.ts';
 import { ensureWfpatchCtl } from './confirm.ts';
+import { checkClock } from './clock.ts';
+import { cacheRoot } from '../paths.ts';
 import { corpusPackages, readManifest } from './manifest.ts';
 import { classifyPackage, type RunOptions } from './package.ts';
 import { debianPath } from './prerequisites.ts';
@@ -18,6 +20,7 @@ export async function runCorpus(opts: RunOptions): Promise<ResultsFile> {
   for (const pkg of opts.packages) await readManifest(pkg);
   await ensureCreateDiffObject();
   await ensureWfpatchCtl();
+  if (!opts.noBuilds) await checkClock([join(cacheRoot, 'wfbuild', 'orig'), join(cacheRoot, 'corpus', 'prepared')]);
   // Package builds get Debian's plain PATH: a pyenv or cargo shim earlier in PATH (as on this
   // machine) makes samba's waf and nodejs' configure pick a Python without Debian's modules.
   process.env.PATH = debianPath;
