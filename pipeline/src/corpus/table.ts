@@ -55,11 +55,18 @@ export function paperTable(rows: readonly PackageRow[]): string {
   ].join('\n');
 }
 
+/** Per binary (long-running ones marked *), and whether the bundles passed the loader's dry run. */
+function binariesCell(r: UnitResult): string {
+  const per = (r.perBinary ?? []).map((b) => `${b.binary.split('/').pop()}${b.longRunning ? '*' : ''}: ${b.verdict}`);
+  const confirmed = r.confirmation ? [r.confirmation.confirmed ? 'confirmed by wfpatch-ctl check' : `not confirmed: ${r.confirmation.how}`] : [];
+  return [...per, ...confirmed].join('; ') || '–';
+}
+
 export function unitTable(results: readonly UnitResult[]): string {
-  const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason |', '|---|---|---|---|---|---|---|---|'];
+  const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason | binaries |', '|---|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
     lines.push(
-      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(r.reason) || '–'} |`,
+      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(r.reason) || '–'} | ${escape(binariesCell(r))} |`,
     );
   }
   return lines.join('\n');
