@@ -237,3 +237,15 @@ describe('a clock that went backwards', () => {
     }
   });
 });
+
+describe("a unit's patches concatenated", () => {
+  it('keep the first header and drop the later ones, which would sit between two diffs', async () => {
+    const { withoutHeader } = await import('../pipeline/src/corpus/tree.ts');
+    const { triagePatch } = await import('../pipeline/src/triage/index.ts');
+    const a = 'From: A <a@x>\nSubject: CVE-2023-28366\n---\ndiff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n';
+    const b = 'From: A <a@x>\nSubject: CVE-2023-28366 regression\n\nIndex: y.c\n--- a/y.c\n+++ b/y.c\n@@ -1 +1 @@\n-d\n+e\n';
+    expect(withoutHeader(b).startsWith('Index: y.c\n')).toBe(true);
+    expect(withoutHeader('no diff at all\n')).toBe('no diff at all\n');
+    expect(triagePatch(a + withoutHeader(b), 'unit').files.map((f) => f.path)).toEqual(['x.c', 'y.c']);
+  });
+});
