@@ -28,7 +28,8 @@ int describe(int i, char *buf, unsigned long n)
 	return snprintf(buf, n, "v1 calls=%d w=%d", calls, weight(i));
 }
 `;
-const libPatched = libC.replace('"v1 calls=%d w=%d"', '"v2 calls=%d w=%d"');
+// strlen: a GNU indirect function in libc, which dlsym resolves (the dry run must too)
+const libPatched = libC.replace('"v1 calls=%d w=%d"', '"v2 calls=%d w=%d"').replace('#include <stdio.h>', '#include <stdio.h>\n#include <string.h>').replace('\treturn snprintf(buf, n,', '\tif (strlen(buf) > n) return -1;\n\treturn snprintf(buf, n,');
 const mainC = `#include <stdio.h>
 #include <unistd.h>
 #include "wfpatch.h"
@@ -76,6 +77,7 @@ afterAll(async () => {
 
 describe('wfpatch-ctl check BUNDLE BINARY', () => {
   it('passes the patch made for the binary, resolving locals in it and libc through the libraries it needs', { timeout: 60_000 }, async () => {
+    expect((await execa('readelf', ['-sW', join(dir, 'patch.o')])).stdout).toMatch(/UND strlen$/m);
     const r = await check(join(dir, 'patch.o'), join(dir, 'o/prog'));
     expect(r.stdout).toMatch(/^ok: .*patch\.o against .*prog \(build-id [0-9a-f]+\): \d+ relocations, [1-9]\d* undefined symbols \([1-9]\d* in libraries/m);
     expect(r.stdout).toContain('1 functions');

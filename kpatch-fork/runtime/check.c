@@ -263,18 +263,22 @@ static void resolve_one(struct checker *c, const Elf64_Sym *sym, const char *nam
 	}
 	for (unsigned i = 0; i < c->nlibs; i++) {
 		struct wf_module *m = &c->libs[i]->mod;
-		/* dlsym sees a library's exported (dynamic) symbols only */
-		if (!wf_module_lookup_global(m, name, &r->v, err) && m->dynsym) {
-			bool exported = false;
-			for (size_t k = 1; k < m->ndynsym && !exported; k++)
-				exported = m->dynsym[k].st_shndx != SHN_UNDEF && m->dynsym[k].st_name < m->dynstr_size &&
-					   !strcmp(m->dynstr + m->dynsym[k].st_name, name) &&
-					   ELF64_ST_BIND(m->dynsym[k].st_info) != STB_LOCAL;
-			if (exported) {
-				r->where = W_LIBRARY;
-				r->lib = m->name;
-				return;
-			}
+		/* dlsym sees a library's exported (dynamic) symbols, GNU indirect functions
+		 * (glibc's strlen, memcpy, …) included: it returns the implementation they pick */
+		wf_module_lookup_global(m, name, &r->v, err); /* reads the symbol tables */
+		for (size_t k = 1; m->dynsym && k < m->ndynsym; k++) {
+			const Elf64_Sym *d = &m->dynsym[k];
+			int type = ELF64_ST_TYPE(d->st_info);
+			if (d->st_shndx == SHN_UNDEF || ELF64_ST_BIND(d->st_info) == STB_LOCAL || d->st_name >= m->dynstr_size ||
+			    (type != STT_FUNC && type != STT_GNU_IFUNC && type != STT_OBJECT && type != STT_NOTYPE) ||
+			    strcmp(m->dynstr + d->st_name, name))
+				continue;
+			r->v.addr = d->st_value;
+			r->v.size = d->st_size;
+			r->v.type = type;
+			r->where = W_LIBRARY;
+			r->lib = m->name;
+			return;
 		}
 	}
 	if (ELF64_ST_BIND(sym->st_info) == STB_WEAK) {
