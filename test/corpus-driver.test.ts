@@ -132,3 +132,26 @@ describe('placements and failure reasons', () => {
     expect(failureReason('one line')).toBe('one line');
   });
 });
+
+describe('applyPatch (a unit of several patches, concatenated)', () => {
+  it('applies a later diff that changes what an earlier diff of the same unit changed, and still refuses a real reject untouched', async () => {
+    const { applyPatch } = await import('../pipeline/src/stages/apply-patch.ts');
+    const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-applypatch-'));
+    try {
+      await writeFile(join(dir, 'context.c'), 'one\ntwo\nthree\n');
+      const first = '--- a/context.c\n+++ b/context.c\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n';
+      const regression = '--- a/context.c\n+++ b/context.c\n@@ -1,3 +1,3 @@\n one\n-TWO\n+2\n three\n';
+      await writeFile(join(dir, 'unit.patch'), first + regression);
+      await applyPatch(dir, join(dir, 'unit.patch'), 'unit.patch');
+      expect(await readFile(join(dir, 'context.c'), 'utf8')).toBe('one\n2\nthree\n');
+      await writeFile(join(dir, 'bad.patch'), '--- a/context.c\n+++ b/context.c\n@@ -1,3 +1,3 @@\n one\n-nothing\n+x\n three\n');
+      await expect(applyPatch(dir, join(dir, 'bad.patch'), 'bad.patch')).rejects.toThrow(/bad\.patch does not apply to this tree/);
+      expect(await readFile(join(dir, 'context.c'), 'utf8')).toBe('one\n2\nthree\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
