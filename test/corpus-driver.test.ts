@@ -65,12 +65,12 @@ describe('wfbuild corpus: bad input', () => {
   it('rejects unknown packages, views and job counts with exit 2', async () => {
     expect(() => parseJobs('0')).toThrow(/1 to 64/);
     expect(() => parseView('all')).toThrow(/corpus, update, series/);
-    for (const args of [['--packages', 'nginx'], ['--jobs', 'x'], ['--view', 'all'], ['--bogus']]) {
+    for (const args of [['--packages', 'no-such-server'], ['--jobs', 'x'], ['--view', 'all'], ['--bogus']]) {
       const r = await execa('node', [wfbuild, 'corpus', ...args], { reject: false });
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/^wfbuild corpus: /);
     }
-    const r = await execa('node', [wfbuild, 'corpus', 'manifest', '--packages', 'nginx'], { reject: false });
+    const r = await execa('node', [wfbuild, 'corpus', 'manifest', '--packages', 'no-such-server'], { reject: false });
     expect(r.exitCode).toBe(2);
   });
 
@@ -130,5 +130,28 @@ describe('placements and failure reasons', () => {
     const message = 'original build of apache2 2.4.68-1~deb12u1 failed (debian/rules build, exit 2):\nchecking for chosen layout... \nconfigure: error: invalid layout Debian\nmake[1]: *** [debian/rules:107: override_dh_auto_configure] Error 1\nmake: *** [debian/rules:102: build] Error 2';
     expect(failureReason(message)).toBe('original build of apache2 2.4.68-1~deb12u1 failed (debian/rules build, exit 2): … configure: error: invalid layout Debian');
     expect(failureReason('one line')).toBe('one line');
+  });
+});
+
+describe('applyPatch (a unit of several patches, concatenated)', () => {
+  it('applies a later diff that changes what an earlier diff of the same unit changed, and still refuses a real reject untouched', async () => {
+    const { applyPatch } = await import('../pipeline/src/stages/apply-patch.ts');
+    const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-applypatch-'));
+    try {
+      await writeFile(join(dir, 'context.c'), 'one\ntwo\nthree\n');
+      const first = '--- a/context.c\n+++ b/context.c\n@@ -1,3 +1,3 @@\n one\n-two\n+TWO\n three\n';
+      const regression = '--- a/context.c\n+++ b/context.c\n@@ -1,3 +1,3 @@\n one\n-TWO\n+2\n three\n';
+      await writeFile(join(dir, 'unit.patch'), first + regression);
+      await applyPatch(dir, join(dir, 'unit.patch'), 'unit.patch');
+      expect(await readFile(join(dir, 'context.c'), 'utf8')).toBe('one\n2\nthree\n');
+      await writeFile(join(dir, 'bad.patch'), '--- a/context.c\n+++ b/context.c\n@@ -1,3 +1,3 @@\n one\n-nothing\n+x\n three\n');
+      await expect(applyPatch(dir, join(dir, 'bad.patch'), 'bad.patch')).rejects.toThrow(/bad\.patch does not apply to this tree/);
+      expect(await readFile(join(dir, 'context.c'), 'utf8')).toBe('one\n2\nthree\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

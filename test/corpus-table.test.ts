@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitResult, type Verdict } from '../pipeline/src/corpus/results.ts';
+import { packageRow, ratios, reasonHistogram, reasonKind, totalRow, type UnitResult, type UnitVerdict, type Verdict } from '../pipeline/src/corpus/results.ts';
 import { formatSeconds, paperTable, renderReport } from '../pipeline/src/corpus/table.ts';
+import { verdictOf } from '../pipeline/src/corpus/classify-unit.ts';
+import { liveWithNewData } from '../pipeline/src/corpus/new-data.ts';
+import type { ObjectReport } from '../pipeline/src/report/types.ts';
 
 function unit(pkg: string, id: string, verdict: Verdict, cves: string[] = [], reason = ''): UnitResult {
   return { package: pkg, unit: id, cves, views: ['series'], base: 'series-prefix', appliedAt: 0, verdict, reason, reasons: reason ? [reason] : [], objects: 1, seconds: 2, key: id };
@@ -33,6 +36,8 @@ describe('corpus aggregation', () => {
       textOnly: { all: 67, cve: 100 },
       kpatchableOfTextOnly: { all: 50, cve: 50 },
       kpatchableOfCode: { all: 33, cve: 50 },
+      // b and c were classified without saying whether new data would do: not measured
+      liveWithNewDataOfCode: { all: null, cve: null },
     });
   });
 
@@ -88,5 +93,159 @@ describe('pending units', () => {
     expect(ratios(rows[0]!).textOnly.all).toBe(100);
     expect(paperTable(rows)).toContain('| not classified yet | 1 (1) | 1 (1) |');
     expect(paperTable([packageRow('memcached', '', results, 0)])).not.toContain('not classified yet');
+  });
+});
+
+describe('live-patchable with new data', () => {
+  const carried = (name: string): ObjectReport => ({
+    object: 'modules/core/mod_macro.c',
+    source: 'modules/core/mod_macro.c',
+    binaries: [],
+    verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: 0, verdict: { liveWithNewData: true, newDataCarried: [{ name, reason: 'zero-initialised' }] } }],
+  });
+  const changedData: ObjectReport = { object: 'sasl.c', source: 'sasl.c', binaries: [], verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: 4, verdict: { liveWithNewData: false } }] };
+  const patched: ObjectReport = { object: 'util.c', source: 'util.c', binaries: [], verdicts: [{ binary: '', outcome: 'patch', exitCode: 0, verdict: {} }] };
+
+  it('counts a unit whose only data change is new variables carried in the patch, not one that changes existing data', () => {
+    expect(liveWithNewData('not-text-only', [carried('ignore_empty'), patched])).toBe(true);
+    expect(liveWithNewData('not-text-only', [carried('ignore_empty'), changedData])).toBe(false);
+    expect(liveWithNewData('not-text-only', [{ ...carried('x'), layoutChanges: [{ type: 'struct s', what: 'size' }] }])).toBe(false);
+    expect(liveWithNewData('not-text-only', [{ ...patched, verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] }])).toBe(false);
+    expect(liveWithNewData('kpatchable', [patched])).toBe(true);
+    expect(liveWithNewData('not-kpatchable', [patched])).toBe(false);
+  });
+
+  it('verdictOf keeps the paper\'s verdict (not text-only) and names the carried variables', () => {
+    const v = verdictOf({ outcome: 'not-text-only', textOnly: false, notes: [], objects: [carried('ignore_empty')], reasons: [{ object: 'modules/core/mod_macro.c', kind: 'new-data', symbol: 'ignore_empty', what: 'new data object ignore_empty (carried in the patch, starts from its initial value)' }] });
+    expect(v.verdict).toBe('not-text-only');
+    expect(v.liveWithNewData).toBe(true);
+    expect(v.reason).toMatch(/live-patchable with new data \(ignore_empty carried in the patch\)$/);
+    const w = verdictOf({ outcome: 'not-text-only', textOnly: false, notes: [], objects: [changedData], reasons: [{ object: 'sasl.c', kind: 'data', symbol: 'server_callbacks.6', what: 'size changed' }] });
+    expect(w).toMatchObject({ verdict: 'not-text-only', liveWithNewData: false, reason: 'sasl.c: server_callbacks.6: size changed' });
+  });
+
+  it('adds a column next to the paper\'s, with its ratio among code patches once every code unit is measured', () => {
+    const with_ = (u: UnitResult, live: boolean): UnitResult => ({ ...u, liveWithNewData: live });
+    const units = [
+      with_(unit('apache2', 'k', 'kpatchable', ['CVE-2007-1742']), true),
+      with_(unit('apache2', 'm', 'not-text-only', [], 'mod_macro.c: ignore_empty: new data'), true),
+      with_(unit('apache2', 's', 'not-text-only', [], 'sasl.c: changed .data'), false),
+      unit('apache2', 'd', 'no-code'),
+    ];
+    const row = packageRow('apache2', '', units, 0);
+    expect(row.textOnly).toEqual({ all: 1, cve: 1 });
+    expect(row.liveWithNewData).toEqual({ all: 2, cve: 1 });
+    expect(ratios(row).liveWithNewDataOfCode).toEqual({ all: 67, cve: 100 });
+    const table = paperTable([row]);
+    expect(table).toContain('| live-patchable with new data | 2 (1) | 2 (1) |');
+    expect(table).toContain('| live-patchable with new data / code | 67% (100%) | 67% (100%) |');
+    // an older result without the answer makes the count a lower bound
+    const old = packageRow('apache2', '', [...units, unit('apache2', 'o', 'not-text-only')], 0);
+    expect(paperTable([old])).toContain('| live-patchable with new data | 2 (1)+? |');
+    expect(ratios(old).liveWithNewDataOfCode.all).toBeNull();
+  });
+});
+
+describe('confirmed against the binary', () => {
+  it('a kpatch-able unit whose bundle fails the dry run becomes text-only with the reason; passing ones are counted', async () => {
+    const { confirmVerdict } = await import('../pipeline/src/corpus/confirm.ts');
+    const base: UnitVerdict = { verdict: 'kpatchable', reason: '', reasons: [], objects: 1, liveWithNewData: true };
+    const ok = confirmVerdict(base, [{ binary: 'memcached', ok: true, line: 'ok: memcached.wfp against memcached' }]);
+    expect(ok).toMatchObject({ verdict: 'kpatchable', confirmation: { confirmed: true, binaries: ['memcached'] } });
+    const bad = confirmVerdict(base, [
+      { binary: 'slapd', ok: true, line: 'ok' },
+      { binary: 'libldap.so.2', ok: false, line: 'unresolved symbol ber_gone (not in libldap.so.2, not exported by the 3 libraries it needs)' },
+    ]);
+    expect(bad).toMatchObject({ verdict: 'text-only', liveWithNewData: false, confirmation: { confirmed: false } });
+    expect(bad.reason).toBe('libldap.so.2: wfpatch-ctl check: unresolved symbol ber_gone (not in libldap.so.2, not exported by the 3 libraries it needs)');
+    expect(confirmVerdict(base, [])).toMatchObject({ verdict: 'kpatchable', confirmation: { confirmed: false, how: 'no bundle was linked to check' } });
+    // other verdicts pass through untouched
+    const nt = { verdict: 'not-text-only' as const, reason: 'x', reasons: [], objects: 1 };
+    expect(confirmVerdict(nt, [{ binary: 'b', ok: false, line: 'no' }])).toBe(nt);
+
+    const row = packageRow('memcached', '', [{ ...unit('memcached', 'a', 'kpatchable'), confirmation: ok.confirmation! }, unit('memcached', 'b', 'kpatchable')], 0);
+    expect(row.confirmed).toEqual({ all: 1, cve: 0 });
+    expect(paperTable([row])).toContain('| … confirmed against the binary | 1 (0) | 1 (0) |');
+  });
+});
+
+describe('per-binary verdicts', () => {
+  it('a change confined to a program that is not the service does not make the server fix not text-only (samba CVE-2025-9640)', async () => {
+    const { defaultServices } = await import('../pipeline/src/corpus/services.ts');
+    const samba = defaultServices['samba']!;
+    const server: ObjectReport = { object: 'source3/modules/vfs_streams_xattr.c', source: 'source3/modules/vfs_streams_xattr.c', binaries: [], verdicts: [{ binary: '', outcome: 'patch', exitCode: 0, verdict: {} }] };
+    const torture: ObjectReport = { object: 'source4/torture/vfs/streams_xattr.c', source: 'source4/torture/vfs/streams_xattr.c', binaries: [], verdicts: [{ binary: '', outcome: 'new-object', exitCode: null, verdict: null }] };
+    const reasons = [{ object: torture.object, kind: 'new-object', symbol: null, what: 'new object file (the unit adds source4/torture/vfs/streams_xattr.c): new code and data cannot be compared' }];
+    // without services: the whole unit is not text-only, as before
+    expect(verdictOf({ outcome: 'not-text-only', textOnly: false, reasons, notes: [], objects: [server, torture] }).verdict).toBe('not-text-only');
+    const v = verdictOf({ outcome: 'not-text-only', textOnly: false, reasons, notes: [], objects: [server, torture] }, samba);
+    expect(v.verdict).toBe('kpatchable');
+    expect(v.perBinary).toEqual([
+      { binary: 'the service', longRunning: true, verdict: 'kpatchable', reason: '' },
+      { binary: 'smbtorture', longRunning: false, verdict: 'not-text-only', reason: expect.stringContaining('new object file') },
+    ]);
+    expect(v.reason).toMatch(/^not counted, not long-running: smbtorture: not-text-only/);
+    // only the torture test: no long-running binary changes
+    const only = verdictOf({ outcome: 'not-text-only', textOnly: false, reasons, notes: [], objects: [torture] }, samba);
+    expect(only.verdict).toBe('no-code');
+    expect(only.reason).toMatch(/^no long-running binary changes, only smbtorture/);
+    // a data change in the server still counts
+    const dataServer: ObjectReport = { ...server, verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: 4, verdict: {} }] };
+    const w = verdictOf({ outcome: 'not-text-only', textOnly: false, reasons: [{ object: server.object, kind: 'data', symbol: 'x', what: 'changed' }, ...reasons], notes: [], objects: [dataServer, torture] }, samba);
+    expect(w.verdict).toBe('not-text-only');
+    expect(w.reason).toMatch(/^source3\/modules\/vfs_streams_xattr\.c: x: changed; not counted/);
+  });
+
+  it('the full pipeline names real binaries: long-running ones by the manifest, per binary', async () => {
+    const { defaultServices, groupByBinary } = await import('../pipeline/src/corpus/services.ts');
+    const o: ObjectReport = { object: 'x.o', source: 'x.c', binaries: ['memcached', 'sizes'], verdicts: [{ binary: 'memcached', outcome: 'patch', exitCode: 0, verdict: {} }, { binary: 'sizes', outcome: 'patch', exitCode: 0, verdict: {} }] };
+    expect(groupByBinary(defaultServices['memcached']!, [o], []).map((g) => [g.binary, g.longRunning])).toEqual([['memcached', true], ['sizes', false]]);
+  });
+});
+
+describe('units without which no tree builds', () => {
+  it('are "not measurable", classified from what they change and saying so, outside the ratios; code changes stay failed', async () => {
+    const { unbuildableVerdict } = await import('../pipeline/src/corpus/unbuildable.ts');
+    const why = 'original build of openldap 2.5.13+dfsg-5 failed (debian/rules build, exit 2): … dh_auto_build: error: cd contrib/slapd-modules/passwd && make';
+    const v = unbuildableVerdict([{ path: 'contrib/slapd-modules/passwd/Makefile', kind: 'build-system' }, { path: 'contrib/slapd-modules/nops/Makefile', kind: 'build-system' }], why);
+    expect(v).toMatchObject({ verdict: 'not-measurable', objects: 0 });
+    expect(v!.reason).toMatch(/^classified from what it changes: no tree without this unit builds \(original build of openldap .*\), so no running binary exists without it to patch; it changes only build files \(contrib\/slapd-modules\/passwd\/Makefile, contrib\/slapd-modules\/nops\/Makefile\)$/);
+    expect(unbuildableVerdict([{ path: 'servers/slapd/sasl.c', kind: 'c-source' }, { path: 'Makefile.in', kind: 'build-system' }], why)).toBeNull();
+    const row = packageRow('openldap', '', [{ ...unit('openldap', 'contrib-makefiles', 'not-measurable'), reason: v!.reason }, unit('openldap', 'k', 'kpatchable')], 0);
+    expect(row).toMatchObject({ code: { all: 1, cve: 0 }, notMeasurable: { all: 1, cve: 0 }, failed: { all: 0, cve: 0 } });
+    expect(ratios(row).textOnly.all).toBe(100);
+    expect(paperTable([row])).toContain('| not measurable (reason not ours) | 1 (0) | 1 (0) |');
+  });
+});
+
+describe('a clock that went backwards', () => {
+  it('stops the run before a patched build could miss the patch (cached builds newer than the clock)', async () => {
+    const { checkClock } = await import('../pipeline/src/corpus/clock.ts');
+    const { mkdtemp, mkdir, rm, utimes } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-clock-'));
+    try {
+      await mkdir(join(dir, 'build1'));
+      const built = new Date('2026-11-30T13:00:00Z');
+      await utimes(join(dir, 'build1'), built, built);
+      await expect(checkClock([dir], built.getTime() + 60_000)).resolves.toBeUndefined();
+      await expect(checkClock([dir], new Date('2024-03-06T15:11:40Z').getTime())).rejects.toThrow(/system clock reads 2024-03-06.*earlier than the cached builds .*2026-11-30.*"no-code"/);
+      await expect(checkClock([join(dir, 'missing')], 0)).resolves.toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a unit's patches concatenated", () => {
+  it('keep the first header and drop the later ones, which would sit between two diffs', async () => {
+    const { withoutHeader } = await import('../pipeline/src/corpus/tree.ts');
+    const { triagePatch } = await import('../pipeline/src/triage/index.ts');
+    const a = 'From: A <a@x>\nSubject: CVE-2023-28366\n---\ndiff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n';
+    const b = 'From: A <a@x>\nSubject: CVE-2023-28366 regression\n\nIndex: y.c\n--- a/y.c\n+++ b/y.c\n@@ -1 +1 @@\n-d\n+e\n';
+    expect(withoutHeader(b).startsWith('Index: y.c\n')).toBe(true);
+    expect(withoutHeader('no diff at all\n')).toBe('no diff at all\n');
+    expect(triagePatch(a + withoutHeader(b), 'unit').files.map((f) => f.path)).toEqual(['x.c', 'y.c']);
   });
 });

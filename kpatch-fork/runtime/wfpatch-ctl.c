@@ -1,5 +1,6 @@
 /* wfpatch-ctl: the control-socket client for places without Node (the guest):
  *   wfpatch-ctl PID apply PATH | next | rollback | status
+ *   wfpatch-ctl check BUNDLE BINARY   (the loader's dry run, check.c: exit 0 loadable, 1 refused)
  * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status"),
  * 3 when "rejected" (the process keeps running), 2 on usage or connection errors. */
 #define _GNU_SOURCE
@@ -13,14 +14,28 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check.h"
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status\n");
+	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status\n"
+			"       wfpatch-ctl check BUNDLE BINARY\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && !strcmp(argv[1], "check")) {
+		if (argc != 4)
+			return usage();
+		char err[512];
+		int rc = wf_check(argv[2], argv[3], stdout, err);
+		if (rc < 0) {
+			fprintf(stderr, "wfpatch-ctl: %s\n", err);
+			return 2;
+		}
+		return rc;
+	}
 	if (argc < 3)
 		return usage();
 	char *end;

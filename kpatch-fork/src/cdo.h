@@ -196,9 +196,12 @@ struct diff {
 	size_t nrecs;
 
 	bool text_only, patchable;
+	bool allow_new_data;	/* --new-data: new variables travel in the patch */
+	bool data_changed;	/* existing data changed, or new data the patch cannot carry */
 	struct strlist text_reasons, patch_reasons, notes;
 	/* verdict lists, filled by the include pass */
 	struct strlist changed_data_json, new_data_json, copied_data_json;
+	struct strlist carried_data_json;	/* new data the patch defines (--new-data) */
 	bool compared;		/* the compare pass ran: function lists are meaningful */
 	struct reason *reasons;
 	size_t nreasons;
@@ -217,6 +220,8 @@ struct diff;
 void not_text_only(struct diff *d, const char *symbol, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void not_patchable(struct diff *d, const char *symbol, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void new_data_reason(struct diff *d, const char *symbol, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *normalize_name(const char *name);
 bool is_pcrel(uint32_t type);
@@ -240,6 +245,12 @@ const char *object_diff(struct symbol *a, struct symbol *b, int depth);
 
 /* pass 4: include.c */
 void include(struct diff *d);
+
+/* pass 4b: newdata.c (--new-data) */
+bool new_data_candidate(struct diff *d, struct symbol *s);
+const char *new_data_refusal(const struct symbol *s);
+void new_data(struct diff *d);
+void data_entry(struct strlist *l, struct symbol *s, const char *reason);
 
 /* pass 5: rewrite.c */
 void rewrite(struct diff *d);

@@ -36,7 +36,7 @@ static const char *json_escape_min(const char *s)
 	return o;
 }
 
-static void data_entry(struct strlist *l, struct symbol *s, const char *reason)
+void data_entry(struct strlist *l, struct symbol *s, const char *reason)
 {
 	strlist_add(l, "{\"name\":\"%s\",\"section\":\"%s\",\"binding\":\"%s\",\"size\":%llu,\"reason\":\"%s\"}",
 		    json_escape_min(s->name), json_escape_min(s->sec ? s->sec->name : ""),
@@ -69,8 +69,16 @@ static void check_data(struct diff *d)
 		    sym_is_anon_value(s) || is_ro_local(s))
 			continue;
 		if (!s->twin || !s->twin->sec) {
+			const char *refusal;
+
+			if (new_data_candidate(d, s))
+				continue;	/* the newdata pass decides, once it knows the users */
+			refusal = d->allow_new_data ? new_data_refusal(s) : NULL;
 			data_entry(&d->new_data_json, s, "new data object");
-			not_text_only(d, s->name, "new data object %s", s->name);
+			if (refusal)
+				not_text_only(d, s->name, "new data object %s (%s)", s->name, refusal);
+			else
+				not_text_only(d, s->name, "new data object %s", s->name);
 			continue;
 		}
 		why = object_diff(s->twin, s, 0);
@@ -158,6 +166,8 @@ static void walk_relas(struct diff *d, struct section *s, struct rela *relas, si
 			mark(t->sec, "data used by patched code", progress);
 		else if (t && is_ro_local(t) && (!t->twin || object_diff(t->twin, t, 0)))
 			mark(t->sec, "changed constant used by patched code", progress);
+		else if (t && new_data_candidate(d, t))
+			mark(t->sec, "new data used by patched code", progress);
 		else if (t && t->sec && t->sec->kind == K_TEXT && t->status == ST_NEW)
 			mark(t->sec, "new function", progress);
 		else if (!t && r->tsec) {
@@ -283,6 +293,8 @@ void include(struct diff *d)
 	}
 
 	check_ro_locals(d);
+	if (d->allow_new_data)
+		new_data(d);
 	for (size_t i = 1; i < p->nsecs; i++) {
 		struct section *s = &p->secs[i];
 

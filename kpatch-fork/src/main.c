@@ -1,5 +1,5 @@
 /*
- * create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict V.json] [--binary ELF]
+ * create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict V.json] [--binary ELF] [--new-data]
  *
  * Runs the passes in order; see cdo.h and FORMAT.md.
  */
@@ -11,7 +11,8 @@
 #include "cdo.h"
 
 static const char usage[] =
-	"usage: create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict VERDICT.json] [--binary ELF]\n"
+	"usage: create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict VERDICT.json] [--binary ELF] [--new-data]\n"
+	"  --new-data: new static/global variables travel in the patch (exit 0; verdict liveWithNewData)\n"
 	"exit codes: 0 patch written, 1 usage or I/O error, 2 malformed or mismatched input,\n"
 	"            3 nothing to patch, 4 not text-only (data changed), 5 a change this tool cannot patch\n";
 
@@ -55,6 +56,8 @@ int main(int argc, char **argv)
 				binary = argv[++i];
 			else
 				output_path = argv[++i];
+		} else if (!strcmp(a, "--new-data")) {
+			D.allow_new_data = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
 			return 0;
@@ -112,8 +115,16 @@ int main(int argc, char **argv)
 	for (size_t i = 1; i < patched.nsecs; i++)
 		if (patched.secs[i].include && patched.secs[i].kind == K_TEXT)
 			any = true;
-	if (!D.text_only) {
-		snprintf(D.error, sizeof(D.error), "not text-only: %s", D.text_reasons.v[0]);
+	if (D.data_changed) {
+		/* the first reason that is a data change (not new data the patch carries) */
+		const char *why = D.text_reasons.v[0];
+
+		for (size_t i = 0; i < D.nreasons; i++)
+			if (!strcmp(D.reasons[i].kind, "data")) {
+				why = D.reasons[i].what;
+				break;
+			}
+		snprintf(D.error, sizeof(D.error), "not text-only: %s", why);
 		return finish(EXIT_NOTTEXT);
 	}
 	if (!any)

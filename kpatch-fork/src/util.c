@@ -187,7 +187,7 @@ bool sym_is_anon_value(const struct symbol *sym)
 
 static void add_reason(struct diff *d, const char *kind, const char *symbol, char *what)
 {
-	struct strlist *l = !strcmp(kind, "data") ? &d->text_reasons : &d->patch_reasons;
+	struct strlist *l = !strcmp(kind, "unpatchable") ? &d->patch_reasons : &d->text_reasons;
 
 	if (strlist_has(l, what)) {
 		free(what);
@@ -212,7 +212,23 @@ void not_text_only(struct diff *d, const char *symbol, const char *fmt, ...)
 		oom();
 	va_end(ap);
 	d->text_only = false;
+	d->data_changed = true;
 	add_reason(d, "data", symbol, s);
+}
+
+/* New data the patch carries (--new-data): not text-only in the paper's sense,
+ * yet live-patchable (exit 0). */
+void new_data_reason(struct diff *d, const char *symbol, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	d->text_only = false;
+	add_reason(d, "new-data", symbol, s);
 }
 
 /* A change this tool cannot turn into a patch (exit 5). */

@@ -174,6 +174,9 @@ int write_verdict(struct diff *d, const char *path, const char *output)
 	jlist(f, &d->new_data_json, true);
 	fputs(",\n  \"copiedData\": ", f);
 	jlist(f, &d->copied_data_json, true);
+	fputs(",\n  \"newDataCarried\": ", f);
+	jlist(f, &d->carried_data_json, true);
+	fprintf(f, ",\n  \"liveWithNewData\": %s", d->exit_code == 0 && !d->text_only ? "true" : "false");
 	fprintf(f, ",\n  \"textOnly\": %s,\n  \"textOnlyReasons\": ", d->text_only ? "true" : "false");
 	jlist(f, &d->text_reasons, false);
 	fprintf(f, ",\n  \"patchable\": %s,\n  \"patchableReasons\": ", d->patchable ? "true" : "false");

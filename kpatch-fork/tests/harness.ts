@@ -76,6 +76,9 @@ export interface Verdict {
   changedData: VData[];
   newData: VData[];
   copiedData: VData[];
+  /** --new-data: the new variables the patch defines (FORMAT.md) */
+  newDataCarried?: VData[];
+  liveWithNewData?: boolean;
   textOnly: boolean;
   textOnlyReasons: string[];
   patchable: boolean;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../cli/command.ts';
 import { ExitCode } from '../cli/errors.ts';
 import { intOption } from '../cli/options.ts';
-import { corpusPackages, generateManifest, manifestCves, writeManifest } from './manifest.ts';
+import { corpusPackages, generateManifest, manifestCves, paperPackages, widerPackages, writeManifest } from './manifest.ts';
 import { parseJobs, parsePackages, parseView } from './options.ts';
 import { defaultResultsDir } from './results-file.ts';
 
@@ -10,8 +10,8 @@ const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus
                       [--full-builds] [--tu-limit N]
        wfbuild corpus manifest [--packages P,…]
 
-The paper's six packages on Debian 12 (${corpusPackages.join(', ')}): which of their
-Debian patches are text-only and kpatch-able.
+The paper's six packages on Debian 12 (${paperPackages.join(', ')}) and more network servers
+(${widerPackages.join(', ')}): which of their Debian patches are text-only and kpatch-able.
 
   corpus            classifies the selected units of corpus/bookworm/<package>.json, resumable:
                     a unit already classified with the same inputs is not redone. memcached
@@ -23,7 +23,7 @@ Debian patches are text-only and kpatch-able.
                     them to the cache, and rewrites corpus/bookworm/<package>.json.
 
 Options:
-  --packages P,…    only these packages (default: all six)
+  --packages P,…    only these packages (default: all ${corpusPackages.length})
   --jobs N          parallel compile jobs per build (default 2)
   --view V          which units: 'corpus' (default: a package's bookworm-update units where it
                     has any, else its series walk), 'update' (update units only), 'series'

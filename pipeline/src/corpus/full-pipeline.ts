@@ -11,6 +11,7 @@ import { cacheRoot } from '../paths.ts';
 import { patchApplies } from '../stages/apply-patch.ts';
 import { triagePatch } from '../triage/index.ts';
 import { classifyUnit, type UnitClassification } from './classify-unit.ts';
+import { unbuildableVerdict } from './unbuildable.ts';
 import { newestResultFor, unitKey } from './keys.ts';
 import type { Manifest } from './manifest.ts';
 import { describePlacement, placementsFor, preferredBase, type Placement } from './placement.ts';
@@ -61,7 +62,7 @@ export async function classifyAtPlacements(
     }
     log(`classifying (${describePlacement(placement)})`);
     const started = performance.now();
-    const cls = await classifyUnit({ patchFile, tree, buildCmd });
+    const cls = await classifyUnit({ patchFile, tree, buildCmd, ...(manifest.services ? { services: manifest.services } : {}) });
     seconds += Math.round((performance.now() - started) / 100) / 10;
     if (cls.originalBuildFailed && !last) {
       log(`${cls.reason.slice(0, 200)}; the tree before this unit does not build, trying ${describePlacement(placements[n + 1]!)}`);
@@ -152,7 +153,13 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
     }
     const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
     const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
-    const placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`));
+    let placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`));
+    if (placed.kind === 'classified' && placed.cls.originalBuildFailed) {
+      // No base tree builds without the unit: classified from what it changes (unbuildable.ts).
+      const files = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unit.id).files;
+      const v = unbuildableVerdict(files, placed.cls.reason);
+      if (v) placed = { ...placed, cls: { ...placed.cls, ...v } };
+    }
     const { placement, seconds } = placed;
     const result: UnitResult =
       placed.kind === 'classified'
@@ -167,6 +174,9 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
             reason: placed.cls.reason,
             reasons: placed.cls.reasons,
             objects: placed.cls.objects,
+            ...(placed.cls.liveWithNewData !== undefined ? { liveWithNewData: placed.cls.liveWithNewData } : {}),
+            ...(placed.cls.confirmation !== undefined ? { confirmation: placed.cls.confirmation } : {}),
+            ...(placed.cls.perBinary !== undefined ? { perBinary: placed.cls.perBinary } : {}),
             seconds,
             key: keyOf(placement),
             inputs: unitKey({ manifest, unit, appliedAt: placement.kind === 'series-prefix' ? placement.at : -1, buildCmd, tools: null }),

@@ -9,7 +9,7 @@ import type { UnitResult } from './results.ts';
 import type { CorpusUnit } from './units.ts';
 
 /** Bump when the driver's way of classifying a unit changes (invalidates cached results). */
-const driverVersion = 2;
+const driverVersion = 3;
 export const resultsCache: string = join(cacheRoot, 'corpus', 'results');
 
 /** Hash of what decides a unit's verdict besides its own patch: the tools that classify it. */
@@ -46,7 +46,7 @@ export async function newestResultFor(cacheDir: string, unitId: string, inputs: 
 
 export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt: number; buildCmd: string | null; tools: object | null }): string {
   return createHash('sha256')
-    .update(JSON.stringify([driverVersion, parts.manifest.package, parts.manifest.baseVersion, parts.manifest.baseDscSha256, parts.unit.sha256, parts.appliedAt, parts.buildCmd, parts.tools]))
+    .update(JSON.stringify([driverVersion, parts.manifest.package, parts.manifest.baseVersion, parts.manifest.baseDscSha256, parts.manifest.services ?? null, parts.unit.sha256, parts.appliedAt, parts.buildCmd, parts.tools]))
     .digest('hex')
     .slice(0, 32);
 }

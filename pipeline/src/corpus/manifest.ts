@@ -12,8 +12,14 @@ import { buildUnits, droppedPatches, type CorpusUnit, type PatchFile, type Updat
 import { upstreamVersion } from './debversion.ts';
 import { debianTarball, fetchVersion, indexedVersions, unpackDebianDir, readIfExists, type IndexedVersion } from './registry.ts';
 import { compareCve } from './cve.ts';
+import { servicesFor, type Services } from './services.ts';
 
-export const corpusPackages = ['openldap', 'apache2', 'memcached', 'samba', 'mariadb', 'nodejs'] as const;
+/** The paper's six servers. */
+export const paperPackages = ['openldap', 'apache2', 'memcached', 'samba', 'mariadb', 'nodejs'] as const;
+/** More multi-threaded or event-driven network servers Debian 12 updated with patches (issue 14: wider). */
+export const widerPackages = ['bind9', 'unbound', 'squid', 'nginx', 'dovecot', 'mosquitto'] as const;
+/** Every package of the corpus, in table order. */
+export const corpusPackages = [...paperPackages, ...widerPackages] as const;
 /** corpus/bookworm; WFBUILD_CORPUS_MANIFESTS points elsewhere (tests with broken manifests). */
 export const manifestDir: string = process.env.WFBUILD_CORPUS_MANIFESTS ?? join(repoRoot, 'corpus', 'bookworm');
 
@@ -46,6 +52,8 @@ export interface Manifest {
     readonly dropped?: string[];
   };
   readonly seriesLength: number;
+  /** Its long-running binaries and other programs (services.ts): verdicts per binary. */
+  readonly services?: Services;
   readonly units: CorpusUnit[];
 }
 
@@ -120,6 +128,7 @@ export async function generateManifest(pkg: string, log: (line: string) => void 
     versions: records,
     update,
     seriesLength: patches.length,
+    ...(servicesFor(pkg) ? { services: servicesFor(pkg)! } : {}),
     units,
   };
 }
@@ -180,6 +189,18 @@ export function checkManifest(data: unknown, where: string): Manifest {
   if (typeof m.package !== 'string' || !/^[a-z0-9][a-z0-9+.-]+$/.test(m.package)) fail('package missing or malformed');
   if (typeof m.baseVersion !== 'string' || m.baseVersion === '') fail('baseVersion missing');
   if (!Array.isArray(m.units)) fail('units is not a list');
+  if (m.services !== undefined) {
+    const sv = m.services as Record<string, unknown>;
+    const isRegex = (x: unknown) => {
+      try {
+        return typeof x === 'string' && new RegExp(x) !== null;
+      } catch {
+        return false;
+      }
+    };
+    if (!Array.isArray(sv?.longRunning) || sv.longRunning.length === 0 || !sv.longRunning.every(isRegex)) fail('services.longRunning must name at least one binary (regular expressions)');
+    if (!Array.isArray(sv.programs) || !sv.programs.every((p) => typeof (p as Record<string, unknown>)?.name === 'string' && isRegex((p as Record<string, unknown>).sources))) fail('services.programs malformed');
+  }
   const ids = new Set<string>();
   (m.units as unknown[]).forEach((u, i) => {
     const unit = u as Record<string, unknown>;

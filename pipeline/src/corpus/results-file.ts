@@ -5,7 +5,7 @@ import { repoRoot } from '../paths.ts';
 import { writeAtomic } from '../common/fs.ts';
 import type { Manifest } from './manifest.ts';
 import type { View } from './placement.ts';
-import { ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
+import { packageRow, ratios, totalRow, type PackageRow, type UnitResult } from './results.ts';
 import { renderReport } from './table.ts';
 
 export const defaultResultsDir: string = join(repoRoot, 'corpus', 'results');
@@ -59,7 +59,10 @@ function intro(view: View, packages: readonly PackageResults[]): string {
   return lines.join('\n');
 }
 
-export async function writeResults(outDir: string, view: View, tools: object, packages: PackageResults[], notRun: { package: string; why: string }[]): Promise<ResultsFile> {
+export async function writeResults(outDir: string, view: View, tools: object, given: PackageResults[], notRun: { package: string; why: string }[]): Promise<ResultsFile> {
+  // Rows are recounted from the units: a package kept from an earlier file gets the columns
+  // added since (those its results cannot answer show as not measured).
+  const packages = given.map((p) => ({ ...p, row: packageRow(p.package, p.baseVersion, p.units, p.row.seconds) }));
   const rows = packages.map((p) => p.row);
   const total = totalRow(rows);
   const file: ResultsFile = { schema: 1, distribution: 'bookworm', view, generatedAt: new Date().toISOString(), tools, packages, total: { row: total, ratios: ratios(total) } };

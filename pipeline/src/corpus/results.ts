@@ -9,10 +9,12 @@
  * not-text-only: the patch changes data (or adds/removes objects) — cannot be live-patched as text.
  * no-code: the patch changes no compiled object (documentation, packaging, tests, build-only).
  * failed: the unit could not be classified (does not apply, build failed, tool error).
+ * not-measurable: cannot be measured for a reason that is not a limit of ours (no tree
+ * without it builds: no running binary exists without it); counted in its own row, outside the ratios.
  * pending: not classified yet (a --no-builds run that found no result for it); counted in
  * its own row, outside the ratios, so an unfinished run is visible as such.
  */
-export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'failed' | 'pending';
+export type Verdict = 'kpatchable' | 'text-only' | 'not-text-only' | 'no-code' | 'not-measurable' | 'failed' | 'pending';
 
 /** A unit's verdict with its reasons, however it was classified. */
 export interface UnitVerdict {
@@ -23,6 +25,22 @@ export interface UnitVerdict {
   readonly reasons: readonly string[];
   /** Objects that differed after the patched build. */
   readonly objects: number;
+  /**
+   * Live-patchable with new data (corpus/README.md): kpatch-able, or not text-only only because
+   * it adds variables create-diff-object carries in the patch. Absent in results classified
+   * before create-diff-object had --new-data (not measured: the table shows '–').
+   */
+  readonly liveWithNewData?: boolean;
+  /**
+   * kpatch-able verdicts: the unit's bundle checked against the binary of that build by the
+   * loader's dry run (confirm.ts). Absent where no binary was linked (compile-only mode).
+   */
+  readonly confirmation?: { readonly confirmed: boolean; readonly binaries: readonly string[]; readonly how: string };
+  /**
+   * The verdict per binary it changes (services.ts); the unit's verdict counts only the
+   * long-running ones. Absent when no object changed or the package names no services.
+   */
+  readonly perBinary?: readonly { readonly binary: string; readonly longRunning: boolean; readonly verdict: Verdict; readonly reason: string }[];
 }
 
 export interface UnitResult extends UnitVerdict {
@@ -63,7 +81,14 @@ export interface PackageRow {
   readonly code: Count;
   readonly textOnly: Count;
   readonly kpatchable: Count;
+  /** Live-patchable with new data (kpatch-able ones included). */
+  readonly liveWithNewData: Count;
+  /** kpatch-able units whose bundle passed the loader's dry run against the binary. */
+  readonly confirmed: Count;
+  /** Code units whose results say whether they are live-patchable with new data (measured). */
+  readonly newDataMeasured: Count;
   readonly failed: Count;
+  readonly notMeasurable: Count;
   readonly pending: Count;
   /** Seconds spent on this package in the run that produced the results (builds included). */
   readonly seconds: number;
@@ -85,10 +110,14 @@ export function packageRow(pkg: string, baseVersion: string, results: readonly U
     baseVersion,
     units: count(mine, () => true),
     noCode: count(mine, (r) => r.verdict === 'no-code'),
-    code: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending'),
+    code: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && r.verdict !== 'not-measurable'),
     textOnly: count(mine, (r) => isTextOnly(r.verdict)),
     kpatchable: count(mine, (r) => r.verdict === 'kpatchable'),
+    liveWithNewData: count(mine, (r) => r.verdict === 'kpatchable' || (r.verdict === 'not-text-only' && r.liveWithNewData === true)),
+    confirmed: count(mine, (r) => r.verdict === 'kpatchable' && r.confirmation?.confirmed === true),
+    newDataMeasured: count(mine, (r) => r.verdict !== 'no-code' && r.verdict !== 'pending' && r.verdict !== 'not-measurable' && r.verdict !== 'failed' && (r.verdict === 'kpatchable' || r.liveWithNewData !== undefined)),
     failed: count(mine, (r) => r.verdict === 'failed'),
+    notMeasurable: count(mine, (r) => r.verdict === 'not-measurable'),
     pending: count(mine, (r) => r.verdict === 'pending'),
     seconds,
   };
@@ -109,11 +138,15 @@ export function totalRow(rows: readonly PackageRow[]): PackageRow {
       code: add(t.code, r.code),
       textOnly: add(t.textOnly, r.textOnly),
       kpatchable: add(t.kpatchable, r.kpatchable),
+      liveWithNewData: add(t.liveWithNewData, r.liveWithNewData),
+      newDataMeasured: add(t.newDataMeasured, r.newDataMeasured),
+      confirmed: add(t.confirmed, r.confirmed),
       failed: add(t.failed, r.failed),
+      notMeasurable: add(t.notMeasurable, r.notMeasurable),
       pending: add(t.pending, r.pending),
       seconds: t.seconds + r.seconds,
     }),
-    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, failed: zero, pending: zero, seconds: 0 },
+    { package: 'total', baseVersion: '', units: zero, noCode: zero, code: zero, textOnly: zero, kpatchable: zero, liveWithNewData: zero, newDataMeasured: zero, confirmed: zero, failed: zero, notMeasurable: zero, pending: zero, seconds: 0 },
   );
 }
 
@@ -127,6 +160,8 @@ export interface Ratios {
   readonly textOnly: { all: number | null; cve: number | null };
   readonly kpatchableOfTextOnly: { all: number | null; cve: number | null };
   readonly kpatchableOfCode: { all: number | null; cve: number | null };
+  /** Live-patchable with new data among the code patches; null where not every code unit was measured with --new-data. */
+  readonly liveWithNewDataOfCode: { all: number | null; cve: number | null };
 }
 
 export function ratios(row: PackageRow): Ratios {
@@ -134,6 +169,10 @@ export function ratios(row: PackageRow): Ratios {
     textOnly: { all: percent(row.textOnly.all, row.code.all), cve: percent(row.textOnly.cve, row.code.cve) },
     kpatchableOfTextOnly: { all: percent(row.kpatchable.all, row.textOnly.all), cve: percent(row.kpatchable.cve, row.textOnly.cve) },
     kpatchableOfCode: { all: percent(row.kpatchable.all, row.code.all), cve: percent(row.kpatchable.cve, row.code.cve) },
+    liveWithNewDataOfCode: {
+      all: (row.newDataMeasured?.all ?? 0) === row.code.all - row.failed.all ? percent(row.liveWithNewData?.all ?? 0, row.code.all) : null,
+      cve: (row.newDataMeasured?.cve ?? 0) === row.code.cve - row.failed.cve ? percent(row.liveWithNewData?.cve ?? 0, row.code.cve) : null,
+    },
   };
 }
 

@@ -5,6 +5,9 @@
 import { join } from 'node:path';
 import { ensureCreateDiffObject } from '../stages/create-diff-object.ts';
 import { toolsFingerprint } from './keys.ts';
+import { ensureWfpatchCtl } from './confirm.ts';
+import { checkClock } from './clock.ts';
+import { cacheRoot } from '../paths.ts';
 import { corpusPackages, readManifest } from './manifest.ts';
 import { classifyPackage, type RunOptions } from './package.ts';
 import { debianPath } from './prerequisites.ts';
@@ -16,6 +19,8 @@ export async function runCorpus(opts: RunOptions): Promise<ResultsFile> {
   // Every manifest is checked before anything is built: bad input fails in seconds.
   for (const pkg of opts.packages) await readManifest(pkg);
   await ensureCreateDiffObject();
+  await ensureWfpatchCtl();
+  if (!opts.noBuilds) await checkClock([join(cacheRoot, 'wfbuild', 'orig'), join(cacheRoot, 'corpus', 'prepared')]);
   // Package builds get Debian's plain PATH: a pyenv or cargo shim earlier in PATH (as on this
   // machine) makes samba's waf and nodejs' configure pick a Python without Debian's modules.
   process.env.PATH = debianPath;
@@ -29,5 +34,5 @@ export async function runCorpus(opts: RunOptions): Promise<ResultsFile> {
 
 export function summaryLine(file: ResultsFile, outDir: string): string {
   const t = file.total.row;
-  return `${t.units.all} units (${t.units.cve} CVE): ${t.code.all} change code, ${t.textOnly.all} text-only, ${t.kpatchable.all} kpatch-able, ${t.failed.all} failed → ${join(outDir, 'bookworm.md')}`;
+  return `${t.units.all} units (${t.units.cve} CVE): ${t.code.all} change code, ${t.textOnly.all} text-only, ${t.kpatchable.all} kpatch-able (${t.confirmed.all} confirmed against the binary), ${t.liveWithNewData.all} live-patchable with new data, ${t.failed.all} failed → ${join(outDir, 'bookworm.md')}`;
 }

@@ -23,6 +23,11 @@ export function formatSeconds(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** Every classified code unit says whether it is live-patchable with new data (else the count is a lower bound). */
+function measuredAll(r: PackageRow): boolean {
+  return r.newDataMeasured.all === r.code.all - r.failed.all;
+}
+
 /** The paper's table: one column per package plus total; counts as "all (CVE)". */
 export function paperTable(rows: readonly PackageRow[]): string {
   const all = [...rows, totalRow(rows)];
@@ -37,20 +42,31 @@ export function paperTable(rows: readonly PackageRow[]): string {
     line('code patches', (r) => cell(r.code)),
     line('text-only', (r) => cell(r.textOnly)),
     line('kpatch-able', (r) => cell(r.kpatchable)),
+    line('… confirmed against the binary', (r) => cell(r.confirmed)),
+    line('live-patchable with new data', (r) => (measuredAll(r) ? cell(r.liveWithNewData) : `${cell(r.liveWithNewData)}+?`)),
     line('failed to classify', (r) => cell(r.failed)),
+    ...(all.some((r) => r.notMeasurable.all > 0) ? [line('not measurable (reason not ours)', (r) => cell(r.notMeasurable))] : []),
     ...(all.some((r) => r.pending.all > 0) ? [line('not classified yet', (r) => cell(r.pending))] : []),
     line('text-only / code', (r) => `${pct(ratios(r).textOnly.all)} (${pct(ratios(r).textOnly.cve)})`),
     line('kpatch-able / text-only', (r) => `${pct(ratios(r).kpatchableOfTextOnly.all)} (${pct(ratios(r).kpatchableOfTextOnly.cve)})`),
     line('kpatch-able / code', (r) => `${pct(ratios(r).kpatchableOfCode.all)} (${pct(ratios(r).kpatchableOfCode.cve)})`),
+    line('live-patchable with new data / code', (r) => `${pct(ratios(r).liveWithNewDataOfCode.all)} (${pct(ratios(r).liveWithNewDataOfCode.cve)})`),
     line('time', (r) => formatSeconds(r.seconds)),
   ].join('\n');
 }
 
+/** Per binary (long-running ones marked *), and whether the bundles passed the loader's dry run. */
+function binariesCell(r: UnitResult): string {
+  const per = (r.perBinary ?? []).map((b) => `${b.binary.split('/').pop()}${b.longRunning ? '*' : ''}: ${b.verdict}`);
+  const confirmed = r.confirmation ? [r.confirmation.confirmed ? 'confirmed by wfpatch-ctl check' : `not confirmed: ${r.confirmation.how}`] : [];
+  return [...per, ...confirmed].join('; ') || '–';
+}
+
 export function unitTable(results: readonly UnitResult[]): string {
-  const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason |', '|---|---|---|---|---|---|---|---|'];
+  const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason | binaries |', '|---|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
     lines.push(
-      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(r.reason) || '–'} |`,
+      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(r.reason) || '–'} | ${escape(binariesCell(r))} |`,
     );
   }
   return lines.join('\n');
@@ -67,7 +83,7 @@ export interface Report {
 }
 
 export function renderReport(report: Report): string {
-  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; the last ratio is kpatch-able among all code patches.', '', paperTable(report.rows)];
+  const parts = [`# ${report.title}`, '', report.intro, '', '## The paper\'s table', '', 'Counts are "units (of which fix a CVE)". Percentages as in the paper: text-only among the patches that change compiled code (failed units count as "no"), kpatch-able among the text-only ones; then kpatch-able among all code patches. "Confirmed against the binary": kpatch-able units whose bundle passed the loader\'s dry run (`wfpatch-ctl check BUNDLE BINARY`) against the binary of that build; compile-only verdicts link no binary and stay unconfirmed. "Live-patchable with new data" (not in the paper) adds to the kpatch-able ones the units that are not text-only only because they add variables create-diff-object carries in the patch (--new-data); "+?" marks a count from results classified before that existed (not measured: a lower bound, its ratio "–").', '', paperTable(report.rows)];
   if (report.notRun.length > 0) {
     parts.push('', 'Not run: ' + report.notRun.map((n) => `${n.package} (${n.why})`).join('; ') + '.');
   }

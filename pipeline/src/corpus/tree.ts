@@ -131,6 +131,16 @@ export async function unitPatchFile(manifest: Manifest, unit: CorpusUnit, tree: 
   }
   await mkdir(outDir, { recursive: true });
   const file = join(outDir, `${unit.sha256.slice(0, 16)}.patch`);
-  await writeFile(file, texts.map(withoutMailSignature).join(''));
+  await writeFile(file, texts.map(withoutMailSignature).map((t, i) => (i === 0 ? t : withoutHeader(t))).join(''));
   return file;
+}
+
+/**
+ * A patch without its header (DEP-3 or mail, everything before the first diff). Concatenated
+ * after another patch, a header would sit between two diffs, where a diff parser takes it for
+ * a broken hunk (mosquitto's CVE-2023-28366 and its regression fix: "Unknown line … From:").
+ */
+export function withoutHeader(text: string): string {
+  const m = /^(diff |--- |Index: )/m.exec(text);
+  return m ? text.slice(m.index) : text;
 }

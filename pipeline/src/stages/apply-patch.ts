@@ -2,6 +2,7 @@
 import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
+import { tmpdir } from 'node:os';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { exists } from '../common/fs.ts';
 import { tail } from '../common/text.ts';
@@ -33,10 +34,15 @@ export function explainReject(output: string, patchName: string): string {
   return `${patchName} does not apply to this tree:\n  ${[...new Set(problems)].join('\n  ')}`;
 }
 
-/** `patch -p1` with a dry run first, so a reject leaves no half-patched tree behind. */
+/**
+ * `patch -p1`, checked first on a scratch copy of the files it touches (patchApplies), so a
+ * reject leaves no half-patched tree behind — not with `patch --dry-run`, which rejects a
+ * patch whose later diff changes what an earlier diff of it changed (a corpus unit of several
+ * patches: mosquitto's CVE-2023-28366 and its regression fix).
+ */
 export async function applyPatch(tree: string, patchFile: string, patchName: string): Promise<void> {
-  const dry = await execa('patch', ['--dry-run', ...patchArgs(patchFile)], { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-  if (dry.exitCode !== 0) throw new UserError(explainReject(dry.all ?? '', patchName), ExitCode.usage);
+  const check = await patchApplies(tree, patchFile, join(tmpdir(), 'wfbuild-apply-check'));
+  if (!check.ok) throw new UserError(explainReject(check.output, patchName), ExitCode.usage);
   const real = await execa('patch', patchArgs(patchFile), { cwd: tree, reject: false, all: true, stdin: 'ignore' });
   if (real.exitCode !== 0) throw new UserError(explainReject(real.all ?? '', patchName), ExitCode.usage);
 }

@@ -18,6 +18,13 @@ export interface DiffResult {
   readonly output: string | null;
   /** create-diff-object's stderr (last lines): the reason when there is no usable verdict. */
   readonly message: string;
+  /**
+   * The patch adds variables and create-diff-object carried them (--new-data, exit 0, verdict
+   * liveWithNewData): outcome stays 'not-text-only' (the paper's definition), but the patch is
+   * live-patchable with new data; its object is at `newDataOutput`.
+   */
+  readonly liveWithNewData: boolean;
+  readonly newDataOutput: string | null;
 }
 
 const outcomes: Record<number, DiffOutcome> = { 0: 'patch', 3: 'nothing', 4: 'not-text-only', 5: 'not-patchable' };
@@ -30,11 +37,11 @@ export async function ensureCreateDiffObject(): Promise<void> {
 }
 
 /**
- * Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json [--binary ELF]`;
+ * Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json --new-data [--binary ELF]`;
  * without a binary (null) the object pair alone is judged (the corpus' compile-only mode).
  */
 export async function createDiffObject(orig: string, patched: string, binary: string | null, output: string, verdictPath: string): Promise<DiffResult> {
-  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, ...(binary === null ? [] : ['--binary', binary])], {
+  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--new-data', ...(binary === null ? [] : ['--binary', binary])], {
     reject: false,
     all: true,
     stdin: 'ignore',
@@ -46,9 +53,10 @@ export async function createDiffObject(orig: string, patched: string, binary: st
   } catch {
     verdict = null;
   }
-  const outcome = outcomes[exitCode] ?? 'error';
+  const liveWithNewData = exitCode === 0 && (verdict as { liveWithNewData?: unknown } | null)?.liveWithNewData === true;
+  const outcome = liveWithNewData ? 'not-text-only' : (outcomes[exitCode] ?? 'error');
   const message = tail((result.all ?? '').trim(), 8);
-  return { outcome, exitCode, verdict, output: outcome === 'patch' ? output : null, message };
+  return { outcome, exitCode, verdict, output: outcome === 'patch' ? output : null, message, liveWithNewData, newDataOutput: liveWithNewData ? output : null };
 }
 
 /**

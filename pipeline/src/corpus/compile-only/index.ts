@@ -105,6 +105,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     reason: v.reason,
     reasons: v.reasons,
     objects: v.objects,
+    ...(v.liveWithNewData !== undefined ? { liveWithNewData: v.liveWithNewData } : {}),
+    ...(v.perBinary !== undefined ? { perBinary: v.perBinary } : {}),
     seconds: v.seconds,
     key: opts.keyOf(unit, mode),
     mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice)`,
@@ -186,6 +188,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         jobs: opts.jobs,
         limit: opts.limit ?? profile.limit ?? defaultLimit,
         ...(profile.embedded ? { embedded: profile.embedded } : {}),
+        ...(manifest.services ? { services: manifest.services } : {}),
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
         log: (line) => opts.log(`${manifest.package} ${line}`),
         done: async (w, v) => {

@@ -21,6 +21,7 @@ import { judgeObjectPair } from '../../stages/judge.ts';
 import { classifyOutcome } from '../../stages/classify.ts';
 import type { ObjectReport, Reason } from '../../report/types.ts';
 import { verdictOf } from '../classify-unit.ts';
+import type { Services } from '../services.ts';
 import type { UnitVerdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
 import { withoutMailSignature } from '../tree.ts';
@@ -64,6 +65,8 @@ export interface WalkOptions {
   /** Most translation units one unit may compile; more is a failed unit with the count. */
   readonly limit: number;
   readonly embedded?: EmbeddedData;
+  /** The package's long-running binaries and other programs (its manifest): verdicts per binary. */
+  readonly services?: Services;
   readonly env: Record<string, string>;
   readonly log: (line: string) => void;
   /** Called with each unit's verdict as soon as it is known (the caller caches it). */
@@ -126,7 +129,8 @@ export function verdictWithoutCompiling(texts: readonly string[], id: string, em
   const data = embedded ? triage.files.filter((f) => embedded.pattern.test(f.path)) : [];
   if (data.length > 0) {
     const what = `${data.map((f) => f.path).join(', ')}: ${embedded!.why}`;
-    return { verdict: 'not-text-only', reason: what, reasons: [what], objects: 0, compiled: 0 };
+    // data the binary embeds: no new variable a patch could carry
+    return { verdict: 'not-text-only', reason: what, reasons: [what], objects: 0, compiled: 0, liveWithNewData: false };
   }
   if (!triage.touchesCompiledCode) {
     const kinds = [...new Set(triage.files.map((f) => f.kind))].join(', ');
@@ -227,7 +231,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   }
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
-  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects });
+  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, opts.services);
   await rm(work, { recursive: true, force: true });
   return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, cachedCompileSeconds };
 }

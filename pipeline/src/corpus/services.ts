@@ -1,0 +1,150 @@
+/**
+ * Per-binary verdicts. Each manifest names its package's long-running binaries (the servers
+ * and the libraries and modules they load) and the other programs it builds, by the sources
+ * they come from. A unit's verdict is given per binary; the package's verdict counts only the
+ * long-running ones: a change confined to a test program or a command-line tool (samba's
+ * CVE-2025-9640 adds a torture test) does not make the server's fix "not text-only". Pure:
+ * tested in test/corpus-table.test.ts.
+ */
+import { basename } from 'node:path';
+import type { ObjectReport, Reason } from '../report/types.ts';
+
+export interface ProgramRule {
+  /** What the sources build, e.g. "smbtorture". */
+  readonly name: string;
+  /** A regular expression over tree-relative source paths. */
+  readonly sources: string;
+  readonly why: string;
+}
+
+export interface Services {
+  /** Long-running binaries by file name (regular expressions), e.g. "^smbd$", "^libldap". */
+  readonly longRunning: readonly string[];
+  /** Programs that are not the running service, by their sources (compile-only mode, and a fallback). */
+  readonly programs: readonly ProgramRule[];
+  readonly note: string;
+}
+
+/** What `wfbuild corpus manifest` writes into each manifest (the manifest is the source of truth the driver reads). */
+export const defaultServices: Readonly<Record<string, Services>> = {
+  memcached: { longRunning: ['^memcached$'], programs: [{ name: 'tests', sources: '^(t|testapp|timedrun|sizes)[/.]', why: 'test programs' }], note: 'one daemon, memcached' },
+  openldap: {
+    longRunning: ['^slapd$', '^lib(ldap|lber)', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'client tools', sources: '^clients/', why: 'ldapsearch, ldapmodify, …: run per command' },
+      { name: 'tests', sources: '^tests/', why: 'test programs' },
+    ],
+    note: 'slapd (tools slapadd, slapcat … are the same binary), libldap and liblber (loaded by slapd and every client), overlay and backend modules',
+  },
+  apache2: {
+    longRunning: ['^(apache2|httpd)$', '\\.so$'],
+    programs: [{ name: 'support tools', sources: '^support/', why: 'ab, htpasswd, suexec, rotatelogs, …: run per command or per request (suexec)' }],
+    note: 'apache2 (httpd) and the modules it loads (mod_*.so)',
+  },
+  samba: {
+    longRunning: ['^(smbd|nmbd|winbindd|samba)$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'smbtorture', sources: '^source4/torture/|^source3/torture/', why: 'the test suite' },
+      { name: 'tests', sources: '(^|/)tests?/', why: 'test programs' },
+    ],
+    note: 'smbd, nmbd, winbindd, samba (AD DC) and the libraries and VFS modules they load',
+  },
+  mariadb: {
+    longRunning: ['^(mariadbd|mysqld)$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'client tools', sources: '^client/', why: 'mariadb, mariadb-dump, …: run per command' },
+      { name: 'tests', sources: '^(mysql-test|unittest)/', why: 'test programs' },
+    ],
+    note: 'mariadbd and the plugins and storage engines it loads',
+  },
+  bind9: {
+    longRunning: ['^named$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'command-line tools', sources: '^bin/(dig|delv|nsupdate|rndc|check|confgen|dnssec|tools|tests)/', why: 'dig, nsupdate, rndc, named-checkconf, dnssec-*: run per command' },
+      { name: 'tests', sources: '(^|/)tests?/', why: 'test programs' },
+    ],
+    note: 'named and the libraries it loads (libdns, libisc, …)',
+  },
+  unbound: {
+    longRunning: ['^unbound$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'command-line tools', sources: '^smallapp/', why: 'unbound-control, unbound-anchor, unbound-checkconf, unbound-host: run per command' },
+      { name: 'tests', sources: '^testcode/', why: 'test programs' },
+    ],
+    note: 'unbound (libunbound is loaded by other programs)',
+  },
+  squid: {
+    longRunning: ['^squid$'],
+    programs: [
+      { name: 'helpers', sources: '^src/(auth|acl|http/url_rewriters|store/id_rewriters|security/cert_generators|security/cert_validators|log)/.*/|^tools/', why: 'authentication and other helpers, squidclient, cachemgr: separate programs Squid starts or an admin runs' },
+      { name: 'tests', sources: '(^|/)tests?/|^test-suite/', why: 'test programs' },
+    ],
+    note: 'squid (its workers and coordinator are the same binary)',
+  },
+  nginx: { longRunning: ['^nginx$', '\\.so$'], programs: [], note: 'nginx (master and workers are one binary) and its dynamic modules' },
+  dovecot: {
+    longRunning: ['.'],
+    programs: [{ name: 'tests', sources: '(^|/)test-[^/]*\\.c$|(^|/)tests?/', why: 'test programs' }],
+    note: 'every dovecot binary is a long-running service process (master, imap, pop3, lmtp, auth, …) or a library they load',
+  },
+  mosquitto: {
+    longRunning: ['^mosquitto$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'client tools', sources: '^client/|^apps/', why: 'mosquitto_pub, mosquitto_sub, mosquitto_passwd, mosquitto_ctrl: run per command' },
+      { name: 'tests', sources: '^test/', why: 'test programs' },
+    ],
+    note: 'the mosquitto broker and the plugins it loads',
+  },
+  nodejs: { longRunning: ['^node$', '\\.so(\\.|$)'], programs: [{ name: 'tests', sources: '^test/', why: 'test programs' }], note: 'node (a running server process is node)' },
+};
+
+export function servicesFor(pkg: string): Services | undefined {
+  return defaultServices[pkg];
+}
+
+export interface BinaryGroup {
+  /** A binary's name, or for compile-only objects the program their sources build. */
+  readonly binary: string;
+  readonly longRunning: boolean;
+  readonly objects: ObjectReport[];
+  readonly reasons: Reason[];
+}
+
+/** The service's name for objects no program rule claims (compile-only mode knows no binaries). */
+export const serviceGroup = 'the service';
+
+function programOf(services: Services, source: string): ProgramRule | undefined {
+  return services.programs.find((p) => new RegExp(p.sources).test(source));
+}
+
+export function isLongRunning(services: Services, binary: string): boolean {
+  return services.longRunning.some((re) => new RegExp(re).test(basename(binary)));
+}
+
+/**
+ * The objects (and their reasons) grouped by the binary they go into: the link map's binaries
+ * when the full pipeline knows them, else the program rules by source, else the service.
+ */
+export function groupByBinary(services: Services, objects: readonly ObjectReport[], reasons: readonly Reason[]): BinaryGroup[] {
+  const groups = new Map<string, BinaryGroup>();
+  const add = (binary: string, longRunning: boolean, o: ObjectReport) => {
+    const g = groups.get(binary) ?? { binary, longRunning, objects: [], reasons: [] };
+    if (!g.objects.includes(o)) g.objects.push(o);
+    groups.set(binary, g);
+  };
+  for (const o of objects) {
+    const rule = programOf(services, o.source);
+    if (o.binaries.length > 0) {
+      for (const b of o.binaries) add(b, rule === undefined && isLongRunning(services, b), o);
+    } else {
+      add(rule?.name ?? serviceGroup, rule === undefined, o);
+    }
+  }
+  for (const g of groups.values()) {
+    for (const r of reasons) {
+      const mine = r.object === null ? r.what.includes(g.binary) : g.objects.some((o) => o.object === r.object);
+      if (mine) g.reasons.push(r);
+    }
+  }
+  return [...groups.values()];
+}
