@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { checkMergedConfig, configFragments, kernelVariants, parseConfig, type ConfigFragment, type KernelVariant } from './config.ts';
+import { checkMergedConfig, configFragments, isDebianBased, kernelVariants, parseConfig, type ConfigFragment, type KernelVariant } from './config.ts';
 import { kernelBuildPrerequisites, requirePrerequisites } from './prerequisites.ts';
 import { readSeries, sha256 } from './series.ts';
 import { linuxSource } from './source.ts';
 import { withLock } from '../common/lock.ts';
 import { prepareTree, type SourceTree } from './tree.ts';
 import { exists } from '../common/fs.ts';
+import { debianConfigPrerequisite, readDebianConfig, withoutModules } from './debian-config.ts';
 
 export interface BuildKernelOptions {
   variant: KernelVariant;
@@ -115,12 +116,14 @@ async function make(tree: SourceTree, buildDir: string, targets: string[], jobs:
 }
 
 /**
- * tinyconfig, then every fragment's assignments appended in merge order (Kconfig takes the
- * last assignment of a symbol), then olddefconfig; then check nothing asked for was dropped.
+ * tinyconfig (or, given `base`, that configuration), then every fragment's assignments
+ * appended in merge order (Kconfig takes the last assignment of a symbol), then
+ * olddefconfig; then check nothing asked for was dropped.
  */
-async function configure(tree: SourceTree, buildDir: string, fragments: readonly ConfigFragment[], log: (line: string) => void): Promise<void> {
-  await make(tree, buildDir, ['tinyconfig'], 1, log);
+async function configure(tree: SourceTree, buildDir: string, fragments: readonly ConfigFragment[], log: (line: string) => void, base?: string): Promise<void> {
   const configPath = join(buildDir, '.config');
+  if (base === undefined) await make(tree, buildDir, ['tinyconfig'], 1, log);
+  else await writeFile(configPath, base);
   const overridden = new Set(fragments.flatMap((f) => [...parseConfig(f.content).keys()]));
   const tiny = (await readFile(configPath, 'utf8')).split('\n').filter((line) => {
     const key = /^(?:# )?(CONFIG_[A-Za-z0-9_]+)[= ]/.exec(line)?.[1];
@@ -150,10 +153,12 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
   if (opts.buildSlot !== undefined && !/^[A-Za-z0-9_-]+$/.test(opts.buildSlot)) {
     throw new UserError(`bad build slot '${opts.buildSlot}' (letters, digits, - and _)`);
   }
-  await requirePrerequisites(kernelBuildPrerequisites);
+  const debian = isDebianBased(variant);
+  await requirePrerequisites(debian ? [...kernelBuildPrerequisites, debianConfigPrerequisite] : kernelBuildPrerequisites);
   const source = await linuxSource();
   const patches = await readSeries(patchesDir);
   const fragments = await configFragments(configDir, variant);
+  const base = debian ? withoutModules(await readDebianConfig()) : undefined;
   const cacheKey = sha256(
     JSON.stringify({
       builderFormat,
@@ -161,6 +166,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
       variant,
       patches: patches.map((p) => [p.name, p.sha256]),
       fragments: fragments.map((f) => [f.name, f.sha256]),
+      ...(base === undefined ? {} : { base: sha256(base) }),
     }),
   ).slice(0, 24);
   const outDir = join(kernelCacheDir, 'out', `${variant}-${cacheKey}`);
@@ -182,8 +188,8 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
         await mkdir(buildDir, { recursive: true });
         await writeFile(stamp, tree.id);
       }
-      log(`configuring ${variant}: tinyconfig + ${fragments.map((f) => f.name).join(' + ')}`);
-      await configure(tree, buildDir, fragments, log);
+      log(`configuring ${variant}: ${debian ? 'Debian amd64 without modules' : 'tinyconfig'} + ${fragments.map((f) => f.name).join(' + ')}`);
+      await configure(tree, buildDir, fragments, log, base);
       log(`building bzImage (make -j${jobs})`);
       await make(tree, buildDir, ['bzImage'], jobs, log, join(buildDir, 'build.log'));
       const version = (await execa('make', ['-s', '-C', tree.path, `O=${buildDir}`, 'LOCALVERSION=', 'kernelrelease'])).stdout.trim();
