@@ -4,7 +4,7 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { buildKernel } from './build.ts';
 import { kernelVariants, type KernelVariant } from './config.ts';
 
-const help = `Usage: wfbuild kernel build [--variant debug|bench] [--patches DIR] [--config DIR] [--quiet]
+const help = `Usage: wfbuild kernel build [--variant debug|bench|debian] [--patches DIR] [--config DIR] [--quiet]
 
 Builds the guest kernel: Debian's /usr/src/linux-source-6.1.tar.xz, kernel/patches/series
 applied in order, kernel/config fragments merged on tinyconfig (base.config, every
@@ -13,7 +13,9 @@ Cached under $WFPATCH_CACHE/kernel/out (default /var/cache/wfpatch) by a hash of
 source version, the series and the fragments; an unchanged rebuild returns at once.
 
 Options:
-  --variant V    debug (default: DEBUG_VM, lockdep, atomic-sleep checks) or bench
+  --variant V    debug (default: DEBUG_VM, lockdep, atomic-sleep checks), bench, or
+                 debian (Debian's amd64 configuration from linux-config-6.1 without
+                 modules and debug info, + wfgen.config + debian.config; long build)
   --patches DIR  folder with 'series' and the patches (default kernel/patches)
   --config DIR   folder with the *.config fragments (default kernel/config)
   --quiet        no compiler output, only the result
