@@ -93,7 +93,7 @@ async function readMeta(dir: string): Promise<KernelMeta | undefined> {
 }
 
 /** Runs make in the kernel tree, streaming lines; failure → UserError with the errors and the tail. */
-async function make(tree: SourceTree, buildDir: string, targets: string[], jobs: number, log: (line: string) => void, logFile?: string): Promise<string> {
+export async function make(tree: SourceTree, buildDir: string, targets: string[], jobs: number, log: (line: string) => void, logFile?: string): Promise<string> {
   // LOCALVERSION set (even empty) stops setlocalversion from appending "+".
   const args = ['-n', '10', 'make', '-C', tree.path, `O=${buildDir}`, `-j${jobs}`, 'LOCALVERSION=', ...targets];
   const subprocess = execa('nice', args, { all: true, reject: false, buffer: { all: false, stdout: true, stderr: false } });
@@ -135,13 +135,22 @@ async function configure(tree: SourceTree, buildDir: string, fragments: readonly
   checkMergedConfig(fragments, await readFile(configPath, 'utf8'));
 }
 
-/**
- * Builds (or reuses) the guest kernel for `variant`: Debian's linux-source-6.1 with the
- * patch series applied and the config fragments merged on tinyconfig. Outputs are cached
- * under cacheRoot/kernel/out/<key>, key = sha256 of the source version, the series and the
- * fragments; an unchanged second call only hashes those inputs.
- */
-export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild> {
+/** Everything a build of `opts` depends on, and where its output goes. */
+export interface KernelInputs {
+  variant: KernelVariant;
+  log: (line: string) => void;
+  jobs: number;
+  source: Awaited<ReturnType<typeof linuxSource>>;
+  patches: Awaited<ReturnType<typeof readSeries>>;
+  fragments: ConfigFragment[];
+  /** The configuration the fragments are merged on; undefined: tinyconfig. */
+  base: string | undefined;
+  cacheKey: string;
+  outDir: string;
+  buildDir: string;
+}
+
+export async function kernelInputs(opts: BuildKernelOptions): Promise<KernelInputs> {
   const { variant } = opts;
   if (!kernelVariants.includes(variant)) {
     throw new UserError(`unknown kernel variant '${String(variant)}' (expected ${kernelVariants.join(' or ')})`);
@@ -170,6 +179,39 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
     }),
   ).slice(0, 24);
   const outDir = join(kernelCacheDir, 'out', `${variant}-${cacheKey}`);
+  const buildDir = join(kernelCacheDir, 'build', opts.buildSlot ?? variant);
+  return { variant, log, jobs, source, patches, fragments, base, cacheKey, outDir, buildDir };
+}
+
+/**
+ * The unpacked tree with the series applied and `inputs.buildDir` configured for it
+ * (emptied first if it was built from another unpacked tree). Call under the kernel lock.
+ */
+export async function configuredTree(inputs: KernelInputs): Promise<SourceTree> {
+  const { log, variant, fragments, base, buildDir } = inputs;
+  const tree = await prepareTree(kernelCacheDir, inputs.source, inputs.patches, log);
+  // Objects built from another unpacked tree may be newer than its (old-dated) sources.
+  const stamp = join(buildDir, '.wf-tree-id');
+  if ((await readFile(stamp, 'utf8').catch(() => '')) !== tree.id) {
+    await rm(buildDir, { recursive: true, force: true });
+    await mkdir(buildDir, { recursive: true });
+    await writeFile(stamp, tree.id);
+  }
+  log(`configuring ${variant}: ${base !== undefined ? 'Debian amd64 without modules' : 'tinyconfig'} + ${fragments.map((f) => f.name).join(' + ')}`);
+  await configure(tree, buildDir, fragments, log, base);
+  return tree;
+}
+
+/**
+ * Builds (or reuses) the guest kernel for `variant`: Debian's linux-source-6.1 with the
+ * patch series applied and the config fragments merged on tinyconfig (or, for the debian
+ * variant, on Debian's configuration). Outputs are cached under cacheRoot/kernel/out/<key>,
+ * key = sha256 of the source version, the series and the fragments (and the base
+ * configuration); an unchanged second call only hashes those inputs.
+ */
+export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild> {
+  const inputs = await kernelInputs(opts);
+  const { variant, log, jobs, patches, fragments, cacheKey, outDir, buildDir, source } = inputs;
   const hit = await readMeta(outDir);
   if (hit) return result(outDir, hit, true);
 
@@ -179,17 +221,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
       const raced = await readMeta(outDir);
       if (raced) return result(outDir, raced, true);
       const started = Date.now();
-      const tree = await prepareTree(kernelCacheDir, source, patches, log);
-      const buildDir = join(kernelCacheDir, 'build', opts.buildSlot ?? variant);
-      // Objects built from another unpacked tree may be newer than its (old-dated) sources.
-      const stamp = join(buildDir, '.wf-tree-id');
-      if ((await readFile(stamp, 'utf8').catch(() => '')) !== tree.id) {
-        await rm(buildDir, { recursive: true, force: true });
-        await mkdir(buildDir, { recursive: true });
-        await writeFile(stamp, tree.id);
-      }
-      log(`configuring ${variant}: ${debian ? 'Debian amd64 without modules' : 'tinyconfig'} + ${fragments.map((f) => f.name).join(' + ')}`);
-      await configure(tree, buildDir, fragments, log, base);
+      const tree = await configuredTree(inputs);
       log(`building bzImage (make -j${jobs})`);
       await make(tree, buildDir, ['bzImage'], jobs, log, join(buildDir, 'build.log'));
       const version = (await execa('make', ['-s', '-C', tree.path, `O=${buildDir}`, 'LOCALVERSION=', 'kernelrelease'])).stdout.trim();
