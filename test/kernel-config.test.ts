@@ -27,6 +27,7 @@ describe('debian variant configuration', () => {
   it('merges wfgen.config and debian.config on Debian\'s configuration (no base.config)', async () => {
     const names = (await configFragments(configDir, 'debian')).map((f) => f.name);
     expect(names).toEqual(['wfgen.config', 'debian.config']);
+    expect((await configFragments(configDir, 'debian-modules')).map((f) => f.name)).toEqual(['wfgen.config', 'debian-modules.config']);
     const debugNames = (await configFragments(configDir, 'debug')).map((f) => f.name);
     expect(debugNames).toEqual(['base.config', 'wfgen.config', 'debug.config']);
   });
@@ -34,7 +35,8 @@ describe('debian variant configuration', () => {
   it('changes no option Debian ships except modules made built-in and the listed ones', async () => {
     const debian = parseConfig(await readDebianConfig());
     const changed: string[] = [];
-    for (const fragment of await configFragments(configDir, 'debian')) {
+    const fragments = [...(await configFragments(configDir, 'debian')), ...(await configFragments(configDir, 'debian-modules'))];
+    for (const fragment of fragments) {
       for (const [key, value] of parseConfig(fragment.content)) {
         const shipped = debian.get(key) ?? 'n';
         const same = shipped === value || (shipped === 'm' && value === 'y');

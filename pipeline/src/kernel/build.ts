@@ -167,7 +167,8 @@ export async function kernelInputs(opts: BuildKernelOptions): Promise<KernelInpu
   const source = await linuxSource();
   const patches = await readSeries(patchesDir);
   const fragments = await configFragments(configDir, variant);
-  const base = debian ? withoutModules(await readDebianConfig()) : undefined;
+  const debianConfig = debian ? await readDebianConfig() : undefined;
+  const base = variant === 'debian' && debianConfig !== undefined ? withoutModules(debianConfig) : debianConfig;
   const cacheKey = sha256(
     JSON.stringify({
       builderFormat,
@@ -197,7 +198,7 @@ export async function configuredTree(inputs: KernelInputs): Promise<SourceTree> 
     await mkdir(buildDir, { recursive: true });
     await writeFile(stamp, tree.id);
   }
-  log(`configuring ${variant}: ${base !== undefined ? 'Debian amd64 without modules' : 'tinyconfig'} + ${fragments.map((f) => f.name).join(' + ')}`);
+  log(`configuring ${variant}: ${base === undefined ? 'tinyconfig' : variant === 'debian' ? 'Debian amd64 without modules' : 'Debian amd64'} + ${fragments.map((f) => f.name).join(' + ')}`);
   await configure(tree, buildDir, fragments, log, base);
   return tree;
 }

@@ -5,7 +5,7 @@ import { buildKernel } from './build.ts';
 import { packageKernel } from './package.ts';
 import { kernelVariants, type KernelVariant } from './config.ts';
 
-const help = `Usage: wfbuild kernel build [--variant debug|bench|debian] [--patches DIR] [--config DIR] [--quiet]
+const help = `Usage: wfbuild kernel build [--variant debug|bench|debian|debian-modules] [--patches DIR] [--config DIR] [--quiet]
        wfbuild kernel package [same options]
 
 Builds the guest kernel: Debian's /usr/src/linux-source-6.1.tar.xz, kernel/patches/series
@@ -17,7 +17,9 @@ source version, the series and the fragments; an unchanged rebuild returns at on
 Options:
   --variant V    debug (default: DEBUG_VM, lockdep, atomic-sleep checks), bench, or
                  debian (Debian's amd64 configuration from linux-config-6.1 without
-                 modules and debug info, + wfgen.config + debian.config; long build)
+                 modules and debug info, + wfgen.config + debian.config; long build),
+                 or debian-modules (the same with Debian's modules, for 'package' on a
+                 real machine)
   --patches DIR  folder with 'series' and the patches (default kernel/patches)
   --config DIR   folder with the *.config fragments (default kernel/config)
   --quiet        no compiler output, only the result

@@ -3,12 +3,16 @@ import { basename, join } from 'node:path';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { sha256 } from './series.ts';
 
-export type KernelVariant = 'debug' | 'bench' | 'debian';
-export const kernelVariants: readonly KernelVariant[] = ['debug', 'bench', 'debian'];
+export type KernelVariant = 'debug' | 'bench' | 'debian' | 'debian-modules';
+export const kernelVariants: readonly KernelVariant[] = ['debug', 'bench', 'debian', 'debian-modules'];
 
-/** Variants merged on Debian's amd64 configuration instead of tinyconfig + base.config. */
+/**
+ * Variants merged on Debian's amd64 configuration instead of tinyconfig + base.config:
+ * 'debian' without modules (the harness's guest), 'debian-modules' with Debian's modules
+ * (a package for a real machine, whose disk and file-system drivers Debian builds as modules).
+ */
 export function isDebianBased(variant: KernelVariant): boolean {
-  return variant === 'debian';
+  return variant === 'debian' || variant === 'debian-modules';
 }
 
 /** A Kconfig fragment file and its parsed assignments. */
