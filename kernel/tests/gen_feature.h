@@ -329,6 +329,8 @@ static void check_fork_exec(struct feat *f)
 
 	MUST(wf_migrate(f->g1));
 	feat_poke(f);
+	/* Every page present before fork (a child has no userfaultfd handler). */
+	CHECK(feat_verify(f, 0x40, "5 before fork") == 0, "%s 5: area wrong in g1", f->name);
 	pid = fork();
 	if (pid == 0)
 		_exit(fork_child(f));

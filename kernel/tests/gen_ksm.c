@@ -37,7 +37,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	feat_init(&f, argc, argv);
-	MUST(feat_write_file(KSM "sleep_millisecs", "0"));
+	MUST(feat_write_file(KSM "sleep_millisecs", "1"));
 	MUST(feat_write_file(KSM "pages_to_scan", "5000"));
 	MUST(feat_write_file(KSM "run", "1"));
 	f.len = 256 * PAGE;

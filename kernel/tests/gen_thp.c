@@ -17,11 +17,15 @@
 
 static long collapses;
 
-/* Split the huge PMDs (a one-page mprotect splits the VMA), then collapse again. */
+/*
+ * Split the huge PMDs, then collapse them again.  Toggling MADV_DONTFORK on one
+ * page splits the VMA and so the huge PMD around it, and merges the VMA back,
+ * without ever taking write access away from threads that write the area.
+ */
 static void thp_poke(struct feat *f)
 {
-	MUST(mprotect(f->area + HPAGE + PAGE, PAGE, PROT_READ));
-	MUST(mprotect(f->area + HPAGE + PAGE, PAGE, PROT_READ | PROT_WRITE));
+	MUST(madvise(f->area + HPAGE + PAGE, PAGE, MADV_DONTFORK));
+	MUST(madvise(f->area + HPAGE + PAGE, PAGE, MADV_DOFORK));
 	if (madvise(f->area, f->len, MADV_COLLAPSE) == 0)
 		collapses++;
 }
@@ -61,9 +65,26 @@ static void run(const char *mode, int advise, struct feat *f)
 	printf("gen_thp (%s): %ld KiB AnonHugePages at the end, %ld collapses\n", mode, huge, collapses);
 }
 
+/* The bracketed word of "always [madvise] never", to restore it at the end. */
+static void mode_now(char *mode, size_t len)
+{
+	char buf[128] = "", *a, *b;
+	int fd = open(THP_DIR "enabled", O_RDONLY);
+
+	*mode = 0;
+	if (fd < 0)
+		return;
+	if (read(fd, buf, sizeof(buf) - 1) > 0 && (a = strchr(buf, '[')) && (b = strchr(a, ']'))) {
+		*b = 0;
+		snprintf(mode, len, "%s", a + 1);
+	}
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	struct feat f = { .name = "gen_thp", .poke = thp_poke };
+	char mode[32];
 
 	if (argc > 2 && !strcmp(argv[1], "exec-child"))
 		return feat_exec_child(f.name, argv[2]);
@@ -71,11 +92,14 @@ int main(int argc, char **argv)
 		printf("gen_thp: no %s (kernel without THP)\n", THP_DIR);
 		return 1;
 	}
+	mode_now(mode, sizeof(mode));
 	feat_write_file(THP_DIR "khugepaged/scan_sleep_millisecs", "10");
 	feat_write_file(THP_DIR "khugepaged/alloc_sleep_millisecs", "10");
 	feat_write_file(THP_DIR "defrag", "always");
 	feat_init(&f, argc, argv);
 	run("madvise", 1, &f);
 	run("always", 0, &f);
+	if (*mode)
+		feat_write_file(THP_DIR "enabled", mode);
 	return wft_done("gen_thp");
 }
