@@ -12,13 +12,17 @@
 
 static long max_sharing;
 
-/* Wait for two full ksmd scans, so every unchanged page had its chance to merge. */
+/*
+ * Wait for three full ksmd scans: the pass under way may have passed our
+ * pages before they were written, the next records their checksums, the
+ * third merges the pages whose checksum did not change.
+ */
 static void ksm_poke(struct feat *f)
 {
 	long start = feat_read_long(KSM "full_scans"), sharing;
 
 	(void)f;
-	for (int i = 0; i < 2000 && feat_read_long(KSM "full_scans") < start + 2; i++)
+	for (int i = 0; i < 2000 && feat_read_long(KSM "full_scans") < start + 3; i++)
 		usleep(5000);
 	sharing = feat_read_long(KSM "pages_sharing");
 	if (sharing > max_sharing)

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 	f.area = mmap(NULL, f.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (f.area == MAP_FAILED)
 		return 2;
-	feat_check_all(&f, 20000);
+	feat_check_all(&f, 5000);
 	updates = feat_vmstat("numa_pte_updates") - updates;
 	faults = feat_vmstat("numa_hint_faults") - faults;
 	printf("gen_numa: %ld pages moved between nodes, %ld PTEs made prot_none, %ld hinting faults\n",
