@@ -58,9 +58,9 @@ function benchLines(console: string): Record<string, unknown>[] {
 
 beforeAll(async () => {
   if (!enabled) return;
-  const started = Date.now();
+  const started = performance.now();
   kernel = await buildKernel({ variant: 'debian', onOutput: () => {} });
-  console.log(`debian kernel ${kernel.version} (${kernel.cached ? 'cached' : 'built'} in ${Math.round((Date.now() - started) / 1000)} s)`);
+  console.log(`debian kernel ${kernel.version} (${kernel.cached ? 'cached' : 'built'} in ${Math.round((performance.now() - started) / 1000)} s)`);
   const bins = await mkdtemp(join(tmpdir(), 'wfgen-debian-bin-'));
   out = await mkdtemp(join(tmpdir(), 'wfgen-debian-out-'));
   const files = await Promise.all(programs.map(async ([name]) => ({ host: await compile(name, bins), guest: `${guestDir}/${name}` })));

@@ -221,7 +221,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
     async () => {
       const raced = await readMeta(outDir);
       if (raced) return result(outDir, raced, true);
-      const started = Date.now();
+      const started = performance.now(); // monotonic: the wall clock may be set during a long build
       const tree = await configuredTree(inputs);
       log(`building bzImage (make -j${jobs})`);
       await make(tree, buildDir, ['bzImage'], jobs, log, join(buildDir, 'build.log'));
@@ -233,7 +233,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
         linuxSource: source.packageVersion,
         patches: patches.map((p) => p.name),
         fragments: fragments.map((f) => f.name),
-        buildSeconds: Math.round((Date.now() - started) / 1000),
+        buildSeconds: Math.round((performance.now() - started) / 1000),
         builtAt: new Date().toISOString(),
       };
       // Publish atomically: a reader sees a complete folder or none.
