@@ -155,6 +155,10 @@ int main(int argc, char **argv)
 	mkdir(CGROOT, 0755);
 	mount("cgroup2", CGROOT, "cgroup2", 0, NULL);
 	feat_write_file(CGROOT "/cgroup.subtree_control", "+memory");
+	if (access(CGROOT "/cgroup.controllers", F_OK)) {
+		printf("gen_memcg: no cgroup2 at %s (kernel without cgroups)\n", CGROOT);
+		return 1;
+	}
 	new_cgroup("max");
 	if (access(CGROOT "/wfgen-memcg-0/memory.max", F_OK)) {
 		printf("gen_memcg: no memory controller in %s\n", CGROOT);
