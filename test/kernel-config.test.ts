@@ -52,7 +52,7 @@ describe('debian variant configuration', () => {
 
   it('the debug variant turns the same features on, so CI runs the feature tests', async () => {
     const debug = parseConfig((await configFragments(configDir, 'debug')).map((f) => f.content).join('\n'));
-    for (const key of ['CONFIG_TRANSPARENT_HUGEPAGE', 'CONFIG_KSM', 'CONFIG_NUMA', 'CONFIG_NUMA_EMU', 'CONFIG_NUMA_BALANCING', 'CONFIG_USERFAULTFD', 'CONFIG_SWAP', 'CONFIG_ZRAM', 'CONFIG_MEMCG', 'CONFIG_AS_GENERATIONS']) {
+    for (const key of ['CONFIG_TRANSPARENT_HUGEPAGE', 'CONFIG_KSM', 'CONFIG_NUMA', 'CONFIG_NUMA_EMU', 'CONFIG_NUMA_BALANCING', 'CONFIG_USERFAULTFD', 'CONFIG_SWAP', 'CONFIG_ZRAM', 'CONFIG_MEMCG', 'CONFIG_VM_EVENT_COUNTERS', 'CONFIG_AS_GENERATIONS']) {
       expect(debug.get(key), key).toBe('y');
     }
   });

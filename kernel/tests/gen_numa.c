@@ -59,6 +59,7 @@ int main(int argc, char **argv)
 	MUST(feat_write_file("/proc/sys/kernel/numa_balancing", "1"));
 	updates = feat_vmstat("numa_pte_updates");
 	faults = feat_vmstat("numa_hint_faults");
+	CHECK(updates >= 0 && faults >= 0, "no NUMA counters in /proc/vmstat (CONFIG_VM_EVENT_COUNTERS off?)");
 	feat_init(&f, argc, argv);
 	f.len = 1024 * PAGE;
 	f.area = mmap(NULL, f.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
