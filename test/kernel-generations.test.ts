@@ -10,23 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { runInVm, type RunInVmResult } from '../pipeline/src/vm/index.ts';
+import { featureKernelArgs, suitePrograms } from './kernel-programs.ts';
 
 const testsDir = join(repoRoot, 'kernel/tests');
 const guestDir = '/wfgen';
 const stress = process.env.WFGEN_STRESS ?? '10000 64';
 
-/** Program and arguments, in run order (the benchmark is not a test). */
-const programs: [name: string, args: string][] = [
-  ['gen_errno', '4'],
-  ['gen_pinned', ''],
-  ['gen_shared', ''],
-  ['gen_mappings', ''],
-  ['gen_threads', '1000'],
-  ['gen_futex', '20000'],
-  ['gen_forkexec', ''],
-  ['gen_introspect', ''],
-  ['gen_stress', stress],
-];
+const programs = suitePrograms(stress);
 
 let out: string;
 let vm: RunInVmResult;
@@ -57,6 +47,7 @@ beforeAll(async () => {
     memMiB: 1024,
     timeoutSec: 2400,
     outDir: out,
+    kernelArgs: [...featureKernelArgs],
   });
 }, 3_600_000);
 
@@ -122,6 +113,51 @@ describe('address-space generations in the debug kernel', () => {
   it('8: stress — migrating threads and concurrent mapping changes lose no write', async () => {
     const r = await result('gen_stress');
     expect(r.text).toContain('gen_stress: PASS');
+    expect(r.rc).toBe(0);
+  });
+
+  it('THP (madvise and always) under generations: huge pages used, nine semantics hold', async () => {
+    const r = await result('gen_thp');
+    expect(r.text).toMatch(/gen_thp \(madvise\): [1-9]\d* KiB AnonHugePages/);
+    expect(r.text).toMatch(/gen_thp \(always\): [1-9]\d* KiB AnonHugePages/);
+    expect(r.text).toContain('gen_thp: PASS');
+    expect(r.rc).toBe(0);
+  });
+
+  it('KSM merges pages of a process with generations, nine semantics hold', async () => {
+    const r = await result('gen_ksm');
+    expect(r.text).toMatch(/gen_ksm: [1-9]\d* pages sharing/);
+    expect(r.text).toContain('gen_ksm: PASS');
+    expect(r.rc).toBe(0);
+  });
+
+  it('NUMA balancing (numa=fake=2) and page migration under generations', async () => {
+    const r = await result('gen_numa');
+    expect(r.text).toMatch(/gen_numa: [1-9]\d* pages moved between nodes, [1-9]\d* PTEs made prot_none, [1-9]\d* hinting faults/);
+    expect(r.text).toContain('gen_numa: PASS');
+    expect(r.rc).toBe(0);
+  });
+
+  it('swap-out (zram, memcg pressure, MADV_PAGEOUT) of private and shared pages', async () => {
+    const r = await result('gen_swap');
+    expect(r.text).toMatch(/gen_swap \(private\): [1-9]\d* KiB of the area swapped out/);
+    expect(r.text).toMatch(/gen_swap \(shared\): [1-9]\d* KiB of the area swapped out/);
+    expect(r.text).toContain('gen_swap: PASS');
+    expect(r.rc).toBe(0);
+  });
+
+  it('userfaultfd on an unpinned range: one fault per page whichever generation touches it', async () => {
+    const r = await result('gen_uffd');
+    expect(r.text).toMatch(/gen_uffd: (\d+) missing faults for \1 pages/);
+    expect(r.text).toContain('gen_uffd: PASS');
+    expect(r.rc).toBe(0);
+  });
+
+  it('a memory cgroup limit stops pinned copies (ENOMEM or the cgroup OOM killer)', async () => {
+    const r = await result('gen_memcg');
+    expect(r.text).toMatch(/gen_memcg copies at wf_create: limit 48M, status \S+ \((killed|ENOMEM)\)/);
+    expect(r.text).toMatch(/gen_memcg copies on write: limit 48M, status \S+ \((killed|ENOMEM)\)/);
+    expect(r.text).toContain('gen_memcg: PASS');
     expect(r.rc).toBe(0);
   });
 });

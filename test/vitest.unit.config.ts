@@ -18,6 +18,7 @@ export const unitSuites: readonly string[] = [
   'test/corpus-table.test.ts',
   'test/corpus-samba-prepare.test.ts',
   'test/live-latency.test.ts',
+  'test/kernel-config.test.ts',
 ];
 
 export default defineConfig({

@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
-import { checkMergedConfig, configFragments, kernelVariants, parseConfig, type ConfigFragment, type KernelVariant } from './config.ts';
+import { checkMergedConfig, configFragments, isDebianBased, kernelVariants, parseConfig, type ConfigFragment, type KernelVariant } from './config.ts';
 import { kernelBuildPrerequisites, requirePrerequisites } from './prerequisites.ts';
 import { readSeries, sha256 } from './series.ts';
 import { linuxSource } from './source.ts';
 import { withLock } from '../common/lock.ts';
 import { prepareTree, type SourceTree } from './tree.ts';
 import { exists } from '../common/fs.ts';
+import { debianConfigPrerequisite, readDebianConfig, withoutModules } from './debian-config.ts';
 
 export interface BuildKernelOptions {
   variant: KernelVariant;
@@ -92,7 +93,7 @@ async function readMeta(dir: string): Promise<KernelMeta | undefined> {
 }
 
 /** Runs make in the kernel tree, streaming lines; failure → UserError with the errors and the tail. */
-async function make(tree: SourceTree, buildDir: string, targets: string[], jobs: number, log: (line: string) => void, logFile?: string): Promise<string> {
+export async function make(tree: SourceTree, buildDir: string, targets: string[], jobs: number, log: (line: string) => void, logFile?: string): Promise<string> {
   // LOCALVERSION set (even empty) stops setlocalversion from appending "+".
   const args = ['-n', '10', 'make', '-C', tree.path, `O=${buildDir}`, `-j${jobs}`, 'LOCALVERSION=', ...targets];
   const subprocess = execa('nice', args, { all: true, reject: false, buffer: { all: false, stdout: true, stderr: false } });
@@ -115,12 +116,14 @@ async function make(tree: SourceTree, buildDir: string, targets: string[], jobs:
 }
 
 /**
- * tinyconfig, then every fragment's assignments appended in merge order (Kconfig takes the
- * last assignment of a symbol), then olddefconfig; then check nothing asked for was dropped.
+ * tinyconfig (or, given `base`, that configuration), then every fragment's assignments
+ * appended in merge order (Kconfig takes the last assignment of a symbol), then
+ * olddefconfig; then check nothing asked for was dropped.
  */
-async function configure(tree: SourceTree, buildDir: string, fragments: readonly ConfigFragment[], log: (line: string) => void): Promise<void> {
-  await make(tree, buildDir, ['tinyconfig'], 1, log);
+async function configure(tree: SourceTree, buildDir: string, fragments: readonly ConfigFragment[], log: (line: string) => void, base?: string): Promise<void> {
   const configPath = join(buildDir, '.config');
+  if (base === undefined) await make(tree, buildDir, ['tinyconfig'], 1, log);
+  else await writeFile(configPath, base);
   const overridden = new Set(fragments.flatMap((f) => [...parseConfig(f.content).keys()]));
   const tiny = (await readFile(configPath, 'utf8')).split('\n').filter((line) => {
     const key = /^(?:# )?(CONFIG_[A-Za-z0-9_]+)[= ]/.exec(line)?.[1];
@@ -132,13 +135,22 @@ async function configure(tree: SourceTree, buildDir: string, fragments: readonly
   checkMergedConfig(fragments, await readFile(configPath, 'utf8'));
 }
 
-/**
- * Builds (or reuses) the guest kernel for `variant`: Debian's linux-source-6.1 with the
- * patch series applied and the config fragments merged on tinyconfig. Outputs are cached
- * under cacheRoot/kernel/out/<key>, key = sha256 of the source version, the series and the
- * fragments; an unchanged second call only hashes those inputs.
- */
-export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild> {
+/** Everything a build of `opts` depends on, and where its output goes. */
+export interface KernelInputs {
+  variant: KernelVariant;
+  log: (line: string) => void;
+  jobs: number;
+  source: Awaited<ReturnType<typeof linuxSource>>;
+  patches: Awaited<ReturnType<typeof readSeries>>;
+  fragments: ConfigFragment[];
+  /** The configuration the fragments are merged on; undefined: tinyconfig. */
+  base: string | undefined;
+  cacheKey: string;
+  outDir: string;
+  buildDir: string;
+}
+
+export async function kernelInputs(opts: BuildKernelOptions): Promise<KernelInputs> {
   const { variant } = opts;
   if (!kernelVariants.includes(variant)) {
     throw new UserError(`unknown kernel variant '${String(variant)}' (expected ${kernelVariants.join(' or ')})`);
@@ -150,10 +162,13 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
   if (opts.buildSlot !== undefined && !/^[A-Za-z0-9_-]+$/.test(opts.buildSlot)) {
     throw new UserError(`bad build slot '${opts.buildSlot}' (letters, digits, - and _)`);
   }
-  await requirePrerequisites(kernelBuildPrerequisites);
+  const debian = isDebianBased(variant);
+  await requirePrerequisites(debian ? [...kernelBuildPrerequisites, debianConfigPrerequisite] : kernelBuildPrerequisites);
   const source = await linuxSource();
   const patches = await readSeries(patchesDir);
   const fragments = await configFragments(configDir, variant);
+  const debianConfig = debian ? await readDebianConfig() : undefined;
+  const base = variant === 'debian' && debianConfig !== undefined ? withoutModules(debianConfig) : debianConfig;
   const cacheKey = sha256(
     JSON.stringify({
       builderFormat,
@@ -161,9 +176,43 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
       variant,
       patches: patches.map((p) => [p.name, p.sha256]),
       fragments: fragments.map((f) => [f.name, f.sha256]),
+      ...(base === undefined ? {} : { base: sha256(base) }),
     }),
   ).slice(0, 24);
   const outDir = join(kernelCacheDir, 'out', `${variant}-${cacheKey}`);
+  const buildDir = join(kernelCacheDir, 'build', opts.buildSlot ?? variant);
+  return { variant, log, jobs, source, patches, fragments, base, cacheKey, outDir, buildDir };
+}
+
+/**
+ * The unpacked tree with the series applied and `inputs.buildDir` configured for it
+ * (emptied first if it was built from another unpacked tree). Call under the kernel lock.
+ */
+export async function configuredTree(inputs: KernelInputs): Promise<SourceTree> {
+  const { log, variant, fragments, base, buildDir } = inputs;
+  const tree = await prepareTree(kernelCacheDir, inputs.source, inputs.patches, log);
+  // Objects built from another unpacked tree may be newer than its (old-dated) sources.
+  const stamp = join(buildDir, '.wf-tree-id');
+  if ((await readFile(stamp, 'utf8').catch(() => '')) !== tree.id) {
+    await rm(buildDir, { recursive: true, force: true });
+    await mkdir(buildDir, { recursive: true });
+    await writeFile(stamp, tree.id);
+  }
+  log(`configuring ${variant}: ${base === undefined ? 'tinyconfig' : variant === 'debian' ? 'Debian amd64 without modules' : 'Debian amd64'} + ${fragments.map((f) => f.name).join(' + ')}`);
+  await configure(tree, buildDir, fragments, log, base);
+  return tree;
+}
+
+/**
+ * Builds (or reuses) the guest kernel for `variant`: Debian's linux-source-6.1 with the
+ * patch series applied and the config fragments merged on tinyconfig (or, for the debian
+ * variant, on Debian's configuration). Outputs are cached under cacheRoot/kernel/out/<key>,
+ * key = sha256 of the source version, the series and the fragments (and the base
+ * configuration); an unchanged second call only hashes those inputs.
+ */
+export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild> {
+  const inputs = await kernelInputs(opts);
+  const { variant, log, jobs, patches, fragments, cacheKey, outDir, buildDir, source } = inputs;
   const hit = await readMeta(outDir);
   if (hit) return result(outDir, hit, true);
 
@@ -172,18 +221,8 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
     async () => {
       const raced = await readMeta(outDir);
       if (raced) return result(outDir, raced, true);
-      const started = Date.now();
-      const tree = await prepareTree(kernelCacheDir, source, patches, log);
-      const buildDir = join(kernelCacheDir, 'build', opts.buildSlot ?? variant);
-      // Objects built from another unpacked tree may be newer than its (old-dated) sources.
-      const stamp = join(buildDir, '.wf-tree-id');
-      if ((await readFile(stamp, 'utf8').catch(() => '')) !== tree.id) {
-        await rm(buildDir, { recursive: true, force: true });
-        await mkdir(buildDir, { recursive: true });
-        await writeFile(stamp, tree.id);
-      }
-      log(`configuring ${variant}: tinyconfig + ${fragments.map((f) => f.name).join(' + ')}`);
-      await configure(tree, buildDir, fragments, log);
+      const started = performance.now(); // monotonic: the wall clock may be set during a long build
+      const tree = await configuredTree(inputs);
       log(`building bzImage (make -j${jobs})`);
       await make(tree, buildDir, ['bzImage'], jobs, log, join(buildDir, 'build.log'));
       const version = (await execa('make', ['-s', '-C', tree.path, `O=${buildDir}`, 'LOCALVERSION=', 'kernelrelease'])).stdout.trim();
@@ -194,7 +233,7 @@ export async function buildKernel(opts: BuildKernelOptions): Promise<KernelBuild
         linuxSource: source.packageVersion,
         patches: patches.map((p) => p.name),
         fragments: fragments.map((f) => f.name),
-        buildSeconds: Math.round((Date.now() - started) / 1000),
+        buildSeconds: Math.round((performance.now() - started) / 1000),
         builtAt: new Date().toISOString(),
       };
       // Publish atomically: a reader sees a complete folder or none.

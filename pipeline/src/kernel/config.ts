@@ -3,8 +3,17 @@ import { basename, join } from 'node:path';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { sha256 } from './series.ts';
 
-export type KernelVariant = 'debug' | 'bench';
-export const kernelVariants: readonly KernelVariant[] = ['debug', 'bench'];
+export type KernelVariant = 'debug' | 'bench' | 'debian' | 'debian-modules';
+export const kernelVariants: readonly KernelVariant[] = ['debug', 'bench', 'debian', 'debian-modules'];
+
+/**
+ * Variants merged on Debian's amd64 configuration instead of tinyconfig + base.config:
+ * 'debian' without modules (the harness's guest), 'debian-modules' with Debian's modules
+ * (a package for a real machine, whose disk and file-system drivers Debian builds as modules).
+ */
+export function isDebianBased(variant: KernelVariant): boolean {
+  return variant === 'debian' || variant === 'debian-modules';
+}
 
 /** A Kconfig fragment file and its parsed assignments. */
 export interface ConfigFragment {
@@ -16,7 +25,8 @@ export interface ConfigFragment {
 
 /**
  * The fragments for `variant`, in merge order: base.config, every fragment that is not a
- * variant (e.g. wfgen.config, from the kernel extension), then the variant's own.
+ * variant (e.g. wfgen.config, from the kernel extension), then the variant's own. A
+ * Debian-based variant has no base.config: Debian's configuration is its base.
  */
 export async function configFragments(configDir: string, variant: KernelVariant): Promise<ConfigFragment[]> {
   let names: string[];
@@ -28,8 +38,9 @@ export async function configFragments(configDir: string, variant: KernelVariant)
   if (!names.includes('base.config')) throw new UserError(`${configDir} has no base.config`);
   if (!names.includes(`${variant}.config`)) throw new UserError(`${configDir} has no ${variant}.config`);
   const variantNames = new Set(kernelVariants.map((v) => `${v}.config`));
+  variantNames.add('base.config');
   const ordered = [
-    'base.config',
+    ...(isDebianBased(variant) ? [] : ['base.config']),
     ...names.filter((n) => n !== 'base.config' && !variantNames.has(n)),
     `${variant}.config`,
   ];

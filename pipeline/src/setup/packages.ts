@@ -27,6 +27,10 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'patch', why: 'wfbuild applies source patches (patch -p1, with a dry run first)' },
   { name: 'debhelper', why: 'wfbuild: dh_auto_install finds the binaries a Debian package installs' },
   { name: 'dwarves', why: 'wfbuild: pahole compares struct layouts (DWARF) of original and patched objects' },
+  { name: 'linux-config-6.1', why: "Debian's amd64 kernel configuration (wfbuild kernel build --variant debian)" },
+  { name: 'rsync', why: 'wfbuild kernel package: make bindeb-pkg (build dependency of the kernel .deb)' },
+  { name: 'kmod', why: 'wfbuild kernel package: make bindeb-pkg (build dependency of the kernel .deb)' },
+  { name: 'fakeroot', why: 'wfbuild kernel package: make bindeb-pkg' },
   { name: 'libmemcached-tools', why: 'wfbuild live: memcaslap (load) and memccapable (protocol conformance) against the live-patched memcached' },
   { name: 'libseccomp-dev', why: "runtime W^X test: wfsandbox installs a systemd unit's seccomp filters (static libseccomp.a)" },
 ];

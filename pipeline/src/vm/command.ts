@@ -16,7 +16,7 @@ lo, runs PROGRAM (at its host path) with the --env variables, streams the consol
 exits with PROGRAM's exit status.
 
 Options:
-  --variant V       kernel variant: debug (default) or bench (built on first use)
+  --variant V       kernel variant: debug (default), bench or debian (built on first use)
   --cpus N          virtual CPUs (default 2)
   --mem MiB         guest memory (default 1024)
   --timeout S       kill the guest after S seconds (default 300)
@@ -24,6 +24,7 @@ Options:
   --env K=V         environment variable for PROGRAM; repeatable
   --out DIR         copy the guest's /results folder (env WFVM_RESULTS) to DIR
   --quiet           do not stream the console
+  --kernel-arg P    extra kernel command-line parameter (e.g. numa=fake=2); repeatable
 
 Exit: PROGRAM's status; 10 the kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN (even
 if PROGRAM exited 0); 11 the guest hung and was killed at the timeout; 2 bad option or
@@ -62,6 +63,7 @@ export const vmCommand: Command = {
         env: { type: 'string', multiple: true },
         out: { type: 'string' },
         quiet: { type: 'boolean' },
+        'kernel-arg': { type: 'string', multiple: true },
       },
     });
     const [sub, program, ...programArgs] = positionals;
@@ -79,6 +81,7 @@ export const vmCommand: Command = {
       outDir: values.out,
       program,
       args: programArgs,
+      kernelArgs: values['kernel-arg'],
     };
     // Validate everything (program, files, options) before a kernel build that may take minutes.
     await checkRunOptions(options);

@@ -30,6 +30,8 @@ export interface RunInVmOptions {
   args?: string[];
   /** Console output as it arrives. */
   onConsole?: (text: string) => void;
+  /** Extra kernel command-line parameters (e.g. numa=fake=2), one word each. */
+  kernelArgs?: string[];
 }
 
 export interface RunInVmResult {
@@ -51,6 +53,7 @@ export const qemuBinary = 'qemu-system-x86_64';
  */
 export const qbootRom = '/usr/share/qemu/qboot.rom';
 const envKey = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const kernelArg = /^[A-Za-z0-9_.,=:-]+$/;
 
 function checkOptions(opts: RunInVmOptions): void {
   const positiveInt = (name: string, value: number | undefined, max: number): void => {
@@ -64,6 +67,9 @@ function checkOptions(opts: RunInVmOptions): void {
   if (opts.memMiB !== undefined && opts.memMiB < 64) throw new UserError(`memMiB must be at least 64, got ${opts.memMiB}`);
   if (opts.variant !== undefined && !kernelVariants.includes(opts.variant)) {
     throw new UserError(`unknown kernel variant '${String(opts.variant)}' (expected ${kernelVariants.join(' or ')})`);
+  }
+  for (const arg of opts.kernelArgs ?? []) {
+    if (!kernelArg.test(arg)) throw new UserError(`bad kernel parameter '${arg}' (one word: letters, digits, and . , = : _ -)`);
   }
   for (const key of Object.keys(opts.env ?? {})) {
     if (!envKey.test(key)) throw new UserError(`bad environment variable name '${key}'`);
@@ -164,7 +170,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       '-initrd', initrd,
       // loglevel=5 shows KERN_WARNING (WARN_ON, lockdep) but not the boot chatter. A longer
       // RCU stall timeout: TCG vCPUs on a loaded host can lag without a kernel bug.
-      '-append', ['console=ttyS0 loglevel=5 printk.time=1 panic=-1 rdinit=/init rcupdate.rcu_cpu_stall_timeout=60', ...guestClockArgs(await hostTscKhz())].join(' '),
+      '-append', ['console=ttyS0 loglevel=5 printk.time=1 panic=-1 rdinit=/init rcupdate.rcu_cpu_stall_timeout=60', ...guestClockArgs(await hostTscKhz()), ...(opts.kernelArgs ?? [])].join(' '),
       '-chardev', 'stdio,id=console,signal=off',
       '-serial', 'chardev:console',
       '-serial', `file:${control}`,
