@@ -9,6 +9,7 @@ import { applyCommand } from '../apply/command.ts';
 import { demoCommand } from '../demo/command.ts';
 import { enableCommand } from '../enable/command.ts';
 import { liveCommand } from '../live/command.ts';
+import { packageCommand } from '../package/command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -23,4 +24,5 @@ export const commands: readonly Command[] = [
   applyCommand,
   enableCommand,
   liveCommand,
+  packageCommand,
 ];
