@@ -27,6 +27,7 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'patch', why: 'wfbuild applies source patches (patch -p1, with a dry run first)' },
   { name: 'debhelper', why: 'wfbuild: dh_auto_install finds the binaries a Debian package installs' },
   { name: 'dwarves', why: 'wfbuild: pahole compares struct layouts (DWARF) of original and patched objects' },
+  { name: 'lintian', why: 'wfbuild package: the hot-fix .deb is checked with lintian (test/package.test.ts)' },
   { name: 'libmemcached-tools', why: 'wfbuild live: memcaslap (load) and memccapable (protocol conformance) against the live-patched memcached' },
 ];
 
