@@ -10,6 +10,8 @@ import { demoCommand } from '../demo/command.ts';
 import { enableCommand } from '../enable/command.ts';
 import { liveCommand } from '../live/command.ts';
 import { packageCommand } from '../package/command.ts';
+import { statusCommand } from '../status/command.ts';
+import { revertCommand } from '../apply/revert-command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -25,4 +27,6 @@ export const commands: readonly Command[] = [
   enableCommand,
   liveCommand,
   packageCommand,
+  statusCommand,
+  revertCommand,
 ];
