@@ -63,11 +63,17 @@ export async function readLiveFix(dir: string): Promise<LiveFix> {
         `(give it with --not-live to list it as needing a restart)`,
     );
   }
+  // Binaries the package does not install (memcached-debug beside memcached) are built and
+  // patched too, but no process runs them: the installed one is the target.
   const withFile = report.bundles.filter((b) => b.file !== null);
-  if (withFile.length !== 1) {
-    throw new UserError(`${outDir}: ${report.patch.name} has ${withFile.length} bundles; a hot-fix package targets one binary (run wfbuild with bundles, one affected binary)`);
+  const installed = withFile.filter((b) => b.installedPath !== null);
+  const candidates = installed.length > 0 ? installed : withFile;
+  if (candidates.length !== 1) {
+    throw new UserError(
+      `${outDir}: ${report.patch.name} has ${candidates.length} bundles for ${installed.length > 0 ? 'installed binaries' : 'binaries'} (${candidates.map((b) => b.installedPath ?? b.binary).join(', ') || 'none'}); a hot-fix package targets one binary`,
+    );
   }
-  const bundle = withFile[0];
+  const bundle = candidates[0];
   if (!bundle.buildId) throw new UserError(`${outDir}: the bundle for ${bundle.binary} names no target build-id`);
   const path = join(outDir, bundle.file!);
   const bundleBytes = await readFile(path).catch(() => {

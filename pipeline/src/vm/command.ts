@@ -24,6 +24,9 @@ Options:
   --env K=V         environment variable for PROGRAM; repeatable
   --out DIR         copy the guest's /results folder (env WFVM_RESULTS) to DIR
   --quiet           do not stream the console
+  --userland        run PROGRAM in a Debian userland: the host's / shared read-only over
+                    virtio-9p under a tmpfs overlay (dpkg, packages and services work; nothing
+                    reaches the host); /results, /tmp, /run are the guest's
 
 Exit: PROGRAM's status; 10 the kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN (even
 if PROGRAM exited 0); 11 the guest hung and was killed at the timeout; 2 bad option or
@@ -62,6 +65,7 @@ export const vmCommand: Command = {
         env: { type: 'string', multiple: true },
         out: { type: 'string' },
         quiet: { type: 'boolean' },
+        userland: { type: 'boolean' },
       },
     });
     const [sub, program, ...programArgs] = positionals;
@@ -79,6 +83,7 @@ export const vmCommand: Command = {
       outDir: values.out,
       program,
       args: programArgs,
+      userland: values.userland === true,
     };
     // Validate everything (program, files, options) before a kernel build that may take minutes.
     await checkRunOptions(options);
