@@ -101,7 +101,8 @@ beforeAll(async () => {
     timeoutSec: 2400,
     outDir: results,
     env: {
-      HF_ENABLED: deb,
+      // memcached and its -dbgsym: the runtime resolves the stripped binary's locals through it.
+      HF_ENABLED: enabled.debs.join(' '),
       HF_CORRUPT: debs.corrupt,
       HF_DEB1: debs.deb1,
       HF_DEB2: debs.deb2,
