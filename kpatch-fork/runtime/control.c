@@ -10,6 +10,7 @@
  *   next            apply the next file of WF_PATCH_QUEUE (what SIGPATCH does)
  *   rollback        undo the newest patch
  *   status          report the applied patches
+ *   inventory       threads and their generations, when each patch came in, autoload's outcomes
  * Only the process's own user (or root) may connect. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -94,6 +95,15 @@ static void enqueue(enum wf_req_kind kind, const char *path, const char *source,
 		snprintf(r->path, sizeof(r->path), "%s", path);
 }
 
+void wf_control_enqueue_apply(const char *path, const char *source)
+{
+	enqueue(WF_REQ_APPLY, path, source, -1);
+	/* Wake the patcher's poll (its eventfd), so the queue runs without another trigger. */
+	uint64_t one = 1;
+	ssize_t w = write(wf_notify_fd(), &one, sizeof(one));
+	(void)w;
+}
+
 static void run_queue(void)
 {
 	while (!wf_transition_active() && q_len > 0) {
@@ -129,13 +139,17 @@ static void client_request(struct client *c, char *line)
 	} else if (!strcmp(line, "rollback") && !arg) {
 		c->busy = true;
 		enqueue(WF_REQ_ROLLBACK, NULL, "socket", c->fd);
+	} else if (!strcmp(line, "inventory") && !arg) {
+		c->busy = true;
+		wf_inventory_emit(c->fd);
+		client_done(c->fd);
 	} else if (!strcmp(line, "status") && !arg) {
 		c->busy = true;
 		wf_transition_status(c->fd);
 		client_done(c->fd);
 	} else {
 		wf_event_begin(&j, "rejected");
-		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status)");
+		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status | inventory)");
 		wf_event_emit_to(&j, c->fd);
 		c->busy = true;
 		client_done(c->fd);

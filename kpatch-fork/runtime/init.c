@@ -142,6 +142,7 @@ static void init_once(void)
 			wf_json_num(&j, "cyclic_s", wf_settings.cyclic);
 		wf_event_emit(&j);
 		atexit(at_exit);
+		wf_autoload();
 		wf_control_start();
 	}
 }

@@ -181,6 +181,20 @@ WF_HIDDEN enum wf_state wf_state_get(void);
 
 /* ---- control.c: the patcher thread, triggers and the control socket ---- */
 WF_HIDDEN int wf_control_start(void);
+/* Queues an apply for the patcher (before wf_control_start, or from the patcher thread). */
+WF_HIDDEN void wf_control_enqueue_apply(const char *path, const char *source);
+
+/* ---- quiescence.c: the tracked threads, for inventory.c (called under quiescence.c's lock) ---- */
+WF_HIDDEN void wf_threads_each(void (*fn)(void *arg, const char *name, pid_t tid, long gen), void *arg);
+
+/* ---- inventory.c: what `wfbuild status` asks (the `inventory` request) ---- */
+WF_HIDDEN void wf_inventory_finished(bool rollback, const char *path);
+WF_HIDDEN void wf_inventory_autoload_dir(const char *dir, const char *off);
+WF_HIDDEN void wf_inventory_autoload(const char *path, const char *outcome, const char *reason);
+WF_HIDDEN void wf_inventory_emit(int fd);
+
+/* ---- autoload.c: the installed fixes applied at wf_init ---- */
+WF_HIDDEN void wf_autoload(void);
 
 /* ---- init.c: configuration ---- */
 struct wf_settings {

@@ -426,3 +426,12 @@ void wf_threads_missing_names(char *buf, size_t cap)
 	}
 	pthread_mutex_unlock(&lock);
 }
+
+/* inventory.c: every tracked thread and its generation, under the lock (fn must not block). */
+void wf_threads_each(void (*fn)(void *arg, const char *name, pid_t tid, long gen), void *arg)
+{
+	pthread_mutex_lock(&lock);
+	for (struct wf_thread *t = threads; t; t = t->next)
+		fn(arg, t->name, t->tid, t->gen);
+	pthread_mutex_unlock(&lock);
+}

@@ -123,6 +123,7 @@ static void finish(void)
 		n_rolled_back++;
 	else
 		n_applied++;
+	wf_inventory_finished(tr.rollback, tr.path);
 	if (wf_config.patch_done)
 		wf_config.patch_done();
 	memset(&tr, 0, sizeof(tr));

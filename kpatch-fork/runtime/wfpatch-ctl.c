@@ -1,10 +1,15 @@
-/* wfpatch-ctl: the control-socket client for places without Node (the guest):
- *   wfpatch-ctl PID apply PATH | next | rollback | status
+/* wfpatch-ctl: the control-socket client for places without Node (the guest, a package's
+ * maintainer scripts):
+ *   wfpatch-ctl PID apply PATH | next | rollback | status | inventory
+ *   wfpatch-ctl PID applied     the applied patches' paths, oldest first, one per line
+ *   wfpatch-ctl pids BUILD_ID   the libwfpatch processes mapping a file with that build-id
  *   wfpatch-ctl check BUNDLE BINARY   (the loader's dry run, check.c: exit 0 loadable, 1 refused)
- * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status"),
+ * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status",
+ * "inventory"),
  * 3 when "rejected" (the process keeps running), 2 on usage or connection errors. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -15,12 +20,29 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ctl.h"
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status\n"
+	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status | inventory | applied\n"
+			"       wfpatch-ctl pids BUILD_ID\n"
 			"       wfpatch-ctl check BUNDLE BINARY\n");
 	return 2;
+}
+
+/* The "patch" values of a status line's "patches" array, one per line (JSON escapes undone). */
+static void print_patch_paths(const char *line)
+{
+	const char *p = strstr(line, "\"patches\":[");
+	const char *stop = p ? strchr(p, ']') : NULL;
+	while (p && (p = strstr(p, "\"patch\":\"")) && (!stop || p < stop)) {
+		for (p += 9; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			putchar(*p);
+		}
+		putchar('\n');
+	}
 }
 
 int main(int argc, char **argv)
@@ -38,6 +60,12 @@ int main(int argc, char **argv)
 	}
 	if (argc < 3)
 		return usage();
+	if (!strcmp(argv[1], "pids"))
+		return argc == 3 ? wf_ctl_pids(argv[2]) : usage();
+	/* applied: a status request whose answer is printed as the patches' paths. */
+	bool paths_only = argc == 3 && !strcmp(argv[2], "applied");
+	if (paths_only)
+		argv[2] = "status";
 	char *end;
 	long pid = strtol(argv[1], &end, 10);
 	if (*end || pid <= 0)
@@ -50,7 +78,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		snprintf(req, sizeof(req), "apply %s\n", abs);
-	} else if ((!strcmp(argv[2], "next") || !strcmp(argv[2], "rollback") || !strcmp(argv[2], "status")) && argc == 3) {
+	} else if ((!strcmp(argv[2], "next") || !strcmp(argv[2], "rollback") || !strcmp(argv[2], "status") ||
+		    !strcmp(argv[2], "inventory")) && argc == 3) {
 		snprintf(req, sizeof(req), "%s\n", argv[2]);
 	} else {
 		return usage();
@@ -71,13 +100,16 @@ int main(int argc, char **argv)
 	FILE *in = fdopen(fd, "r");
 	char line[65536], last[64] = "";
 	while (in && fgets(line, sizeof(line), in)) {
-		fputs(line, stdout);
+		if (paths_only)
+			print_patch_paths(line);
+		else
+			fputs(line, stdout);
 		fflush(stdout);
 		char *e = strstr(line, "\"event\":\"");
 		if (e)
 			sscanf(e + 9, "%63[^\"]", last);
 	}
-	if (!strcmp(last, "done") || !strcmp(last, "status"))
+	if (!strcmp(last, "done") || !strcmp(last, "status") || !strcmp(last, "inventory"))
 		return 0;
 	if (!strcmp(last, "rejected"))
 		return 3;

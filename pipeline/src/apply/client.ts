@@ -26,7 +26,7 @@ export class ControlError extends Error {
   }
 }
 
-const terminal = new Set(['done', 'rejected', 'status']);
+const terminal = new Set(['done', 'rejected', 'status', 'inventory']);
 
 /**
  * Sends one request line ("apply PATH", "next", "rollback", "status") to the runtime in process

@@ -5,9 +5,11 @@ import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { ControlError, controlRequest, type ControlOutcome } from './client.ts';
 import { describeEvent } from './format.ts';
+import { applyToAll } from './all.ts';
 
 const help = `Usage: wfbuild apply --pid PID [--json] [--timeout S] BUNDLE...
        wfbuild apply --pid PID --rollback | --status
+       wfbuild apply --all [--json] [--timeout S] BUNDLE...   (wfbuild revert --all: roll back)
 
 Asks the libwfpatch runtime inside process PID (its control socket @wfpatch.PID) to apply
 each BUNDLE (a patch object from create-diff-object or a wfbuild bundle), in order, and waits
@@ -16,6 +18,8 @@ barrier was passed. Prints the runtime's events as they arrive.
 
 Options:
   --pid PID      the process (same user or root)
+  --all          every libwfpatch process that has a module of the bundle's target build-id
+                 (with --rollback: every libwfpatch process)
   --rollback     undo the newest patch instead
   --status       list the applied patches
   --json         print the runtime's JSON lines unchanged
@@ -45,6 +49,7 @@ export const applyCommand: Command = {
       args,
       options: {
         pid: { type: 'string' },
+        all: { type: 'boolean' },
         rollback: { type: 'boolean' },
         status: { type: 'boolean' },
         json: { type: 'boolean' },
@@ -53,6 +58,11 @@ export const applyCommand: Command = {
       allowPositionals: true,
       strict: true,
     });
+    if (values.all) {
+      if (values.pid !== undefined) throw new UserError('give --pid PID or --all, not both');
+      if (values.status) throw new UserError('--all with --status: use wfbuild status');
+      return applyToAll(values.rollback ? null : positionals, values.json === true, values.timeout === undefined ? 120 : Number(values.timeout));
+    }
     if (values.pid === undefined || !/^[1-9][0-9]*$/.test(values.pid)) {
       throw new UserError('--pid PID is required (a process id)');
     }

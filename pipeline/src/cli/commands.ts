@@ -9,6 +9,9 @@ import { applyCommand } from '../apply/command.ts';
 import { demoCommand } from '../demo/command.ts';
 import { enableCommand } from '../enable/command.ts';
 import { liveCommand } from '../live/command.ts';
+import { packageCommand } from '../package/command.ts';
+import { statusCommand } from '../status/command.ts';
+import { revertCommand } from '../apply/revert-command.ts';
 
 /** Every sub-command, in the order `wfbuild --help` lists them. */
 export const commands: readonly Command[] = [
@@ -23,4 +26,7 @@ export const commands: readonly Command[] = [
   applyCommand,
   enableCommand,
   liveCommand,
+  packageCommand,
+  statusCommand,
+  revertCommand,
 ];

@@ -25,6 +25,9 @@ Options:
   --out DIR         copy the guest's /results folder (env WFVM_RESULTS) to DIR
   --quiet           do not stream the console
   --kernel-arg P    extra kernel command-line parameter (e.g. numa=fake=2); repeatable
+  --userland        run PROGRAM in a Debian userland: the host's / shared read-only over
+                    virtio-9p under a tmpfs overlay (dpkg, packages and services work; nothing
+                    reaches the host); /results, /tmp, /run are the guest's
 
 Exit: PROGRAM's status; 10 the kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN (even
 if PROGRAM exited 0); 11 the guest hung and was killed at the timeout; 2 bad option or
@@ -64,6 +67,7 @@ export const vmCommand: Command = {
         out: { type: 'string' },
         quiet: { type: 'boolean' },
         'kernel-arg': { type: 'string', multiple: true },
+        userland: { type: 'boolean' },
       },
     });
     const [sub, program, ...programArgs] = positionals;
@@ -82,6 +86,7 @@ export const vmCommand: Command = {
       program,
       args: programArgs,
       kernelArgs: values['kernel-arg'],
+      userland: values.userland === true,
     };
     // Validate everything (program, files, options) before a kernel build that may take minutes.
     await checkRunOptions(options);

@@ -18,6 +18,8 @@ export interface InitScriptOptions {
   program: string;
   args: readonly string[];
   env: Readonly<Record<string, string>>;
+  /** --userland: lines that prepare the overlay root, and the command that runs the program in it. */
+  userland?: { readonly setup: string; readonly command: string };
 }
 
 /**
@@ -25,9 +27,9 @@ export interface InitScriptOptions {
  * and the results folder over ttyS1, then reboot -f (QEMU runs with -no-reboot, so the VM
  * ends). Everything user-supplied is single-quoted.
  */
-export function initScript({ program, args, env }: InitScriptOptions): string {
+export function initScript({ program, args, env, userland }: InitScriptOptions): string {
   const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
-  const command = [program, ...args].map(shellQuote).join(' ');
+  const command = userland?.command ?? [program, ...args].map(shellQuote).join(' ');
   return `#!/bin/busybox sh
 /bin/busybox --install -s
 export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
@@ -42,6 +44,8 @@ mount -t tmpfs tmpfs /tmp
 [ -d /.wfvm-tmp ] && cp -a /.wfvm-tmp/. /tmp/
 ip link set lo up
 hostname wfguest
+mkdir -p ${guestResultsDir}
+${userland?.setup ?? ''}
 ctl=/dev/ttyS1
 stty -F $ctl raw -echo 2>/dev/null
 echo ${controlMarkers.ready} > $ctl

@@ -10,6 +10,7 @@ import { buildInitramfs, busyboxPath, guestPathFor, type GuestFile } from './ini
 import { initScript } from './init-script.ts';
 import { consoleTail, detectKernelFailure, parseControl } from './console.ts';
 import { guestClockArgs, hostTscKhz } from './clock.ts';
+import { userlandCommand, userlandQemuArgs, userlandSetup } from './userland.ts';
 
 export interface RunInVmOptions {
   /** Kernel variant (built or reused through buildKernel); default 'debug'. */
@@ -32,6 +33,8 @@ export interface RunInVmOptions {
   onConsole?: (text: string) => void;
   /** Extra kernel command-line parameters (e.g. numa=fake=2), one word each. */
   kernelArgs?: string[];
+  /** Run the program in a Debian userland: the host's / over virtio-9p under a tmpfs overlay (userland.ts). */
+  userland?: boolean;
 }
 
 export interface RunInVmResult {
@@ -157,7 +160,8 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   const work = await mkdtemp(join(tmpdir(), 'wfvm-'));
   try {
     const initrd = join(work, 'initramfs.cpio');
-    await buildInitramfs(initrd, initScript({ program, args: opts.args ?? [], env: opts.env ?? {} }), files);
+    const userland = opts.userland ? { setup: userlandSetup(Math.max(128, Math.floor((opts.memMiB ?? 1024) / 2))), command: userlandCommand(program, opts.args ?? []) } : undefined;
+    await buildInitramfs(initrd, initScript({ program, args: opts.args ?? [], env: opts.env ?? {}, userland }), files);
     const control = join(work, 'control.log');
     const cpus = opts.cpus ?? 2;
     const qemuArgs = [
@@ -174,6 +178,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       '-chardev', 'stdio,id=console,signal=off',
       '-serial', 'chardev:console',
       '-serial', `file:${control}`,
+      ...(opts.userland ? userlandQemuArgs() : []),
     ];
     let consoleText = '';
     const qemu = execa(qemuBinary, qemuArgs, { stdin: 'ignore', reject: false, buffer: false, stderr: 'pipe', encoding: 'utf8' });

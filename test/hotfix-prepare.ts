@@ -1,0 +1,196 @@
+/**
+ * Shared by test/hotfix.test.ts (guest, local mode) and test/hotfix-host.test.ts (host
+ * namespace, global mode): the enabled memcached (`wfbuild enable`), the two fixes of
+ * fixtures/hotfix/memcached built by wfbuild against that enabled build, the hot-fix .debs
+ * (.1, .2, and .1 with a corrupt fix) from `wfbuild package`, memload and wfpatch-ctl; and the
+ * checks of what fixtures/hotfix/guest.sh leaves in its results folder.
+ */
+import { expect, it } from 'vitest';
+import { mkdir, mkdtemp, readFile, readdir, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { enablePackage } from '../pipeline/src/enable/index.ts';
+import { libwfpatchBuildEnv, snapshotLibwfpatch } from '../pipeline/src/enable/libwfpatch.ts';
+import { debianBinaryBuild } from '../pipeline/src/enable/package-build.ts';
+import { copyTree } from '../pipeline/src/common/fs.ts';
+import { cacheRoot, repoRoot } from '../pipeline/src/paths.ts';
+import { shellQuote } from '../pipeline/src/vm/init-script.ts';
+import type { Report } from '../pipeline/src/report/types.ts';
+
+export const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
+export const fixtures = join(repoRoot, 'test/fixtures/hotfix');
+export const fixes = ['0001-verbosity-level-out-of-range.patch', '0002-slabs-memlimit-below-malloced-CVE-2099-0012.patch'];
+
+export interface Prepared {
+  /** Under /var/tmp, not /tmp: a guest sees the host's files through 9p, but has its own /tmp. */
+  readonly scratch: string;
+  readonly enabledDebs: readonly string[];
+  readonly enabledVersion: string;
+  readonly debBuildId: string;
+  readonly outs: readonly string[];
+  readonly deb1: string;
+  readonly deb2: string;
+  readonly corrupt: string;
+  readonly memload: string;
+  readonly ctl: string;
+}
+
+async function buildIdOf(file: string): Promise<string> {
+  const out = (await execa('readelf', ['-n', '--wide', file])).stdout;
+  return /Build ID:\s*([0-9a-f]+)/.exec(out)![1];
+}
+
+export async function prepareHotfix(say: (line: string) => void): Promise<Prepared> {
+  await mkdir('/var/tmp', { recursive: true });
+  const scratch = await mkdtemp('/var/tmp/wfpatch-hotfix-');
+  const enabled = await enablePackage({ package: 'memcached=1.6.18-1+deb12u1', onOutput: say });
+  const deb = enabled.debs.find((d) => /\/memcached_[^/]*\.deb$/.test(d))!;
+  await execa('dpkg-deb', ['-x', deb, join(scratch, 'enabled')]);
+  const debBuildId = await buildIdOf(join(scratch, 'enabled/usr/bin/memcached'));
+
+  // The fixes are built against the enabled build: its tree (with the enablement patch and the
+  // +wfpatch1 changelog entry) cleaned, built the way wfbuild enable builds it.
+  const tree = join(scratch, 'tree');
+  await copyTree(enabled.tree, tree);
+  await execa('debian/rules', ['clean'], { cwd: tree });
+  const lib = await snapshotLibwfpatch(join(cacheRoot, 'enable'));
+  const env = { ...debianBinaryBuild.env, ...libwfpatchBuildEnv(lib) };
+  const buildCmd = `${Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} debian/rules build`;
+  const outs: string[] = [];
+  for (const fix of fixes) {
+    const out = join(scratch, fix.replace(/\.patch$/, ''));
+    say(`wfbuild ${fix} (the enabled build; minutes the first time)`);
+    const r = await execa('node', [wfbuild, join(fixtures, 'memcached', fix), '--source', tree, '--build-cmd', buildCmd, '--out', out], { reject: false, all: true });
+    expect(r.exitCode, r.all).toBe(0);
+    outs.push(out);
+  }
+  // No --depends: the reports name the enabled package and version (the tree's changelog).
+  const pkg = async (name: string, outputs: string[]): Promise<string> => {
+    const r = await execa('node', [wfbuild, 'package', ...outputs, '--out', join(scratch, name)], { reject: false, all: true });
+    expect(r.exitCode, r.all).toBe(0);
+    return join(scratch, name, (await readdir(join(scratch, name)))[0]);
+  };
+  const deb1 = await pkg('debs1', outs.slice(0, 1));
+  const deb2 = await pkg('debs2', outs);
+  // The same .1 with its fix cut short: a corrupt .wfp inside a well-formed package.
+  const unpacked = join(scratch, 'corrupt-tree');
+  await execa('dpkg-deb', ['-R', deb1, unpacked]);
+  const wfpDir = join(unpacked, 'usr/lib/wfpatch', debBuildId);
+  const wfp = join(wfpDir, (await readdir(wfpDir)).find((n) => n.endsWith('.wfp'))!);
+  await truncate(wfp, Math.floor((await stat(wfp)).size / 3));
+  await mkdir(join(scratch, 'corrupt'));
+  const corrupt = join(scratch, 'corrupt', 'memcached-livepatch-corrupt.deb');
+  await execa('dpkg-deb', ['--root-owner-group', '--build', unpacked, corrupt]);
+
+  const memload = join(scratch, 'memload');
+  await execa('gcc', ['-O2', '-Wall', '-o', memload, join(repoRoot, 'pipeline/src/live/memload.c')]);
+  await execa('make', ['-s', '-C', join(repoRoot, 'kpatch-fork/runtime'), 'build/wfpatch-ctl']);
+  return {
+    scratch,
+    // memcached and its -dbgsym: the runtime resolves the stripped binary's locals through it.
+    enabledDebs: enabled.debs,
+    enabledVersion: enabled.version,
+    debBuildId,
+    outs,
+    deb1,
+    deb2,
+    corrupt,
+    memload,
+    ctl: join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl'),
+  };
+}
+
+/** guest.sh's environment. */
+export function guestEnv(p: Prepared, global: boolean): Record<string, string> {
+  return {
+    HF_ENABLED: p.enabledDebs.join(' '),
+    HF_CORRUPT: p.corrupt,
+    HF_DEB1: p.deb1,
+    HF_DEB2: p.deb2,
+    HF_MEMLOAD: p.memload,
+    HF_WFBUILD: wfbuild,
+    HF_CTL: p.ctl,
+    ...(global ? { HF_GLOBAL: '1' } : {}),
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  };
+}
+
+/** The checks of guest.sh's results, in either mode. */
+export function hotfixChecks(get: () => { prepared: Prepared; results: string; mode: 'local' | 'global' }): void {
+  const readResult = (name: string): Promise<string> => readFile(join(get().results, name), 'utf8').catch(() => '');
+  const lastEvent = async (name: string): Promise<Record<string, unknown>> =>
+    ((await readResult(name)).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)).at(-1) ?? {};
+
+  it('the fixes target the build in the enabled .deb; the package Depends on exactly it; lintian finds no error', async () => {
+    const { prepared: p } = get();
+    for (const out of p.outs) {
+      const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
+      expect(report.outcome).toBe('kpatchable');
+      expect(report.bundles.find((b) => b.installedPath === '/usr/bin/memcached')?.buildId).toBe(p.debBuildId);
+    }
+    expect((await execa('dpkg-deb', ['-f', p.deb2, 'Depends'])).stdout).toMatch(new RegExp(`^memcached \\(= ${p.enabledVersion.replace(/[+.]/g, '\\$&')}\\), libc6`));
+    expect((await execa('dpkg-deb', ['-f', p.deb2, 'Version'])).stdout).toBe(`${p.enabledVersion}.2`);
+    const lintian = await execa('lintian', [p.deb2], { reject: false, all: true });
+    expect(lintian.all.split('\n').filter((l) => l.startsWith('E: ')), lintian.all).toEqual([]);
+  });
+
+  it('dpkg installed the enabled memcached; before any fix, verbosity 99 is clamped (OK)', async () => {
+    expect(await readResult('dpkg-enabled.rc')).toBe('0\n');
+    expect(await readResult('verbosity-before.txt')).toBe('OK\n');
+  });
+
+  it('a corrupt fix: the package installs, the runtime refuses the file, postinst reports it, memcached serves on', async () => {
+    expect(await readResult('dpkg-corrupt.rc')).toBe('0\n');
+    expect(await readResult('dpkg-corrupt.txt')).toMatch(/memcached-livepatch: pid \d+: 0001-verbosity-level-out-of-range\.wfp NOT applied: .*(truncated|beyond)/);
+    expect(await readResult('outcome-corrupt.txt')).toMatch(/^\d+ 0001-verbosity-level-out-of-range\.wfp rejected /m);
+    expect((await lastEvent('inventory-corrupt.json')).applied).toEqual([]);
+  });
+
+  it('.1 patches the running memcached (every tracked thread in the new generation in local mode)', async () => {
+    const { mode } = get();
+    expect(await readResult('dpkg-deb1.rc')).toBe('0\n');
+    expect(await readResult('dpkg-deb1.txt')).toMatch(/pid \d+: 0001-verbosity-level-out-of-range\.wfp applied/);
+    expect(await readResult('verbosity-deb1.txt')).toBe('CLIENT_ERROR verbosity level out of range\n');
+    const s = (JSON.parse(await readResult('status-deb1.txt')) as { applied: { name: string; mode: string }[]; currentGen: number | null; behind: unknown[]; threads: { tracked: boolean; gen: number | null }[] }[])[0];
+    expect(s.applied.map((a) => [a.name, a.mode])).toEqual([['0001-verbosity-level-out-of-range', mode]]);
+    const tracked = s.threads.filter((t) => t.tracked);
+    expect(tracked.length).toBeGreaterThanOrEqual(5); // the listener and 4 workers at least
+    expect(s.behind).toEqual([]);
+    if (mode === 'local') {
+      expect(s.currentGen).toBeGreaterThan(0);
+      for (const t of tracked) expect(t.gen).toBe(s.currentGen);
+    }
+  });
+
+  it('the upgrade to .2 applies only the new fix', async () => {
+    expect(await readResult('dpkg-deb2.rc')).toBe('0\n');
+    const out = await readResult('dpkg-deb2.txt');
+    expect(out).toMatch(/0001-verbosity-level-out-of-range\.wfp already applied/);
+    expect(out).toMatch(/0002-slabs-memlimit-below-malloced-CVE-2099-0012\.wfp applied/);
+    const patches = ((await lastEvent('status-deb2.json')).patches as { patch: string }[]).map((p) => p.patch.split('/').at(-1));
+    expect(patches).toEqual(['0001-verbosity-level-out-of-range.wfp', '0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp']);
+  });
+
+  it('after a restart the installed fixes load at wf_init; dpkg -r rolls them back, newest first', async () => {
+    const restart = await lastEvent('inventory-restart.json');
+    expect((restart.autoload as { files: { outcome: string }[] }).files.map((f) => f.outcome)).toEqual(['applied', 'applied']);
+    expect(((await lastEvent('status-restart.json')).patches as unknown[]).length).toBe(2);
+    expect(await readResult('verbosity-restart.txt')).toBe('CLIENT_ERROR verbosity level out of range\n');
+    expect(await readResult('dpkg-remove.rc')).toBe('0\n');
+    const removed = await readResult('dpkg-remove.txt');
+    const second = removed.indexOf('0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp rolled back');
+    expect(second).toBeGreaterThan(-1);
+    expect(second).toBeLessThan(removed.indexOf('0001-verbosity-level-out-of-range.wfp rolled back'));
+    expect((await lastEvent('status-removed.json')).patches).toEqual([]);
+    expect(await readResult('verbosity-removed.txt')).toBe('OK\n');
+  });
+
+  it('memcached served every request of both load runs', async () => {
+    for (const run of ['first', 'second']) {
+      const summary = JSON.parse(await readResult(`load-${run}.json`)) as { requests: number; failed: number; droppedConnections: number };
+      expect(summary.requests).toBeGreaterThan(100);
+      expect(summary.failed).toBe(0);
+      expect(summary.droppedConnections).toBe(0);
+    }
+  });
+}
