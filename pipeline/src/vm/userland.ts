@@ -28,7 +28,10 @@ export function userlandSetup(tmpfsMiB: number): string {
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose ${hostRootTag} /lower || { echo "wfvm: cannot mount the host root over 9p"; reboot -f; }
 mount -t tmpfs -o size=${tmpfsMiB}m,mode=0755 tmpfs /rw
 mkdir -p /rw/upper /rw/work
-mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || { echo "wfvm: cannot mount the overlay root"; reboot -f; }
+# redirect_dir: dpkg renames directories that exist in the lower layer (EXDEV without it); it
+# needs trusted xattrs on the upper (CONFIG_TMPFS_XATTR), so a kernel without falls back.
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work,redirect_dir=on /newroot 2>/dev/null ||
+  mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot || { echo "wfvm: cannot mount the overlay root"; reboot -f; }
 for d in proc sys dev dev/pts dev/shm tmp; do mkdir -p /newroot/$d; mount --bind /$d /newroot/$d; done
 mkdir -p /newroot/run /newroot${'/results'}
 mount -t tmpfs -o mode=0755 tmpfs /newroot/run
