@@ -10,6 +10,7 @@
  *   next            apply the next file of WF_PATCH_QUEUE (what SIGPATCH does)
  *   rollback        undo the newest patch
  *   status          report the applied patches
+ *   fork            time one fork() of this process (forkprobe.c)
  * Only the process's own user (or root) may connect. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -133,9 +134,13 @@ static void client_request(struct client *c, char *line)
 		c->busy = true;
 		wf_transition_status(c->fd);
 		client_done(c->fd);
+	} else if (!strcmp(line, "fork") && !arg) {
+		c->busy = true;
+		wf_fork_probe(c->fd);
+		client_done(c->fd);
 	} else {
 		wf_event_begin(&j, "rejected");
-		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status)");
+		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status | fork)");
 		wf_event_emit_to(&j, c->fd);
 		c->busy = true;
 		client_done(c->fd);

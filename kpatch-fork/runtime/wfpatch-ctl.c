@@ -1,6 +1,6 @@
 /* wfpatch-ctl: the control-socket client for places without Node (the guest):
- *   wfpatch-ctl PID apply PATH | next | rollback | status
- * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status"),
+ *   wfpatch-ctl PID apply PATH | next | rollback | status | fork
+ * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status", "fork"),
  * 3 when "rejected" (the process keeps running), 2 on usage or connection errors. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status\n");
+	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status | fork\n");
 	return 2;
 }
 
@@ -35,7 +35,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		snprintf(req, sizeof(req), "apply %s\n", abs);
-	} else if ((!strcmp(argv[2], "next") || !strcmp(argv[2], "rollback") || !strcmp(argv[2], "status")) && argc == 3) {
+	} else if ((!strcmp(argv[2], "next") || !strcmp(argv[2], "rollback") || !strcmp(argv[2], "status") ||
+		    !strcmp(argv[2], "fork")) && argc == 3) {
 		snprintf(req, sizeof(req), "%s\n", argv[2]);
 	} else {
 		return usage();
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
 		if (e)
 			sscanf(e + 9, "%63[^\"]", last);
 	}
-	if (!strcmp(last, "done") || !strcmp(last, "status"))
+	if (!strcmp(last, "done") || !strcmp(last, "status") || !strcmp(last, "fork"))
 		return 0;
 	if (!strcmp(last, "rejected"))
 		return 3;

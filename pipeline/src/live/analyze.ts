@@ -12,6 +12,8 @@ import { gunzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists } from '../common/fs.ts';
+import { phaseMedians, transitionPhases, type PhaseMedians } from './breakdown.ts';
+import { forkFigures, memoryTrend, type ForkFigures, type MemoryTrend } from './resources.ts';
 import { patchWindows, percentiles, splitByWindows, type PatchMoment, type Percentiles, type RequestSample } from './latency.ts';
 
 export type LiveMode = 'local' | 'global';
@@ -179,6 +181,8 @@ export interface CycleRecord {
   readonly capableExit: number | null;
   readonly memFreeBeforeKiB: number | null;
   readonly memFreeAfterKiB: number | null;
+  /** The server's RSS right after the step (older runs: absent). */
+  readonly rssAfterKiB?: number | null;
   /** A memccapable run's span, /proc/uptime centiseconds (= CLOCK_MONOTONIC: the guest never suspends). */
   readonly startCs?: number;
   readonly endCs?: number;
@@ -211,6 +215,12 @@ export interface ModeReport {
   readonly memory: { readonly before: MemFigures | null; readonly after: MemFigures | null };
   readonly load: { readonly client: 'memload'; readonly final: boolean; readonly truncated: boolean; readonly connections: number; readonly memcaslap: MemcaslapFigures | null };
   readonly clock: { readonly clocksource: string; readonly resolutionNs: number };
+  /** Where the switch time goes: median phase moments (ms after the trigger) per action (breakdown.ts). */
+  readonly switchBreakdownMs: { readonly apply: PhaseMedians; readonly rollback: PhaseMedians };
+  /** fork() of the server timed inside it, before and after the cycles (resources.ts). */
+  readonly forkUs: ForkFigures;
+  /** RSS and MemFree after every rollback: the trend over the second half of the run. */
+  readonly memoryTrend: MemoryTrend;
   /** For the plot: (seconds since the load started, latency µs) and patch moments (seconds). */
   readonly series: { readonly points: Array<[number, number]>; readonly patches: Array<{ t: number; action: string; switchMs: number | null }> };
 }
@@ -357,6 +367,13 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
     memory: { before: await readJson<MemFigures>(join(dir, 'mem-before.json')), after: await readJson<MemFigures>(join(dir, 'mem-after.json')) },
     load: { client: 'memload', final: summary.final, truncated: samples.truncated, connections: summary.connections, memcaslap: slap === null ? null : parseMemcaslap(slap) },
     clock: { clocksource: summary.clocksource, resolutionNs: summary.resolutionNs },
+    switchBreakdownMs: phaseMedians(transitionPhases(log)),
+    forkUs: forkFigures(await readFile(join(dir, 'forks.jsonl'), 'utf8').catch(() => '')),
+    memoryTrend: memoryTrend(
+      cycles
+        .filter((c) => c.step === 'rollback' && typeof c.rssAfterKiB === 'number' && c.memFreeAfterKiB !== null)
+        .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB! })),
+    ),
     series: {
       points,
       patches: finished.map((t) => ({ t: (realToMono(t.triggerRealUs) - base) / 1e6, action: t.action, switchMs: t.switchMs })),

@@ -10,6 +10,7 @@
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL (seconds, may be fractional), LIVE_CONNS,
 # LIVE_BUNDLE (guest path or empty), LIVE_MEMCACHED, LIVE_MEMLOAD, LIVE_CTL, LIVE_THREADS, LIVE_THINK_US,
+# LIVE_CAPABLE_EVERY (memccapable after the steps of every K-th cycle and of the last; default 1),
 # LIVE_FAULT (test hooks: `kill-client@N` kills the load clients before cycle N, `term-server@N`
 # sends SIGTERM to memcached right after cycle N's apply was triggered).
 set -u
@@ -41,7 +42,7 @@ step() {
   timeout 60 "$LIVE_CTL" "$MC" $req >> "$D/ctl.log" 2>&1
   ctl=$?
   after=$(memfree)
-  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
 }
 
 # memccapable after step $2 of cycle $1, run just before the next step (so it never overlaps a
@@ -57,6 +58,18 @@ conformance() {
   echo "{\"cycle\":$cycle,\"step\":\"conformance\",\"after\":\"$what\",\"request\":null,\"ctlExit\":null,\"capableExit\":$cap,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$t0,\"startCs\":$t0,\"endCs\":$t1}" >> "$D/cycles.jsonl"
 }
 
+# One fork() of the running server, timed inside it (the runtime's `fork` request), $2 times;
+# one JSON line each into forks.jsonl, labelled $1 (before / after the cycles).
+fork_probe() {
+  i=0
+  while [ $i -lt "$2" ]; do
+    line=$(timeout 30 "$LIVE_CTL" "$MC" fork 2>>"$D/ctl.log" | grep '"event":"fork"')
+    [ -n "$line" ] && echo "{\"when\":\"$1\",\"probe\":$line}" >> "$D/forks.jsonl"
+    i=$((i + 1))
+  done
+}
+
+CAPABLE_EVERY=${LIVE_CAPABLE_EVERY:-1}
 FAULT_KILL= FAULT_TERM=
 case "${LIVE_FAULT:-}" in
   kill-client@*) FAULT_KILL=${LIVE_FAULT#kill-client@} ;;
@@ -100,6 +113,7 @@ for mode in $LIVE_MODES; do
   start=$(now_cs)
   sleep_until $((start + 100))
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-before.json"
+  fork_probe before 5
 
   next=$((start + 100))
   c=1
@@ -109,19 +123,20 @@ for mode in $LIVE_MODES; do
       ( sleep 0.05; say "fault: SIGTERM to memcached during cycle $c's apply"; kill -TERM $MC ) &
     fi
     # The step, its quiet interval (the patch window lies in it), then memccapable.
+    check=
+    if [ $((c % CAPABLE_EVERY)) = 0 ] || [ "$c" = "$LIVE_CYCLES" ]; then check=1; fi
     step $c apply
     next=$((next + interval_cs)); sleep_until $next
-    conformance $c apply
-    next=$(now_cs)
+    [ -n "$check" ] && { conformance $c apply; next=$(now_cs); }
     step $c rollback
     next=$((next + interval_cs)); sleep_until $next
-    conformance $c rollback
-    next=$(now_cs)
+    [ -n "$check" ] && { conformance $c rollback; next=$(now_cs); }
     alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
     c=$((c + 1))
   done
   sleep 1
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-after.json"
+  alive $MC && fork_probe after 5
 
   say "mode $mode: stopping the load clients"
   kill -INT $SLAP 2>/dev/null

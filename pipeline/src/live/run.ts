@@ -48,6 +48,8 @@ export interface LiveOptions {
   readonly thinkUs?: number;
   /** memcached worker threads (-t). */
   readonly threads?: number;
+  /** memccapable after the steps of every K-th cycle (and of the last one); default 1 (every cycle). */
+  readonly capableEvery?: number;
   /** A fault for the guest script to inject: `kill-client@N` or `term-server@N`. */
   readonly fault?: string;
   readonly bzImage?: string;
@@ -127,8 +129,9 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     const bundle = bundleFile;
     const connections = opts.connections ?? 16;
     const stepS = opts.cycles * 2 * opts.intervalS;
-    // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's time), drain; then the results over serial.
-    const timeoutSec = Math.ceil(240 + opts.modes.length * (90 + stepS * 3));
+    const capableRuns = 2 * Math.ceil(opts.cycles / (opts.capableEvery ?? 1));
+    // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's 5–30 s), forks, drain; then the results over serial.
+    const timeoutSec = Math.ceil(240 + opts.modes.length * (120 + stepS * 2 + capableRuns * 40));
     const guestResults = join(work, 'results');
     say(`booting ${opts.bzImage ? opts.bzImage : 'the bench kernel'} (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
     let pending = '';
@@ -152,6 +155,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
         LIVE_MEMLOAD: memload,
         LIVE_CTL: ctl,
         LIVE_FAULT: opts.fault ?? '',
+        LIVE_CAPABLE_EVERY: String(opts.capableEvery ?? 1),
       },
       outDir: guestResults,
       onConsole: (text) => {
@@ -181,7 +185,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       intervalS: opts.intervalS,
       kernel: { variant: 'bench', cpus: 2 },
       clock,
-      load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after every step`,
+      load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after ${(opts.capableEvery ?? 1) === 1 ? 'every step' : `both steps of every ${opts.capableEvery}th cycle and of the last`}`,
       modes,
       guest: { exitCode: vm.exitCode, timedOut: vm.timedOut, kernelFailure: vm.kernelFailure },
     };
