@@ -183,6 +183,8 @@ export interface CycleRecord {
   readonly memFreeAfterKiB: number | null;
   /** The server's RSS right after the step (older runs: absent). */
   readonly rssAfterKiB?: number | null;
+  /** memcached's slab memory after the step (`stats slabs` total_malloced), KiB. */
+  readonly cacheKiB?: number | null;
   /** A memccapable run's span, /proc/uptime centiseconds (= CLOCK_MONOTONIC: the guest never suspends). */
   readonly startCs?: number;
   readonly endCs?: number;
@@ -372,7 +374,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
     memoryTrend: memoryTrend(
       cycles
         .filter((c) => c.step === 'rollback' && typeof c.rssAfterKiB === 'number' && c.memFreeAfterKiB !== null)
-        .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB! })),
+        .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB!, cacheKiB: typeof c.cacheKiB === 'number' ? c.cacheKiB : null })),
     ),
     series: {
       points,

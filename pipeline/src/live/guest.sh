@@ -27,6 +27,12 @@ sleep_until() {
   return 0
 }
 alive() { kill -0 "$1" 2>/dev/null; }
+# memcached's own count of the memory it allocated for items (slab pages), KiB: RSS minus this
+# is what the server holds besides its cache.
+cache_kib() {
+  printf 'stats slabs\r\nquit\r\n' | timeout 5 nc 127.0.0.1 "$PORT" 2>/dev/null |
+    awk '/^STAT total_malloced / { v = int($3 / 1024) } END { print (v == "" ? "null" : v) }'
+}
 
 # One transition; appends a JSON line to cycles.jsonl. $1 cycle, $2 step (apply|rollback).
 step() {
@@ -42,7 +48,7 @@ step() {
   timeout 60 "$LIVE_CTL" "$MC" $req >> "$D/ctl.log" 2>&1
   ctl=$?
   after=$(memfree)
-  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"cacheKiB\":$(cache_kib),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
 }
 
 # memccapable after step $2 of cycle $1, run just before the next step (so it never overlaps a
@@ -113,7 +119,7 @@ for mode in $LIVE_MODES; do
   start=$(now_cs)
   sleep_until $((start + 100))
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-before.json"
-  fork_probe before 5
+  fork_probe before 15
 
   next=$((start + 100))
   c=1
@@ -136,7 +142,7 @@ for mode in $LIVE_MODES; do
   done
   sleep 1
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-after.json"
-  alive $MC && fork_probe after 5
+  alive $MC && fork_probe after 15
 
   say "mode $mode: stopping the load clients"
   kill -INT $SLAP 2>/dev/null

@@ -9,6 +9,8 @@ export interface MemoryPoint {
   readonly cycle: number;
   readonly rssKiB: number;
   readonly memFreeKiB: number;
+  /** memcached's slab memory (`stats slabs` total_malloced), when it answered. */
+  readonly cacheKiB: number | null;
 }
 
 export interface MemoryTrend {
@@ -16,6 +18,8 @@ export interface MemoryTrend {
   /** Least-squares slope over the second half of the cycles (the first half fills the cache). */
   readonly rssKiBPerCycle: number | null;
   readonly memFreeKiBPerCycle: number | null;
+  /** RSS minus the server's cache (slab pages): what it holds besides the items it was given. */
+  readonly rssBesidesCacheKiBPerCycle: number | null;
   /** RSS at the middle and at the end of the run (the second half's first and last points). */
   readonly rssMidKiB: number | null;
   readonly rssEndKiB: number | null;
@@ -46,6 +50,7 @@ export function memoryTrend(points: readonly MemoryPoint[]): MemoryTrend {
     points: points.length,
     rssKiBPerCycle: slope(xs, half.map((p) => p.rssKiB)),
     memFreeKiBPerCycle: slope(xs, half.map((p) => p.memFreeKiB)),
+    rssBesidesCacheKiBPerCycle: half.every((p) => p.cacheKiB !== null) ? slope(xs, half.map((p) => p.rssKiB - p.cacheKiB!)) : null,
     rssMidKiB: half[0]?.rssKiB ?? null,
     rssEndKiB: half.at(-1)?.rssKiB ?? null,
     memFreeMidKiB: half[0]?.memFreeKiB ?? null,

@@ -23,7 +23,7 @@ export type LiveServer = (typeof liveServers)[number];
 
 /** The Debian version each server is enabled at (Debian 12's current one). */
 const serverPackages: Record<LiveServer, string | null> = {
-  memcached: 'memcached=1.6.18-1+deb12u1',
+  memcached: 'memcached=1.6.18-1',
   slapd: null, // not enabled yet: corpus/apps has no slapd enablement
 };
 
@@ -109,15 +109,24 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     throw new UserError(`libwfpatch / wfpatch-ctl did not build: ${error.message}`, ExitCode.buildFailed);
   });
   const pkg = serverPackages[opts.server]!;
-  say(`enabled build of ${pkg} (wfbuild enable; cached after the first time)`);
-  const enabled = await enablePackage({ package: pkg, onOutput: (l) => say(`enable: ${l}`) });
-  let server = opts.binary ? resolve(opts.binary) : join(enabled.tree, 'memcached');
+  let server: string;
+  let serverFiles: Array<{ host: string; guest?: string }>;
+  let packageLabel: string;
   let bundleFile = opts.bundle ? resolve(opts.bundle) : undefined;
   if (opts.debianPatch) {
+    // The server is the enabled build without that patch, as its .deb installs it; the bundle targets it.
     const built = await bundleFromSeries(pkg, opts.debianPatch, { onOutput: say });
-    say(`bundle ${built.bundle} for ${built.binary} (build-id ${built.buildId})`);
+    say(`bundle ${built.bundle} for ${built.installedPath} of ${built.version} (build-id ${built.buildId})`);
     bundleFile = built.bundle;
-    server = built.binary;
+    server = built.installedPath;
+    serverFiles = [{ host: built.binary, guest: built.installedPath }, ...(built.debugFile && built.debugPath ? [{ host: built.debugFile, guest: built.debugPath }] : [])];
+    packageLabel = `${opts.server} ${built.version}`;
+  } else {
+    say(`enabled build of ${pkg} (wfbuild enable; cached after the first time)`);
+    const enabled = await enablePackage({ package: pkg, onOutput: (l) => say(`enable: ${l}`) });
+    server = opts.binary ? resolve(opts.binary) : join(enabled.tree, 'memcached');
+    serverFiles = [{ host: server }];
+    packageLabel = `${enabled.package} ${enabled.version}`;
   }
 
   const work = await mkdtemp(join(tmpdir(), 'wflive-'));
@@ -142,7 +151,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       memMiB: 1024,
       timeoutSec,
       program: script,
-      files: [{ host: server }, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : [])],
+      files: [...serverFiles, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : [])],
       env: {
         LIVE_MODES: opts.modes.join(' '),
         LIVE_CYCLES: String(opts.cycles),
@@ -178,7 +187,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     }
     const report: LiveReport = {
       server: opts.server,
-      package: `${enabled.package} ${enabled.version}`,
+      package: packageLabel,
       bundle: bundle ?? null,
       binary: server,
       cycles: opts.cycles,
