@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists } from '../common/fs.ts';
 import { phaseMedians, transitionPhases, type PhaseMedians } from './breakdown.ts';
-import { forkFigures, memoryTrend, type ForkFigures, type MemoryTrend } from './resources.ts';
+import { faultFigures, forkFigures, memoryTrend, type FaultFigures, type ForkFigures, type MemoryTrend } from './resources.ts';
 import { patchWindows, percentiles, splitByWindows, type PatchMoment, type Percentiles, type RequestSample } from './latency.ts';
 
 export type LiveMode = 'local' | 'global';
@@ -185,6 +185,9 @@ export interface CycleRecord {
   readonly rssAfterKiB?: number | null;
   /** memcached's slab memory after the step (`stats slabs` total_malloced), KiB. */
   readonly cacheKiB?: number | null;
+  /** The server's minor faults when the step began and when wfpatch-ctl returned. */
+  readonly minFltBefore?: number | null;
+  readonly minFltAfter?: number | null;
   /** A memccapable run's span, /proc/uptime centiseconds (= CLOCK_MONOTONIC: the guest never suspends). */
   readonly startCs?: number;
   readonly endCs?: number;
@@ -223,6 +226,8 @@ export interface ModeReport {
   readonly forkUs: ForkFigures;
   /** RSS and MemFree after every rollback: the trend over the second half of the run. */
   readonly memoryTrend: MemoryTrend;
+  /** The server's minor page faults per transition and per step interval (resources.ts). */
+  readonly minorFaults: FaultFigures;
   /** For the plot: (seconds since the load started, latency µs) and patch moments (seconds). */
   readonly series: { readonly points: Array<[number, number]>; readonly patches: Array<{ t: number; action: string; switchMs: number | null }> };
 }
@@ -376,6 +381,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
         .filter((c) => c.step === 'rollback' && typeof c.rssAfterKiB === 'number' && c.memFreeAfterKiB !== null)
         .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB!, cacheKiB: typeof c.cacheKiB === 'number' ? c.cacheKiB : null })),
     ),
+    minorFaults: faultFigures(cycles.filter((c) => c.step === 'apply' || c.step === 'rollback')),
     series: {
       points,
       patches: finished.map((t) => ({ t: (realToMono(t.triggerRealUs) - base) / 1e6, action: t.action, switchMs: t.switchMs })),

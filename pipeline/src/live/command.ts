@@ -74,6 +74,7 @@ export function liveTable(report: LiveReport): string {
     ['  apply: loaded / created / kick (ms after trigger)', (r) => (r.switchBreakdownMs ? `${fmt(r.switchBreakdownMs.apply.loadedMs, 1)} / ${fmt(r.switchBreakdownMs.apply.createdMs, 1)} / ${fmt(r.switchBreakdownMs.apply.pendingMs, 1)}` : '–')],
     ['  apply: first / last thread switched; all parked (ms)', (r) => (r.switchBreakdownMs ? `${fmt(r.switchBreakdownMs.apply.firstThreadMs, 1)} / ${fmt(r.switchBreakdownMs.apply.lastThreadMs, 1)}; ${fmt(r.switchBreakdownMs.apply.quiescenceMs, 1)}` : '–')],
     ['  switch median apply / rollback (ms)', (r) => (r.switchBreakdownMs ? `${fmt(r.switchBreakdownMs.apply.switchMs, 1)} / ${fmt(r.switchBreakdownMs.rollback.switchMs, 1)}` : '–')],
+    ['minor faults: apply / rollback, until switched; in its interval', (r) => (r.minorFaults ? `${fmt(r.minorFaults.applyDuring)} / ${fmt(r.minorFaults.rollbackDuring)}; ${fmt(r.minorFaults.applyInterval)} / ${fmt(r.minorFaults.rollbackInterval)}` : '–')],
     ['memory per generation (KiB)', (r) => fmt(r.memoryPerGenerationKiB)],
     ['RSS before / after (KiB)', (r) => `${fmt(r.memory.before?.rssKiB)} / ${fmt(r.memory.after?.rssKiB)}`],
     ['MemFree before / after (KiB)', (r) => `${fmt(r.memory.before?.memFreeKiB)} / ${fmt(r.memory.after?.memFreeKiB)}`],

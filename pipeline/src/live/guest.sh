@@ -19,6 +19,9 @@ PORT=${LIVE_PORT:-11211}
 say() { echo "live: $*"; }
 now_cs() { read -r up _ < /proc/uptime; echo "${up%.*}${up#*.}"; }
 memfree() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
+# The server's minor page faults so far (/proc/PID/stat field 10): a new generation's page
+# tables fill on fault, so they show what a migration costs the threads afterwards.
+minflt() { awk '{ print $10 }' "/proc/$1/stat" 2>/dev/null || echo null; }
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo null; }
 # Sleeps until uptime centisecond $1.
 sleep_until() {
@@ -43,12 +46,13 @@ step() {
     req=next
   fi
   before=$(memfree)
+  flt0=$(minflt "$MC")
   t0=$(now_cs)
   # shellcheck disable=SC2086
   timeout 60 "$LIVE_CTL" "$MC" $req >> "$D/ctl.log" 2>&1
   ctl=$?
   after=$(memfree)
-  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"cacheKiB\":$(cache_kib),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"cacheKiB\":$( [ "$what" = rollback ] && cache_kib || echo null),\"minFltBefore\":$flt0,\"minFltAfter\":$(minflt "$MC"),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
 }
 
 # memccapable after step $2 of cycle $1, run just before the next step (so it never overlaps a

@@ -90,3 +90,31 @@ export function forkFigures(text: string): ForkFigures {
   };
   return { beforeUs: median(before), afterUs: median(after), probes: before.length + after.length, errors };
 }
+
+export interface FaultFigures {
+  /** Median minor faults of the server from a step's trigger until wfpatch-ctl returned (all switched). */
+  readonly applyDuring: number | null;
+  readonly rollbackDuring: number | null;
+  /** Median minor faults from a step's trigger until the next step's (its whole interval). */
+  readonly applyInterval: number | null;
+  readonly rollbackInterval: number | null;
+}
+
+/** Steps in order: {step, minFltBefore, minFltAfter}; older runs without the counts give nulls. */
+export function faultFigures(steps: ReadonlyArray<{ step: string; minFltBefore?: number | null; minFltAfter?: number | null }>): FaultFigures {
+  const med = (xs: number[]): number | null => {
+    if (!xs.length) return null;
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  const during: Record<string, number[]> = { apply: [], rollback: [] };
+  const interval: Record<string, number[]> = { apply: [], rollback: [] };
+  steps.forEach((s, i) => {
+    if (!(s.step in during) || typeof s.minFltBefore !== 'number') return;
+    if (typeof s.minFltAfter === 'number') during[s.step]!.push(s.minFltAfter - s.minFltBefore);
+    const next = steps[i + 1];
+    if (next && typeof next.minFltBefore === 'number') interval[s.step]!.push(next.minFltBefore - s.minFltBefore);
+  });
+  return { applyDuring: med(during.apply!), rollbackDuring: med(during.rollback!), applyInterval: med(interval.apply!), rollbackInterval: med(interval.rollback!) };
+}
