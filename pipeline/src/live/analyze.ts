@@ -215,7 +215,7 @@ export interface ModeReport {
   readonly cycles: number;
   /** Median seconds between two triggers: --interval, or longer when memccapable (≈5 s: its noreply tests wait) took longer. */
   readonly stepSpacingS: number | null;
-  readonly transitions: { readonly total: number; readonly applied: number; readonly rolledBack: number; readonly rejected: number; readonly allThreadsSwitched: boolean; readonly threads: number | null };
+  readonly transitions: { readonly total: number; readonly applied: number; readonly rolledBack: number; readonly rejected: number; readonly allThreadsSwitched: boolean; readonly threads: number | null; readonly rejectReasons?: readonly string[] };
   readonly conformance: { readonly runs: number; readonly failures: number };
   readonly memory: { readonly before: MemFigures | null; readonly after: MemFigures | null };
   readonly load: { readonly client: 'memload'; readonly final: boolean; readonly truncated: boolean; readonly connections: number; readonly memcaslap: MemcaslapFigures | null };
@@ -369,7 +369,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
     memoryPerGenerationKiB: hasGenerations ? median(memDrops) : null,
     cycles: opts.cycles,
     stepSpacingS: median(transitions.slice(1).map((t, i) => (t.triggerRealUs - transitions[i]!.triggerRealUs) / 1e6)),
-    transitions: { total: transitions.length, applied, rolledBack, rejected, allThreadsSwitched, threads: median(finished.map((t) => t.threads).filter((x): x is number => x !== null)) },
+    transitions: { total: transitions.length, applied, rolledBack, rejected, allThreadsSwitched, threads: median(finished.map((t) => t.threads).filter((x): x is number => x !== null)), rejectReasons: [...new Set(transitions.filter((t) => t.outcome === 'rejected').map((t) => t.reason ?? '?'))] },
     conformance: { runs: conformanceRuns.length, failures: conformanceRuns.filter((c) => c.capableExit !== 0).length },
     memory: { before: await readJson<MemFigures>(join(dir, 'mem-before.json')), after: await readJson<MemFigures>(join(dir, 'mem-after.json')) },
     load: { client: 'memload', final: summary.final, truncated: samples.truncated, connections: summary.connections, memcaslap: slap === null ? null : parseMemcaslap(slap) },

@@ -32,9 +32,14 @@ export interface Verdict {
 
 /** The soak's verdicts for one mode. */
 export function soakVerdicts(mode: string, r: ModeReport, cycles: number): Verdict[] {
+  return runVerdicts(mode, r, cycles, { memory: true });
+}
+
+/** A run's verdicts for one mode; memory flatness only for runs long enough to tell (the soak). */
+export function runVerdicts(mode: string, r: ModeReport, cycles: number, opts: { memory: boolean }): Verdict[] {
   const t = r.transitions;
   const grow = r.memoryTrend.rssBesidesCacheKiBPerCycle ?? r.memoryTrend.rssKiBPerCycle;
-  return [
+  const all: Verdict[] = [
     { what: `${mode}: failed requests`, ok: r.failed === 0, detail: String(r.failed) },
     { what: `${mode}: dropped connections`, ok: r.droppedConnections === 0, detail: String(r.droppedConnections) },
     { what: `${mode}: transitions done`, ok: t.applied === cycles && t.rolledBack === cycles && t.rejected === 0 && t.allThreadsSwitched, detail: `${t.applied} applied, ${t.rolledBack} rolled back, ${t.rejected} rejected of ${cycles} cycles` },
@@ -45,6 +50,7 @@ export function soakVerdicts(mode: string, r: ModeReport, cycles: number): Verdi
       detail: `${grow === null ? '?' : grow.toFixed(2)} KiB/cycle (limit ${flatKiBPerCycle}); RSS ${r.memory.before?.rssKiB ?? '?'} → ${r.memory.after?.rssKiB ?? '?'} KiB, MemFree ${r.memory.before?.memFreeKiB ?? '?'} → ${r.memory.after?.memFreeKiB ?? '?'} KiB`,
     },
   ];
+  return opts.memory ? all : all.filter((v) => !v.what.includes('memory flat'));
 }
 
 async function main(): Promise<number> {

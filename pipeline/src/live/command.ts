@@ -130,7 +130,7 @@ export const liveCommand: Command = {
     checkLiveOptions({ server, cycles, intervalS, modes });
     const capableEvery = parseNumber('capable-every', values['capable-every'], 1, true);
     if (capableEvery < 1) throw new UserError(`--capable-every must be at least 1, got '${capableEvery}'`);
-    if (values.fault !== undefined && !/^(kill-client|term-server)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N or term-server@N`);
+    if (values.fault !== undefined && !/^(kill-client|term-server|bad-bundle)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N, term-server@N or bad-bundle@N`);
     if ([values.bundle, values.patch, values['no-patch']].filter((v) => v !== undefined).length > 1) throw new UserError('give one of --patch, --bundle and --no-patch');
     const out = resolve(values.out ?? join('wfbuild-live', server));
     const report = await runLive({

@@ -12,7 +12,9 @@
 # LIVE_BUNDLE (guest path or empty), LIVE_MEMCACHED, LIVE_MEMLOAD, LIVE_CTL, LIVE_THREADS, LIVE_THINK_US,
 # LIVE_CAPABLE_EVERY (memccapable after the steps of every K-th cycle and of the last; default 1),
 # LIVE_FAULT (test hooks: `kill-client@N` kills the load clients before cycle N, `term-server@N`
-# sends SIGTERM to memcached right after cycle N's apply was triggered).
+# sends SIGTERM to memcached right after cycle N's apply was triggered, `bad-bundle@N` applies a
+# cut copy of the bundle on top of cycle N's patch, which must be refused with the server left on
+# its generation: bad-bundle.json holds the runtime's status before and after).
 set -u
 R=${WFVM_RESULTS:-/results}
 PORT=${LIVE_PORT:-11211}
@@ -80,10 +82,22 @@ fork_probe() {
 }
 
 CAPABLE_EVERY=${LIVE_CAPABLE_EVERY:-1}
-FAULT_KILL= FAULT_TERM=
+# A bundle that cannot load (cut short) applied on top of the patch in place; records the
+# runtime's status around it and wfpatch-ctl's exit (3: rejected).
+bad_bundle() {
+  head -c 2000 "$LIVE_BUNDLE" > /tmp/cut.wfp
+  st0=$("$LIVE_CTL" "$MC" status 2>/dev/null | grep '"event":"status"')
+  timeout 60 "$LIVE_CTL" "$MC" apply /tmp/cut.wfp > "$D/bad-bundle.out" 2>&1
+  rc=$?
+  st1=$("$LIVE_CTL" "$MC" status 2>/dev/null | grep '"event":"status"')
+  echo "{\"cycle\":$1,\"ctlExit\":$rc,\"before\":${st0:-null},\"after\":${st1:-null}}" > "$D/bad-bundle.json"
+}
+
+FAULT_KILL= FAULT_TERM= FAULT_BAD=
 case "${LIVE_FAULT:-}" in
   kill-client@*) FAULT_KILL=${LIVE_FAULT#kill-client@} ;;
   term-server@*) FAULT_TERM=${LIVE_FAULT#term-server@} ;;
+  bad-bundle@*) FAULT_BAD=${LIVE_FAULT#bad-bundle@} ;;
 esac
 
 # memcached, run as root, needs -u root, and so a passwd entry (the initramfs has no /etc).
@@ -136,6 +150,7 @@ for mode in $LIVE_MODES; do
     check=
     if [ $((c % CAPABLE_EVERY)) = 0 ] || [ "$c" = "$LIVE_CYCLES" ]; then check=1; fi
     step $c apply
+    if [ "$c" = "$FAULT_BAD" ] && [ -n "$LIVE_BUNDLE" ]; then say "fault: a bundle cut short, applied during cycle $c"; bad_bundle $c; fi
     next=$((next + interval_cs)); sleep_until $next
     [ -n "$check" ] && { conformance $c apply; next=$(now_cs); }
     step $c rollback
