@@ -7,7 +7,7 @@ import type { LiveMode, ModeReport } from './analyze.ts';
 
 const help = `Usage: wfbuild live memcached|slapd [--mode local|global|both] [--cycles N] [--interval S]
                      [--patch NAME | --bundle FILE [--binary FILE] | --no-patch] [--out DIR] [--json]
-                     [--capable-every K]
+                     [--capable-every K] [--pin exe|all]
 
 Boots the bench kernel (2 CPUs) with the server enabled for live patching (wfbuild enable),
 starts it under load over loopback (memcached: memcaslap, and memload, our client that records
@@ -32,6 +32,9 @@ Options:
   --out DIR      default ./wfbuild-live/SERVER
   --json         print live.json instead of the table
   --capable-every K  memccapable (5–30 s a run) only after every K-th cycle and the last (soaks)
+  --pin exe|all  what libwfpatch pins at wf_init: the executable and its libraries (all, the
+                 default) or the executable only (WF_PIN=exe: a smaller wf_create; library code
+                 cannot then be patched in local mode)
 
 Exit: 0 done (check the table: failed requests and dropped connections must be 0); 2 bad
 input; 10 the guest kernel reported a failure; 11 the guest hung; 13 a tool is missing.`;
@@ -90,7 +93,7 @@ export function liveTable(report: LiveReport): string {
   const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const refused = modes.map(get).find((r) => r?.percentilesRefused)?.percentilesRefused;
   return [
-    `${report.package} (${report.server}), ${report.cycles} cycle(s), interval ${report.intervalS} s, ${report.bundle ?? 'no bundle: migrations without a patch'}`,
+    `${report.package} (${report.server}), ${report.cycles} cycle(s), interval ${report.intervalS} s, pinned: ${report.pin === 'exe' ? 'the executable' : 'executable and libraries'}, ${report.bundle ?? 'no bundle: migrations without a patch'}`,
     `clock: ${report.clock.clocksource ?? '?'}, measured resolution ${fmt(report.clock.resolutionNs)} ns${refused ? ` — percentiles refused: ${refused}` : ''}`,
     line(header),
     ...body.map(line),
@@ -118,6 +121,7 @@ export const liveCommand: Command = {
         json: { type: 'boolean' },
         fault: { type: 'string' },
         'capable-every': { type: 'string' },
+        pin: { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UserError(positionals.length ? `unexpected argument '${positionals[1]}'` : 'which server? wfbuild live memcached|slapd');
@@ -130,6 +134,7 @@ export const liveCommand: Command = {
     checkLiveOptions({ server, cycles, intervalS, modes });
     const capableEvery = parseNumber('capable-every', values['capable-every'], 1, true);
     if (capableEvery < 1) throw new UserError(`--capable-every must be at least 1, got '${capableEvery}'`);
+    if (values.pin !== undefined && values.pin !== 'exe' && values.pin !== 'all') throw new UserError(`--pin must be exe or all, got '${values.pin}'`);
     if (values.fault !== undefined && !/^(kill-client|term-server|bad-bundle)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N, term-server@N or bad-bundle@N`);
     if ([values.bundle, values.patch, values['no-patch']].filter((v) => v !== undefined).length > 1) throw new UserError('give one of --patch, --bundle and --no-patch');
     const out = resolve(values.out ?? join('wfbuild-live', server));
@@ -144,6 +149,7 @@ export const liveCommand: Command = {
       ...(values.bundle || values['no-patch'] ? {} : { debianPatch: values.patch ?? defaultPatch[server as LiveReport['server']] }),
       ...(values.fault ? { fault: values.fault } : {}),
       capableEvery,
+      ...(values.pin !== undefined ? { pin: values.pin as 'exe' | 'all' } : {}),
       onOutput: values.json ? undefined : (line) => console.error(`live: ${line}`),
     });
     console.log(values.json ? JSON.stringify(report, (k, v: unknown) => (k === 'series' ? undefined : v), 2) : `${liveTable(report)}\n\nwritten: ${out}/live.json, ${out}/latency.svg`);

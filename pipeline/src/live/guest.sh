@@ -10,7 +10,7 @@
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL (seconds, may be fractional), LIVE_CONNS,
 # LIVE_BUNDLE (guest path or empty), LIVE_MEMCACHED, LIVE_MEMLOAD, LIVE_CTL, LIVE_THREADS, LIVE_THINK_US,
-# LIVE_CAPABLE_EVERY (memccapable after the steps of every K-th cycle and of the last; default 1),
+# LIVE_PIN (exe: WF_PIN=exe for the server), LIVE_CAPABLE_EVERY (memccapable after the steps of every K-th cycle and of the last; default 1),
 # LIVE_FAULT (test hooks: `kill-client@N` kills the load clients before cycle N, `term-server@N`
 # sends SIGTERM to memcached right after cycle N's apply was triggered, `bad-bundle@N` applies a
 # cut copy of the bundle on top of cycle N's patch, which must be refused with the server left on
@@ -112,6 +112,8 @@ for mode in $LIVE_MODES; do
   mkdir -p "$D"
   say "mode $mode: starting memcached"
   export WF_LOGFILE=$D/wfpatch.log
+  # LIVE_PIN=exe: libwfpatch pins only the executable's code (WF_PIN), not the libraries'.
+  if [ -n "${LIVE_PIN:-}" ]; then export WF_PIN=$LIVE_PIN; fi
   if [ "$mode" = global ]; then export WF_GLOBAL=1; else unset WF_GLOBAL; fi
   "$LIVE_MEMCACHED" -u root -U 0 -l 127.0.0.1 -p $PORT -t "$LIVE_THREADS" -m 64 -c 1024 > "$D/memcached.out" 2>&1 &
   MC=$!
@@ -122,7 +124,7 @@ for mode in $LIVE_MODES; do
     if [ $n -gt 100 ] || ! alive $MC; then say "memcached did not come up"; cat "$D/memcached.out"; exit 20; fi
     sleep 0.1
   done
-  unset WF_LOGFILE WF_GLOBAL
+  unset WF_LOGFILE WF_GLOBAL WF_PIN
   timeout 120 memccapable -h 127.0.0.1 -p $PORT -t 5 > "$D/capable-baseline.txt" 2>&1
   echo "{\"cycle\":0,\"step\":\"baseline\",\"request\":null,\"ctlExit\":null,\"capableExit\":$?,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$(now_cs)}" > "$D/cycles.jsonl"
 

@@ -48,6 +48,8 @@ export interface LiveOptions {
   readonly thinkUs?: number;
   /** memcached worker threads (-t). */
   readonly threads?: number;
+  /** `exe`: libwfpatch pins only the server's executable (WF_PIN=exe), not its libraries: a smaller wf_create, library code not patchable in local mode. */
+  readonly pin?: 'exe' | 'all';
   /** memccapable after the steps of every K-th cycle (and of the last one); default 1 (every cycle). */
   readonly capableEvery?: number;
   /** A fault for the guest script to inject: `kill-client@N` or `term-server@N`. */
@@ -63,6 +65,8 @@ export interface LiveReport {
   readonly binary: string;
   readonly cycles: number;
   readonly intervalS: number;
+  /** What libwfpatch pinned at wf_init: the executable and its libraries (default), or the executable only. */
+  readonly pin: 'all' | 'exe';
   readonly kernel: { readonly variant: 'bench'; readonly cpus: number };
   readonly clock: { readonly clocksource: string | null; readonly resolutionNs: number | null };
   readonly load: string;
@@ -166,6 +170,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
         LIVE_CTL: ctl,
         LIVE_FAULT: opts.fault ?? '',
         LIVE_CAPABLE_EVERY: String(opts.capableEvery ?? 1),
+        LIVE_PIN: opts.pin === 'exe' ? 'exe' : '',
       },
       outDir: guestResults,
       onConsole: (text) => {
@@ -193,6 +198,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       binary: server,
       cycles: opts.cycles,
       intervalS: opts.intervalS,
+      pin: opts.pin ?? 'all',
       kernel: { variant: 'bench', cpus: 2 },
       clock,
       load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after ${(opts.capableEvery ?? 1) === 1 ? 'every step' : `both steps of every ${opts.capableEvery}th cycle and of the last`}`,
