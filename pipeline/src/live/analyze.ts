@@ -87,6 +87,8 @@ export interface Transition {
   readonly migrated: number | null;
   /** ms from the trigger to each thread's switch (local: migrated; global: arrived). */
   readonly threadMs: number[];
+  /** Threads that left live patching (a background thread going to sleep) in the transition before switching: not waited for. */
+  readonly left: number;
   /** ms from the trigger until every thread runs the new code (local: last migration; global: release). */
   readonly switchMs: number | null;
   readonly createUs: number | null;
@@ -101,6 +103,9 @@ export function parseRuntimeLog(text: string): Transition[] {
   const out: Transition[] = [];
   let cur: { -readonly [K in keyof Transition]: Transition[K] } | null = null;
   let global = false;
+  // Per transition: the threads whose switch was logged, and those that left before theirs.
+  let switchedTids = new Set<number>();
+  let leftTids = new Set<number>();
   const close = (): void => {
     if (cur) out.push(cur);
     cur = null;
@@ -118,6 +123,8 @@ export function parseRuntimeLog(text: string): Transition[] {
       case 'trigger':
         close();
         global = line.mode === 'global';
+        switchedTids = new Set();
+        leftTids = new Set();
         cur = {
           seq: num('seq') ?? out.length + 1,
           action: line.action === 'rollback' ? 'rollback' : 'apply',
@@ -127,6 +134,7 @@ export function parseRuntimeLog(text: string): Transition[] {
           threads: null,
           migrated: null,
           threadMs: [],
+          left: 0,
           switchMs: null,
           createUs: null,
           loadUs: null,
@@ -135,7 +143,16 @@ export function parseRuntimeLog(text: string): Transition[] {
         break;
       case 'migrated':
       case 'arrived':
-        if (cur && num('ms') !== null) cur.threadMs.push(num('ms')!);
+        if (cur && num('ms') !== null) {
+          cur.threadMs.push(num('ms')!);
+          if (typeof line.tid === 'number') switchedTids.add(line.tid);
+        }
+        break;
+      case 'thread_exit':
+        if (cur && typeof line.tid === 'number' && !switchedTids.has(line.tid) && !leftTids.has(line.tid)) {
+          leftTids.add(line.tid);
+          cur.left++;
+        }
         break;
       case 'generation_created':
         if (cur) cur.createUs = num('create_us');
@@ -337,7 +354,10 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
   const rolledBack = transitions.filter((t) => t.outcome === 'rolled-back').length;
   const rejected = transitions.filter((t) => t.outcome === 'rejected').length;
   const finished = transitions.filter((t) => t.outcome !== 'rejected');
-  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && t.migrated >= t.threads);
+  // A background thread that migrates and then leaves (its sleep) before the summary is not in
+  // the summary's `migrated`, but its own migrated/arrived line is there; one that leaves before
+  // its point is not waited for (corpus/apps/memcached/README.md, "leave / re-join").
+  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && Math.max(t.migrated, t.threadMs.length) + t.left >= t.threads);
   const switches = finished.map((t) => t.switchMs).filter((x): x is number => x !== null);
   const memDrops = cycles
     .filter((c) => c.step === 'apply' && c.ctlExit === 0 && c.memFreeBeforeKiB !== null && c.memFreeAfterKiB !== null)
