@@ -110,6 +110,70 @@ describe('wfbuild enable --package memcached', () => {
   });
 });
 
+describe('wfbuild enable --without, and wfbuild PATCH --enabled (a fix from the series, live-patched onto the build without it)', () => {
+  const base = '1.6.18-1';
+  const fix = '0007-uninitialized-variables.patch';
+
+  it('--without 0007: its own cache entry and version, the series without it, the rest and the enablement applied', async () => {
+    const without = await enablePackage({ package: `memcached=${base}`, without: ['0007-uninitialized-variables'] });
+    const whole = await enablePackage({ package: `memcached=${base}` });
+    expect(without.version).toBe(`${base}+wfpatch1~without.0007`);
+    expect(without.without).toEqual([fix]);
+    expect(without.dir).not.toBe(whole.dir);
+    expect(mainDeb(without).endsWith(`memcached_${base}+wfpatch1~without.0007_amd64.deb`)).toBe(true);
+    const series = (await readFile(join(without.tree, 'debian/patches/series'), 'utf8')).trim().split('\n');
+    expect(series).not.toContain(fix);
+    expect(series).toContain('0006-restore-systemd-sandboxing.patch');
+    expect(series.at(-1)).toBe('wfpatch-enable.patch');
+    const applied = (await readFile(join(without.tree, '.pc/applied-patches'), 'utf8')).trim().split('\n');
+    expect(applied).toEqual(series);
+    // The code is the series without 0007: its hunk (an initialized variable in logger.c) is absent here, present in the whole build.
+    const fixText = await readFile(join(whole.tree, 'debian/patches', fix), 'utf8');
+    const added = fixText.split('\n').filter((l) => l.startsWith('+') && !l.startsWith('+++') && l.trim().length > 3).map((l) => l.slice(1));
+    expect(added.length).toBeGreaterThan(0);
+    const loggerWithout = await readFile(join(without.tree, 'logger.c'), 'utf8');
+    const loggerWhole = await readFile(join(whole.tree, 'logger.c'), 'utf8');
+    expect(added.every((l) => loggerWhole.includes(l))).toBe(true);
+    expect(added.some((l) => !loggerWithout.includes(l))).toBe(true);
+    expect(without.shipped).toEqual({ memcached: '/usr/bin/memcached' });
+  }, 3_600_000);
+
+  it('--without a patch that is not in the series: exit 2, named, nothing written', async () => {
+    const before = await cachedEnabledBuilds();
+    const r = await execa(wfbuild, ['enable', '--package', `memcached=${base}`, '--without', '0042-no-such-fix'], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/has no 0042-no-such-fix\.patch in debian\/patches\/series/);
+    expect(await cachedEnabledBuilds()).toEqual(before);
+  }, 600_000);
+
+  it('wfbuild 0007 --package memcached=1.6.18-1 --enabled: the bundle targets the build-id of /usr/bin/memcached in the .deb built without 0007', async () => {
+    const out = join(scratch, 'enabled-0007');
+    const patch = join(scratch, fix);
+    const without = await enablePackage({ package: `memcached=${base}`, without: [fix] });
+    // The fix itself, as Debian ships it (the tree without it still carries the file in debian/patches).
+    await writeFile(patch, await readFile(join(without.tree, 'debian/patches', fix)));
+    const r = await execa(wfbuild, ['build', patch, '--package', `memcached=${base}`, '--enabled', '--out', out, '--json'], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { outcome: string; bundles: Array<{ file: string; buildId: string; installedPath: string | null; originalPath: string }>; notes: string[] };
+    expect(report.outcome).toBe('kpatchable');
+    const bundle = report.bundles[0]!;
+    expect(bundle.installedPath).toBe('/usr/bin/memcached');
+    expect(bundle.originalPath.startsWith(without.dir)).toBe(true); // the enabled build was the original, not a build of its own
+    const unpacked = join(scratch, 'deb-without');
+    await execa('dpkg-deb', ['-x', mainDeb(without), unpacked]);
+    const shipped = await execa('readelf', ['-n', join(unpacked, 'usr/bin/memcached')]);
+    expect(shipped.stdout).toContain(`Build ID: ${bundle.buildId}`);
+    // The bundle names that build-id as its target (.wfpatch.target, checked by the runtime before loading).
+    const metaFile = join(scratch, 'wfpatch.meta');
+    await execa('objcopy', ['--dump-section', `.wfpatch.meta=${metaFile}`, join(out, bundle.file), join(scratch, 'bundle-copy.o')]);
+    expect(await readFile(metaFile, 'utf8')).toContain(bundle.buildId);
+    // And not the whole series' build (0007 in it): a bundle for it would be refused.
+    const whole = await enablePackage({ package: `memcached=${base}` });
+    const other = await execa('readelf', ['-n', join(whole.tree, 'memcached')]);
+    expect(other.stdout).not.toContain(`Build ID: ${bundle.buildId}`);
+  }, 3_600_000);
+});
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { patchWindows, percentiles, splitByWindows } from '../pipeline/src/live/latency.ts';
+import { phaseMedians, transitionPhases } from '../pipeline/src/live/breakdown.ts';
+import { faultFigures, forkFigures, memoryTrend, slope } from '../pipeline/src/live/resources.ts';
+import { seriesNames, withoutSuffix } from '../pipeline/src/enable/without.ts';
 
 describe('latency percentiles', () => {
   it('nearest rank on 1..1000 µs', () => {
@@ -41,5 +44,111 @@ describe('patch windows', () => {
     );
     expect(inside).toEqual([at(990_000, 20_000), at(1_100_000, 100), at(1_250_000, 1)]);
     expect(outside).toEqual([at(900_000, 50_000), at(1_250_001, 5), at(2_000_000, 10)]);
+  });
+});
+
+
+describe('where a transition\'s time goes (breakdown.ts)', () => {
+  const t = 1000; // seconds; the log's `time` is CLOCK_REALTIME in seconds
+  const line = (o: Record<string, unknown>): string => JSON.stringify(o);
+  const local = [
+    line({ time: t, event: 'trigger', seq: 1, action: 'apply', mode: 'local' }),
+    line({ time: t + 0.010, event: 'patch_loaded', seq: 1, load_us: 9000 }),
+    line({ time: t + 0.012, event: 'generation_created', seq: 1, create_us: 1500 }),
+    line({ time: t + 0.020, event: 'migration_pending', seq: 1 }),
+    line({ time: t + 0.040, event: 'migrated', thread: 'worker', ms: 21 }),
+    line({ time: t + 0.041, event: 'migrated', thread: 'listener', ms: 35 }),
+    line({ time: t + 0.042, event: 'done', seq: 1, ms: 36 }),
+    line({ time: t + 2, event: 'trigger', seq: 2, action: 'rollback', mode: 'local' }),
+    line({ time: t + 2.0002, event: 'migration_pending', seq: 2 }),
+    line({ time: t + 2.003, event: 'migrated', thread: 'worker', ms: 2 }),
+    line({ time: t + 2.004, event: 'done', seq: 2, ms: 4 }),
+    line({ time: t + 4, event: 'trigger', seq: 3, action: 'apply', mode: 'local' }),
+    line({ time: t + 4.001, event: 'rejected', seq: 3, reason: 'wrong build-id' }),
+  ].join('\n');
+
+  it('local: load, create, kick, first and last migration after the trigger; rejected transitions left out', () => {
+    const phases = transitionPhases(local);
+    expect(phases).toHaveLength(2);
+    expect(phases[0]).toMatchObject({ action: 'apply', global: false, firstThreadMs: 21, lastThreadMs: 35, doneMs: 36, loadUs: 9000, createUs: 1500 });
+    expect(phases[0]!.loadedMs).toBeCloseTo(10, 3);
+    expect(phases[0]!.createdMs).toBeCloseTo(12, 3);
+    expect(phases[0]!.pendingMs).toBeCloseTo(20, 3);
+    const m = phaseMedians(phases);
+    expect(m.apply.count).toBe(1);
+    expect(m.apply.kickToLastMs).toBeCloseTo(15, 3);
+    expect(m.apply.switchMs).toBe(35); // local: the last migration
+    expect(m.rollback).toMatchObject({ count: 1, loadedMs: null, createdMs: null, switchMs: 2 });
+  });
+
+  it('global: all parked (quiescence), and the switch is the release (done)', () => {
+    const global = [
+      line({ time: t, event: 'trigger', seq: 1, action: 'apply', mode: 'global' }),
+      line({ time: t + 0.005, event: 'patch_loaded', seq: 1, load_us: 5000 }),
+      line({ time: t + 0.009, event: 'arrived', thread: 'worker', ms: 8 }),
+      line({ time: t + 0.010, event: 'quiescence', seq: 1, ms: 9.5 }),
+      line({ time: t + 0.011, event: 'done', seq: 1, ms: 10.5 }),
+    ].join('\n');
+    const m = phaseMedians(transitionPhases(global));
+    expect(m.apply).toMatchObject({ count: 1, quiescenceMs: 9.5, doneMs: 10.5, switchMs: 10.5, pendingMs: null, createdMs: null });
+  });
+});
+
+describe('server resources over a run (resources.ts)', () => {
+  it('slope: least squares; flat, rising, too few points', () => {
+    expect(slope([1, 2, 3, 4], [5, 5, 5, 5])).toBe(0);
+    expect(slope([1, 2, 3, 4], [10, 18, 26, 34])).toBeCloseTo(8);
+    expect(slope([1], [1])).toBeNull();
+    expect(slope([2, 2], [1, 3])).toBeNull();
+  });
+
+  it('memory trend: the second half only (the first fills the cache); RSS besides the cache', () => {
+    // The cache grows by 100 KiB per cycle in the first half and stops; the server besides it keeps 8 KiB per cycle.
+    const points = Array.from({ length: 20 }, (_, i) => {
+      const cycle = i + 1;
+      const cacheKiB = 1000 + 100 * Math.min(cycle, 10);
+      return { cycle, cacheKiB, rssKiB: 5000 + cacheKiB + 8 * cycle, memFreeKiB: 900_000 - 8 * cycle };
+    });
+    const trend = memoryTrend(points);
+    expect(trend.points).toBe(20);
+    expect(trend.rssKiBPerCycle).toBeCloseTo(8);
+    expect(trend.rssBesidesCacheKiBPerCycle).toBeCloseTo(8);
+    expect(trend.memFreeKiBPerCycle).toBeCloseTo(-8);
+    expect(trend.rssMidKiB).toBe(points[10]!.rssKiB);
+    expect(memoryTrend(points.map((p) => ({ ...p, cacheKiB: null }))).rssBesidesCacheKiBPerCycle).toBeNull();
+  });
+
+  it('fork probes: medians before and after, errors kept', () => {
+    const text = [
+      '{"when":"before","probe":{"event":"fork","fork_us":100}}',
+      '{"when":"before","probe":{"event":"fork","fork_us":300}}',
+      '{"when":"before","probe":{"event":"fork","fork_us":200}}',
+      '{"when":"after","probe":{"event":"fork","error":"Cannot allocate memory"}}',
+      '{"when":"after","probe":{"event":"fork","fork_us":400}}',
+      'garbage',
+    ].join('\n');
+    expect(forkFigures(text)).toEqual({ beforeUs: 200, afterUs: 400, probes: 4, errors: ['Cannot allocate memory'] });
+  });
+
+  it('minor faults: during each step and over its interval (until the next step)', () => {
+    const f = faultFigures([
+      { step: 'apply', minFltBefore: 100, minFltAfter: 160 },
+      { step: 'rollback', minFltBefore: 200, minFltAfter: 205 },
+      { step: 'apply', minFltBefore: 300, minFltAfter: 380 },
+      { step: 'rollback', minFltBefore: 420, minFltAfter: 421 },
+    ]);
+    expect(f).toEqual({ applyDuring: 70, rollbackDuring: 3, applyInterval: 110, rollbackInterval: 100 });
+  });
+});
+
+describe('enable --without (without.ts)', () => {
+  it('the version suffix names the left-out patches by number, else by name', () => {
+    expect(withoutSuffix([])).toBe('');
+    expect(withoutSuffix(['0007-uninitialized-variables.patch'])).toBe('~without.0007');
+    expect(withoutSuffix(['0007-a.patch', 'CVE-2023-46853.patch'])).toBe('~without.0007.CVE.2023.46853');
+  });
+
+  it('series names: comments, blank lines and -pN options left out', () => {
+    expect(seriesNames('# a comment\n0001-a.patch\n\n0002-b.patch -p1\n0003-c.patch # why\n')).toEqual(['0001-a.patch', '0002-b.patch', '0003-c.patch']);
   });
 });

@@ -18,6 +18,8 @@ import { repoRoot } from '../pipeline/src/paths.ts';
 import { runLive, type LiveReport } from '../pipeline/src/live/run.ts';
 import { parseMemcaslap, parseRuntimeLog, parseSamples, type ModeReport } from '../pipeline/src/live/analyze.ts';
 import { UserError } from '../pipeline/src/cli/errors.ts';
+import { bundleFromSeries, readBuildId } from '../pipeline/src/live/bundle.ts';
+import { enablePackage } from '../pipeline/src/enable/index.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
 let scratch: string;
@@ -179,6 +181,52 @@ describe('wfbuild live memcached (guest)', () => {
       // The server went away: its connections dropped, the transitions after it did not happen.
       expect(r.droppedConnections).toBeGreaterThan(0);
       expect(r.transitions.total).toBeLessThan(6);
+    }
+  }, 3_600_000);
+});
+
+describe('wfbuild live memcached: bad bundles (guest)', () => {
+  it('a bundle for another build of memcached (the whole series, 0007 in it) is refused by build-id; the server serves on', async () => {
+    const built = await bundleFromSeries('memcached=1.6.18-1', '0007-uninitialized-variables');
+    const whole = await enablePackage({ package: 'memcached=1.6.18-1' });
+    const other = join(whole.tree, 'memcached');
+    expect(await readBuildId(other)).not.toBe(built.buildId);
+    const out = join(scratch, 'wrong-build');
+    const report = await runLive({ server: 'memcached', modes: ['local', 'global'], cycles: 2, intervalS: 1, out, bundle: built.bundle, binary: other });
+    for (const m of ['local', 'global'] as const) {
+      const r = mode(report, m);
+      const context = `${m}: ${JSON.stringify({ ...r, series: undefined })}`;
+      // Every apply refused (and so every rollback: nothing applied); nothing else went wrong.
+      expect(r.transitions.applied, context).toBe(0);
+      expect(r.transitions.rejected, context).toBe(4);
+      expect(r.transitions.rejectReasons?.join('\n'), context).toMatch(/build-id/i);
+      expect(r.requests, context).toBeGreaterThan(100);
+      expect(r.failed, context).toBe(0);
+      expect(r.droppedConnections, context).toBe(0);
+      expect(r.conformance.failures, context).toBe(0);
+      expect(r.conformance.runs, context).toBe(5);
+    }
+  }, 3_600_000);
+
+  it('a bundle that fails to load while a patch is applied is refused; the server stays on its generation and the cycles go on', async () => {
+    const out = join(scratch, 'bad-bundle');
+    const report = await runLive({ server: 'memcached', modes: ['local', 'global'], cycles: 3, intervalS: 1, out, debianPatch: '0007-uninitialized-variables', fault: 'bad-bundle@2' });
+    for (const m of ['local', 'global'] as const) {
+      const r = mode(report, m);
+      const context = `${m}: ${JSON.stringify({ ...r, series: undefined })}`;
+      expect(r.transitions.applied, context).toBe(3);
+      expect(r.transitions.rolledBack, context).toBe(3);
+      expect(r.transitions.rejected, context).toBe(1);
+      expect(r.failed, context).toBe(0);
+      expect(r.droppedConnections, context).toBe(0);
+      expect(r.conformance.failures, context).toBe(0);
+      const bad = JSON.parse(await readFile(join(out, 'guest', m, 'bad-bundle.json'), 'utf8')) as { ctlExit: number; before: Record<string, unknown>; after: Record<string, unknown> };
+      expect(bad.ctlExit, context).toBe(3); // rejected
+      // The same patch stack (and, in local mode, the same generation) before and after.
+      expect(bad.after.depth).toBe(1);
+      expect(bad.after.patches).toEqual(bad.before.patches);
+      if (m === 'local') expect(bad.after.gen).toBe(bad.before.gen);
+      expect(bad.after.busy).toBe(false);
     }
   }, 3_600_000);
 });

@@ -11,6 +11,7 @@
  *   rollback        undo the newest patch
  *   status          report the applied patches
  *   inventory       threads and their generations, when each patch came in, autoload's outcomes
+ *   fork            time one fork() of this process (forkprobe.c)
  * Only the process's own user (or root) may connect. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -147,9 +148,13 @@ static void client_request(struct client *c, char *line)
 		c->busy = true;
 		wf_transition_status(c->fd);
 		client_done(c->fd);
+	} else if (!strcmp(line, "fork") && !arg) {
+		c->busy = true;
+		wf_fork_probe(c->fd);
+		client_done(c->fd);
 	} else {
 		wf_event_begin(&j, "rejected");
-		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status | inventory)");
+		wf_json_str(&j, "reason", "unknown request (expected: apply PATH | next | rollback | status | inventory | fork)");
 		wf_event_emit_to(&j, c->fd);
 		c->busy = true;
 		client_done(c->fd);

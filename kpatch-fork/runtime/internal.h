@@ -27,6 +27,9 @@ WF_HIDDEN uint64_t wf_now_ns(void);
 WF_HIDDEN void wf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 WF_HIDDEN int wf_errf(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- forkprobe.c: the `fork` control request ---- */
+WF_HIDDEN void wf_fork_probe(int out);
+
 /* ---- kernel.c: the generation calls (prctl, or the syscalls on kernels without it) ---- */
 WF_HIDDEN long wf_gen_create(void);
 WF_HIDDEN long wf_gen_migrate(long id);

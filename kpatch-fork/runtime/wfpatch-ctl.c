@@ -1,11 +1,11 @@
 /* wfpatch-ctl: the control-socket client for places without Node (the guest, a package's
  * maintainer scripts):
- *   wfpatch-ctl PID apply PATH | next | rollback | status | inventory
+ *   wfpatch-ctl PID apply PATH | next | rollback | status | inventory | fork
  *   wfpatch-ctl PID applied     the applied patches' paths, oldest first, one per line
  *   wfpatch-ctl pids BUILD_ID   the libwfpatch processes mapping a file with that build-id
  *   wfpatch-ctl check BUNDLE BINARY   (the loader's dry run, check.c: exit 0 loadable, 1 refused)
  * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status",
- * "inventory"),
+ * "inventory", "fork"),
  * 3 when "rejected" (the process keeps running), 2 on usage or connection errors. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,7 +24,7 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status | inventory | applied\n"
+	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status | inventory | fork | applied\n"
 			"       wfpatch-ctl pids BUILD_ID\n"
 			"       wfpatch-ctl check BUNDLE BINARY\n");
 	return 2;
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 		}
 		snprintf(req, sizeof(req), "apply %s\n", abs);
 	} else if ((!strcmp(argv[2], "next") || !strcmp(argv[2], "rollback") || !strcmp(argv[2], "status") ||
-		    !strcmp(argv[2], "inventory")) && argc == 3) {
+		    !strcmp(argv[2], "inventory") || !strcmp(argv[2], "fork")) && argc == 3) {
 		snprintf(req, sizeof(req), "%s\n", argv[2]);
 	} else {
 		return usage();
@@ -109,7 +109,8 @@ int main(int argc, char **argv)
 		if (e)
 			sscanf(e + 9, "%63[^\"]", last);
 	}
-	if (!strcmp(last, "done") || !strcmp(last, "status") || !strcmp(last, "inventory"))
+	if (!strcmp(last, "done") || !strcmp(last, "status") || !strcmp(last, "inventory") ||
+	    !strcmp(last, "fork"))
 		return 0;
 	if (!strcmp(last, "rejected"))
 		return 3;

@@ -8,24 +8,34 @@ import { buildKernel } from '../vm/index.ts';
 import type { Report } from '../stages/index.ts';
 import { buildDemoBundle, buildRuntime, runDemoGuest, type DemoOptions, type DemoResult } from './run.ts';
 import { renderSummary } from './summary.ts';
+import { demoDefaults, runLiveDemo } from './live-demo.ts';
 
-const help = `Usage: wfbuild demo [--mode local|global] [--workers N] [--clients N] [--seconds S] [--out DIR]
+const help = `Usage: wfbuild demo [--cycles N] [--capable-every K] [--out DIR]
+       wfbuild demo --kvd [--mode local|global] [--workers N] [--clients N] [--seconds S] [--out DIR]
 
-The main job, end to end, on the bundled example (corpus/demo): kvd, a multi-threaded
-key-value server linked with libwfpatch, and a DEP-3 patch that fixes its key truncation.
-  1. builds the guest kernel with the address-space generation extension (cached)
-  2. wfbuild: triage, original build, patched build, create-diff-object, bundle (report.json)
-  3. boots the kernel under QEMU, runs kvd under load from kvload, triggers the patch
-     mid-run, and reports when each thread switched and when the bug stopped answering.
+The main job, end to end, on a real Debian server and a real Debian patch:
+\`wfbuild live memcached --mode both\` with a short soak.
+  1. wfbuild enable: memcached 1.6.18-1 built the Debian way with its enablement patch
+     (corpus/apps/memcached) and without Debian's 0007-uninitialized-variables (cached)
+  2. wfbuild 0007 --enabled: that fix made into a bundle against exactly that build
+  3. the bench kernel with address-space generations (built once, cached), booted under QEMU;
+     memcached from its .deb under memcaslap's load and our per-request client; the fix
+     applied and rolled back every second, --cycles times, local then global quiescence;
+     memccapable after every K-th cycle and the last
+  4. prints the table (latency in and outside the patch windows, switch times, wf_create,
+     fork, memory) and the verdicts; DIR/live.json, DIR/latency.svg
 Options:
-  --mode      local (default: each thread migrates to the new generation on its own) or
-              global (all threads park at a barrier, the baseline)
-  --workers   kvd worker threads (default 4)     --clients  load threads (default 4)
-  --seconds   length of the load (default 4)     --out      default ./wfbuild-out/demo`;
+  --cycles N         apply+rollback cycles per mode (default 10)
+  --capable-every K  memccapable after every K-th cycle and the last (default 5)
+  --out DIR          default ./wfbuild-out/demo
+  --kvd              the earlier demo on the bundled toy server (corpus/demo: kvd, its key
+                     truncation fix) on the debug kernel, kept as a fixture; its options:
+                     --mode local|global, --workers N, --clients N, --seconds S
+Exit: 0 when every verdict holds; 1 when one does not (the table says which).`;
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'the main job end to end on the bundled example: build, patch a running server in the guest',
+  summary: 'the main job end to end: memcached from Debian patched with Debian\'s fix under load in the guest, local vs global',
   help,
   async run(args) {
     const { values } = parseArgs({
@@ -37,8 +47,23 @@ export const demoCommand: Command = {
         clients: { type: 'string' },
         seconds: { type: 'string' },
         out: { type: 'string' },
+        kvd: { type: 'boolean' },
+        cycles: { type: 'string' },
+        'capable-every': { type: 'string' },
       },
     });
+    if (!values.kvd) {
+      if (values.mode || values.workers || values.clients || values.seconds) throw new UserError('--mode, --workers, --clients and --seconds are options of the kvd demo (--kvd)');
+      const result = await runLiveDemo({
+        out: resolve(values.out ?? 'wfbuild-out/demo'),
+        cycles: intOption('cycles', values.cycles, 1, 1000) ?? demoDefaults.cycles,
+        capableEvery: intOption('capable-every', values['capable-every'], 1, 1000) ?? demoDefaults.capableEvery,
+        onOutput: (line) => console.error(`demo: ${line}`),
+      });
+      console.log(result.text);
+      return result.verdicts.every((v) => v.ok) ? ExitCode.ok : ExitCode.internal;
+    }
+    if (values.cycles || values['capable-every']) throw new UserError('--cycles and --capable-every belong to the memcached demo (without --kvd)');
     const mode = values.mode ?? 'local';
     if (mode !== 'local' && mode !== 'global') throw new UserError(`--mode must be local or global, got '${mode}'`);
     const seconds = intOption('seconds', values.seconds, 1, 64) ?? 4;

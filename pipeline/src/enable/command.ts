@@ -4,7 +4,7 @@ import type { Command } from '../cli/command.ts';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { enablePackage, type EnableResult } from './index.ts';
 
-const help = `Usage: wfbuild enable --package NAME=VERSION [--out DIR] [--json]
+const help = `Usage: wfbuild enable --package NAME=VERSION [--without PATCH]... [--out DIR] [--json]
 
 Builds the Debian source package NAME=VERSION enabled for live patching: its enablement patch
 (corpus/apps/NAME/*.patch: links libwfpatch, calls wf_init, places the quiescence points) is
@@ -18,6 +18,9 @@ inputs is a cache hit.
 
 Options:
   --package NAME=VERSION   the source package and its exact version (apt-cache showsrc NAME)
+  --without PATCH          leave this patch of the package's own series out (repeatable): the
+                           build a fix from the series is live-patched onto; a distinct cache
+                           entry and version (VERSION+wfpatch1~without.NNNN)
   --out DIR                also copy the .debs into DIR
   --json                   print the result as JSON
 
@@ -27,7 +30,7 @@ tool is missing.`;
 
 function describe(r: EnableResult): string {
   const lines = [
-    `${r.package} ${r.version}: ${r.cached ? 'from the cache' : `built in ${(r.buildMs / 1000).toFixed(0)} s`} (${r.patch})`,
+    `${r.package} ${r.version}: ${r.cached ? 'from the cache' : `built in ${(r.buildMs / 1000).toFixed(0)} s`} (${r.patch}${r.without.length ? `; without ${r.without.join(', ')}` : ''})`,
     `  cache: ${r.dir}`,
     ...r.debs.map((d) => `  ${basename(d)}`),
   ];
@@ -44,13 +47,14 @@ export const enableCommand: Command = {
       args,
       strict: true,
       allowPositionals: true,
-      options: { package: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } },
+      options: { package: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, without: { type: 'string', multiple: true } },
     });
     if (positionals.length) throw new UserError(`unexpected argument '${positionals[0]}'`);
     if (values.package === undefined) throw new UserError('--package NAME=VERSION is required');
     const result = await enablePackage({
       package: values.package,
       out: values.out,
+      without: values.without ?? [],
       onOutput: values.json ? undefined : (line) => console.error(`enable: ${line}`),
     });
     console.log(values.json ? JSON.stringify(result, null, 2) : describe(result));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { copyFile, mkdir, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { execa } from 'execa';
 import { UserError } from '../cli/errors.ts';
 import { exists } from '../common/fs.ts';
 import { fetchPackage, parsePackageSpec } from '../stages/source.ts';
@@ -10,6 +11,7 @@ import { cacheRoot as defaultCacheRoot } from '../paths.ts';
 import { wrapperVersion } from '../wrapper/index.ts';
 import { appsRoot, findEnablement, type Enablement } from './apps.ts';
 import { addChangelogEntry, addToSeries, changelogDate, checkApplies, enabledVersion, isApplied } from './debian.ts';
+import { dropFromSeries, shippedFiles, withoutSuffix } from './without.ts';
 import { libwfpatchBuildEnv, snapshotLibwfpatch, type LibwfpatchSnapshot } from './libwfpatch.ts';
 import { buildBinaryPackages, debianBinaryBuild } from './package-build.ts';
 
@@ -26,6 +28,12 @@ export interface EnableOptions {
   readonly cacheRoot?: string;
   /** libwfpatch's folder (default kpatch-fork/runtime, built). */
   readonly runtimeDir?: string;
+  /**
+   * Patches of the package's own series to leave out (names as in debian/patches/series, with
+   * or without .patch): the build a fix from that series is made into a live patch against
+   * (the original is the series without it). A distinct cache entry and version.
+   */
+  readonly without?: readonly string[];
   readonly onOutput?: (line: string) => void;
 }
 
@@ -45,6 +53,12 @@ export interface EnableResult {
   /** How long dpkg-buildpackage took when this entry was built. */
   readonly buildMs: number;
   readonly patch: string;
+  /** The series patches left out (their names in debian/patches/series). */
+  readonly without: readonly string[];
+  /** The build's outermost makes, binaries as linked, installed paths: see enable/original.ts. */
+  readonly shipped: Readonly<Record<string, string>>;
+  /** The build command and environment (what a patched build re-runs when it cannot replay the makes). */
+  readonly build: { readonly command: string; readonly env: Readonly<Record<string, string>> };
 }
 
 interface Meta {
@@ -58,14 +72,21 @@ interface Meta {
   readonly build: { readonly command: string; readonly env: Record<string, string>; readonly wrapper: string; readonly builtIn: string; readonly ms: number };
   readonly debs: readonly string[];
   readonly builtAt: string;
+  readonly without: readonly string[];
+  /** Linked output (tree-relative) → the path the .debs install it at. */
+  readonly shipped: Record<string, string>;
 }
 
-/** Bump when what an enabled-build cache entry holds changes. */
-const cacheFormat = 1;
+/**
+ * Bump when what an enabled-build cache entry holds changes.
+ * 2: built in place (no rename: the recorded makes name their folder), makes.json, linked/,
+ *    shipped and without in meta.json.
+ */
+const cacheFormat = 2;
 
-function cacheKey(name: string, version: string, enablement: Enablement, lib: LibwfpatchSnapshot, env: Record<string, string>, wrapper: string): string {
+function cacheKey(name: string, version: string, enablement: Enablement, lib: LibwfpatchSnapshot, env: Record<string, string>, wrapper: string, without: readonly string[]): string {
   return createHash('sha256')
-    .update(JSON.stringify([cacheFormat, name, version, enablement.name, enablement.sha256, lib.sha256, debianBinaryBuild.display, env, wrapper]))
+    .update(JSON.stringify([cacheFormat, name, version, enablement.name, enablement.sha256, lib.sha256, debianBinaryBuild.display, env, wrapper, ...(without.length ? [without] : [])]))
     .digest('hex')
     .slice(0, 16);
 }
@@ -86,6 +107,9 @@ async function fromCache(dir: string, copied: readonly string[] = []): Promise<E
     cached: true,
     buildMs: meta.build.ms,
     patch: meta.patch.file,
+    without: meta.without,
+    shipped: meta.shipped,
+    build: { command: meta.build.command, env: meta.build.env },
   };
 }
 
@@ -115,12 +139,15 @@ export async function enablePackage(opts: EnableOptions): Promise<EnableResult> 
   const spec = parsePackageSpec(opts.package);
   if (spec.version === null) throw new UserError(`--package ${opts.package}: give the exact version, NAME=VERSION (apt-cache showsrc ${spec.name} lists them)`);
   const { name, version } = spec;
+  const without = [...new Set((opts.without ?? []).map((w) => (/\.(patch|diff)$/.test(w) ? w : `${w}.patch`)))].sort();
   const enablement = await findEnablement(name, opts.appsDir ?? appsRoot);
-  const cache = join(opts.cacheRoot ?? defaultCacheRoot, 'enable');
+  await mkdir(join(opts.cacheRoot ?? defaultCacheRoot, 'enable'), { recursive: true });
+  // The physical path: the build records it (its makes' folders), and a patched build replays them there.
+  const cache = await realpath(join(opts.cacheRoot ?? defaultCacheRoot, 'enable'));
   const lib = await snapshotLibwfpatch(cache, opts.runtimeDir);
   const env = { ...debianBinaryBuild.env, ...libwfpatchBuildEnv(lib) };
-  const key = cacheKey(name, version, enablement, lib, env, await wrapperVersion());
-  const final = join(cache, `${name}_${version.replace(/^\d+:/, '')}-${key}`);
+  const key = cacheKey(name, version, enablement, lib, env, await wrapperVersion(), without);
+  const final = join(cache, `${name}_${version.replace(/^\d+:/, '')}${without.length ? withoutSuffix(without).replace('~', '-') : ''}-${key}`);
   const out = opts.out === undefined ? undefined : resolve(opts.out);
 
   const hit = await fromCache(final);
@@ -134,28 +161,40 @@ export async function enablePackage(opts: EnableOptions): Promise<EnableResult> 
     if (!source.package || source.package.name !== name || source.package.version !== version) {
       throw new UserError(`apt-get source ${name}=${version} unpacked ${source.package ? `${source.package.name} ${source.package.version}` : 'a tree without debian/changelog'}`);
     }
-    await checkApplies(source.dir, enablement, `${name} ${version}`);
-    // Temporary folders are made only under this lock: any left over belong to killed builds.
+    if (!without.length) await checkApplies(source.dir, enablement, `${name} ${version}`);
+    // Older layouts built in a temporary sibling: any left over belong to killed builds.
     for (const stale of (await readdir(cache)).filter((n) => n.startsWith(`${basename(final)}.tmp-`))) {
       await rm(join(cache, stale), { recursive: true, force: true });
     }
-    const temp = `${final}.tmp-${process.pid}`;
-    await mkdir(temp, { recursive: true });
+    // Built in place under the lock; meta.json, written last, marks it complete (a killed
+    // build leaves a folder without it, removed here).
+    await rm(final, { recursive: true, force: true });
+    await mkdir(final, { recursive: true });
     try {
-      const tree = join(temp, 'tree');
-      say(`copying the source tree into ${temp}`);
-      await copyTree(source.dir, tree);
+      const tree = join(final, 'tree');
+      if (without.length) {
+        // The series without those patches: unpacked unpatched from the .dsc, the series
+        // edited, then dpkg-source applies what is left (with the enablement patch).
+        say(`unpacking ${name} ${version} without applying its series; leaving out ${without.join(', ')}`);
+        const dsc = join(dirname(source.dir), `${name}_${version.replace(/^\d+:/, '')}.dsc`);
+        const x = await execa('dpkg-source', ['--skip-patches', '-x', dsc, tree], { reject: false, all: true });
+        if (x.exitCode !== 0) throw new UserError(`dpkg-source -x ${dsc} failed:\n${x.all ?? ''}`);
+        await dropFromSeries(tree, without, `${name} ${version}`);
+      } else {
+        say(`copying the source tree into ${final}`);
+        await copyTree(source.dir, tree);
+      }
       await addToSeries(tree, enablement);
-      const enabled = enabledVersion(version);
+      const enabled = `${enabledVersion(version)}${withoutSuffix(without)}`;
       await addChangelogEntry(tree, {
         source: name,
         version: enabled,
-        text: `Enable live patching with libwfpatch (debian/patches/${enablement.name}, built by wfbuild enable).`,
+        text: `Enable live patching with libwfpatch (debian/patches/${enablement.name}, built by wfbuild enable)${without.length ? `; without ${without.join(', ')} (the build a fix from the series is live-patched onto)` : ''}.`,
         maintainer: 'wfbuild <wfbuild@localhost>',
         date: changelogDate(new Date()),
       });
       say(`${debianBinaryBuild.display} of ${name} ${enabled} (nice, through the compiler wrapper; minutes)`);
-      const result = await buildBinaryPackages(temp, env);
+      const result = await buildBinaryPackages(final, env);
       if (!(await isApplied(tree, enablement))) {
         throw new Error(`${tree}: the build left ${enablement.name} unapplied; the cached tree would not match its objects`);
       }
@@ -170,12 +209,13 @@ export async function enablePackage(opts: EnableOptions): Promise<EnableResult> 
         build: { command: debianBinaryBuild.display, env, wrapper: await wrapperVersion(), builtIn: tree, ms: result.ms },
         debs: result.debs.map((d) => basename(d)),
         builtAt: new Date().toISOString(),
+        without,
+        shipped: await shippedFiles(final, result.debs),
       };
-      await writeFile(join(temp, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-      await rm(final, { recursive: true, force: true });
-      await rename(temp, final);
+      await writeFile(join(final, 'meta.json.tmp'), `${JSON.stringify(meta, null, 2)}\n`);
+      await rename(join(final, 'meta.json.tmp'), join(final, 'meta.json'));
     } catch (error) {
-      await rm(temp, { recursive: true, force: true });
+      await rm(final, { recursive: true, force: true });
       throw error;
     }
     const fresh = await fromCache(final);

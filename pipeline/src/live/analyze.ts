@@ -12,6 +12,8 @@ import { gunzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exists } from '../common/fs.ts';
+import { phaseMedians, transitionPhases, type PhaseMedians } from './breakdown.ts';
+import { faultFigures, forkFigures, memoryTrend, type FaultFigures, type ForkFigures, type MemoryTrend } from './resources.ts';
 import { patchWindows, percentiles, splitByWindows, type PatchMoment, type Percentiles, type RequestSample } from './latency.ts';
 
 export type LiveMode = 'local' | 'global';
@@ -85,6 +87,8 @@ export interface Transition {
   readonly migrated: number | null;
   /** ms from the trigger to each thread's switch (local: migrated; global: arrived). */
   readonly threadMs: number[];
+  /** Threads that left live patching (a background thread going to sleep) in the transition before switching: not waited for. */
+  readonly left: number;
   /** ms from the trigger until every thread runs the new code (local: last migration; global: release). */
   readonly switchMs: number | null;
   readonly createUs: number | null;
@@ -99,6 +103,9 @@ export function parseRuntimeLog(text: string): Transition[] {
   const out: Transition[] = [];
   let cur: { -readonly [K in keyof Transition]: Transition[K] } | null = null;
   let global = false;
+  // Per transition: the threads whose switch was logged, and those that left before theirs.
+  let switchedTids = new Set<number>();
+  let leftTids = new Set<number>();
   const close = (): void => {
     if (cur) out.push(cur);
     cur = null;
@@ -116,6 +123,8 @@ export function parseRuntimeLog(text: string): Transition[] {
       case 'trigger':
         close();
         global = line.mode === 'global';
+        switchedTids = new Set();
+        leftTids = new Set();
         cur = {
           seq: num('seq') ?? out.length + 1,
           action: line.action === 'rollback' ? 'rollback' : 'apply',
@@ -125,6 +134,7 @@ export function parseRuntimeLog(text: string): Transition[] {
           threads: null,
           migrated: null,
           threadMs: [],
+          left: 0,
           switchMs: null,
           createUs: null,
           loadUs: null,
@@ -133,7 +143,16 @@ export function parseRuntimeLog(text: string): Transition[] {
         break;
       case 'migrated':
       case 'arrived':
-        if (cur && num('ms') !== null) cur.threadMs.push(num('ms')!);
+        if (cur && num('ms') !== null) {
+          cur.threadMs.push(num('ms')!);
+          if (typeof line.tid === 'number') switchedTids.add(line.tid);
+        }
+        break;
+      case 'thread_exit':
+        if (cur && typeof line.tid === 'number' && !switchedTids.has(line.tid) && !leftTids.has(line.tid)) {
+          leftTids.add(line.tid);
+          cur.left++;
+        }
         break;
       case 'generation_created':
         if (cur) cur.createUs = num('create_us');
@@ -179,6 +198,13 @@ export interface CycleRecord {
   readonly capableExit: number | null;
   readonly memFreeBeforeKiB: number | null;
   readonly memFreeAfterKiB: number | null;
+  /** The server's RSS right after the step (older runs: absent). */
+  readonly rssAfterKiB?: number | null;
+  /** memcached's slab memory after the step (`stats slabs` total_malloced), KiB. */
+  readonly cacheKiB?: number | null;
+  /** The server's minor faults when the step began and when wfpatch-ctl returned. */
+  readonly minFltBefore?: number | null;
+  readonly minFltAfter?: number | null;
   /** A memccapable run's span, /proc/uptime centiseconds (= CLOCK_MONOTONIC: the guest never suspends). */
   readonly startCs?: number;
   readonly endCs?: number;
@@ -206,11 +232,19 @@ export interface ModeReport {
   readonly cycles: number;
   /** Median seconds between two triggers: --interval, or longer when memccapable (≈5 s: its noreply tests wait) took longer. */
   readonly stepSpacingS: number | null;
-  readonly transitions: { readonly total: number; readonly applied: number; readonly rolledBack: number; readonly rejected: number; readonly allThreadsSwitched: boolean; readonly threads: number | null };
+  readonly transitions: { readonly total: number; readonly applied: number; readonly rolledBack: number; readonly rejected: number; readonly allThreadsSwitched: boolean; readonly threads: number | null; readonly rejectReasons?: readonly string[] };
   readonly conformance: { readonly runs: number; readonly failures: number };
   readonly memory: { readonly before: MemFigures | null; readonly after: MemFigures | null };
   readonly load: { readonly client: 'memload'; readonly final: boolean; readonly truncated: boolean; readonly connections: number; readonly memcaslap: MemcaslapFigures | null };
   readonly clock: { readonly clocksource: string; readonly resolutionNs: number };
+  /** Where the switch time goes: median phase moments (ms after the trigger) per action (breakdown.ts). */
+  readonly switchBreakdownMs: { readonly apply: PhaseMedians; readonly rollback: PhaseMedians };
+  /** fork() of the server timed inside it, before and after the cycles (resources.ts). */
+  readonly forkUs: ForkFigures;
+  /** RSS and MemFree after every rollback: the trend over the second half of the run. */
+  readonly memoryTrend: MemoryTrend;
+  /** The server's minor page faults per transition and per step interval (resources.ts). */
+  readonly minorFaults: FaultFigures;
   /** For the plot: (seconds since the load started, latency µs) and patch moments (seconds). */
   readonly series: { readonly points: Array<[number, number]>; readonly patches: Array<{ t: number; action: string; switchMs: number | null }> };
 }
@@ -320,7 +354,10 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
   const rolledBack = transitions.filter((t) => t.outcome === 'rolled-back').length;
   const rejected = transitions.filter((t) => t.outcome === 'rejected').length;
   const finished = transitions.filter((t) => t.outcome !== 'rejected');
-  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && t.migrated >= t.threads);
+  // A background thread that migrates and then leaves (its sleep) before the summary is not in
+  // the summary's `migrated`, but its own migrated/arrived line is there; one that leaves before
+  // its point is not waited for (corpus/apps/memcached/README.md, "leave / re-join").
+  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && Math.max(t.migrated, t.threadMs.length) + t.left >= t.threads);
   const switches = finished.map((t) => t.switchMs).filter((x): x is number => x !== null);
   const memDrops = cycles
     .filter((c) => c.step === 'apply' && c.ctlExit === 0 && c.memFreeBeforeKiB !== null && c.memFreeAfterKiB !== null)
@@ -352,11 +389,19 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
     memoryPerGenerationKiB: hasGenerations ? median(memDrops) : null,
     cycles: opts.cycles,
     stepSpacingS: median(transitions.slice(1).map((t, i) => (t.triggerRealUs - transitions[i]!.triggerRealUs) / 1e6)),
-    transitions: { total: transitions.length, applied, rolledBack, rejected, allThreadsSwitched, threads: median(finished.map((t) => t.threads).filter((x): x is number => x !== null)) },
+    transitions: { total: transitions.length, applied, rolledBack, rejected, allThreadsSwitched, threads: median(finished.map((t) => t.threads).filter((x): x is number => x !== null)), rejectReasons: [...new Set(transitions.filter((t) => t.outcome === 'rejected').map((t) => t.reason ?? '?'))] },
     conformance: { runs: conformanceRuns.length, failures: conformanceRuns.filter((c) => c.capableExit !== 0).length },
     memory: { before: await readJson<MemFigures>(join(dir, 'mem-before.json')), after: await readJson<MemFigures>(join(dir, 'mem-after.json')) },
     load: { client: 'memload', final: summary.final, truncated: samples.truncated, connections: summary.connections, memcaslap: slap === null ? null : parseMemcaslap(slap) },
     clock: { clocksource: summary.clocksource, resolutionNs: summary.resolutionNs },
+    switchBreakdownMs: phaseMedians(transitionPhases(log)),
+    forkUs: forkFigures(await readFile(join(dir, 'forks.jsonl'), 'utf8').catch(() => '')),
+    memoryTrend: memoryTrend(
+      cycles
+        .filter((c) => c.step === 'rollback' && typeof c.rssAfterKiB === 'number' && c.memFreeAfterKiB !== null)
+        .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB!, cacheKiB: typeof c.cacheKiB === 'number' ? c.cacheKiB : null })),
+    ),
+    minorFaults: faultFigures(cycles.filter((c) => c.step === 'apply' || c.step === 'rollback')),
     series: {
       points,
       patches: finished.map((t) => ({ t: (realToMono(t.triggerRealUs) - base) / 1e6, action: t.action, switchMs: t.switchMs })),

@@ -7,11 +7,13 @@ import type { LiveMode, ModeReport } from './analyze.ts';
 
 const help = `Usage: wfbuild live memcached|slapd [--mode local|global|both] [--cycles N] [--interval S]
                      [--patch NAME | --bundle FILE [--binary FILE] | --no-patch] [--out DIR] [--json]
+                     [--capable-every K] [--pin exe|all]
 
 Boots the bench kernel (2 CPUs) with the server enabled for live patching (wfbuild enable),
 starts it under load over loopback (memcached: memcaslap, and memload, our client that records
 every request's latency on CLOCK_MONOTONIC), and patches it cyclically: apply, then roll back,
-every --interval seconds, --cycles times; memccapable checks the protocol after every step.
+every --interval seconds, --cycles times; memccapable checks the protocol after every step
+(or, with --capable-every K, after both steps of every K-th cycle and of the last one).
 Local, then global quiescence, from one guest boot. The patch is, by default, memcached's
 0007-uninitialized-variables from Debian's own series, made into a bundle by wfbuild against
 the enabled build (that build's binary is the one run). With --no-patch each step is a
@@ -29,6 +31,10 @@ Options:
   --no-patch     migrations without a patch
   --out DIR      default ./wfbuild-live/SERVER
   --json         print live.json instead of the table
+  --capable-every K  memccapable (5–30 s a run) only after every K-th cycle and the last (soaks)
+  --pin exe|all  what libwfpatch pins at wf_init: the executable and its libraries (all, the
+                 default) or the executable only (WF_PIN=exe: a smaller wf_create; library code
+                 cannot then be patched in local mode)
 
 Exit: 0 done (check the table: failed requests and dropped connections must be 0); 2 bad
 input; 10 the guest kernel reported a failure; 11 the guest hung; 13 a tool is missing.`;
@@ -67,9 +73,15 @@ export function liveTable(report: LiveReport): string {
     ['memccapable runs / failures', (r) => `${r.conformance.runs} / ${r.conformance.failures}`],
     ['wf_create (µs)', (r) => fmt(r.createUs)],
     ['patch load (µs)', (r) => fmt(r.loadUs)],
+    ['fork() of the server before / after the cycles (µs)', (r) => (r.forkUs ? `${fmt(r.forkUs.beforeUs)} / ${fmt(r.forkUs.afterUs)}${r.forkUs.errors.length ? ` (${r.forkUs.errors.length} failed: ${r.forkUs.errors[0]})` : ''}` : '–')],
+    ['  apply: loaded / created / kick (ms after trigger)', (r) => (r.switchBreakdownMs ? `${fmt(r.switchBreakdownMs.apply.loadedMs, 1)} / ${fmt(r.switchBreakdownMs.apply.createdMs, 1)} / ${fmt(r.switchBreakdownMs.apply.pendingMs, 1)}` : '–')],
+    ['  apply: first / last thread switched; all parked (ms)', (r) => (r.switchBreakdownMs ? `${fmt(r.switchBreakdownMs.apply.firstThreadMs, 1)} / ${fmt(r.switchBreakdownMs.apply.lastThreadMs, 1)}; ${fmt(r.switchBreakdownMs.apply.quiescenceMs, 1)}` : '–')],
+    ['  switch median apply / rollback (ms)', (r) => (r.switchBreakdownMs ? `${fmt(r.switchBreakdownMs.apply.switchMs, 1)} / ${fmt(r.switchBreakdownMs.rollback.switchMs, 1)}` : '–')],
+    ['minor faults: apply / rollback, until switched; in its interval', (r) => (r.minorFaults ? `${fmt(r.minorFaults.applyDuring)} / ${fmt(r.minorFaults.rollbackDuring)}; ${fmt(r.minorFaults.applyInterval)} / ${fmt(r.minorFaults.rollbackInterval)}` : '–')],
     ['memory per generation (KiB)', (r) => fmt(r.memoryPerGenerationKiB)],
     ['RSS before / after (KiB)', (r) => `${fmt(r.memory.before?.rssKiB)} / ${fmt(r.memory.after?.rssKiB)}`],
     ['MemFree before / after (KiB)', (r) => `${fmt(r.memory.before?.memFreeKiB)} / ${fmt(r.memory.after?.memFreeKiB)}`],
+    ['2nd half, KiB per cycle: RSS / RSS besides cache / MemFree', (r) => (r.memoryTrend ? `${fmt(r.memoryTrend.rssKiBPerCycle, 2)} / ${fmt(r.memoryTrend.rssBesidesCacheKiBPerCycle, 2)} / ${fmt(r.memoryTrend.memFreeKiBPerCycle, 2)}` : '–')],
   ];
   const pct = (p: ModeReport['latencyUs']['all']): string => (p ? `${fmt(p.p50)} / ${fmt(p.p99)} / ${fmt(p.p999)} / ${fmt(p.max)}` : '–');
   const header = ['', ...modes];
@@ -81,7 +93,7 @@ export function liveTable(report: LiveReport): string {
   const line = (row: string[]): string => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const refused = modes.map(get).find((r) => r?.percentilesRefused)?.percentilesRefused;
   return [
-    `${report.package} (${report.server}), ${report.cycles} cycle(s), interval ${report.intervalS} s, ${report.bundle ?? 'no bundle: migrations without a patch'}`,
+    `${report.package} (${report.server}), ${report.cycles} cycle(s), interval ${report.intervalS} s, pinned: ${report.pin === 'exe' ? 'the executable' : 'executable and libraries'}, ${report.bundle ?? 'no bundle: migrations without a patch'}`,
     `clock: ${report.clock.clocksource ?? '?'}, measured resolution ${fmt(report.clock.resolutionNs)} ns${refused ? ` — percentiles refused: ${refused}` : ''}`,
     line(header),
     ...body.map(line),
@@ -108,6 +120,8 @@ export const liveCommand: Command = {
         out: { type: 'string' },
         json: { type: 'boolean' },
         fault: { type: 'string' },
+        'capable-every': { type: 'string' },
+        pin: { type: 'string' },
       },
     });
     if (positionals.length !== 1) throw new UserError(positionals.length ? `unexpected argument '${positionals[1]}'` : 'which server? wfbuild live memcached|slapd');
@@ -118,7 +132,10 @@ export const liveCommand: Command = {
     const cycles = parseNumber('cycles', values.cycles, 50, true);
     const intervalS = parseNumber('interval', values.interval, 1, false);
     checkLiveOptions({ server, cycles, intervalS, modes });
-    if (values.fault !== undefined && !/^(kill-client|term-server)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N or term-server@N`);
+    const capableEvery = parseNumber('capable-every', values['capable-every'], 1, true);
+    if (capableEvery < 1) throw new UserError(`--capable-every must be at least 1, got '${capableEvery}'`);
+    if (values.pin !== undefined && values.pin !== 'exe' && values.pin !== 'all') throw new UserError(`--pin must be exe or all, got '${values.pin}'`);
+    if (values.fault !== undefined && !/^(kill-client|term-server|bad-bundle)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N, term-server@N or bad-bundle@N`);
     if ([values.bundle, values.patch, values['no-patch']].filter((v) => v !== undefined).length > 1) throw new UserError('give one of --patch, --bundle and --no-patch');
     const out = resolve(values.out ?? join('wfbuild-live', server));
     const report = await runLive({
@@ -131,6 +148,8 @@ export const liveCommand: Command = {
       ...(values.binary ? { binary: values.binary } : {}),
       ...(values.bundle || values['no-patch'] ? {} : { debianPatch: values.patch ?? defaultPatch[server as LiveReport['server']] }),
       ...(values.fault ? { fault: values.fault } : {}),
+      capableEvery,
+      ...(values.pin !== undefined ? { pin: values.pin as 'exe' | 'all' } : {}),
       onOutput: values.json ? undefined : (line) => console.error(`live: ${line}`),
     });
     console.log(values.json ? JSON.stringify(report, (k, v: unknown) => (k === 'series' ? undefined : v), 2) : `${liveTable(report)}\n\nwritten: ${out}/live.json, ${out}/latency.svg`);

@@ -10,14 +10,20 @@
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL (seconds, may be fractional), LIVE_CONNS,
 # LIVE_BUNDLE (guest path or empty), LIVE_MEMCACHED, LIVE_MEMLOAD, LIVE_CTL, LIVE_THREADS, LIVE_THINK_US,
+# LIVE_PIN (exe: WF_PIN=exe for the server), LIVE_CAPABLE_EVERY (memccapable after the steps of every K-th cycle and of the last; default 1),
 # LIVE_FAULT (test hooks: `kill-client@N` kills the load clients before cycle N, `term-server@N`
-# sends SIGTERM to memcached right after cycle N's apply was triggered).
+# sends SIGTERM to memcached right after cycle N's apply was triggered, `bad-bundle@N` applies a
+# cut copy of the bundle on top of cycle N's patch, which must be refused with the server left on
+# its generation: bad-bundle.json holds the runtime's status before and after).
 set -u
 R=${WFVM_RESULTS:-/results}
 PORT=${LIVE_PORT:-11211}
 say() { echo "live: $*"; }
 now_cs() { read -r up _ < /proc/uptime; echo "${up%.*}${up#*.}"; }
 memfree() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
+# The server's minor page faults so far (/proc/PID/stat field 10): a new generation's page
+# tables fill on fault, so they show what a migration costs the threads afterwards.
+minflt() { awk '{ print $10 }' "/proc/$1/stat" 2>/dev/null || echo null; }
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo null; }
 # Sleeps until uptime centisecond $1.
 sleep_until() {
@@ -26,6 +32,12 @@ sleep_until() {
   return 0
 }
 alive() { kill -0 "$1" 2>/dev/null; }
+# memcached's own count of the memory it allocated for items (slab pages), KiB: RSS minus this
+# is what the server holds besides its cache.
+cache_kib() {
+  printf 'stats slabs\r\nquit\r\n' | timeout 5 nc 127.0.0.1 "$PORT" 2>/dev/null |
+    awk '/^STAT total_malloced / { v = int($3 / 1024) } END { print (v == "" ? "null" : v) }'
+}
 
 # One transition; appends a JSON line to cycles.jsonl. $1 cycle, $2 step (apply|rollback).
 step() {
@@ -36,12 +48,13 @@ step() {
     req=next
   fi
   before=$(memfree)
+  flt0=$(minflt "$MC")
   t0=$(now_cs)
   # shellcheck disable=SC2086
   timeout 60 "$LIVE_CTL" "$MC" $req >> "$D/ctl.log" 2>&1
   ctl=$?
   after=$(memfree)
-  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"cacheKiB\":$( [ "$what" = rollback ] && cache_kib || echo null),\"minFltBefore\":$flt0,\"minFltAfter\":$(minflt "$MC"),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
 }
 
 # memccapable after step $2 of cycle $1, run just before the next step (so it never overlaps a
@@ -57,10 +70,34 @@ conformance() {
   echo "{\"cycle\":$cycle,\"step\":\"conformance\",\"after\":\"$what\",\"request\":null,\"ctlExit\":null,\"capableExit\":$cap,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$t0,\"startCs\":$t0,\"endCs\":$t1}" >> "$D/cycles.jsonl"
 }
 
-FAULT_KILL= FAULT_TERM=
+# One fork() of the running server, timed inside it (the runtime's `fork` request), $2 times;
+# one JSON line each into forks.jsonl, labelled $1 (before / after the cycles).
+fork_probe() {
+  i=0
+  while [ $i -lt "$2" ]; do
+    line=$(timeout 30 "$LIVE_CTL" "$MC" fork 2>>"$D/ctl.log" | grep '"event":"fork"')
+    [ -n "$line" ] && echo "{\"when\":\"$1\",\"probe\":$line}" >> "$D/forks.jsonl"
+    i=$((i + 1))
+  done
+}
+
+CAPABLE_EVERY=${LIVE_CAPABLE_EVERY:-1}
+# A bundle that cannot load (cut short) applied on top of the patch in place; records the
+# runtime's status around it and wfpatch-ctl's exit (3: rejected).
+bad_bundle() {
+  head -c 2000 "$LIVE_BUNDLE" > /tmp/cut.wfp
+  st0=$("$LIVE_CTL" "$MC" status 2>/dev/null | grep '"event":"status"')
+  timeout 60 "$LIVE_CTL" "$MC" apply /tmp/cut.wfp > "$D/bad-bundle.out" 2>&1
+  rc=$?
+  st1=$("$LIVE_CTL" "$MC" status 2>/dev/null | grep '"event":"status"')
+  echo "{\"cycle\":$1,\"ctlExit\":$rc,\"before\":${st0:-null},\"after\":${st1:-null}}" > "$D/bad-bundle.json"
+}
+
+FAULT_KILL= FAULT_TERM= FAULT_BAD=
 case "${LIVE_FAULT:-}" in
   kill-client@*) FAULT_KILL=${LIVE_FAULT#kill-client@} ;;
   term-server@*) FAULT_TERM=${LIVE_FAULT#term-server@} ;;
+  bad-bundle@*) FAULT_BAD=${LIVE_FAULT#bad-bundle@} ;;
 esac
 
 # memcached, run as root, needs -u root, and so a passwd entry (the initramfs has no /etc).
@@ -75,6 +112,8 @@ for mode in $LIVE_MODES; do
   mkdir -p "$D"
   say "mode $mode: starting memcached"
   export WF_LOGFILE=$D/wfpatch.log
+  # LIVE_PIN=exe: libwfpatch pins only the executable's code (WF_PIN), not the libraries'.
+  if [ -n "${LIVE_PIN:-}" ]; then export WF_PIN=$LIVE_PIN; fi
   if [ "$mode" = global ]; then export WF_GLOBAL=1; else unset WF_GLOBAL; fi
   "$LIVE_MEMCACHED" -u root -U 0 -l 127.0.0.1 -p $PORT -t "$LIVE_THREADS" -m 64 -c 1024 > "$D/memcached.out" 2>&1 &
   MC=$!
@@ -85,7 +124,7 @@ for mode in $LIVE_MODES; do
     if [ $n -gt 100 ] || ! alive $MC; then say "memcached did not come up"; cat "$D/memcached.out"; exit 20; fi
     sleep 0.1
   done
-  unset WF_LOGFILE WF_GLOBAL
+  unset WF_LOGFILE WF_GLOBAL WF_PIN
   timeout 120 memccapable -h 127.0.0.1 -p $PORT -t 5 > "$D/capable-baseline.txt" 2>&1
   echo "{\"cycle\":0,\"step\":\"baseline\",\"request\":null,\"ctlExit\":null,\"capableExit\":$?,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$(now_cs)}" > "$D/cycles.jsonl"
 
@@ -100,6 +139,7 @@ for mode in $LIVE_MODES; do
   start=$(now_cs)
   sleep_until $((start + 100))
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-before.json"
+  fork_probe before 15
 
   next=$((start + 100))
   c=1
@@ -109,19 +149,21 @@ for mode in $LIVE_MODES; do
       ( sleep 0.05; say "fault: SIGTERM to memcached during cycle $c's apply"; kill -TERM $MC ) &
     fi
     # The step, its quiet interval (the patch window lies in it), then memccapable.
+    check=
+    if [ $((c % CAPABLE_EVERY)) = 0 ] || [ "$c" = "$LIVE_CYCLES" ]; then check=1; fi
     step $c apply
+    if [ "$c" = "$FAULT_BAD" ] && [ -n "$LIVE_BUNDLE" ]; then say "fault: a bundle cut short, applied during cycle $c"; bad_bundle $c; fi
     next=$((next + interval_cs)); sleep_until $next
-    conformance $c apply
-    next=$(now_cs)
+    [ -n "$check" ] && { conformance $c apply; next=$(now_cs); }
     step $c rollback
     next=$((next + interval_cs)); sleep_until $next
-    conformance $c rollback
-    next=$(now_cs)
+    [ -n "$check" ] && { conformance $c rollback; next=$(now_cs); }
     alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
     c=$((c + 1))
   done
   sleep 1
   echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-after.json"
+  alive $MC && fork_probe after 15
 
   say "mode $mode: stopping the load clients"
   kill -INT $SLAP 2>/dev/null

@@ -23,7 +23,7 @@ export type LiveServer = (typeof liveServers)[number];
 
 /** The Debian version each server is enabled at (Debian 12's current one). */
 const serverPackages: Record<LiveServer, string | null> = {
-  memcached: 'memcached=1.6.18-1+deb12u1',
+  memcached: 'memcached=1.6.18-1',
   slapd: null, // not enabled yet: corpus/apps has no slapd enablement
 };
 
@@ -48,6 +48,10 @@ export interface LiveOptions {
   readonly thinkUs?: number;
   /** memcached worker threads (-t). */
   readonly threads?: number;
+  /** `exe`: libwfpatch pins only the server's executable (WF_PIN=exe), not its libraries: a smaller wf_create, library code not patchable in local mode. */
+  readonly pin?: 'exe' | 'all';
+  /** memccapable after the steps of every K-th cycle (and of the last one); default 1 (every cycle). */
+  readonly capableEvery?: number;
   /** A fault for the guest script to inject: `kill-client@N` or `term-server@N`. */
   readonly fault?: string;
   readonly bzImage?: string;
@@ -61,6 +65,8 @@ export interface LiveReport {
   readonly binary: string;
   readonly cycles: number;
   readonly intervalS: number;
+  /** What libwfpatch pinned at wf_init: the executable and its libraries (default), or the executable only. */
+  readonly pin: 'all' | 'exe';
   readonly kernel: { readonly variant: 'bench'; readonly cpus: number };
   readonly clock: { readonly clocksource: string | null; readonly resolutionNs: number | null };
   readonly load: string;
@@ -107,15 +113,24 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     throw new UserError(`libwfpatch / wfpatch-ctl did not build: ${error.message}`, ExitCode.buildFailed);
   });
   const pkg = serverPackages[opts.server]!;
-  say(`enabled build of ${pkg} (wfbuild enable; cached after the first time)`);
-  const enabled = await enablePackage({ package: pkg, onOutput: (l) => say(`enable: ${l}`) });
-  let server = opts.binary ? resolve(opts.binary) : join(enabled.tree, 'memcached');
+  let server: string;
+  let serverFiles: Array<{ host: string; guest?: string }>;
+  let packageLabel: string;
   let bundleFile = opts.bundle ? resolve(opts.bundle) : undefined;
   if (opts.debianPatch) {
+    // The server is the enabled build without that patch, as its .deb installs it; the bundle targets it.
     const built = await bundleFromSeries(pkg, opts.debianPatch, { onOutput: say });
-    say(`bundle ${built.bundle} for ${built.binary} (build-id ${built.buildId})`);
+    say(`bundle ${built.bundle} for ${built.installedPath} of ${built.version} (build-id ${built.buildId})`);
     bundleFile = built.bundle;
-    server = built.binary;
+    server = built.installedPath;
+    serverFiles = [{ host: built.binary, guest: built.installedPath }, ...(built.debugFile && built.debugPath ? [{ host: built.debugFile, guest: built.debugPath }] : [])];
+    packageLabel = `${opts.server} ${built.version}`;
+  } else {
+    say(`enabled build of ${pkg} (wfbuild enable; cached after the first time)`);
+    const enabled = await enablePackage({ package: pkg, onOutput: (l) => say(`enable: ${l}`) });
+    server = opts.binary ? resolve(opts.binary) : join(enabled.tree, 'memcached');
+    serverFiles = [{ host: server }];
+    packageLabel = `${enabled.package} ${enabled.version}`;
   }
 
   const work = await mkdtemp(join(tmpdir(), 'wflive-'));
@@ -127,8 +142,10 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     const bundle = bundleFile;
     const connections = opts.connections ?? 16;
     const stepS = opts.cycles * 2 * opts.intervalS;
-    // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's time), drain; then the results over serial.
-    const timeoutSec = Math.ceil(240 + opts.modes.length * (90 + stepS * 3));
+    const capableRuns = 2 * Math.ceil(opts.cycles / (opts.capableEvery ?? 1));
+    // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's 5–30 s), forks, drain; then the results over serial.
+    // Generous (a loaded host slows every step): the timeout only ends a guest that hangs.
+    const timeoutSec = Math.ceil(240 + opts.modes.length * (120 + stepS * 4 + capableRuns * 60));
     const guestResults = join(work, 'results');
     say(`booting ${opts.bzImage ? opts.bzImage : 'the bench kernel'} (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
     let pending = '';
@@ -139,7 +156,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       memMiB: 1024,
       timeoutSec,
       program: script,
-      files: [{ host: server }, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : [])],
+      files: [...serverFiles, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : [])],
       env: {
         LIVE_MODES: opts.modes.join(' '),
         LIVE_CYCLES: String(opts.cycles),
@@ -152,6 +169,8 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
         LIVE_MEMLOAD: memload,
         LIVE_CTL: ctl,
         LIVE_FAULT: opts.fault ?? '',
+        LIVE_CAPABLE_EVERY: String(opts.capableEvery ?? 1),
+        LIVE_PIN: opts.pin === 'exe' ? 'exe' : '',
       },
       outDir: guestResults,
       onConsole: (text) => {
@@ -174,14 +193,15 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     }
     const report: LiveReport = {
       server: opts.server,
-      package: `${enabled.package} ${enabled.version}`,
+      package: packageLabel,
       bundle: bundle ?? null,
       binary: server,
       cycles: opts.cycles,
       intervalS: opts.intervalS,
+      pin: opts.pin ?? 'all',
       kernel: { variant: 'bench', cpus: 2 },
       clock,
-      load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after every step`,
+      load: `memcaslap -T 1 -c ${connections} (the load; its own summary under memcaslap) beside memload with ${connections} connections (90% get, 10% set, 64-byte values over 10000 keys, ${opts.thinkUs ?? defaultThinkUs} µs pause per connection between requests), which measured every one of its requests' latency; memccapable after ${(opts.capableEvery ?? 1) === 1 ? 'every step' : `both steps of every ${opts.capableEvery}th cycle and of the last`}`,
       modes,
       guest: { exitCode: vm.exitCode, timedOut: vm.timedOut, kernelFailure: vm.kernelFailure },
     };

@@ -11,6 +11,7 @@ const options = {
   'build-cmd': { type: 'string' },
   out: { type: 'string' },
   json: { type: 'boolean' },
+  enabled: { type: 'boolean' },
 } as const;
 
 const common = `  --package NAME[=VERSION]  Debian source package, fetched with apt-get source (cached)
@@ -24,6 +25,10 @@ const common = `  --package NAME[=VERSION]  Debian source package, fetched with 
   --out DIR                 output folder (default ./wfbuild-out/<patch name>); written whole
                             or not at all
   --json                    print report.json on stdout (no progress display)
+  --enabled                 with --package NAME=VERSION: build against wfbuild enable's build
+                            of it (its tree, objects and binaries: the bundles target the
+                            binaries of its .debs); a patch from the package's own series goes
+                            onto the enabled build without it (wfbuild enable --without)
 
 The original build is cached under the cache root (WFPATCH_CACHE, default /var/cache/wfpatch),
 keyed by package version, build command and compiler-wrapper version.
@@ -52,6 +57,7 @@ ${common}`,
         source: values.source,
         after: (values.after ?? []).flatMap((a) => a.split(',')).filter(Boolean),
         buildCmd: values['build-cmd'],
+        ...(values.enabled ? { enabled: true } : {}),
         out: values.out ?? defaultOut(patch),
         bundles,
         renderer: values.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',

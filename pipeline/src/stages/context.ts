@@ -99,6 +99,8 @@ export interface ClassifyOptions {
   readonly renderer?: 'default' | 'simple' | 'silent';
   /** Cache root (default: cacheRoot from paths.ts). */
   readonly cache?: string;
+  /** With `package` NAME=VERSION: the original is `wfbuild enable`'s build of it (enable/original.ts). */
+  readonly enabled?: boolean;
 }
 
 /** The run's input, resolved: absolute paths, defaults applied. */

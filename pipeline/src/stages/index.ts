@@ -51,6 +51,9 @@ export async function classifyPatch(opts: ClassifyOptions): Promise<Report> {
   if ((opts.package === undefined) === (opts.source === undefined)) {
     throw new UserError('give exactly one of --package NAME[=VERSION] and --source DIR');
   }
+  if (opts.enabled && (opts.package === undefined || (opts.after ?? []).length > 0 || opts.buildCmd !== undefined)) {
+    throw new UserError('--enabled takes --package NAME=VERSION (the build of wfbuild enable), without --after or --build-cmd');
+  }
   const input: StageInput = {
     options: opts,
     patchPath: resolve(opts.patch),

@@ -23,6 +23,10 @@ export const originalBuildStage: Stage = {
   title: () => 'build the original through the compiler wrapper',
   async run(ctx, task) {
     if (!needsBuild(ctx)) return task.skip('no compiled code touched: nothing to build');
+    if (ctx.original) {
+      task.title = `original build: the enabled build of wfbuild enable (${ctx.original.dir})`;
+      return;
+    }
     const original = await originalBuild(ctx.tree!, ctx.cmd!, join(ctx.input.cache, 'orig'), (line) => (task.output = line));
     ctx.original = original;
     const compiles = original.log.filter((e) => e.kind === 'compile').length;

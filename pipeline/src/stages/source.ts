@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { tail } from '../common/text.ts';
@@ -9,6 +9,7 @@ import { chooseBuildCommand } from './build-command.ts';
 import { explainReject, patchApplies } from './apply-patch.ts';
 import { resolveEarlierPatches, treeWithEarlierPatches } from './after-patches.ts';
 import type { SourceTree, Stage } from './context.ts';
+import { enabledOriginal } from '../enable/original.ts';
 
 export type { SourceTree } from './context.ts';
 
@@ -26,9 +27,12 @@ export const sourceStage: Stage = {
     // Build dependencies come from what was fetched or given, not from the prepared copy.
     if (fetched.debian) ctx.buildDepsFrom = fetched.package && options.package !== undefined ? `${fetched.package.name}=${fetched.package.version}` : fetched.dir;
     ctx.after = await resolveEarlierPatches(options.after ?? []);
-    const tree = ctx.after.length > 0 ? await treeWithEarlierPatches(fetched, ctx.after, join(cache, 'based')) : fetched;
+    // --enabled: the tree and the original build are wfbuild enable's (cached, or built now).
+    const enabled = options.enabled ? await enabledOriginal(options.package!, patchPath, { cacheRoot: dirname(cache), onOutput: (line) => (task.output = line) }) : null;
+    const tree = enabled ? enabled.tree : ctx.after.length > 0 ? await treeWithEarlierPatches(fetched, ctx.after, join(cache, 'based')) : fetched;
     ctx.tree = tree;
-    ctx.cmd = await chooseBuildCommand(tree, options.buildCmd);
+    ctx.cmd = enabled ? enabled.cmd : await chooseBuildCommand(tree, options.buildCmd);
+    if (enabled) ctx.original = enabled.original;
     const check = await patchApplies(tree.dir, patchPath, join(cache, 'work'));
     if (!check.ok) {
       const hint = ctx.after.length === 0 ? '\n(if it is written on top of earlier fixes of the same update, name them with --after P1.patch,P2.patch or a series file)' : '';
