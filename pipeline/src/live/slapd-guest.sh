@@ -109,7 +109,8 @@ for mode in $LIVE_MODES; do
   say "mode $mode: starting slapd"
   export WF_LOGFILE=$D/wfpatch.log
   if [ "$mode" = global ]; then export WF_GLOBAL=1; else unset WF_GLOBAL; fi
-  slapd_run -d 0 -f $conf -h "ldap://127.0.0.1:$PORT/" > "$D/slapd.out" 2>&1 &
+  # Not through slapd_run: $! must be slapd itself (wfpatch-ctl talks to that pid).
+  LD_LIBRARY_PATH=$O/lib "$O/slapd" -d 0 -f $conf -h "ldap://127.0.0.1:$PORT/" > "$D/slapd.out" 2>&1 &
   SD=$!
   n=0
   until "$LIVE_LDAPLOAD" dump 127.0.0.1 $PORT "$BASE" > "$D/dump-baseline.txt" 2>/dev/null; do
