@@ -21,7 +21,7 @@ import { execa } from 'execa';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { runLive, type LiveReport } from '../pipeline/src/live/run.ts';
 import { sonameOf } from '../pipeline/src/live/slapd.ts';
-import type { ModeReport } from '../pipeline/src/live/analyze.ts';
+import { parseRuntimeLog, type ModeReport } from '../pipeline/src/live/analyze.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
 const skip = process.env.WFPATCH_SKIP_OPENLDAP === '1';
@@ -47,6 +47,20 @@ describe('wfbuild live slapd: bad input and helpers', () => {
     const r = await execa(wfbuild, ['live', 'slapd', '--bundle', join(scratch, 'x.wfp')], { reject: false, env: { WFPATCH_CACHE: join(scratch, 'never-used') } });
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/memcached-only/);
+  });
+
+  it("libwfpatch's log: a worker that leaves (goes idle) before it switched counts as switched; one that left after switching is not counted twice", () => {
+    const lines = [
+      { event: 'trigger', seq: 1, time: 10, action: 'apply', mode: 'local', patch: '/b.wfp' },
+      { event: 'migrated', thread: 'listener', tid: 10, ms: 1 },
+      { event: 'migrated', thread: 'worker', tid: 11, ms: 2 },
+      { event: 'thread_exit', thread: 'worker', tid: 11 },
+      { event: 'thread_exit', thread: 'worker', tid: 12 },
+      { event: 'summary', seq: 1, outcome: 'applied', threads: 3, migrated: 2 },
+      { event: 'done', seq: 1, ms: 3 },
+    ].map((l) => JSON.stringify(l));
+    const [t] = parseRuntimeLog(lines.join('\n'));
+    expect(t).toMatchObject({ threads: 3, migrated: 2, leftUnswitched: 1, outcome: 'applied' });
   });
 
   it('sonames of library files', () => {

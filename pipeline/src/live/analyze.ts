@@ -90,6 +90,12 @@ export interface Transition {
   readonly createUs: number | null;
   readonly loadUs: number | null;
   readonly reason: string | null;
+  /**
+   * Threads that left live patching (wf_thread_death: an idle slapd worker, a sleeping memcached
+   * background thread) during the transition before they switched: not waited for, and they
+   * switch when they re-join, so they count as switched.
+   */
+  readonly leftUnswitched?: number;
 }
 
 type LogLine = Record<string, unknown> & { event?: string; time?: number; seq?: number };
@@ -99,9 +105,13 @@ export function parseRuntimeLog(text: string): Transition[] {
   const out: Transition[] = [];
   let cur: { -readonly [K in keyof Transition]: Transition[K] } | null = null;
   let global = false;
+  let switchedTids = new Set<number>();
+  let exitedTids = new Set<number>();
   const close = (): void => {
-    if (cur) out.push(cur);
+    if (cur) out.push({ ...cur, leftUnswitched: [...exitedTids].filter((t) => !switchedTids.has(t)).length });
     cur = null;
+    switchedTids = new Set();
+    exitedTids = new Set();
   };
   for (const raw of text.split('\n')) {
     if (!raw.trim().startsWith('{')) continue;
@@ -134,6 +144,10 @@ export function parseRuntimeLog(text: string): Transition[] {
       case 'migrated':
       case 'arrived':
         if (cur && num('ms') !== null) cur.threadMs.push(num('ms')!);
+        if (cur && num('tid') !== null) switchedTids.add(num('tid')!);
+        break;
+      case 'thread_exit':
+        if (cur && num('tid') !== null) exitedTids.add(num('tid')!);
         break;
       case 'generation_created':
         if (cur) cur.createUs = num('create_us');
@@ -320,7 +334,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
   const rolledBack = transitions.filter((t) => t.outcome === 'rolled-back').length;
   const rejected = transitions.filter((t) => t.outcome === 'rejected').length;
   const finished = transitions.filter((t) => t.outcome !== 'rejected');
-  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && t.migrated >= t.threads);
+  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && t.migrated + (t.leftUnswitched ?? 0) >= t.threads);
   const switches = finished.map((t) => t.switchMs).filter((x): x is number => x !== null);
   const memDrops = cycles
     .filter((c) => c.step === 'apply' && c.ctlExit === 0 && c.memFreeBeforeKiB !== null && c.memFreeAfterKiB !== null)
