@@ -114,6 +114,17 @@ describe.skipIf(skip)('wfbuild live slapd (guest)', () => {
       const redirected = new Set(events.filter((e) => e.event === 'jumps_written').flatMap((e) => (e.functions as Array<{ name: string }>).map((f) => f.name)));
       expect([...redirected], m).toEqual(expect.arrayContaining(['ldap_pvt_get_hname', 'slapi_over_config']));
     }
+    // The fix visible in behaviour: the connection made right after each step ran the
+    // reverse lookup through the new ldap_pvt_get_hname (resolver mutex free) exactly while
+    // getaddrinfo-is-threadsafe was applied, and through the old one (mutex held) otherwise.
+    for (const m of ['local', 'global']) {
+      const readings = json.hnameProbe[m] as Array<{ cycle: number; after: string; unit: string; hname: string }>;
+      expect(readings, m).toHaveLength(2 * cycles);
+      for (const r of readings) {
+        const expected = r.after === 'apply' && r.unit === 'getaddrinfo-is-threadsafe' ? 'free' : 'held';
+        expect(r.hname, `${m} ${JSON.stringify(r)}`).toBe(expected);
+      }
+    }
     const svg = await readFile(join(out, 'latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
   }, 4 * 3_600_000);

@@ -12,7 +12,7 @@
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL, LIVE_CONNS, LIVE_THREADS (slapd `threads`),
 # LIVE_THINK_US, LIVE_USERS, LIVE_BUNDLES (guest paths, space-separated, may be empty),
-# LIVE_TARBALL, LIVE_LDAPLOAD, LIVE_MTREAD, LIVE_CTL, LIVE_MTREAD_THREADS, LIVE_FAULT
+# LIVE_TARBALL, LIVE_PROBE (slapd-hname-probe.so), LIVE_LDAPLOAD, LIVE_MTREAD, LIVE_CTL, LIVE_MTREAD_THREADS, LIVE_FAULT
 # (`kill-client@N`, `term-server@N` as in guest.sh).
 set -u
 R=${WFVM_RESULTS:-/results}
@@ -52,14 +52,20 @@ step() {
 }
 
 # The whole directory, searched on a new connection, against the first dump: exit 0 when equal.
+# That connection's reverse lookup runs ldap_pvt_get_hname: the probe's line for it says which
+# version ran ("held": the mutex the unit removes is taken, old code; "free": new code).
+hname_lines() { wc -l < "$D/hname.log" 2>/dev/null || echo 0; }
 conformance() {
   cycle=$1 what=$2
   t0=$(now_cs)
+  h0=$(hname_lines)
   timeout 60 "$LIVE_LDAPLOAD" dump 127.0.0.1 $PORT "$BASE" > "$D/dump-$cycle-$what.txt" 2>&1 && cmp -s "$D/dump-baseline.txt" "$D/dump-$cycle-$what.txt"
   cap=$?
   t1=$(now_cs)
+  hn=none
+  [ "$(hname_lines)" -gt "$h0" ] && hn=$(tail -n 1 "$D/hname.log")
   [ "$cap" = 0 ] && rm -f "$D/dump-$cycle-$what.txt"
-  echo "{\"cycle\":$cycle,\"step\":\"conformance\",\"after\":\"$what\",\"request\":null,\"ctlExit\":null,\"capableExit\":$cap,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$t0,\"startCs\":$t0,\"endCs\":$t1}" >> "$D/cycles.jsonl"
+  echo "{\"cycle\":$cycle,\"step\":\"conformance\",\"after\":\"$what\",\"request\":null,\"ctlExit\":null,\"capableExit\":$cap,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$t0,\"startCs\":$t0,\"endCs\":$t1,\"hname\":\"$hn\"}" >> "$D/cycles.jsonl"
 }
 
 FAULT_KILL= FAULT_TERM=
@@ -110,7 +116,7 @@ for mode in $LIVE_MODES; do
   export WF_LOGFILE=$D/wfpatch.log
   if [ "$mode" = global ]; then export WF_GLOBAL=1; else unset WF_GLOBAL; fi
   # Not through slapd_run: $! must be slapd itself (wfpatch-ctl talks to that pid).
-  LD_LIBRARY_PATH=$O/lib "$O/slapd" -d 0 -f $conf -h "ldap://127.0.0.1:$PORT/" > "$D/slapd.out" 2>&1 &
+  WF_HNAME_LOG=$D/hname.log LD_PRELOAD=$LIVE_PROBE LD_LIBRARY_PATH=$O/lib "$O/slapd" -d 0 -f $conf -h "ldap://127.0.0.1:$PORT/" > "$D/slapd.out" 2>&1 &
   SD=$!
   n=0
   until "$LIVE_LDAPLOAD" dump 127.0.0.1 $PORT "$BASE" > "$D/dump-baseline.txt" 2>/dev/null; do

@@ -35,6 +35,13 @@ async function buildLdapload(dir: string): Promise<string> {
   return out;
 }
 
+/** The getnameinfo probe preloaded into slapd (slapd-hname-probe.c). */
+async function buildProbe(dir: string): Promise<string> {
+  const out = join(dir, 'slapd-hname-probe.so');
+  await execa('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', out, join(repoRoot, 'pipeline/src/live/slapd-hname-probe.c'), '-ldl']);
+  return out;
+}
+
 export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> {
   const say = opts.onOutput ?? (() => {});
   if (opts.bundle !== undefined || opts.binary !== undefined) throw new UserError('wfbuild live slapd: give series units with --patch U1,U2 (a ready --bundle / --binary is memcached-only)');
@@ -53,6 +60,7 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
   const out = resolve(opts.out);
   try {
     const ldapload = await buildLdapload(work);
+    const probe = await buildProbe(work);
     const payload = await stageSlapd(enabled, bundles, work);
     const script = join(work, 'live-slapd-guest.sh');
     await writeFile(script, await readFile(join(repoRoot, 'pipeline/src/live/slapd-guest.sh')), { mode: 0o755 });
@@ -75,6 +83,7 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
       files: [
         { host: payload.tarball },
         { host: ldapload },
+        { host: probe },
         { host: payload.mtread },
         { host: ctl },
         ...payload.hostLibs.map((host) => ({ host })),
@@ -91,6 +100,7 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
         LIVE_BUNDLES: bundles.map((b) => b.bundle).join(' '),
         LIVE_TARBALL: payload.tarball,
         LIVE_LDAPLOAD: ldapload,
+        LIVE_PROBE: probe,
         LIVE_MTREAD: payload.mtread,
         LIVE_MTREAD_THREADS: '4',
         LIVE_CTL: ctl,
@@ -127,12 +137,14 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
       modes,
       guest: { exitCode: vm.exitCode, timedOut: vm.timedOut, kernelFailure: vm.kernelFailure },
     };
+    const probe_ = await probeReadings(guestResults, opts.modes, bundles);
+    for (const [m, readings] of Object.entries(probe_)) say(`${m}: ldap_pvt_get_hname after each step (held: old code, free: new): ${readings.map((r) => `${r.after}${r.cycle}(${r.unit ?? '-'})=${r.hname}`).join(' ')}`);
     const tmpOut = `${out}.tmp-${process.pid}`;
     await rm(tmpOut, { recursive: true, force: true });
     await mkdir(tmpOut, { recursive: true });
     await rename(guestResults, join(tmpOut, 'guest')).catch(() => mkdir(join(tmpOut, 'guest')));
     await writeFile(join(tmpOut, 'console.log'), vm.console);
-    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify({ ...(stripSeries(report) as object), bundles, staged: payload.contents }, null, 2)}\n`);
+    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify({ ...(stripSeries(report) as object), bundles, staged: payload.contents, hnameProbe: probe_ }, null, 2)}\n`);
     await writeFile(join(tmpOut, 'latency.svg'), await renderLatencySvg(report));
     await rm(out, { recursive: true, force: true });
     await rename(tmpOut, out);
@@ -143,4 +155,33 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** What the probe saw for each conformance dump's connection: which ldap_pvt_get_hname ran. */
+export interface ProbeReading {
+  readonly cycle: number;
+  readonly after: 'apply' | 'rollback';
+  /** The unit applied in that cycle (null: no bundles). */
+  readonly unit: string | null;
+  readonly hname: string;
+}
+
+async function probeReadings(results: string, modes: readonly string[], bundles: readonly SlapdBundle[]): Promise<Record<string, ProbeReading[]>> {
+  const out: Record<string, ProbeReading[]> = {};
+  for (const mode of modes) {
+    const text = await readFile(join(results, mode, 'cycles.jsonl'), 'utf8').catch(() => '');
+    out[mode] = text
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as { cycle: number; step: string; after?: string; hname?: string }];
+        } catch {
+          return [];
+        }
+      })
+      .filter((r) => r.step === 'conformance' && (r.after === 'apply' || r.after === 'rollback'))
+      .map((r) => ({ cycle: r.cycle, after: r.after as 'apply' | 'rollback', unit: bundles.length ? bundles[(r.cycle - 1) % bundles.length]!.unit : null, hname: r.hname ?? 'none' }));
+  }
+  return out;
 }
