@@ -137,14 +137,14 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
       modes,
       guest: { exitCode: vm.exitCode, timedOut: vm.timedOut, kernelFailure: vm.kernelFailure },
     };
-    const probe_ = await probeReadings(guestResults, opts.modes, bundles);
-    for (const [m, readings] of Object.entries(probe_)) say(`${m}: ldap_pvt_get_hname after each step (held: old code, free: new): ${readings.map((r) => `${r.after}${r.cycle}(${r.unit ?? '-'})=${r.hname}`).join(' ')}`);
+    const hnameProbe = await probeReadings(guestResults, opts.modes, bundles);
+    for (const [m, readings] of Object.entries(hnameProbe)) say(`${m}: ldap_pvt_get_hname after each step (held: old code, free: new): ${readings.map((r) => `${r.after}${r.cycle}(${r.unit ?? '-'})=${r.hname}`).join(' ')}`);
     const tmpOut = `${out}.tmp-${process.pid}`;
     await rm(tmpOut, { recursive: true, force: true });
     await mkdir(tmpOut, { recursive: true });
     await rename(guestResults, join(tmpOut, 'guest')).catch(() => mkdir(join(tmpOut, 'guest')));
     await writeFile(join(tmpOut, 'console.log'), vm.console);
-    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify({ ...(stripSeries(report) as object), bundles, staged: payload.contents, hnameProbe: probe_ }, null, 2)}\n`);
+    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify({ ...(stripSeries(report) as object), bundles, staged: payload.contents, hnameProbe: hnameProbe }, null, 2)}\n`);
     await writeFile(join(tmpOut, 'latency.svg'), await renderLatencySvg(report));
     await rm(out, { recursive: true, force: true });
     await rename(tmpOut, out);
