@@ -96,6 +96,7 @@ modulepath $O/modules
 moduleload back_mdb.so
 threads $LIVE_THREADS
 reverse-lookup on
+sizelimit unlimited
 database mdb
 maxsize 268435456
 suffix "$BASE"
