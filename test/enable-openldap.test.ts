@@ -60,7 +60,8 @@ describe.skipIf(skip)('wfbuild enable --package openldap', () => {
     expect(enabled.version).toBe(`${version}+wfpatch1`);
     expect(deb('slapd').endsWith(`slapd_${version}+wfpatch1_amd64.deb`)).toBe(true);
     const listing = await execa('dpkg-deb', ['-c', deb('slapd')]);
-    expect(listing.stdout).toMatch(/\.\/usr\/sbin\/slapd$/m);
+    // slapd and the slap* tools are one binary, hard links of each other in the .deb.
+    expect(listing.stdout).toMatch(/\.\/usr\/sbin\/slapd( link to \S+)?$/m);
     expect(listing.stdout).toMatch(/back_mdb\.so/);
     const series = await readFile(join(enabled.tree, 'debian/patches/series'), 'utf8');
     expect(series.trim().split('\n').at(-1)).toBe('wfpatch-enable.patch');
@@ -76,8 +77,8 @@ describe.skipIf(skip)('wfbuild enable --package openldap', () => {
     const lib = (await readdir(libdir)).find((n) => /^libldap-2\.5\.so\.0\.\d+\.\d+$/.test(n));
     expect(lib).toBeDefined();
     const dyn = await execa('nm', ['-D', '--defined-only', join(libdir, lib!)]);
-    expect(dyn.stdout).toMatch(/ B ldap_pvt_thread_pool_wf_birth@@OPENLDAP_2\.200$/m);
-    expect(dyn.stdout).toMatch(/ B ldap_pvt_thread_pool_wf_death@@OPENLDAP_2\.200$/m);
+    expect(dyn.stdout).toMatch(/ B ldap_pvt_thread_pool_wf_birth@@OPENLDAP_2\.5$/m);
+    expect(dyn.stdout).toMatch(/ B ldap_pvt_thread_pool_wf_death@@OPENLDAP_2\.5$/m);
     const all = await execa('nm', [join(libdir, lib!)]);
     expect(all.stdout).not.toMatch(/ wf_init$/m);
   });
