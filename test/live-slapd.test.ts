@@ -60,7 +60,7 @@ describe('wfbuild live slapd: bad input and helpers', () => {
       { event: 'done', seq: 1, ms: 3 },
     ].map((l) => JSON.stringify(l));
     const [t] = parseRuntimeLog(lines.join('\n'));
-    expect(t).toMatchObject({ threads: 3, migrated: 2, leftUnswitched: 1, outcome: 'applied' });
+    expect(t).toMatchObject({ threads: 3, migrated: 2, leftUnswitched: 1, switchedThreads: 2, outcome: 'applied' });
   });
 
   it('sonames of library files', () => {

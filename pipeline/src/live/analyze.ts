@@ -96,6 +96,8 @@ export interface Transition {
    * switch when they re-join, so they count as switched.
    */
   readonly leftUnswitched?: number;
+  /** Distinct threads with a migrated / arrived event (the summary's count leaves out those that exited since). */
+  readonly switchedThreads?: number;
 }
 
 type LogLine = Record<string, unknown> & { event?: string; time?: number; seq?: number };
@@ -108,7 +110,7 @@ export function parseRuntimeLog(text: string): Transition[] {
   let switchedTids = new Set<number>();
   let exitedTids = new Set<number>();
   const close = (): void => {
-    if (cur) out.push({ ...cur, leftUnswitched: [...exitedTids].filter((t) => !switchedTids.has(t)).length });
+    if (cur) out.push({ ...cur, leftUnswitched: [...exitedTids].filter((t) => !switchedTids.has(t)).length, switchedThreads: switchedTids.size });
     cur = null;
     switchedTids = new Set();
     exitedTids = new Set();
@@ -334,7 +336,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
   const rolledBack = transitions.filter((t) => t.outcome === 'rolled-back').length;
   const rejected = transitions.filter((t) => t.outcome === 'rejected').length;
   const finished = transitions.filter((t) => t.outcome !== 'rejected');
-  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && t.migrated + (t.leftUnswitched ?? 0) >= t.threads);
+  const allThreadsSwitched = transitions.length > 0 && transitions.every((t) => t.outcome !== null && t.outcome !== 'rejected' && t.threads !== null && t.migrated !== null && Math.max(t.migrated, t.switchedThreads ?? 0) + (t.leftUnswitched ?? 0) >= t.threads);
   const switches = finished.map((t) => t.switchMs).filter((x): x is number => x !== null);
   const memDrops = cycles
     .filter((c) => c.step === 'apply' && c.ctlExit === 0 && c.memFreeBeforeKiB !== null && c.memFreeAfterKiB !== null)
