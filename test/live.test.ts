@@ -45,7 +45,7 @@ describe('wfbuild live: bad input, refused before building or booting', () => {
     [['memcached', '--cycles', 'garbage'], /--cycles must be an integer, got 'garbage'/],
     [['memcached', '--interval', 'soon'], /--interval must be a number/],
     [['memcached', '--mode', 'both-ish'], /--mode must be local, global or both/],
-    [['slapd'], /slapd: no enabled build yet/],
+    [['slapd', '--bundle', '/nonexistent.wfp'], /memcached-only/],
     [[], /which server/],
   ])('wfbuild live %j → exit 2', async (args, message) => {
     const started = Date.now();

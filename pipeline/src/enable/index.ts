@@ -7,6 +7,7 @@ import { exists } from '../common/fs.ts';
 import { fetchPackage, parsePackageSpec } from '../stages/source.ts';
 import { copyTree } from '../common/fs.ts';
 import { withLock } from '../common/lock.ts';
+import { ensureBuildDeps } from '../common/build-deps.ts';
 import { cacheRoot as defaultCacheRoot } from '../paths.ts';
 import { wrapperVersion } from '../wrapper/index.ts';
 import { appsRoot, findEnablement, type Enablement } from './apps.ts';
@@ -162,6 +163,7 @@ export async function enablePackage(opts: EnableOptions): Promise<EnableResult> 
       throw new UserError(`apt-get source ${name}=${version} unpacked ${source.package ? `${source.package.name} ${source.package.version}` : 'a tree without debian/changelog'}`);
     }
     if (!without.length) await checkApplies(source.dir, enablement, `${name} ${version}`);
+    await ensureBuildDeps({ tree: source.dir, installFrom: `${name}=${version}`, label: `${name} ${version}`, log: say });
     // Older layouts built in a temporary sibling: any left over belong to killed builds.
     for (const stale of (await readdir(cache)).filter((n) => n.startsWith(`${basename(final)}.tmp-`))) {
       await rm(join(cache, stale), { recursive: true, force: true });

@@ -50,7 +50,9 @@ export async function bundleFromSeries(pkg: string, patchName: string, opts: { c
   const spec = parsePackageSpec(pkg);
   if (spec.version === null) throw new UserError(`${pkg}: give NAME=VERSION`);
   const source = await fetchPackage(pkg, join(root, 'wfbuild', 'sources'));
-  const file = /\.(patch|diff)$/.test(patchName) ? patchName : `${patchName}.patch`;
+  // Series entries are named as the series names them (openldap's have no extension); memcached's carry .patch.
+  const asNamed = await exists(join(source.dir, 'debian/patches', patchName));
+  const file = asNamed || patchName.endsWith('.patch') || patchName.endsWith('.diff') ? patchName : `${patchName}.patch`;
   const fix = join(source.dir, 'debian/patches', file);
   if (!(await exists(fix))) throw new UserError(`${pkg} has no debian/patches/${file}`);
   say(`the enabled build of ${pkg} without ${file} (wfbuild enable --without; cached after the first time)`);

@@ -17,7 +17,9 @@ every --interval seconds, --cycles times; memccapable checks the protocol after 
 Local, then global quiescence, from one guest boot. The patch is, by default, memcached's
 0007-uninitialized-variables from Debian's own series, made into a bundle by wfbuild against
 the enabled build (that build's binary is the one run). With --no-patch each step is a
-migration without a patch (wfpatch-ctl next). Only memcached is enabled so far.
+migration without a patch (wfpatch-ctl next). slapd: OpenLDAP's slapd-mtread is the load and
+ldapload (ours) times and checks every search; the patches are getaddrinfo-is-threadsafe
+(libldap) and slapi-errorlog-file (libslapi) in turn, or --patch U1,U2 (slapd-run.ts).
 
 Writes DIR/live.json (figures per mode), DIR/latency.svg (latency over time, patch moments
 marked), DIR/guest/ (the raw results) and DIR/console.log; prints a table.
@@ -46,6 +48,7 @@ function parseNumber(name: string, text: string | undefined, fallback: number, i
   return n;
 }
 
+// slapd: '' means its default units (slapd.ts: getaddrinfo-is-threadsafe, slapi-errorlog-file); --patch U1,U2 names others.
 const defaultPatch: Record<LiveReport['server'], string> = { memcached: '0007-uninitialized-variables', slapd: '' };
 
 const fmt = (x: number | null | undefined, digits = 0): string => (x === null || x === undefined ? '–' : x.toFixed(digits));

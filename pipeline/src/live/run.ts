@@ -24,7 +24,7 @@ export type LiveServer = (typeof liveServers)[number];
 /** The Debian version each server is enabled at (Debian 12's current one). */
 const serverPackages: Record<LiveServer, string | null> = {
   memcached: 'memcached=1.6.18-1',
-  slapd: null, // not enabled yet: corpus/apps has no slapd enablement
+  slapd: 'openldap=2.5.13+dfsg-5', // slapd-run.ts
 };
 
 /** memload's default pause per connection between requests (µs): memcaslap makes the load, memload samples it. */
@@ -98,6 +98,7 @@ export async function buildMemload(dir: string): Promise<string> {
 
 export async function runLive(opts: LiveOptions): Promise<LiveReport> {
   checkLiveOptions(opts);
+  if (opts.server === 'slapd') return (await import('./slapd-run.ts')).runLiveSlapd(opts);
   const say = opts.onOutput ?? (() => {});
   if (opts.bundle !== undefined && opts.debianPatch !== undefined) throw new UserError('give either a bundle or a Debian patch, not both');
   if (opts.binary !== undefined) await access(resolve(opts.binary), constants.X_OK).catch(() => {
@@ -225,7 +226,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
 }
 
 /** live.json without the plot's points (they are in the svg). */
-function stripSeries(report: LiveReport): unknown {
+export function stripSeries(report: LiveReport): unknown {
   const modes = Object.fromEntries(
     Object.entries(report.modes).map(([mode, r]) => {
       if (!r || 'error' in r) return [mode, r];
