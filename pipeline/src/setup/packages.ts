@@ -27,6 +27,8 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'patch', why: 'wfbuild applies source patches (patch -p1, with a dry run first)' },
   { name: 'debhelper', why: 'wfbuild: dh_auto_install finds the binaries a Debian package installs' },
   { name: 'dwarves', why: 'wfbuild: pahole compares struct layouts (DWARF) of original and patched objects' },
+  { name: 'meson', why: 'wfbuild tests: a meson + ninja Debian tree whose patched build replays the recorded ninja (test/rebuild.test.ts)' },
+  { name: 'ninja-build', why: 'wfbuild: ninja builds (meson, CMake) are recorded and replayed incrementally' },
   { name: 'libmemcached-tools', why: 'wfbuild live: memcaslap (load) and memccapable (protocol conformance) against the live-patched memcached' },
 ];
 

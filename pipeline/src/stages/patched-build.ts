@@ -71,8 +71,8 @@ interface RebuildPlan {
   readonly how: string;
 }
 
-function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): RebuildPlan {
-  const check = replayable(original.log, original.makes);
+async function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): Promise<RebuildPlan> {
+  const check = await replayable(original.log, original.makes, original.tree);
   if (check.ok && !buildSystem) {
     const replay = original.makes.map((make) => {
       const display = `${make.tool} ${make.args.join(' ')}`.trim();
@@ -80,7 +80,7 @@ function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: bo
       const argv = ['env', '-C', join(buildPath, make.cwd), make.tool, ...make.args];
       return { cmd: { display, argv, env: replayEnv(make, join(original.dir, 'shims'), wrapper, newShims) }, env: {} };
     });
-    return { replay, how: `re-ran the original build's make invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
+    return { replay, how: `re-ran the original build's make/ninja invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
   }
   const why = buildSystem ? 'the patch changes the build system' : check.ok ? '' : check.why;
   return { replay: null, how: `re-ran the whole build command (${cmd.display}): ${why}` };
@@ -117,7 +117,7 @@ export async function patchedBuild(
     // Built at the original's path when we can (see runBuild), else in place in the copy.
     const buildPath = (await bindMountAvailable()) ? original.tree : tree;
     const wrapper = { ...(await reproducibleEnv(tree)), ...wrapperEnv(shims, records, buildPath) };
-    const plan = rebuildPlan(original, cmd, buildSystem, buildPath, shims, wrapper);
+    const plan = await rebuildPlan(original, cmd, buildSystem, buildPath, shims, wrapper);
     let how = plan.how;
     const what = `patched build (${patchName} applied)`;
     const at = buildPath === tree ? undefined : buildPath;
