@@ -191,6 +191,17 @@ async function findShipped(tree: string, linked: string, log: readonly BuildLogE
 }
 
 /**
+ * Files dated after the clock (a tree unpacked or cloned before the clock was set back, a
+ * machine whose clock runs behind) get the current time in the build's copy, as tar does when
+ * it warns of "time stamp in the future": else configure stops ("newly created file is older
+ * than distributed files") and make rebuilds what it has just built.
+ */
+async function clampFutureTimes(tree: string): Promise<void> {
+  const now = Math.floor(Date.now() / 1000);
+  await execa('find', ['.', '-newermt', `@${now}`, '-exec', 'touch', '-h', '-d', `@${now}`, '{}', '+'], { cwd: tree });
+}
+
+/**
  * The original build, from the cache or built now: the tree is copied into the cache and built
  * there through the compiler wrapper. A half-finished build (killed run) has no meta.json and
  * is rebuilt from scratch.
@@ -221,6 +232,7 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
   try {
     onOutput?.(`copying ${tree.dir}`);
     await copyTree(tree.dir, built);
+    await clampFutureTimes(built);
     const shims = join(dir, 'shims');
     const records = join(dir, 'records');
     await installShims(shims);

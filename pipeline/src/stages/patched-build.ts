@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, utimes } from 'node:fs/promises';
+import { execa } from 'execa';
 import { dirname, join } from 'node:path';
 import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wrapper/index.ts';
 import { replayable, replayEnv } from '../wrapper/make-records.ts';
@@ -26,7 +27,8 @@ export const patchedBuildStage: Stage = {
     // A patch to the build system may change what configure or a generator makes: then the
     // whole build command runs again, not only the recorded makes.
     const buildSystem = ctx.triage!.files.some((f) => f.kind === 'build-system');
-    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem);
+    const touchedFiles = ctx.triage!.files.map((f) => f.path);
+    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem, touchedFiles);
     ctx.patched = built; // set at once: classifyPatch cleans the work copy up even if what follows throws
     const touched = ctx.triage!.files.map((f) => f.path);
     const split = await partitionCandidates(original, built, touched, buildSystem, original.tree);
@@ -87,6 +89,23 @@ async function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSyst
 }
 
 /**
+ * Gives the patched files an mtime after every file of the tree. make and ninja decide by
+ * mtimes, and `patch` stamps with the clock: a clock behind the tree's times (set back on a
+ * shared machine, or a tree from a machine whose clock ran ahead) would leave the patched
+ * files "older" than their objects, and nothing would be recompiled.
+ */
+async function newerThanTree(tree: string, touched: readonly string[]): Promise<void> {
+  if (touched.length === 0) return;
+  const listing = await execa('find', ['.', '-printf', '%T@\n'], { cwd: tree, maxBuffer: 1 << 28 });
+  const newest = listing.stdout.split('\n').reduce((max, line) => (line && Number(line) > max ? Number(line) : max), Date.now() / 1000);
+  const when = new Date(Math.ceil(newest + 1) * 1000);
+  for (const file of touched) {
+    const path = join(tree, file);
+    if (await exists(path)) await utimes(path, when, when);
+  }
+}
+
+/**
  * Copies the original build, applies the patch and re-runs the original's build steps: make
  * sees only the patched files as new, so only what depends on them is recompiled (and recorded).
  */
@@ -98,6 +117,7 @@ export async function patchedBuild(
   workRoot: string,
   debian: boolean,
   buildSystem = false,
+  touched: readonly string[] = [],
 ): Promise<PatchedBuild> {
   await mkdir(workRoot, { recursive: true });
   // The owner's pid leads the name so sweepWork() can tell a killed run's leftovers.
@@ -108,6 +128,7 @@ export async function patchedBuild(
     const tree = join(work, 'tree');
     await copyTree(original.tree, tree);
     await applyPatch(tree, patchFile, patchName);
+    await newerThanTree(tree, touched);
     // dh skips the whole build sequence while this stamp exists.
     if (debian) await rm(join(tree, 'debian/debhelper-build-stamp'), { force: true });
     const shims = join(work, 'shims');
