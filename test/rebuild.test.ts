@@ -115,8 +115,18 @@ describe('recorded make invocations (make-records.ts)', () => {
       // Start order is the records' time order.
       await new Promise((r) => setTimeout(r, 5));
     }
+    // Makes the compiler wrapper found through /proc: kept only when a compile under them left
+    // an output in the tree (a configure step's make, whose probe objects are gone, is not).
+    for (const [id, outputs] of [['p100-1', `${join(root, 'sub/kept.o')}\n`], ['p200-2', `${join(root, 'gone.o')}\n/tmp/elsewhere.o\n`], ['p300-3', null]] as const) {
+      const name = join(records, `m.${id}`);
+      await writeFile(name, [root, 'make', id].map((f) => `${f}\0`).join(''));
+      await writeFile(`${name}.env`, 'PATH=/usr/bin\0');
+      if (outputs !== null) await writeFile(`${name}.outputs`, outputs);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await writeFile(join(root, 'sub/kept.o'), '');
     const makes = await readMakeRecords(root, records);
-    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']]]);
+    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']], ['.', ['p100-1']]]);
     const env = replayEnv(makes[0], '/old/shims', { WFBUILD_LOG: '/new/records' }, '/new/shims');
     expect(env).toMatchObject({ PATH: '/new/shims:/usr/bin', MAKEFLAGS: ' -j2', WFBUILD_LOG: '/new/records' });
     expect(env.WFBUILD_IN_MAKE).toBeUndefined();

@@ -89,6 +89,7 @@ record_make_of() {
 	# shellcheck disable=SC2086
 	set -- "$1" ${stat##*) }
 	name="$WFBUILD_LOG/m.p$1-${21}"
+	make_outputs="$name.outputs"
 	[ -e "$name" ] && return 0
 	dir=$(readlink "/proc/$1/cwd") || return 1
 	if tr '\0' '\n' <"/proc/$1/cmdline" | grep -q '^-C\|^--directory'; then
@@ -100,9 +101,13 @@ record_make_of() {
 		mv -f "$tmp.env" "$name.env" && mv -f "$tmp" "$name"
 }
 
+make_outputs=
 if [ "$kind" = o ] && [ -n "$WFBUILD_LOG" ]; then
 	make_pid=$(outer_make)
-	[ -n "$make_pid" ] && record_make_of "$make_pid" 2>/dev/null && kind=r
+	if [ -n "$make_pid" ]; then
+		# Not in a $(...): it sets make_outputs.
+		record_make_of "$make_pid" 2>/dev/null && kind=r
+	fi
 fi
 
 # While filtering, note the output (-o) and whether the call links (no -c/-S/-E/-M).
@@ -135,6 +140,12 @@ fi
 status=$?
 if [ "$status" -eq 0 ] && [ -n "$WFBUILD_LOG" ]; then
 	record=$(mktemp "$WFBUILD_LOG/$kind.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
+	# What a make found through /proc produced (an empty line: not known): a make whose
+	# outputs are all gone after the build ran probes (postfix's `make makefiles`), no build step.
+	if [ -n "$make_outputs" ]; then
+		case $out in '' | /*) made=$out ;; *) made=$PWD/$out ;; esac
+		printf '%s\n' "$made" >>"$make_outputs"
+	fi
 	# configure's conftest programs are never targets: not worth a copy each.
 	case ${links:+$out} in
 	'' | conftest* | */conftest*) ;;

@@ -99,6 +99,24 @@ function parseEnv(text: string): Record<string, string> {
 }
 
 /**
+ * Whether a make found through /proc (one the shim never saw) built something the build kept:
+ * `outputsFile` lists what its compiles wrote (an empty line: not known, so kept). A make whose
+ * outputs are all gone, or outside the tree, ran probes — postfix's `make makefiles` in
+ * debian/rules' configure step runs makedefs' test compiles — and re-running it would redo
+ * configuration, not the build.
+ */
+async function leftABuildOutput(outputsFile: string, physical: string, canonical: (cwd: string) => string): Promise<boolean> {
+  const text = await readFile(outputsFile, 'utf8').catch(() => '');
+  for (const line of text.split('\n').slice(0, -1)) {
+    if (line === '') return true;
+    const path = canonical(line);
+    const rel = relative(physical, path);
+    if (!rel.startsWith('..') && !isAbsolute(rel) && (await present(path))) return true;
+  }
+  return false;
+}
+
+/**
  * Reads the make records of a record folder (the shim's m.XXXX, recorded when the make or ninja
  * started; the compiler wrapper's m.p<pid>-<start>, recorded at the first compile under a make
  * the shim never saw), in record order; probes and makes outside the tree are left out.
@@ -114,6 +132,7 @@ export async function readMakeRecords(tree: string, logDir: string): Promise<Mak
     const cwd = canonical(recorded);
     const rel = relative(physical, cwd);
     if (rel.startsWith('..') || isAbsolute(rel) || isProbe(tool, args) || (await makefileGone(tool, cwd, args))) continue;
+    if (name.startsWith('m.p') && !(await leftABuildOutput(join(logDir, `${name}.outputs`), physical, canonical))) continue;
     const envText = await readFile(join(logDir, `${name}.env`), 'utf8').catch(() => null);
     if (envText === null) continue;
     found.push({ time: record.time, make: { cwd: rel || '.', tool, args, env: parseEnv(envText) } });
