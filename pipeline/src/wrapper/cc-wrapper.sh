@@ -113,6 +113,7 @@ fi
 # While filtering, note the output (-o) and whether the call links (no -c/-S/-E/-M).
 out=
 links=yes
+compiles=
 take_out=
 n=$#
 while [ "$n" -gt 0 ]; do
@@ -125,7 +126,8 @@ while [ "$n" -gt 0 ]; do
 	fi
 	case $arg in
 	-flto | -flto=* | -ffat-lto-objects | -fno-fat-lto-objects | -fuse-linker-plugin) continue ;;
-	-c | -S | -E | -M | -MM) links= ;;
+	-c | -S) links= compiles=yes ;;
+	-E | -M | -MM) links= ;;
 	-o) take_out=yes ;;
 	-o*) out=${arg#-o} ;;
 	esac
@@ -142,7 +144,8 @@ if [ "$status" -eq 0 ] && [ -n "$WFBUILD_LOG" ]; then
 	record=$(mktemp "$WFBUILD_LOG/$kind.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
 	# What a make found through /proc produced (an empty line: not known): a make whose
 	# outputs are all gone after the build ran probes (postfix's `make makefiles`), no build step.
-	if [ -n "$make_outputs" ]; then
+	# Queries (-print-search-dirs, -dumpversion) and -E/-M write no file: nothing to note.
+	if [ -n "$make_outputs" ] && [ -n "$out$compiles" ]; then
 		case $out in '' | /*) made=$out ;; *) made=$PWD/$out ;; esac
 		printf '%s\n' "$made" >>"$make_outputs"
 	fi
