@@ -51,7 +51,7 @@ describe('wfbuild on a build with noise (test/fixtures/rebuild)', () => {
   });
 
   it('re-runs the recorded make, not configure: only the patched file and what the build forces are recompiled', () => {
-    expect(report.patchedBuild?.how).toMatch(/re-ran the original build's make\/ninja invocation\(s\): `make -j2` in \./);
+    expect(report.patchedBuild?.how, report.patchedBuild?.how).toMatch(/re-ran the original build's make\/ninja invocation\(s\): `make -j2` in \./);
     // handler.o (the patch), and what the Makefile rebuilds on every run: buildinfo.o (new
     // build id), stamp.o (FORCE), probe.o (the probe). Not main.o, util.o: configure did not
     // run again, so config.h kept its time.
