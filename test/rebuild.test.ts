@@ -51,7 +51,7 @@ describe('wfbuild on a build with noise (test/fixtures/rebuild)', () => {
   });
 
   it('re-runs the recorded make, not configure: only the patched file and what the build forces are recompiled', () => {
-    expect(report.patchedBuild?.how).toMatch(/re-ran the original build's make invocation\(s\): `make -j2` in \./);
+    expect(report.patchedBuild?.how, report.patchedBuild?.how).toMatch(/re-ran the original build's make\/ninja invocation\(s\): `make -j2` in \./);
     // handler.o (the patch), and what the Makefile rebuilds on every run: buildinfo.o (new
     // build id), stamp.o (FORCE), probe.o (the probe). Not main.o, util.o: configure did not
     // run again, so config.h kept its time.
@@ -115,8 +115,18 @@ describe('recorded make invocations (make-records.ts)', () => {
       // Start order is the records' time order.
       await new Promise((r) => setTimeout(r, 5));
     }
+    // Makes the compiler wrapper found through /proc: kept only when a compile under them left
+    // an output in the tree (a configure step's make, whose probe objects are gone, is not).
+    for (const [id, outputs] of [['p100-1', `${join(root, 'sub/kept.o')}\n`], ['p200-2', `${join(root, 'gone.o')}\n/tmp/elsewhere.o\n`], ['p300-3', null]] as const) {
+      const name = join(records, `m.${id}`);
+      await writeFile(name, [root, 'make', id].map((f) => `${f}\0`).join(''));
+      await writeFile(`${name}.env`, 'PATH=/usr/bin\0');
+      if (outputs !== null) await writeFile(`${name}.outputs`, outputs);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await writeFile(join(root, 'sub/kept.o'), '');
     const makes = await readMakeRecords(root, records);
-    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']]]);
+    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']], ['.', ['p100-1']]]);
     const env = replayEnv(makes[0], '/old/shims', { WFBUILD_LOG: '/new/records' }, '/new/shims');
     expect(env).toMatchObject({ PATH: '/new/shims:/usr/bin', MAKEFLAGS: ' -j2', WFBUILD_LOG: '/new/records' });
     expect(env.WFBUILD_IN_MAKE).toBeUndefined();
@@ -138,5 +148,50 @@ describe('archive members (members.ts)', () => {
     expect(await holdsUnit(join(dir, 'prog'), 'start.S')).toBeNull();
     await execa('strip', ['-o', 'prog.stripped', 'prog'], { cwd: dir });
     expect(await holdsUnit(join(dir, 'prog.stripped'), 'unused.c')).toBeNull();
+  });
+});
+
+/**
+ * Builds without an outer make the shim sees: test/fixtures/rebuild-tools is a Debian tree
+ * (dh, compat 13) whose main program is built by meson + ninja, and whose debian/rules builds a
+ * second program with its own $(MAKE) (/usr/bin/make, past the shim) and installs it with its own
+ * rule (not dh_auto_install). Before, both fell back to the whole `debian/rules build-arch`
+ * (dh re-ran meson setup and every object was recompiled) and the second program counted as
+ * not installed.
+ */
+describe('replaying ninja and debian/rules\' own $(MAKE) (test/fixtures/rebuild-tools)', () => {
+  const tools = new URL('./fixtures/rebuild-tools/', import.meta.url).pathname;
+  let toolsReport: Report;
+  let toolsExit: number | undefined;
+  let toolsOutput: string;
+
+  beforeAll(async () => {
+    const out = join(scratch, 'tools-out');
+    const result = await execa(wfbuild, ['build', join(tools, 'patches/0001-negative-code-and-parse-bound.patch'), '--source', join(tools, 'tree'), '--out', out], {
+      reject: false,
+      env: { WFPATCH_CACHE: join(scratch, 'cache') },
+      all: true,
+    });
+    toolsExit = result.exitCode;
+    toolsOutput = result.all ?? '';
+    toolsReport = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
+  }, 300_000);
+
+  it('re-runs the recorded ninja (in meson\'s build folder) and the make debian/rules ran, not the whole build command', () => {
+    expect(toolsExit, toolsOutput).toBe(0);
+    expect(toolsReport.buildCommand).toBe('debian/rules build-arch');
+    expect(toolsReport.patchedBuild?.how).toBe("re-ran the original build's make/ninja invocation(s): `ninja -j2 -v` in obj-x86_64-linux-gnu; `make -C tools` in .");
+  });
+
+  it('recompiles only the two patched files (not main.c/util.c, which include the generated config.h)', () => {
+    expect(toolsReport.patchedBuild, toolsReport.notes.join('\n')).toMatchObject({ recompiled: 2, changed: 2 });
+    expect(toolsReport.objects.map((o) => o.object).sort()).toEqual(['obj-x86_64-linux-gnu/server.p/handler.c.o', 'tools/parse.o']);
+    expect(toolsReport.notes.join('\n')).not.toMatch(/main\.c\.o|util\.c\.o|tool\.o/);
+  });
+
+  it('finds where the package installs each binary, also one installed by its own rule', () => {
+    expect(toolsReport).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    const bundles = Object.fromEntries(toolsReport.bundles.map((b) => [b.binary, b.installedPath]));
+    expect(bundles).toEqual({ 'obj-x86_64-linux-gnu/server': '/usr/bin/server', 'tools/tool': '/usr/bin/rebuild-tool' });
   });
 });

@@ -407,6 +407,29 @@ static void check_local(struct diff *d, struct extref *e)
 			: "local symbol in the binary";
 }
 
+/*
+ * A global the object references with default visibility but another object
+ * of the link defined hidden (nfs-utils: xlog.c defines xlog hidden, its
+ * header does not say so): the linker made it a local of the binary under the
+ * empty STT_FILE block.  Resolved like a hidden reference, and then named like
+ * one (__wfsym:<pos>:<name>:), so the loader finds the same local.
+ */
+static void check_linker_local(struct diff *d, struct extref *e)
+{
+	const char *how = e->how;
+
+	e->local = true;
+	e->file = "";
+	check_local(d, e);
+	if (e->resolved) {
+		e->how = "defined hidden by another object of the link: a linker-made local in the binary";
+		return;
+	}
+	e->local = false;
+	e->sympos = 0;
+	e->how = how;
+}
+
 void check_target(struct diff *d)
 {
 	struct target *t = d->target;
@@ -439,6 +462,8 @@ void check_target(struct diff *d)
 			if (!e->resolved)
 				e->how = e->bind == STB_WEAK ? "weak reference not defined anywhere (resolves to 0)"
 							     : "not defined in the binary or the libraries it needs";
+			if (!e->resolved && e->bind != STB_WEAK)
+				check_linker_local(d, e);
 			if (e->bind == STB_WEAK)
 				e->resolved = true;
 		}

@@ -6,7 +6,8 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { capturedPath, installShims, readRecords, wrapperEnv, wrapperVersion, writeBuildLog, readBuildLog, type BuildLogEntry } from '../wrapper/index.ts';
 import { readMakeRecords, type MakeInvocation } from '../wrapper/make-records.ts';
 import { reproducibleEnv } from './reproducible.ts';
-import { runBuild } from './build-command.ts';
+import { bindMountAvailable, runBuild } from './build-command.ts';
+import { buildId } from '../bundle/index.ts';
 import { buildProcessEnv } from './build-env.ts';
 import { withLock } from '../common/lock.ts';
 import { copyTree, exists } from '../common/fs.ts';
@@ -67,8 +68,9 @@ async function sourceIdentity(tree: SourceTree): Promise<string> {
  * Bump when what a cached original build holds changes (layout, meta.json, shipped detection).
  * 2: logs of builds reached through a symbolic link had paths outside the tree (readRecords).
  * 3: makes.json (the recorded makes the patched build re-runs) and linked/ (binaries as linked).
+ * 4: shipped also from the package's own install (debian/rules install-arch), by build-id too.
  */
-const cacheFormat = 3;
+const cacheFormat = 4;
 
 export async function originalBuildKey(tree: SourceTree, cmd: BuildCommand): Promise<{ key: string; source: string; wrapper: string }> {
   const source = await sourceIdentity(tree);
@@ -98,44 +100,109 @@ async function listFiles(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
 }
 
+/** An installed ELF file: its path on the target system and how to recognise it. */
+interface InstalledElf {
+  readonly installed: string;
+  readonly sha256: string;
+  readonly buildId: string | null;
+}
+
+/** The ELF files under `root`, named by their path below it (root = the target's /). */
+async function installedElves(root: string): Promise<InstalledElf[]> {
+  const found: InstalledElf[] = [];
+  for (const file of await listFiles(root).catch(() => [] as string[])) {
+    if (!(await isElf(file))) continue;
+    found.push({ installed: file.slice(root.length), sha256: await sha256File(file), buildId: await buildId(file) });
+  }
+  return found;
+}
+
 /**
- * For a Debian tree: which linked files the package installs. `dh_auto_install` into a staging
- * folder runs the upstream install rule; with nostrip the installed ELF files are the built
- * ones byte for byte, so a hash match names each one's installed path (e.g. /usr/bin/memcached).
- * Binaries that are only built (memcached-debug, test programs) are then not patch targets.
+ * The package's own install, for packages that install through their own rules rather than
+ * dh_auto_install (postfix's `make install` in override_dh_auto_install, a `$(MAKE) -C DIR
+ * install`): `debian/rules install-arch` in a throw-away copy of the built tree, bind-mounted at
+ * the build's path when possible (absolute paths a build system stored stay valid). Returns the
+ * folders it created directly under debian/ (debian/tmp, debian/<binary package>): each is a
+ * root of installed files. Best effort: a failed install still leaves what it installed.
+ */
+async function packageInstall(tree: string, env: Record<string, string>, work: string): Promise<string[]> {
+  const before = new Set(await readdir(join(tree, 'debian')));
+  const copy = join(work, 'tree');
+  await mkdir(work, { recursive: true });
+  await copyTree(tree, copy);
+  const argv = ['nice', '-n', '10', 'debian/rules', 'install-arch'];
+  const bound = (await bindMountAvailable()) ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && cd "$2" && shift 2 && exec "$@"', 'sh', copy, tree, ...argv] : argv;
+  await execa(bound[0], bound.slice(1), { cwd: copy, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
+  const after = await readdir(join(copy, 'debian'), { withFileTypes: true });
+  return after.filter((e) => e.isDirectory() && !e.name.startsWith('.') && !before.has(e.name)).map((e) => join(copy, 'debian', e.name));
+}
+
+/**
+ * Matches linked outputs with installed files: by bytes (with nostrip the installed ELF files
+ * are the built ones byte for byte), then by build-id, then by a unique file name (libtool
+ * relinks some files on install: new rpath, other bytes). Adds to `shipped`, returns what is left.
+ */
+async function matchInstalled(outputs: readonly { output: string; built: string }[], installed: readonly InstalledElf[], shipped: Record<string, string>): Promise<{ output: string; built: string }[]> {
+  const byHash = new Map(installed.map((f) => [f.sha256, f.installed] as const));
+  const byId = new Map(installed.filter((f) => f.buildId !== null).map((f) => [f.buildId!, f.installed] as const));
+  const unmatched: { output: string; built: string }[] = [];
+  for (const o of outputs) {
+    const hit = byHash.get(await sha256File(o.built)) ?? byId.get((await buildId(o.built)) ?? '');
+    if (hit) shipped[o.output] = hit;
+    else unmatched.push(o);
+  }
+  const taken = new Set(Object.values(shipped));
+  const rest: { output: string; built: string }[] = [];
+  for (const o of unmatched) {
+    const named = [...new Set(installed.filter((f) => basename(f.installed) === basename(o.output) && !taken.has(f.installed)).map((f) => f.installed))];
+    const candidates = unmatched.filter((u) => basename(u.output) === basename(o.output));
+    if (named.length === 1 && candidates.length === 1) shipped[o.output] = named[0];
+    else rest.push(o);
+  }
+  return rest;
+}
+
+/**
+ * For a Debian tree: which linked files the package installs, and where (e.g.
+ * /usr/bin/memcached). First `dh_auto_install` into a staging folder (the upstream install
+ * rule); what that does not place, the package's own install (packageInstall). Binaries that
+ * are only built (memcached-debug, test programs) are then not patch targets. Null when
+ * neither install ran.
  */
 async function findShipped(tree: string, linked: string, log: readonly BuildLogEntry[], env: Record<string, string>, staging: string): Promise<Record<string, string> | null> {
-  const result = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
-  if (result.exitCode !== 0) return null;
-  const byHash = new Map<string, string>();
-  const byName = new Map<string, string[]>();
-  for (const file of await listFiles(staging)) {
-    if (!(await isElf(file))) continue;
-    const installed = file.slice(staging.length);
-    byHash.set(await sha256File(file), installed);
-    const name = basename(file);
-    byName.set(name, [...(byName.get(name) ?? []), installed]);
-  }
-  const shipped: Record<string, string> = {};
-  const unmatched: string[] = [];
+  const outputs: { output: string; built: string }[] = [];
   for (const entry of log) {
-    if (entry.kind !== 'link') continue;
+    if (entry.kind !== 'link' || /\.(o|a|lo)$/.test(entry.output)) continue;
     // The copy taken at link time: the tree's file may be gone or changed by now.
     const built = (await exists(capturedPath(linked, entry.output))) ? capturedPath(linked, entry.output) : join(tree, entry.output);
-    if (!(await exists(built))) continue;
-    const installed = byHash.get(await sha256File(built));
-    if (installed) shipped[entry.output] = installed;
-    else unmatched.push(entry.output);
+    if ((await exists(built)) && !outputs.some((o) => o.output === entry.output)) outputs.push({ output: entry.output, built });
   }
-  // Then a unique file name not matched by bytes: libtool relinks some files on install (new
-  // rpath), so their installed bytes differ from the built ones.
-  const taken = new Set(Object.values(shipped));
-  for (const output of unmatched) {
-    const named = (byName.get(basename(output)) ?? []).filter((p) => !taken.has(p));
-    const candidates = unmatched.filter((o) => basename(o) === basename(output));
-    if (named.length === 1 && candidates.length === 1) shipped[output] = named[0];
+  const shipped: Record<string, string> = {};
+  const auto = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
+  let left = outputs;
+  if (auto.exitCode === 0) left = await matchInstalled(outputs, await installedElves(staging), shipped);
+  if (left.length === 0) return shipped;
+  const work = `${staging}-package`;
+  try {
+    const roots = await packageInstall(tree, env, work);
+    const installed = (await Promise.all(roots.map(installedElves))).flat();
+    if (installed.length === 0 && auto.exitCode !== 0) return null;
+    await matchInstalled(left, installed, shipped);
+  } finally {
+    await rm(work, { recursive: true, force: true });
   }
   return shipped;
+}
+
+/**
+ * Files dated after the clock (a tree unpacked or cloned before the clock was set back, a
+ * machine whose clock runs behind) get the current time in the build's copy, as tar does when
+ * it warns of "time stamp in the future": else configure stops ("newly created file is older
+ * than distributed files") and make rebuilds what it has just built.
+ */
+async function clampFutureTimes(tree: string): Promise<void> {
+  const now = Math.floor(Date.now() / 1000);
+  await execa('find', ['.', '-newermt', `@${now}`, '-exec', 'touch', '-h', '-d', `@${now}`, '{}', '+'], { cwd: tree });
 }
 
 /**
@@ -169,6 +236,7 @@ async function cachedOrBuild(tree: SourceTree, cmd: BuildCommand, dir: string, o
   try {
     onOutput?.(`copying ${tree.dir}`);
     await copyTree(tree.dir, built);
+    await clampFutureTimes(built);
     const shims = join(dir, 'shims');
     const records = join(dir, 'records');
     await installShims(shims);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, utimes } from 'node:fs/promises';
+import { execa } from 'execa';
 import { dirname, join } from 'node:path';
 import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wrapper/index.ts';
 import { replayable, replayEnv } from '../wrapper/make-records.ts';
@@ -26,7 +27,8 @@ export const patchedBuildStage: Stage = {
     // A patch to the build system may change what configure or a generator makes: then the
     // whole build command runs again, not only the recorded makes.
     const buildSystem = ctx.triage!.files.some((f) => f.kind === 'build-system');
-    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem);
+    const touchedFiles = ctx.triage!.files.map((f) => f.path);
+    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem, touchedFiles);
     ctx.patched = built; // set at once: classifyPatch cleans the work copy up even if what follows throws
     const touched = ctx.triage!.files.map((f) => f.path);
     const split = await partitionCandidates(original, built, touched, buildSystem, original.tree);
@@ -71,8 +73,8 @@ interface RebuildPlan {
   readonly how: string;
 }
 
-function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): RebuildPlan {
-  const check = replayable(original.log, original.makes);
+async function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): Promise<RebuildPlan> {
+  const check = await replayable(original.log, original.makes, original.tree);
   if (check.ok && !buildSystem) {
     const replay = original.makes.map((make) => {
       const display = `${make.tool} ${make.args.join(' ')}`.trim();
@@ -80,10 +82,27 @@ function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: bo
       const argv = ['env', '-C', join(buildPath, make.cwd), make.tool, ...make.args];
       return { cmd: { display, argv, env: replayEnv(make, join(original.dir, 'shims'), wrapper, newShims) }, env: {} };
     });
-    return { replay, how: `re-ran the original build's make invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
+    return { replay, how: `re-ran the original build's make/ninja invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
   }
   const why = buildSystem ? 'the patch changes the build system' : check.ok ? '' : check.why;
   return { replay: null, how: `re-ran the whole build command (${cmd.display}): ${why}` };
+}
+
+/**
+ * Gives the patched files an mtime after every file of the tree. make and ninja decide by
+ * mtimes, and `patch` stamps with the clock: a clock behind the tree's times (set back on a
+ * shared machine, or a tree from a machine whose clock ran ahead) would leave the patched
+ * files "older" than their objects, and nothing would be recompiled.
+ */
+async function newerThanTree(tree: string, touched: readonly string[]): Promise<void> {
+  if (touched.length === 0) return;
+  const listing = await execa('find', ['.', '-printf', '%T@\n'], { cwd: tree, maxBuffer: 1 << 28 });
+  const newest = listing.stdout.split('\n').reduce((max, line) => (line && Number(line) > max ? Number(line) : max), Date.now() / 1000);
+  const when = new Date(Math.ceil(newest + 1) * 1000);
+  for (const file of touched) {
+    const path = join(tree, file);
+    if (await exists(path)) await utimes(path, when, when);
+  }
 }
 
 /**
@@ -98,6 +117,7 @@ export async function patchedBuild(
   workRoot: string,
   debian: boolean,
   buildSystem = false,
+  touched: readonly string[] = [],
 ): Promise<PatchedBuild> {
   await mkdir(workRoot, { recursive: true });
   // The owner's pid leads the name so sweepWork() can tell a killed run's leftovers.
@@ -108,6 +128,7 @@ export async function patchedBuild(
     const tree = join(work, 'tree');
     await copyTree(original.tree, tree);
     await applyPatch(tree, patchFile, patchName);
+    await newerThanTree(tree, touched);
     // dh skips the whole build sequence while this stamp exists.
     if (debian) await rm(join(tree, 'debian/debhelper-build-stamp'), { force: true });
     const shims = join(work, 'shims');
@@ -117,7 +138,7 @@ export async function patchedBuild(
     // Built at the original's path when we can (see runBuild), else in place in the copy.
     const buildPath = (await bindMountAvailable()) ? original.tree : tree;
     const wrapper = { ...(await reproducibleEnv(tree)), ...wrapperEnv(shims, records, buildPath) };
-    const plan = rebuildPlan(original, cmd, buildSystem, buildPath, shims, wrapper);
+    const plan = await rebuildPlan(original, cmd, buildSystem, buildPath, shims, wrapper);
     let how = plan.how;
     const what = `patched build (${patchName} applied)`;
     const at = buildPath === tree ? undefined : buildPath;

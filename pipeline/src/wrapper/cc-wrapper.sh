@@ -13,9 +13,15 @@
 #     only make, and the patched build cannot be a replay of the recorded make invocations;
 #   - keeps a copy of every linked output (r.*.out) at the moment it is linked, so later steps
 #     of the build (install rules moving or relinking files) cannot take it away;
-#   - as make: records the outermost make invocations (m.*: directory and arguments, m.*.env:
-#     the environment), so the patched build can re-run exactly these instead of the whole
-#     build command (which re-runs configure).
+#   - as make and ninja: records the outermost make/ninja invocations (m.*: directory and
+#     arguments, m.*.env: the environment), so the patched build can re-run exactly these instead
+#     of the whole build command (which re-runs configure). A make running debian/rules is the
+#     build command's driver (dh and its overrides), not a build step: neither recorded nor
+#     counted as "under a make";
+#   - as a compiler under no recorded make: a make the shim never saw ($(MAKE) in debian/rules
+#     is /usr/bin/make) may still be the build step. The outermost such make between the
+#     compiler and the driver is read from /proc (directory, arguments, environment) and
+#     recorded once (m.p<pid>-<start>), as the shim would have recorded it.
 # Environment: WFBUILD_REAL_PATH (PATH without the shim folder), WFBUILD_LOG (record folder),
 # WFBUILD_TREE (the tree's absolute path).
 # Kept in POSIX sh: it runs for every compiler call (hundreds in a configure run), so it must start fast.
@@ -40,7 +46,9 @@ case $tool in
 	fi
 	exit "$status"
 	;;
-make | gmake)
+make | gmake | ninja)
+	# The driver: its recipes are the build command's steps, each recorded on its own.
+	case $tool in make | gmake) for arg; do case $arg in *debian/rules) exec "$real" "$@" ;; esac; done ;; esac
 	# Only the outermost make: its sub-makes are re-run by it. Recorded before it runs (the
 	# order of several outermost makes is their start order).
 	if [ -z "$WFBUILD_IN_MAKE" ] && [ -n "$WFBUILD_LOG" ]; then
@@ -52,9 +60,60 @@ make | gmake)
 	;;
 esac
 
+# The outermost make above this process (pid on stdout, nothing if none) that is below the
+# driver and belongs to this build (its environment has our WFBUILD_LOG).
+outer_make() {
+	p=$PPID
+	found=
+	while [ "$p" -gt 1 ]; do
+		IFS= read -r comm <"/proc/$p/comm" || break
+		case $comm in
+		make | gmake)
+			tr '\0' '\n' <"/proc/$p/cmdline" | grep -q 'debian/rules$' && break
+			tr '\0' '\n' <"/proc/$p/environ" | grep -qxF "WFBUILD_LOG=$WFBUILD_LOG" || break
+			found=$p
+			;;
+		esac
+		IFS= read -r stat <"/proc/$p/stat" || break
+		# shellcheck disable=SC2086 # split the fields after "(comm) "
+		set -- ${stat##*) }
+		p=$2
+	done 2>/dev/null
+	echo "$found"
+}
+
+# Records make process $1 as an outermost make (once: named by pid and start time). Its
+# directory is where it started: its parent's, when it changed directory itself (-C).
+record_make_of() {
+	IFS= read -r stat <"/proc/$1/stat" || return 1
+	# shellcheck disable=SC2086
+	set -- "$1" ${stat##*) }
+	name="$WFBUILD_LOG/m.p$1-${21}"
+	make_outputs="$name.outputs"
+	[ -e "$name" ] && return 0
+	dir=$(readlink "/proc/$1/cwd") || return 1
+	if tr '\0' '\n' <"/proc/$1/cmdline" | grep -q '^-C\|^--directory'; then
+		dir=$(readlink "/proc/$3/cwd") || return 1
+	fi
+	tmp=$(mktemp "$WFBUILD_LOG/t.XXXXXXXXXX") || return 1
+	{ printf '%s\0%s\0' "$dir" make && tail -z -n +2 "/proc/$1/cmdline"; } >"$tmp" &&
+		cat "/proc/$1/environ" >"$tmp.env" &&
+		mv -f "$tmp.env" "$name.env" && mv -f "$tmp" "$name"
+}
+
+make_outputs=
+if [ "$kind" = o ] && [ -n "$WFBUILD_LOG" ]; then
+	make_pid=$(outer_make)
+	if [ -n "$make_pid" ]; then
+		# Not in a $(...): it sets make_outputs.
+		record_make_of "$make_pid" 2>/dev/null && kind=r
+	fi
+fi
+
 # While filtering, note the output (-o) and whether the call links (no -c/-S/-E/-M).
 out=
 links=yes
+compiles=
 take_out=
 n=$#
 while [ "$n" -gt 0 ]; do
@@ -67,7 +126,8 @@ while [ "$n" -gt 0 ]; do
 	fi
 	case $arg in
 	-flto | -flto=* | -ffat-lto-objects | -fno-fat-lto-objects | -fuse-linker-plugin) continue ;;
-	-c | -S | -E | -M | -MM) links= ;;
+	-c | -S) links= compiles=yes ;;
+	-E | -M | -MM) links= ;;
 	-o) take_out=yes ;;
 	-o*) out=${arg#-o} ;;
 	esac
@@ -82,6 +142,13 @@ fi
 status=$?
 if [ "$status" -eq 0 ] && [ -n "$WFBUILD_LOG" ]; then
 	record=$(mktemp "$WFBUILD_LOG/$kind.XXXXXXXXXX") && printf '%s\0' "$PWD" "$tool" "$@" >"$record"
+	# What a make found through /proc produced (an empty line: not known): a make whose
+	# outputs are all gone after the build ran probes (postfix's `make makefiles`), no build step.
+	# Queries (-print-search-dirs, -dumpversion) and -E/-M write no file: nothing to note.
+	if [ -n "$make_outputs" ] && [ -n "$out$compiles" ]; then
+		case $out in '' | /*) made=$out ;; *) made=$PWD/$out ;; esac
+		printf '%s\n' "$made" >>"$make_outputs"
+	fi
 	# configure's conftest programs are never targets: not worth a copy each.
 	case ${links:+$out} in
 	'' | conftest* | */conftest*) ;;

@@ -13,7 +13,7 @@ export const compilerNames: readonly string[] = [
   // Archivers: recorded only, so objects are followed through static archives.
   'ar', 'gcc-ar', 'x86_64-linux-gnu-ar', 'x86_64-linux-gnu-gcc-ar',
   // make: the outermost invocations are recorded, for the patched build to re-run (make-records.ts).
-  'make', 'gmake',
+  'make', 'gmake', 'ninja',
 ];
 
 export async function wrapperVersion(): Promise<string> {

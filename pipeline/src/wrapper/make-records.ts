@@ -24,7 +24,8 @@ export interface MakeInvocation {
  * dry runs and database dumps — also in a cluster of short options, as dh's look for override
  * targets (`make -Rrnpsf debian/rules debhelper-fail-me`).
  */
-function isProbe(args: readonly string[]): boolean {
+function isProbe(tool: string, args: readonly string[]): boolean {
+  if (tool === 'ninja') return isNinjaProbe(args);
   return args.some(
     (a, i) =>
       /conftest/.test(a) ||
@@ -34,6 +35,28 @@ function isProbe(args: readonly string[]): boolean {
       a === '--file=-' ||
       ['--version', '-v', '-p', '--print-data-base', '-q', '--question', '-n', '--just-print', '--dry-run', '--recon'].includes(a),
   );
+}
+
+/**
+ * ninja's queries and dry runs: `-t TOOL` (meson and CMake ask for compdb, targets, …),
+ * `-n`, `--version` (meson's and CMake's version checks), `-h`. Its `-v` is verbose, not version.
+ */
+function isNinjaProbe(args: readonly string[]): boolean {
+  return args.some((a) => a === '-t' || /^-t./.test(a) || a === '-n' || a === '--version' || a === '-h' || a === '--help');
+}
+
+/** The folder a ninja call builds in (`-C DIR`, relative to where it started) and its build file. */
+function ninjaBuildFile(cwd: string, args: readonly string[]): string {
+  let dir = cwd;
+  let file = 'build.ninja';
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-C' && args[i + 1] !== undefined) dir = resolve(dir, args[++i]);
+    else if (a.startsWith('-C') && a.length > 2) dir = resolve(dir, a.slice(2));
+    else if (a === '-f' && args[i + 1] !== undefined) file = args[++i];
+    else if (a.startsWith('-f') && a.length > 2) file = a.slice(2);
+  }
+  return resolve(dir, file);
 }
 
 /** The makefiles a make call names (-f X, -fX, --file=X, --makefile=X, a cluster ending in f). */
@@ -56,7 +79,9 @@ const present = (path: string): Promise<boolean> => access(path).then(() => true
  * configure: `make -f confmf.GNU`): nothing to re-run. `-C DIR` is not followed (rare at the
  * outermost level); such a make is kept.
  */
-async function makefileGone(cwd: string, args: readonly string[]): Promise<boolean> {
+async function makefileGone(tool: string, cwd: string, args: readonly string[]): Promise<boolean> {
+  // CMake's try_compile runs ninja in a scratch folder it removes afterwards.
+  if (tool === 'ninja') return !(await present(ninjaBuildFile(cwd, args)));
   if (args.some((a) => a === '-C' || a.startsWith('-C') || a.startsWith('--directory'))) return false;
   const named = makefilesNamed(args);
   if (named.length > 0) return !(await Promise.all(named.map((f) => present(resolve(cwd, f))))).every(Boolean);
@@ -73,7 +98,29 @@ function parseEnv(text: string): Record<string, string> {
   return env;
 }
 
-/** Reads the make records of a record folder, in the order the makes started; probes and makes outside the tree are left out. */
+/**
+ * Whether a make found through /proc (one the shim never saw) built something the build kept:
+ * `outputsFile` lists what its compiles wrote (an empty line: not known, so kept). A make whose
+ * outputs are all gone, or outside the tree, ran probes — postfix's `make makefiles` in
+ * debian/rules' configure step runs makedefs' test compiles — and re-running it would redo
+ * configuration, not the build.
+ */
+async function leftABuildOutput(outputsFile: string, physical: string, canonical: (cwd: string) => string): Promise<boolean> {
+  const text = await readFile(outputsFile, 'utf8').catch(() => '');
+  for (const line of text.split('\n').slice(0, -1)) {
+    if (line === '') return true;
+    const path = canonical(line);
+    const rel = relative(physical, path);
+    if (!rel.startsWith('..') && !isAbsolute(rel) && (await present(path))) return true;
+  }
+  return false;
+}
+
+/**
+ * Reads the make records of a record folder (the shim's m.XXXX, recorded when the make or ninja
+ * started; the compiler wrapper's m.p<pid>-<start>, recorded at the first compile under a make
+ * the shim never saw), in record order; probes and makes outside the tree are left out.
+ */
 export async function readMakeRecords(tree: string, logDir: string): Promise<MakeInvocation[]> {
   const { physical, canonical } = await physicalTree(tree);
   const names = (await readdir(logDir)).filter((n) => /^m\.[^.]+$/.test(n));
@@ -84,7 +131,8 @@ export async function readMakeRecords(tree: string, logDir: string): Promise<Mak
     const [recorded, tool, ...args] = record.fields;
     const cwd = canonical(recorded);
     const rel = relative(physical, cwd);
-    if (rel.startsWith('..') || isAbsolute(rel) || isProbe(args) || (await makefileGone(cwd, args))) continue;
+    if (rel.startsWith('..') || isAbsolute(rel) || isProbe(tool, args) || (await makefileGone(tool, cwd, args))) continue;
+    if (name.startsWith('m.p') && !(await leftABuildOutput(join(logDir, `${name}.outputs`), physical, canonical))) continue;
     const envText = await readFile(join(logDir, `${name}.env`), 'utf8').catch(() => null);
     if (envText === null) continue;
     found.push({ time: record.time, make: { cwd: rel || '.', tool, args, env: parseEnv(envText) } });
@@ -95,12 +143,16 @@ export async function readMakeRecords(tree: string, logDir: string): Promise<Mak
 
 /**
  * Whether re-running the recorded makes redoes every compile of the build: only when each
- * recorded compile ran under one of them. Else the reason why not (for the report's notes).
+ * recorded compile whose object the build kept ran under one of them (an object gone after the
+ * build is a configure or meson probe's: nothing to redo). Else the reason why not (for the
+ * report's notes). `tree`: the original build's tree, after the build.
  */
-export function replayable(log: readonly BuildLogEntry[], makes: readonly MakeInvocation[]): { ok: true } | { ok: false; why: string } {
-  if (makes.length === 0) return { ok: false, why: 'the build ran no make' };
-  const outside = log.filter((e): e is CompileEntry => e.kind === 'compile' && e.outsideMake === true);
-  if (outside.length > 0) return { ok: false, why: `${outside.length} compile(s) ran outside a make the wrapper saw (e.g. ${outside[0].object})` };
+export async function replayable(log: readonly BuildLogEntry[], makes: readonly MakeInvocation[], tree: string): Promise<{ ok: true } | { ok: false; why: string }> {
+  if (makes.length === 0) return { ok: false, why: 'the build ran no make or ninja' };
+  const candidates = log.filter((e): e is CompileEntry => e.kind === 'compile' && e.outsideMake === true);
+  const kept = await Promise.all(candidates.map((e) => present(resolve(tree, e.object))));
+  const outside = candidates.filter((_, i) => kept[i]);
+  if (outside.length > 0) return { ok: false, why: `${outside.length} compile(s) ran outside a make or ninja the wrapper saw (e.g. ${outside[0].object})` };
   return { ok: true };
 }
 
