@@ -39,13 +39,19 @@ async function freshCache(): Promise<string> {
   return dir;
 }
 
+// OpenLDAP's enabled build and the two series units' builds take 25–40 minutes each cold on two
+// cores, which would take CI past its hour on a new machine (the issue allows skipping slapd's
+// build in CI with the reason printed). WFPATCH_SKIP_OPENLDAP=0 runs them.
+const skipOpenldap = process.env.WFPATCH_SKIP_OPENLDAP ?? '1';
+if (skipOpenldap === '1') console.log('npm test: OpenLDAP suites skip their builds (WFPATCH_SKIP_OPENLDAP=1 by default: 25–40 min per cold OpenLDAP build); WFPATCH_SKIP_OPENLDAP=0 npm test runs them');
+
 async function runAlone(file: string): Promise<FileOutcome> {
   const cache = await freshCache();
   const started = performance.now();
   try {
     const run = await execa('npx', ['vitest', 'run', file], {
       cwd: repoRoot,
-      env: { WFPATCH_CACHE: cache },
+      env: { WFPATCH_CACHE: cache, WFPATCH_SKIP_OPENLDAP: skipOpenldap },
       reject: false,
       stdout: 'inherit',
       stderr: 'inherit',
