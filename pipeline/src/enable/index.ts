@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { UserError } from '../cli/errors.ts';
 import { exists } from '../common/fs.ts';
-import { fetchPackage, parsePackageSpec } from '../stages/source.ts';
+import { fetchPackage, parsePackageSpec } from '../common/debian-source.ts';
 import { copyTree } from '../common/fs.ts';
 import { withLock } from '../common/lock.ts';
 import { ensureBuildDeps } from '../common/build-deps.ts';

@@ -14,7 +14,7 @@ import { basename, join } from 'node:path';
 import { UserError } from '../cli/errors.ts';
 import { exists } from '../common/fs.ts';
 import type { BuildCommand, OriginalBuild, SourceTree } from '../stages/context.ts';
-import { fetchPackage, parsePackageSpec } from '../stages/source.ts';
+import { fetchPackage, parsePackageSpec } from '../common/debian-source.ts';
 import type { MakeInvocation } from '../wrapper/make-records.ts';
 import { readBuildLog } from '../wrapper/index.ts';
 import { cacheRoot as defaultCacheRoot } from '../paths.ts';

@@ -15,7 +15,7 @@ import { withLock } from '../common/lock.ts';
 import { enabledOriginal } from '../enable/original.ts';
 import { cacheRoot as defaultCacheRoot } from '../paths.ts';
 import { classifyPatch, type Report } from '../stages/index.ts';
-import { fetchPackage, parsePackageSpec } from '../stages/source.ts';
+import { fetchPackage, parsePackageSpec } from '../common/debian-source.ts';
 
 export interface SeriesBundle {
   /** The bundle file (.wfp). */

@@ -15,7 +15,7 @@ import { runInVm } from '../vm/index.ts';
 import { consoleTail } from '../vm/console.ts';
 import { analyzeMode } from './analyze.ts';
 import { renderLatencySvg } from './plot.ts';
-import { stripSeries, type LiveOptions, type LiveReport } from './run.ts';
+import { stripSeries, type LiveOptions, type LiveReport } from './types.ts';
 import { defaultSlapdUnits, slapdBundles, slapdPackage, stageSlapd, type SlapdBundle } from './slapd.ts';
 
 /** Entries in the guest's directory (besides the suffix and ou=people). */
