@@ -10,11 +10,7 @@ import { mkdir, mkdtemp, readFile, readdir, stat, truncate } from 'node:fs/promi
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { enablePackage } from '../pipeline/src/enable/index.ts';
-import { libwfpatchBuildEnv, snapshotLibwfpatch } from '../pipeline/src/enable/libwfpatch.ts';
-import { debianBinaryBuild } from '../pipeline/src/enable/package-build.ts';
-import { copyTree } from '../pipeline/src/common/fs.ts';
-import { cacheRoot, repoRoot } from '../pipeline/src/paths.ts';
-import { shellQuote } from '../pipeline/src/vm/init-script.ts';
+import { repoRoot } from '../pipeline/src/paths.ts';
 import type { Report } from '../pipeline/src/report/types.ts';
 
 export const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
@@ -40,27 +36,25 @@ async function buildIdOf(file: string): Promise<string> {
   return /Build ID:\s*([0-9a-f]+)/.exec(out)![1];
 }
 
+/** The Debian source package the hot-fixes are for. */
+const target = 'memcached=1.6.18-1+deb12u1';
+
 export async function prepareHotfix(say: (line: string) => void): Promise<Prepared> {
   await mkdir('/var/tmp', { recursive: true });
   const scratch = await mkdtemp('/var/tmp/wfpatch-hotfix-');
-  const enabled = await enablePackage({ package: 'memcached=1.6.18-1+deb12u1', onOutput: say });
+  const enabled = await enablePackage({ package: target, onOutput: say });
   const deb = enabled.debs.find((d) => /\/memcached_[^/]*\.deb$/.test(d))!;
   await execa('dpkg-deb', ['-x', deb, join(scratch, 'enabled')]);
   const debBuildId = await buildIdOf(join(scratch, 'enabled/usr/bin/memcached'));
 
-  // The fixes are built against the enabled build: its tree (with the enablement patch and the
-  // +wfpatch1 changelog entry) cleaned, built the way wfbuild enable builds it.
-  const tree = join(scratch, 'tree');
-  await copyTree(enabled.tree, tree);
-  await execa('debian/rules', ['clean'], { cwd: tree });
-  const lib = await snapshotLibwfpatch(join(cacheRoot, 'enable'));
-  const env = { ...debianBinaryBuild.env, ...libwfpatchBuildEnv(lib) };
-  const buildCmd = `${Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')} debian/rules build`;
+  // The fixes are built against the enabled build itself (`--enabled`: its cached tree, compiler
+  // records and binaries as linked are the original), so the bundles target exactly the
+  // build-id of the .deb's memcached. A rebuild of a copy of its tree need not link the same bytes.
   const outs: string[] = [];
   for (const fix of fixes) {
     const out = join(scratch, fix.replace(/\.patch$/, ''));
-    say(`wfbuild ${fix} (the enabled build; minutes the first time)`);
-    const r = await execa('node', [wfbuild, join(fixtures, 'memcached', fix), '--source', tree, '--build-cmd', buildCmd, '--out', out], { reject: false, all: true });
+    say(`wfbuild ${fix} --package ${target} --enabled (minutes the first time)`);
+    const r = await execa('node', [wfbuild, join(fixtures, 'memcached', fix), '--package', target, '--enabled', '--out', out], { reject: false, all: true });
     expect(r.exitCode, r.all).toBe(0);
     outs.push(out);
   }
