@@ -49,7 +49,8 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
 
   // The fixes are built against the enabled build itself (`--enabled`: its cached tree, compiler
   // records and binaries as linked are the original), so the bundles target exactly the
-  // build-id of the .deb's memcached. A rebuild of a copy of its tree need not link the same bytes.
+  // build-id of the .deb's memcached. A rebuild of a copy of its tree need not link the same
+  // bytes: its debug info names the libwfpatch folder, which enable resolves to its physical path.
   const outs: string[] = [];
   for (const fix of fixes) {
     const out = join(scratch, fix.replace(/\.patch$/, ''));
