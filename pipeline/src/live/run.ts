@@ -14,7 +14,7 @@ import { enablePackage } from '../enable/index.ts';
 import { repoRoot } from '../paths.ts';
 import { runInVm } from '../vm/index.ts';
 import { consoleTail } from '../vm/console.ts';
-import { analyzeMode, type LiveMode, type ModeReport } from './analyze.ts';
+import { analyzeModes, liveConsole } from './guest-results.ts';
 import { renderLatencySvg } from './plot.ts';
 import { bundleFromSeries } from './bundle.ts';
 import { liveServers, stripSeries, type LiveOptions, type LiveReport, type LiveServer } from './types.ts';
@@ -107,7 +107,6 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     const timeoutSec = Math.ceil(240 + opts.modes.length * (120 + stepS * 4 + capableRuns * 60));
     const guestResults = join(work, 'results');
     say(`booting ${opts.bzImage ? opts.bzImage : 'the bench kernel'} (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
-    let pending = '';
     const vm = await runInVm({
       variant: 'bench',
       ...(opts.bzImage ? { bzImage: opts.bzImage } : {}),
@@ -132,24 +131,9 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
         LIVE_PIN: opts.pin === 'exe' ? 'exe' : '',
       },
       outDir: guestResults,
-      onConsole: (text) => {
-        // Chunks end anywhere: keep the unfinished line for the next one.
-        const lines = (pending + text).split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) if (line.startsWith('live: ')) say(line.slice(6).trimEnd());
-      },
+      onConsole: liveConsole(say),
     });
-    const modes: LiveReport['modes'] = {};
-    let clock: LiveReport['clock'] = { clocksource: null, resolutionNs: null };
-    for (const mode of opts.modes) {
-      try {
-        const report = await analyzeMode(join(guestResults, mode), { cycles: opts.cycles });
-        modes[mode] = report;
-        clock = { clocksource: report.clock.clocksource, resolutionNs: report.clock.resolutionNs };
-      } catch (error) {
-        modes[mode] = { error: (error as Error).message };
-      }
-    }
+    const { modes, clock } = await analyzeModes(guestResults, opts.modes, opts.cycles);
     const report: LiveReport = {
       server: opts.server,
       package: packageLabel,

@@ -13,7 +13,7 @@ import { enablePackage } from '../enable/index.ts';
 import { repoRoot } from '../paths.ts';
 import { runInVm } from '../vm/index.ts';
 import { consoleTail } from '../vm/console.ts';
-import { analyzeMode } from './analyze.ts';
+import { analyzeModes, liveConsole } from './guest-results.ts';
 import { renderLatencySvg } from './plot.ts';
 import { stripSeries, type LiveOptions, type LiveReport } from './types.ts';
 import { defaultSlapdUnits, slapdBundles, slapdPackage, stageSlapd, type SlapdBundle } from './slapd.ts';
@@ -72,7 +72,6 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
     const timeoutSec = Math.ceil(300 + opts.modes.length * (90 + stepS * 3));
     const guestResults = join(work, 'results');
     say(`booting the bench kernel (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundles.length ? ` (${bundles.map((b) => b.unit).join(', ')} in turn)` : ' (no bundle: migrations without a patch)'}`);
-    let pending = '';
     const vm = await runInVm({
       variant: 'bench',
       ...(opts.bzImage ? { bzImage: opts.bzImage } : {}),
@@ -107,23 +106,9 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
         LIVE_FAULT: opts.fault ?? '',
       },
       outDir: guestResults,
-      onConsole: (text) => {
-        const lines = (pending + text).split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) if (line.startsWith('live: ')) say(line.slice(6).trimEnd());
-      },
+      onConsole: liveConsole(say),
     });
-    const modes: LiveReport['modes'] = {};
-    let clock: LiveReport['clock'] = { clocksource: null, resolutionNs: null };
-    for (const mode of opts.modes) {
-      try {
-        const report = await analyzeMode(join(guestResults, mode), { cycles: opts.cycles });
-        modes[mode] = report;
-        clock = { clocksource: report.clock.clocksource, resolutionNs: report.clock.resolutionNs };
-      } catch (error) {
-        modes[mode] = { error: (error as Error).message };
-      }
-    }
+    const { modes, clock } = await analyzeModes(guestResults, opts.modes, opts.cycles);
     const report: LiveReport = {
       server: 'slapd',
       pin: 'all', // slapd's enablement pins the executable and its libraries (libldap is patched)
