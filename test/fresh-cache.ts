@@ -9,7 +9,8 @@
  * - `kernel/`: kernel builds, keyed by source version, series and config fragments;
  * - `wfbuild/orig/`: original package builds, keyed by the tree's contents and the build command;
  * - `enable/`: wfpatch-enabled package builds, keyed by package, version, enablement patch and
- *   libwfpatch.
+ *   libwfpatch;
+ * - `rootfs/`: debootstrap'd Debian roots for guest tests, keyed by suite and package list.
  * Everything else — fetched sources, unpacked trees, corpus results, walk objects — starts empty.
  */
 import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
@@ -20,7 +21,7 @@ import { execa } from 'execa';
 import { cacheRoot, repoRoot } from '../pipeline/src/paths.ts';
 
 /** Paths under the cache root that the fresh caches share (see the header). */
-export const sharedStores: readonly string[] = ['kernel', join('wfbuild', 'orig'), 'enable'];
+export const sharedStores: readonly string[] = ['kernel', join('wfbuild', 'orig'), 'enable', 'rootfs'];
 
 interface FileOutcome {
   readonly file: string;
