@@ -50,6 +50,16 @@ describe('debian variant configuration', () => {
     }
   });
 
+  it('builds in what a Debian 12 machine needs to mount its root (Debian builds these as modules)', async () => {
+    const debian = parseConfig(await readDebianConfig());
+    const fragment = parseConfig((await configFragments(configDir, 'debian')).map((f) => f.content).join('\n'));
+    // virtio/SCSI/SATA/IDE/NVMe disks, ext4, LVM, the EFI system partition; test/kernel-install.test.ts boots one.
+    for (const key of ['CONFIG_VIRTIO_PCI', 'CONFIG_VIRTIO_BLK', 'CONFIG_SCSI_VIRTIO', 'CONFIG_BLK_DEV_SD', 'CONFIG_SATA_AHCI', 'CONFIG_ATA_PIIX', 'CONFIG_BLK_DEV_NVME', 'CONFIG_EXT4_FS', 'CONFIG_BLK_DEV_DM', 'CONFIG_VFAT_FS', 'CONFIG_NLS_CODEPAGE_437', 'CONFIG_NLS_ASCII']) {
+      expect(debian.get(key), key).toBe('m');
+      expect(fragment.get(key), key).toBe('y');
+    }
+  });
+
   it('the debug variant turns the same features on, so CI runs the feature tests', async () => {
     const debug = parseConfig((await configFragments(configDir, 'debug')).map((f) => f.content).join('\n'));
     for (const key of ['CONFIG_TRANSPARENT_HUGEPAGE', 'CONFIG_KSM', 'CONFIG_NUMA', 'CONFIG_NUMA_EMU', 'CONFIG_NUMA_BALANCING', 'CONFIG_USERFAULTFD', 'CONFIG_SWAP', 'CONFIG_ZRAM', 'CONFIG_MEMCG', 'CONFIG_VM_EVENT_COUNTERS', 'CONFIG_AS_GENERATIONS']) {
