@@ -58,6 +58,17 @@ function values(boot: BootResult, key: string): string[] {
 function value(boot: BootResult, key: string): string | undefined {
   return values(boot, key)[0];
 }
+/**
+ * The console without what systemd units printed: journald passes their lines to the kernel
+ * log, so they carry printk timestamps ("[ 66.1] install-check.sh[370]: depmod: WARNING: …"),
+ * and a program's "WARNING:" is not a kernel report.
+ */
+function kernelConsole(boot: BootResult): string {
+  return boot.console
+    .split(/\r?\n/)
+    .filter((l) => !/\[\s*\d+\.\d+\] [\w.@-]+\[\d+\]: /.test(l))
+    .join('\n');
+}
 
 beforeAll(async () => {
   if (skipReason) return;
@@ -122,12 +133,16 @@ describe.skipIf(skipReason !== undefined)('the debian variant package on a Debia
       expect(b.console).toContain(`${name}: PASS`);
       expect(values(b, 'program')).toContain(`${name} rc=0`);
     }
-    expect(detectKernelFailure(b.console)).toBeNull();
+    expect(detectKernelFailure(kernelConsole(b))).toBeNull();
   });
 
   it('going back: dpkg -r in the running machine, the next boot is Debian\'s kernel', () => {
     expect(values(boots[1], 'dpkg-remove')).toEqual([`0 ${pkg.packageName}`]);
-    expect(values(boots[1], 'boot-file')).toEqual([`vmlinuz-${machine.stockRelease}`]);
+    // its postrm hooks removed the initrd and the GRUB entry; Debian's kernel is left
+    const left = values(boots[1], 'boot-file');
+    expect(left.filter((f) => f.includes(release))).toEqual([]);
+    expect(left).toContain(`vmlinuz-${machine.stockRelease}`);
+    expect(left).toContain(`initrd.img-${machine.stockRelease}`);
     const b = boots[2];
     expect(b.poweredOff, b.console.slice(-3000)).toBe(true);
     expect(value(b, 'phase')).toBe('back');

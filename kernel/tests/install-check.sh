@@ -38,7 +38,7 @@ run)
 	pkg="linux-image-$(uname -r)"
 	dpkg -r "$pkg"
 	say "dpkg-remove=$? $pkg"
-	for f in /boot/vmlinuz-*; do say "boot-file=$(basename "$f")"; done
+	for f in /boot/*; do say "boot-file=$(basename "$f")"; done
 	next=back
 	;;
 back)

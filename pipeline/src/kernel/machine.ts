@@ -142,7 +142,10 @@ export async function makeDebianMachine(opts: MachineOptions): Promise<Machine> 
   const mounted: string[] = [];
   try {
     const part = `${loop}p1`;
-    for (let i = 0; i < 50 && !(await exists(part)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 20 && !(await exists(part)); i++) await new Promise((r) => setTimeout(r, 100));
+    // In some containers the scan at attach makes no partition device; partx asks again.
+    if (!(await exists(part))) await run('partx', ['--add', loop], log);
+    for (let i = 0; i < 20 && !(await exists(part)); i++) await new Promise((r) => setTimeout(r, 100));
     if (!(await exists(part))) throw new UserError(`${part} did not appear (loop partition scanning)`, ExitCode.internal);
     await run('mkfs.ext4', ['-q', '-L', 'debian-root', part], log);
     const rootUuid = (await run('blkid', ['-s', 'UUID', '-o', 'value', part])).trim();
