@@ -36,6 +36,7 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'ninja-build', why: 'wfbuild: ninja builds (meson, CMake) are recorded and replayed incrementally' },
   { name: 'libmemcached-tools', why: 'wfbuild live: memcaslap (load) and memccapable (protocol conformance) against the live-patched memcached' },
   { name: 'libseccomp-dev', why: "runtime W^X test: wfsandbox installs a systemd unit's seccomp filters (static libseccomp.a)" },
+  { name: 'fdisk', why: 'kernel install test: sfdisk partitions the Debian 12 machine\'s disk image (pipeline/src/kernel/machine.ts)' },
   { name: 'debootstrap', why: 'guest tests boot a minimal Debian 12 root made from the registry (pipeline/src/vm/rootfs.ts): dpkg, maintainer scripts, the kernel package install' },
 ];
 
