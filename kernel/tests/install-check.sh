@@ -31,6 +31,7 @@ install)
 	;;
 run)
 	while read -r name args; do
+		[ -n "$name" ] || continue
 		# shellcheck disable=SC2086 # args are words by design
 		"$dir/$name" $args
 		say "program=$name rc=$?"
