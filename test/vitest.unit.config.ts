@@ -19,6 +19,7 @@ export const unitSuites: readonly string[] = [
   'test/corpus-samba-prepare.test.ts',
   'test/live-latency.test.ts',
   'test/kernel-config.test.ts',
+  'test/kernel-machine.test.ts',
 ];
 
 export default defineConfig({
