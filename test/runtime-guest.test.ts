@@ -32,6 +32,7 @@ const scenarios = [
   'churn:local:churn:v2.o',
   'callbacks:local:callbacks:v2.o',
   'tiny:local:tiny:tiny.o',
+  'cycles:local:cycles:v2.o:50',
 ];
 
 let out: string;
@@ -167,6 +168,21 @@ describe('libwfpatch local mode in the guest', () => {
   it('replaces a 3-byte function in the new generation', async () => {
     const o = await outcome('tiny');
     expect(o.result).toMatchObject({ ok: true, before: 0, after: 7 });
+  });
+
+  it('a rolled-back patch is unmapped once the kernel confirms no thread runs in its generation: 50 cycles leave nothing behind', async () => {
+    // Before: every cycle left the patch region and its code mapping (≈3 mappings, 8–12 KiB).
+    const o = await outcome('cycles');
+    expect(o.result, JSON.stringify(o.result)).toMatchObject({ ok: true, flat: true });
+    expect(o.result.maps[1]).toBe(o.result.maps[0]);
+    const rollbacks = events(o.log, 'summary').filter((e) => e.action === 'rollback');
+    expect(rollbacks).toHaveLength(80);
+    // Every rolled-back generation deleted without an error, every patch unmapped, none kept.
+    const deleted = events(o.log, 'generation_deleted');
+    expect(deleted.length).toBeGreaterThanOrEqual(80);
+    expect(deleted.filter((e) => e.error)).toEqual([]);
+    expect(events(o.log, 'patch_unloaded')).toHaveLength(80);
+    expect(events(o.log, 'patch_kept')).toHaveLength(0);
   });
 
   it('bad patches are rejected before any generation is created, and the process keeps serving', async () => {

@@ -197,6 +197,30 @@ static void delete_old_generations(void)
 	}
 }
 
+/* Frees a rolled-back patch: its .eh_frame deregistered, its region and code mapping unmapped,
+ * its records freed. `why_kept` non-NULL: it stays mapped (its records are freed all the same),
+ * for the reason given. Called only once no thread can run the patch's code any more: see the
+ * callers. */
+static void retire_patch(struct wf_loaded *p, const char *why_kept)
+{
+	if (!p->path[0] || (!p->region && !p->text_map))
+		return; /* a migration without a patch, or nothing mapped */
+	struct wf_json j;
+	event_common(&j, why_kept ? "patch_kept" : "patch_unloaded");
+	wf_json_str(&j, "patch", p->path);
+	wf_json_int(&j, "bytes", (long long)(p->region_size + p->text_map_size));
+	if (why_kept)
+		wf_json_str(&j, "reason", why_kept);
+	wf_event_emit_to(&j, tr.reply_fd);
+	if (why_kept) {
+		free(p->funcs);
+		p->funcs = NULL;
+		return;
+	}
+	wf_deregister_eh_frame(p);
+	wf_patch_unload(p);
+}
+
 static void push_applied(long gen, long prev)
 {
 	struct applied *a = &stack[depth++];
@@ -382,8 +406,21 @@ static void poll_local(void)
 	wf_threads_log_progress(); /* those that migrated between the log and the count */
 	wf_local_end();
 	if (tr.rollback) {
-		/* Nobody runs in the rolled-back generation any more. */
+		/*
+		 * Every tracked thread has left the rolled-back generation, each at a quiescence
+		 * point, where nothing a patch replaces — and so none of this patch's code — is on its
+		 * stack. The patch's jumps exist only in that generation (older ones never had them;
+		 * the ones created from it were rolled back and deleted before it), so from any other
+		 * generation its code is unreachable. What is left is a thread that never migrates:
+		 * an untracked one born in that generation. The kernel tells: writing the generation's
+		 * own jump bytes again is refused (EBUSY) while any thread runs there. Asked before
+		 * the delete, after which no thread can enter it (a deleted generation cannot be
+		 * migrated to, and only a thread in it could clone into it). Only when the kernel
+		 * confirms it is empty is the code unmapped; otherwise it stays mapped, as it always
+		 * did, and the reason is logged.
+		 */
 		struct applied *top = &stack[--depth];
+		int idle = top->patch.path[0] ? wf_text_gen_idle(&top->patch, top->gen) : 0;
 		long rc = wf_gen_delete(top->gen);
 		struct wf_json j;
 		event_common(&j, "generation_deleted");
@@ -391,9 +428,13 @@ static void poll_local(void)
 		if (rc < 0)
 			wf_json_str(&j, "error", strerror((int)-rc));
 		wf_event_emit_to(&j, tr.reply_fd);
-		/* Its code stays mapped: a thread in an untracked path may still return into it. */
-		free(top->patch.funcs);
-		top->patch.funcs = NULL;
+		char why[WF_ERRLEN];
+		if (idle == -EBUSY)
+			snprintf(why, sizeof(why), "a thread still runs in generation %ld", top->gen);
+		else if (idle < 0 && idle != -ENOENT) /* -ENOENT: no jumps, the code was never reachable */
+			snprintf(why, sizeof(why), "cannot ask the kernel whether generation %ld is empty: %s",
+				 top->gen, strerror(-idle));
+		retire_patch(&top->patch, idle == 0 || idle == -ENOENT ? NULL : why);
 	} else {
 		delete_old_generations();
 	}
@@ -442,6 +483,12 @@ static void poll_global(void)
 		wf_json_str(&j, "patch", top->patch.path);
 		wf_json_int(&j, "count", (long long)top->patch.nfuncs);
 		wf_event_emit_to(&j, tr.reply_fd);
+		/* The jumps are gone and every tracked thread is parked at a quiescence point, with
+		 * none of the patch's code on its stack: no tracked thread can reach that code again.
+		 * Global mode rests on every thread that runs patchable code being tracked (an
+		 * untracked one could as well be executing the bytes a jump replaces); under that same
+		 * rule the code can go, before anyone resumes. */
+		retire_patch(&top->patch, NULL);
 	} else if (tr.has_patch) {
 		if (wf_text_write_jumps(&tr.patch, err)) {
 			wf_global_release();
