@@ -33,6 +33,7 @@ const scenarios = [
   'callbacks:local:callbacks:v2.o',
   'tiny:local:tiny:tiny.o',
   'cycles:local:cycles:v2.o:50',
+  'sleeper:local:sleeper:v2.o',
 ];
 
 let out: string;
@@ -182,6 +183,26 @@ describe('libwfpatch local mode in the guest', () => {
     expect(deleted.length).toBeGreaterThanOrEqual(80);
     expect(deleted.filter((e) => e.error)).toEqual([]);
     expect(events(o.log, 'patch_unloaded')).toHaveLength(80);
+    expect(events(o.log, 'patch_kept')).toHaveLength(0);
+  });
+
+  it('a thread asleep in the rolled-back generation (left live patching, as memcached\'s background threads do) keeps it and the patch until it has left', async () => {
+    const o = await outcome('sleeper');
+    expect(o.result, JSON.stringify(o.result)).toMatchObject({ ok: true, applied: 2, rolledBack: 1 });
+    const rollback = events(o.log, 'trigger').find((e) => e.action === 'rollback')!;
+    const kept = events(o.log, 'generation_kept');
+    expect(kept.map((e) => e.seq)).toEqual([rollback.seq]);
+    // Later, once the sleeper re-joined elsewhere: the generation deleted and the patch unmapped,
+    // under the rollback's seq, after its done.
+    const at = (e: Record<string, any>): number => o.log.indexOf(e);
+    const done = events(o.log, 'done').find((e) => e.seq === rollback.seq)!;
+    const deleted = events(o.log, 'generation_deleted').filter((e) => e.seq === rollback.seq);
+    const unloaded = events(o.log, 'patch_unloaded').filter((e) => e.seq === rollback.seq);
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0].gen).toBe(kept[0].gen);
+    expect(deleted[0].error).toBeUndefined();
+    expect(unloaded).toHaveLength(1);
+    expect(at(unloaded[0])).toBeGreaterThan(at(done));
     expect(events(o.log, 'patch_kept')).toHaveLength(0);
   });
 

@@ -14,6 +14,8 @@
  *   wftest callbacks PATCH     the prototype's configuration: thread_count and every callback
  *   wftest tiny PATCH          a 3-byte function: the jump runs over its alignment padding
  *   wftest churn PATCH         threads are born and die (explicitly or not) during the patch
+ *   wftest sleeper PATCH       a thread that leaves live patching to sleep (as memcached's
+ *                              background threads do) is in the generation being rolled back
  *   wftest cycles PATCH N      N apply/rollback cycles; the process's mappings, VmData and RSS
  *                              after 30 warm-up cycles and after the N must be flat
  *
@@ -703,6 +705,56 @@ static int run_cycles(const char *patch, int n)
 	return ok && flat ? 0 : 1;
 }
 
+/* Leaves live patching while it sleeps and re-joins when it wakes (wf_thread_death / birth),
+ * as memcached's background threads do; the value it saw after each re-join. */
+static atomic_bool sleeper_stop;
+static atomic_int sleeper_last = -1;
+static atomic_long sleeper_rounds;
+
+static void *sleeper_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&sleeper_stop)) {
+		wf_thread_birth("sleeper");
+		atomic_store(&sleeper_last, version());
+		atomic_fetch_add(&sleeper_rounds, 1);
+		wf_thread_death("sleeper");
+		usleep(400000);
+	}
+	return NULL;
+}
+
+static int run_sleeper(const char *patch)
+{
+	start_workers(2, version, 1, 2, true);
+	pthread_t t;
+	pthread_create(&t, NULL, sleeper_main, NULL);
+	char req[4200];
+	snprintf(req, sizeof(req), "apply %s", patch);
+	bool ok = step(req, "done", 2);
+	/* It re-joins (into the patched generation) and goes back to sleep there. */
+	long r0 = atomic_load(&sleeper_rounds);
+	while (atomic_load(&sleeper_rounds) < r0 + 2)
+		usleep(10000);
+	int seen_applied = atomic_load(&sleeper_last);
+	usleep(50000); /* asleep again */
+	ok &= step("rollback", "done", 1);
+	/* It wakes, re-joins (back in the generation before the patch), sleeps again: by then the
+	 * patcher has found the rolled-back generation empty. */
+	r0 = atomic_load(&sleeper_rounds);
+	while (atomic_load(&sleeper_rounds) < r0 + 2)
+		usleep(10000);
+	int seen_rolled_back = atomic_load(&sleeper_last);
+	usleep(600000);
+	atomic_store(&sleeper_stop, true);
+	pthread_join(t, NULL);
+	stop_workers();
+	ok &= seen_applied == 2 && seen_rolled_back == 1;
+	printf("{\"scenario\":\"sleeper\",\"ok\":%s,\"applied\":%d,\"rolledBack\":%d}\n", ok ? "true" : "false",
+	       seen_applied, seen_rolled_back);
+	return ok ? 0 : 1;
+}
+
 static int run_serve(double seconds)
 {
 	start_workers(4, version, 1, 2, true);
@@ -770,6 +822,8 @@ int main(int argc, char **argv)
 		return run_tiny(argv[2]);
 	if (!strcmp(s, "churn") && argc == 3)
 		return run_churn(argv[2]);
+	if (!strcmp(s, "sleeper") && argc == 3)
+		return run_sleeper(argv[2]);
 	if (!strcmp(s, "cycles") && argc == 4)
 		return run_cycles(argv[2], atoi(argv[3]));
 	if (!strcmp(s, "serve") && argc == 3)
