@@ -84,6 +84,7 @@ export function liveTable(report: LiveReport): string {
     ['memory per generation (KiB)', (r) => fmt(r.memoryPerGenerationKiB)],
     ['RSS before / after (KiB)', (r) => `${fmt(r.memory.before?.rssKiB)} / ${fmt(r.memory.after?.rssKiB)}`],
     ['MemFree before / after (KiB)', (r) => `${fmt(r.memory.before?.memFreeKiB)} / ${fmt(r.memory.after?.memFreeKiB)}`],
+    ['2nd half, mappings per cycle (middle → end)', (r) => (r.memoryTrend ? `${fmt(r.memoryTrend.mapsPerCycle ?? null, 3)} (${r.memoryTrend.mapsMid ?? '?'} → ${r.memoryTrend.mapsEnd ?? '?'})` : '–')],
     ['2nd half, KiB per cycle: RSS / RSS besides cache / MemFree', (r) => (r.memoryTrend ? `${fmt(r.memoryTrend.rssKiBPerCycle, 2)} / ${fmt(r.memoryTrend.rssBesidesCacheKiBPerCycle, 2)} / ${fmt(r.memoryTrend.memFreeKiBPerCycle, 2)}` : '–')],
   ];
   const pct = (p: ModeReport['latencyUs']['all']): string => (p ? `${fmt(p.p50)} / ${fmt(p.p99)} / ${fmt(p.p999)} / ${fmt(p.max)}` : '–');
