@@ -210,6 +210,8 @@ for mode in $LIVE_MODES; do
     next=$((next + interval_cs)); sleep_until $next
     [ -n "$check" ] && { conformance $c rollback; next=$(now_cs); }
     alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
+    # Progress on the console for long soaks (the results come back only at the end).
+    [ $((c % 100)) = 0 ] && say "mode $mode: cycle $c of $LIVE_CYCLES done"
     c=$((c + 1))
   done
   sleep 1
