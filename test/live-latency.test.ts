@@ -116,6 +116,11 @@ describe('server resources over a run (resources.ts)', () => {
     expect(trend.memFreeKiBPerCycle).toBeCloseTo(-8);
     expect(trend.rssMidKiB).toBe(points[10]!.rssKiB);
     expect(memoryTrend(points.map((p) => ({ ...p, cacheKiB: null }))).rssBesidesCacheKiBPerCycle).toBeNull();
+    // Mappings: a rolled-back patch kept mapped adds 2 per cycle; without counts, no figure.
+    expect(trend.mapsPerCycle).toBeNull();
+    const mapped = memoryTrend(points.map((p) => ({ ...p, maps: 60 + 2 * p.cycle })));
+    expect(mapped.mapsPerCycle).toBeCloseTo(2);
+    expect([mapped.mapsMid, mapped.mapsEnd]).toEqual([82, 100]);
   });
 
   it('fork probes: medians before and after, errors kept', () => {

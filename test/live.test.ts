@@ -120,7 +120,7 @@ describe('wfbuild live memcached (guest)', () => {
   it('a short run, both modes from one boot: no failed request, no dropped connection, every thread switched each time', async () => {
     const out = join(scratch, 'short');
     const lines: string[] = [];
-    const report = await runLive({ server: 'memcached', modes: ['local', 'global'], cycles: 3, intervalS: 1, out, debianPatch: '0007-uninitialized-variables', onOutput: (l) => lines.push(l) });
+    const report = await runLive({ server: 'memcached', modes: ['local', 'global'], cycles: 3, intervalS: 1, out, debianPatch: '0007-uninitialized-variables', cneProbe: true, onOutput: (l) => lines.push(l) });
     expect(report.bundle).toMatch(/memcached\.wfp$/);
     expect(report.guest.kernelFailure).toBeNull();
     expect(report.clock.resolutionNs).toBeLessThan(10_000);
@@ -153,6 +153,19 @@ describe('wfbuild live memcached (guest)', () => {
       expect(typeof r.switchMs.median).toBe('number');
       expect(typeof r.switchMs.max).toBe('number');
       expect(r.cycles).toBe(3);
+    }
+    // The fix visible in behaviour: with a `watch connevents` client attached, memcached's logger
+    // thread formats a conn_new line for every new connection in _logger_parse_cne; the probe
+    // (cne-probe.c) saw who called the formatting: memcached's own code before the first apply
+    // and after every rollback, the patch's code (an anonymous r-x mapping) after every apply.
+    for (const m of ['local', 'global']) {
+      const probes = (await readFile(join(out, 'guest', m, 'cne.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { cycle: number; step: string; in: string });
+      expect(probes.map((p) => `${p.step}:${p.in}`), m).toEqual([
+        'baseline:memcached',
+        ...[1, 2, 3].flatMap(() => ['apply:patch', 'rollback:memcached']),
+      ]);
+      const watch = await readFile(join(out, 'guest', m, 'watch.txt'), 'utf8');
+      expect(watch, m).toMatch(/type=conn_new rip=127\.0\.0\.1 rport=\d+ transport=tcp/);
     }
     const svg = await readFile(join(out, 'latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);

@@ -32,6 +32,8 @@ const scenarios = [
   'churn:local:churn:v2.o',
   'callbacks:local:callbacks:v2.o',
   'tiny:local:tiny:tiny.o',
+  'cycles:local:cycles:v2.o:50',
+  'sleeper:local:sleeper:v2.o',
 ];
 
 let out: string;
@@ -167,6 +169,41 @@ describe('libwfpatch local mode in the guest', () => {
   it('replaces a 3-byte function in the new generation', async () => {
     const o = await outcome('tiny');
     expect(o.result).toMatchObject({ ok: true, before: 0, after: 7 });
+  });
+
+  it('a rolled-back patch is unmapped once the kernel confirms no thread runs in its generation: 50 cycles leave nothing behind', async () => {
+    // Before: every cycle left the patch region and its code mapping (≈3 mappings, 8–12 KiB).
+    const o = await outcome('cycles');
+    expect(o.result, JSON.stringify(o.result)).toMatchObject({ ok: true, flat: true });
+    expect(o.result.maps[1]).toBe(o.result.maps[0]);
+    const rollbacks = events(o.log, 'summary').filter((e) => e.action === 'rollback');
+    expect(rollbacks).toHaveLength(80);
+    // Every rolled-back generation deleted without an error, every patch unmapped, none kept.
+    const deleted = events(o.log, 'generation_deleted');
+    expect(deleted.length).toBeGreaterThanOrEqual(80);
+    expect(deleted.filter((e) => e.error)).toEqual([]);
+    expect(events(o.log, 'patch_unloaded')).toHaveLength(80);
+    expect(events(o.log, 'patch_kept')).toHaveLength(0);
+  });
+
+  it('a thread asleep in the rolled-back generation (left live patching, as memcached\'s background threads do) keeps it and the patch until it has left', async () => {
+    const o = await outcome('sleeper');
+    expect(o.result, JSON.stringify(o.result)).toMatchObject({ ok: true, applied: 2, rolledBack: 1 });
+    const rollback = events(o.log, 'trigger').find((e) => e.action === 'rollback')!;
+    const kept = events(o.log, 'generation_kept');
+    expect(kept.map((e) => e.seq)).toEqual([rollback.seq]);
+    // Later, once the sleeper re-joined elsewhere: the generation deleted and the patch unmapped,
+    // under the rollback's seq, after its done.
+    const at = (e: Record<string, any>): number => o.log.indexOf(e);
+    const done = events(o.log, 'done').find((e) => e.seq === rollback.seq)!;
+    const deleted = events(o.log, 'generation_deleted').filter((e) => e.seq === rollback.seq);
+    const unloaded = events(o.log, 'patch_unloaded').filter((e) => e.seq === rollback.seq);
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0].gen).toBe(kept[0].gen);
+    expect(deleted[0].error).toBeUndefined();
+    expect(unloaded).toHaveLength(1);
+    expect(at(unloaded[0])).toBeGreaterThan(at(done));
+    expect(events(o.log, 'patch_kept')).toHaveLength(0);
   });
 
   it('bad patches are rejected before any generation is created, and the process keeps serving', async () => {

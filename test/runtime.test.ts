@@ -152,6 +152,15 @@ describe('libwfpatch global mode (host)', () => {
     expect(events(r.log, 'done')).toHaveLength(1);
   });
 
+  it('a rolled-back patch is unmapped: 100 apply/rollback cycles leave no mapping and no memory behind', async () => {
+    // Before: every cycle left 2 mappings and 8.5 KiB of RSS (the patch region kept mapped).
+    const r = await run(['cycles', patch('v2.o'), '100']);
+    expect(r.result, JSON.stringify(r.result)).toMatchObject({ ok: true, flat: true });
+    expect(r.result.maps[1]).toBe(r.result.maps[0]);
+    expect(events(r.log, 'patch_unloaded')).toHaveLength(130); // 30 warm-up cycles + 100
+    expect(events(r.log, 'patch_kept')).toHaveLength(0);
+  });
+
   it('WF_CYCLIC triggers periodically: the queue in order, then migrations without a patch', async () => {
     const r = await run(['serve', '2'], { WF_CYCLIC: '0.3', WF_PATCH_QUEUE: `${patch('v2.o')};${patch('v3.o')}` });
     expect(r.lines.filter((l) => 'value' in l && !('scenario' in l)).map((l) => l.value)).toEqual([2, 3]);

@@ -250,6 +250,7 @@ static void *patcher_main(void *arg)
 	(void)arg;
 	uint64_t cyclic_ns = wf_settings.cyclic > 0 ? (uint64_t)(wf_settings.cyclic * 1e9) : 0;
 	uint64_t next_cyclic = cyclic_ns ? wf_now_ns() + cyclic_ns : 0;
+	bool reap_pending = false;
 	for (;;) {
 		struct pollfd p[4 + MAX_CLIENTS];
 		int idx[4 + MAX_CLIENTS];
@@ -274,6 +275,8 @@ static void *patcher_main(void *arg)
 		int64_t timeout_ms = -1;
 		if (wf_transition_active())
 			timeout_ms = 50; /* re-check: a thread may have exited */
+		else if (reap_pending)
+			timeout_ms = 200; /* a rolled-back generation waits for a sleeping thread to leave it */
 		if (next_cyclic) {
 			int64_t t = next_cyclic > now ? (int64_t)((next_cyclic - now) / 1000000) + 1 : 0;
 			if (timeout_ms < 0 || t < timeout_ms)
@@ -310,6 +313,8 @@ static void *patcher_main(void *arg)
 			running_client = -1;
 		}
 		run_queue();
+		if (!wf_transition_active())
+			reap_pending = wf_transition_reap();
 	}
 	return NULL;
 }

@@ -156,6 +156,11 @@ WF_HIDDEN void wf_patch_unload(struct wf_loaded *p);
 WF_HIDDEN int wf_text_write_jumps(struct wf_loaded *p, char *err);
 WF_HIDDEN int wf_text_restore(struct wf_loaded *p, char *err);
 WF_HIDDEN void wf_register_eh_frame(struct wf_loaded *p);
+/* Before a patch's region is unmapped: the unwinder must not read its .eh_frame any more. */
+WF_HIDDEN void wf_deregister_eh_frame(struct wf_loaded *p);
+/* Local mode: 0 if the kernel confirms that no thread runs in generation gen (which holds p's
+ * jumps), -EBUSY if one does, another -errno if it cannot tell (no write call, no function). */
+WF_HIDDEN int wf_text_gen_idle(const struct wf_loaded *p, long gen);
 /* W^X (local mode, wf_init): sets wf_settings.wx if the kernel writes code for us. */
 WF_HIDDEN void wf_text_wx_init(void);
 /* W^X load: maps the patch's code r-x near its target and has the kernel write it there. */

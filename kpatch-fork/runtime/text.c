@@ -81,24 +81,44 @@ int wf_text_restore(struct wf_loaded *p, char *err)
 	return 0;
 }
 
+/* The unwinder's __register_frame or __deregister_frame (libgcc_s). */
+static void (*unwinder_fn(const char *name))(void *)
+{
+	void *f = dlsym(RTLD_DEFAULT, name);
+	if (!f) {
+		void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_GLOBAL);
+		if (h)
+			f = dlsym(h, name);
+	}
+	return (void (*)(void *))f;
+}
+
 void wf_register_eh_frame(struct wf_loaded *p)
 {
 	static void (*reg)(void *);
 	if (!p->neh_frames)
 		return;
-	if (!reg) {
-		reg = (void (*)(void *))dlsym(RTLD_DEFAULT, "__register_frame");
-		if (!reg) {
-			void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_GLOBAL);
-			if (h)
-				reg = (void (*)(void *))dlsym(h, "__register_frame");
-		}
-	}
+	if (!reg)
+		reg = unwinder_fn("__register_frame");
 	if (!reg)
 		return;
 	for (unsigned i = 0; i < p->neh_frames; i++)
 		reg(p->eh_frames[i]);
 	p->eh_registered = p->neh_frames;
+}
+
+void wf_deregister_eh_frame(struct wf_loaded *p)
+{
+	static void (*dereg)(void *);
+	if (!p->eh_registered)
+		return;
+	if (!dereg)
+		dereg = unwinder_fn("__deregister_frame");
+	/* Registered through the same library, so it is there; libgcc aborts on an unknown frame,
+	 * hence only the ones registered. */
+	for (unsigned i = 0; dereg && i < p->eh_registered; i++)
+		dereg(p->eh_frames[i]);
+	p->eh_registered = 0;
 }
 
 void wf_text_wx_init(void)
@@ -145,4 +165,17 @@ int wf_text_write_gen(struct wf_loaded *p, long gen, char *err)
 				       (unsigned long)f->old_addr, strerror((int)-rc));
 	}
 	return 0;
+}
+
+int wf_text_gen_idle(const struct wf_loaded *p, long gen)
+{
+	if (!p->nfuncs)
+		return -ENOENT;
+	/* The jump the generation already holds at the first replaced entry, written again: the
+	 * kernel refuses (EBUSY) while any thread runs in gen, and otherwise writes the same bytes. */
+	const struct wf_func *f = &p->funcs[0];
+	unsigned char jmp[14];
+	make_jump(f, jmp);
+	long rc = wf_gen_write(gen, f->old_addr, jmp, f->jump_len);
+	return rc < 0 ? (int)rc : 0;
 }

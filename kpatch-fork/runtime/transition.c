@@ -197,6 +197,100 @@ static void delete_old_generations(void)
 	}
 }
 
+/* Frees a rolled-back patch: its .eh_frame deregistered, its region and code mapping unmapped,
+ * its records freed. `why_kept` non-NULL: it stays mapped (its records are freed all the same),
+ * for the reason given. Called only once no thread can run the patch's code any more: see the
+ * callers. Logged under the rollback's seq, to fd as well (its client) if >= 0. */
+static void retire_patch(struct wf_loaded *p, const char *why_kept, int rb_seq, int fd)
+{
+	if (!p->path[0] || (!p->region && !p->text_map))
+		return; /* a migration without a patch, or nothing mapped */
+	struct wf_json j;
+	wf_event_begin(&j, why_kept ? "patch_kept" : "patch_unloaded");
+	wf_json_int(&j, "seq", rb_seq);
+	wf_json_str(&j, "patch", p->path);
+	wf_json_int(&j, "bytes", (long long)(p->region_size + p->text_map_size));
+	if (why_kept)
+		wf_json_str(&j, "reason", why_kept);
+	wf_event_emit_to(&j, fd);
+	if (why_kept) {
+		free(p->funcs);
+		p->funcs = NULL;
+		return;
+	}
+	wf_deregister_eh_frame(p);
+	wf_patch_unload(p);
+}
+
+/*
+ * Local mode: a rolled-back generation and its patch, kept until no thread runs in the
+ * generation any more.
+ *
+ * Why waiting is needed at all: every tracked thread has left the rolled-back generation when
+ * the rollback is done, each at a quiescence point, where nothing a patch replaces — and so none
+ * of this patch's code — is on its stack. The patch's jumps exist only in that generation (older
+ * ones never had them; those created from it were rolled back and deleted before it), so from
+ * any other generation its code is unreachable. What may be left in it is a thread that is not
+ * tracked at that moment: one that left live patching to sleep (memcached's background threads
+ * do, for up to hours) and re-joins — migrating to the newest generation — only when it wakes,
+ * or an untracked thread born there. Such a thread may return into the patch's code. The
+ * kernel tells whether any thread is left: rewriting the generation's own jump bytes is refused
+ * (EBUSY) while one runs there. So the generation is deleted and the code unmapped only once
+ * the kernel has said it is empty. Until the delete nothing can enter it: only the runtime
+ * migrates threads, always to the newest generation, and only a thread inside could clone into
+ * it; after the delete it cannot be migrated to at all.
+ */
+struct retired {
+	struct wf_loaded patch;
+	long gen;
+	int seq;
+};
+#define MAX_RETIRED 64
+static struct retired retired[MAX_RETIRED];
+static int nretired;
+
+static void log_gen_deleted(long gen, long rc, int rb_seq, int fd)
+{
+	struct wf_json j;
+	wf_event_begin(&j, "generation_deleted");
+	wf_json_int(&j, "seq", rb_seq);
+	wf_json_int(&j, "gen", gen);
+	if (rc < 0)
+		wf_json_str(&j, "error", strerror((int)-rc));
+	wf_event_emit_to(&j, fd);
+}
+
+/* Deletes a rolled-back generation and frees its patch if the kernel says no thread runs there;
+ * true if so (or if it can never tell: then the generation goes and the code stays mapped). */
+static bool try_retire(struct wf_loaded *p, long gen, int rb_seq, int fd, bool last_chance)
+{
+	int idle = p->path[0] ? wf_text_gen_idle(p, gen) : 0;
+	if (idle == -EBUSY && !last_chance)
+		return false;
+	log_gen_deleted(gen, wf_gen_delete(gen), rb_seq, fd);
+	char why[WF_ERRLEN];
+	if (idle == -EBUSY)
+		snprintf(why, sizeof(why), "a thread still runs in generation %ld, and %d rolled-back generations wait already",
+			 gen, MAX_RETIRED);
+	else if (idle < 0 && idle != -ENOENT) /* -ENOENT: no jumps, the code was never reachable */
+		snprintf(why, sizeof(why), "cannot ask the kernel whether generation %ld is empty: %s", gen,
+			 strerror(-idle));
+	retire_patch(p, idle == 0 || idle == -ENOENT ? NULL : why, rb_seq, fd);
+	return true;
+}
+
+bool wf_transition_reap(void)
+{
+	int kept = 0;
+	for (int i = 0; i < nretired; i++) {
+		struct retired *r = &retired[i];
+		if (!try_retire(&r->patch, r->gen, r->seq, -1, false))
+			retired[kept++] = *r;
+	}
+	nretired = kept;
+	return nretired > 0;
+}
+
 static void push_applied(long gen, long prev)
 {
 	struct applied *a = &stack[depth++];
@@ -382,18 +476,20 @@ static void poll_local(void)
 	wf_threads_log_progress(); /* those that migrated between the log and the count */
 	wf_local_end();
 	if (tr.rollback) {
-		/* Nobody runs in the rolled-back generation any more. */
+		/* The generation and the patch go once no thread runs there (see struct retired). */
 		struct applied *top = &stack[--depth];
-		long rc = wf_gen_delete(top->gen);
-		struct wf_json j;
-		event_common(&j, "generation_deleted");
-		wf_json_int(&j, "gen", top->gen);
-		if (rc < 0)
-			wf_json_str(&j, "error", strerror((int)-rc));
-		wf_event_emit_to(&j, tr.reply_fd);
-		/* Its code stays mapped: a thread in an untracked path may still return into it. */
-		free(top->patch.funcs);
-		top->patch.funcs = NULL;
+		if (!try_retire(&top->patch, top->gen, tr.seq, tr.reply_fd, nretired == MAX_RETIRED)) {
+			struct retired *r = &retired[nretired++];
+			r->patch = top->patch;
+			r->gen = top->gen;
+			r->seq = tr.seq;
+			struct wf_json j;
+			event_common(&j, "generation_kept");
+			wf_json_int(&j, "gen", top->gen);
+			wf_json_str(&j, "reason", "a thread not tracked now (asleep) still runs there: deleted, and the patch unmapped, once it has left");
+			wf_event_emit_to(&j, tr.reply_fd);
+		}
+		memset(&top->patch, 0, sizeof(top->patch));
 	} else {
 		delete_old_generations();
 	}
@@ -442,6 +538,12 @@ static void poll_global(void)
 		wf_json_str(&j, "patch", top->patch.path);
 		wf_json_int(&j, "count", (long long)top->patch.nfuncs);
 		wf_event_emit_to(&j, tr.reply_fd);
+		/* The jumps are gone and every tracked thread is parked at a quiescence point, with
+		 * none of the patch's code on its stack: no tracked thread can reach that code again.
+		 * Global mode rests on every thread that runs patchable code being tracked (an
+		 * untracked one could as well be executing the bytes a jump replaces); under that same
+		 * rule the code can go, before anyone resumes. */
+		retire_patch(&top->patch, NULL, tr.seq, tr.reply_fd);
 	} else if (tr.has_patch) {
 		if (wf_text_write_jumps(&tr.patch, err)) {
 			wf_global_release();

@@ -23,6 +23,9 @@ WF_HIDDEN bool wf_transition_start(const struct wf_request *req);
 /* Advances the active transition; true if it ended in this call. */
 WF_HIDDEN bool wf_transition_poll(void);
 WF_HIDDEN bool wf_transition_active(void);
+/* Local mode: deletes the rolled-back generations no thread runs in any more and unmaps their
+ * patches; true while some still wait (the caller tries again later). */
+WF_HIDDEN bool wf_transition_reap(void);
 WF_HIDDEN void wf_transition_totals(void);
 /* Writes the status event to the log and to fd. */
 WF_HIDDEN void wf_transition_status(int fd);

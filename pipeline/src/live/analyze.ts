@@ -202,6 +202,7 @@ export interface CycleRecord {
   readonly rssAfterKiB?: number | null;
   /** memcached's slab memory after the step (`stats slabs` total_malloced), KiB. */
   readonly cacheKiB?: number | null;
+  readonly mapsAfter?: number | null;
   /** The server's minor faults when the step began and when wfpatch-ctl returned. */
   readonly minFltBefore?: number | null;
   readonly minFltAfter?: number | null;
@@ -399,7 +400,7 @@ export async function analyzeMode(dir: string, opts: { cycles: number; windowAft
     memoryTrend: memoryTrend(
       cycles
         .filter((c) => c.step === 'rollback' && typeof c.rssAfterKiB === 'number' && c.memFreeAfterKiB !== null)
-        .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB!, cacheKiB: typeof c.cacheKiB === 'number' ? c.cacheKiB : null })),
+        .map((c) => ({ cycle: c.cycle, rssKiB: c.rssAfterKiB!, memFreeKiB: c.memFreeAfterKiB!, cacheKiB: typeof c.cacheKiB === 'number' ? c.cacheKiB : null, maps: typeof c.mapsAfter === 'number' ? c.mapsAfter : null })),
     ),
     minorFaults: faultFigures(cycles.filter((c) => c.step === 'apply' || c.step === 'rollback')),
     series: {

@@ -34,6 +34,9 @@ Options:
   --out DIR      default ./wfbuild-live/SERVER
   --json         print live.json instead of the table
   --capable-every K  memccapable (5–30 s a run) only after every K-th cycle and the last (soaks)
+  --cne-probe    memcached: show which _logger_parse_cne runs (the original or the patch's):
+                 a watch connevents client, one connection after every step, the caller
+                 of its line's formatting looked up in the server's maps (guest/MODE/cne.jsonl)
   --pin exe|all  what libwfpatch pins at wf_init: the executable and its libraries (all, the
                  default) or the executable only (WF_PIN=exe: a smaller wf_create; library code
                  cannot then be patched in local mode)
@@ -84,6 +87,7 @@ export function liveTable(report: LiveReport): string {
     ['memory per generation (KiB)', (r) => fmt(r.memoryPerGenerationKiB)],
     ['RSS before / after (KiB)', (r) => `${fmt(r.memory.before?.rssKiB)} / ${fmt(r.memory.after?.rssKiB)}`],
     ['MemFree before / after (KiB)', (r) => `${fmt(r.memory.before?.memFreeKiB)} / ${fmt(r.memory.after?.memFreeKiB)}`],
+    ['2nd half, mappings per cycle (middle → end)', (r) => (r.memoryTrend ? `${fmt(r.memoryTrend.mapsPerCycle ?? null, 3)} (${r.memoryTrend.mapsMid ?? '?'} → ${r.memoryTrend.mapsEnd ?? '?'})` : '–')],
     ['2nd half, KiB per cycle: RSS / RSS besides cache / MemFree', (r) => (r.memoryTrend ? `${fmt(r.memoryTrend.rssKiBPerCycle, 2)} / ${fmt(r.memoryTrend.rssBesidesCacheKiBPerCycle, 2)} / ${fmt(r.memoryTrend.memFreeKiBPerCycle, 2)}` : '–')],
   ];
   const pct = (p: ModeReport['latencyUs']['all']): string => (p ? `${fmt(p.p50)} / ${fmt(p.p99)} / ${fmt(p.p999)} / ${fmt(p.max)}` : '–');
@@ -125,6 +129,7 @@ export const liveCommand: Command = {
         fault: { type: 'string' },
         'capable-every': { type: 'string' },
         pin: { type: 'string' },
+        'cne-probe': { type: 'boolean' },
       },
     });
     if (positionals.length !== 1) throw new UserError(positionals.length ? `unexpected argument '${positionals[1]}'` : 'which server? wfbuild live memcached|slapd');
@@ -140,6 +145,7 @@ export const liveCommand: Command = {
     if (values.pin !== undefined && values.pin !== 'exe' && values.pin !== 'all') throw new UserError(`--pin must be exe or all, got '${values.pin}'`);
     if (values.fault !== undefined && !/^(kill-client|term-server|bad-bundle)@\d+$/.test(values.fault)) throw new UserError(`--fault must be kill-client@N, term-server@N or bad-bundle@N`);
     if ([values.bundle, values.patch, values['no-patch']].filter((v) => v !== undefined).length > 1) throw new UserError('give one of --patch, --bundle and --no-patch');
+    if (values['cne-probe'] && server !== 'memcached') throw new UserError('--cne-probe is memcached-only');
     const out = resolve(values.out ?? join('wfbuild-live', server));
     const report = await runLive({
       server: server as LiveReport['server'],
@@ -151,6 +157,7 @@ export const liveCommand: Command = {
       ...(values.binary ? { binary: values.binary } : {}),
       ...(values.bundle || values['no-patch'] ? {} : { debianPatch: values.patch ?? defaultPatch[server as LiveReport['server']] }),
       ...(values.fault ? { fault: values.fault } : {}),
+      ...(values['cne-probe'] ? { cneProbe: true } : {}),
       capableEvery,
       ...(values.pin !== undefined ? { pin: values.pin as 'exe' | 'all' } : {}),
       onOutput: values.json ? undefined : (line) => console.error(`live: ${line}`),

@@ -14,7 +14,11 @@
 # LIVE_FAULT (test hooks: `kill-client@N` kills the load clients before cycle N, `term-server@N`
 # sends SIGTERM to memcached right after cycle N's apply was triggered, `bad-bundle@N` applies a
 # cut copy of the bundle on top of cycle N's patch, which must be refused with the server left on
-# its generation: bad-bundle.json holds the runtime's status before and after).
+# its generation: bad-bundle.json holds the runtime's status before and after),
+# LIVE_CNE_PROBE (cne-probe.c's library: memcached runs with it preloaded and a `watch
+# connevents` client attached; after the baseline and every step one new connection, and which
+# code formatted its conn_new line — memcached's own _logger_parse_cne or the patch's — goes
+# into cne.jsonl; the watcher's lines into watch.txt).
 set -u
 R=${WFVM_RESULTS:-/results}
 PORT=${LIVE_PORT:-11211}
@@ -25,6 +29,8 @@ memfree() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
 # tables fill on fault, so they show what a migration costs the threads afterwards.
 minflt() { awk '{ print $10 }' "/proc/$1/stat" 2>/dev/null || echo null; }
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo null; }
+# The server's mappings (a patch kept mapped after its rollback shows here).
+maps() { wc -l < "/proc/$1/maps" 2>/dev/null || echo null; }
 # Sleeps until uptime centisecond $1.
 sleep_until() {
   rem=$(( $1 - $(now_cs) ))
@@ -37,6 +43,37 @@ alive() { kill -0 "$1" 2>/dev/null; }
 cache_kib() {
   printf 'stats slabs\r\nquit\r\n' | timeout 5 nc 127.0.0.1 "$PORT" 2>/dev/null |
     awk '/^STAT total_malloced / { v = int($3 / 1024) } END { print (v == "" ? "null" : v) }'
+}
+
+# Where code address $1 lies in the server: memcached (its own file), patch (an anonymous r-x
+# mapping: a patch's code), or what else maps it.
+code_at() {
+  [ -n "$1" ] || { echo none; return; }
+  a=$(($1))
+  while read -r range perms _ _ _ path; do
+    lo=$((0x${range%-*})) hi=$((0x${range#*-}))
+    if [ "$a" -ge "$lo" ] && [ "$a" -lt "$hi" ]; then
+      case "$path" in
+        *memcached*) echo memcached ;;
+        "") case "$perms" in r-x*) echo patch ;; *) echo "anonymous $perms" ;; esac ;;
+        *) echo "$path" ;;
+      esac
+      return
+    fi
+  done < "/proc/$MC/maps"
+  echo unmapped
+}
+
+# With LIVE_CNE_PROBE: one new connection; the logger thread formats its conn_new line for the
+# watcher, and the probe notes the caller. $1 cycle, $2 step.
+cne_probe() {
+  [ -n "${LIVE_CNE_PROBE:-}" ] || return 0
+  n0=$(cat "$D/cne.log" 2>/dev/null | wc -l)
+  printf 'version\r\nquit\r\n' | timeout 5 nc 127.0.0.1 $PORT > /dev/null 2>&1
+  i=0
+  while [ "$(cat "$D/cne.log" 2>/dev/null | wc -l)" -le "$n0" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+  addr=$(tail -n 1 "$D/cne.log" 2>/dev/null)
+  echo "{\"cycle\":$1,\"step\":\"$2\",\"caller\":\"$addr\",\"in\":\"$(code_at "$addr")\"}" >> "$D/cne.jsonl"
 }
 
 # One transition; appends a JSON line to cycles.jsonl. $1 cycle, $2 step (apply|rollback).
@@ -54,7 +91,8 @@ step() {
   timeout 60 "$LIVE_CTL" "$MC" $req >> "$D/ctl.log" 2>&1
   ctl=$?
   after=$(memfree)
-  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"cacheKiB\":$( [ "$what" = rollback ] && cache_kib || echo null),\"minFltBefore\":$flt0,\"minFltAfter\":$(minflt "$MC"),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
+  cne_probe "$cycle" "$what"
+  echo "{\"cycle\":$cycle,\"step\":\"$what\",\"request\":\"$req\",\"ctlExit\":$ctl,\"capableExit\":null,\"memFreeBeforeKiB\":$before,\"memFreeAfterKiB\":$after,\"rssAfterKiB\":$(rss "$MC"),\"mapsAfter\":$(maps "$MC"),\"cacheKiB\":$( [ "$what" = rollback ] && cache_kib || echo null),\"minFltBefore\":$flt0,\"minFltAfter\":$(minflt "$MC"),\"uptimeCs\":$t0}" >> "$D/cycles.jsonl"
 }
 
 # memccapable after step $2 of cycle $1, run just before the next step (so it never overlaps a
@@ -115,8 +153,10 @@ for mode in $LIVE_MODES; do
   # LIVE_PIN=exe: libwfpatch pins only the executable's code (WF_PIN), not the libraries'.
   if [ -n "${LIVE_PIN:-}" ]; then export WF_PIN=$LIVE_PIN; fi
   if [ "$mode" = global ]; then export WF_GLOBAL=1; else unset WF_GLOBAL; fi
+  if [ -n "${LIVE_CNE_PROBE:-}" ]; then export LD_PRELOAD=$LIVE_CNE_PROBE CNE_PROBE_LOG=$D/cne.log; fi
   "$LIVE_MEMCACHED" -u root -U 0 -l 127.0.0.1 -p $PORT -t "$LIVE_THREADS" -m 64 -c 1024 > "$D/memcached.out" 2>&1 &
   MC=$!
+  unset LD_PRELOAD CNE_PROBE_LOG
   # Ready when it answers `version`.
   n=0
   until printf 'version\r\nquit\r\n' | timeout 2 nc 127.0.0.1 $PORT 2>/dev/null | grep -q VERSION; do
@@ -125,6 +165,17 @@ for mode in $LIVE_MODES; do
     sleep 0.1
   done
   unset WF_LOGFILE WF_GLOBAL WF_PIN
+  WATCH=
+  if [ -n "${LIVE_CNE_PROBE:-}" ]; then
+    # The watcher stays connected through a fifo held open on fd 3.
+    rm -f /tmp/watch.in && mkfifo /tmp/watch.in
+    nc 127.0.0.1 $PORT < /tmp/watch.in > "$D/watch.txt" 2>&1 &
+    WATCH=$!
+    exec 3> /tmp/watch.in
+    printf 'watch connevents\r\n' >&3
+    sleep 0.5
+    cne_probe 0 baseline
+  fi
   timeout 120 memccapable -h 127.0.0.1 -p $PORT -t 5 > "$D/capable-baseline.txt" 2>&1
   echo "{\"cycle\":0,\"step\":\"baseline\",\"request\":null,\"ctlExit\":null,\"capableExit\":$?,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$(now_cs)}" > "$D/cycles.jsonl"
 
@@ -138,7 +189,7 @@ for mode in $LIVE_MODES; do
   LOAD=$!
   start=$(now_cs)
   sleep_until $((start + 100))
-  echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-before.json"
+  echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC),\"maps\":$(maps $MC)}" > "$D/mem-before.json"
   fork_probe before 15
 
   next=$((start + 100))
@@ -159,12 +210,15 @@ for mode in $LIVE_MODES; do
     next=$((next + interval_cs)); sleep_until $next
     [ -n "$check" ] && { conformance $c rollback; next=$(now_cs); }
     alive $MC || { say "memcached is gone after cycle $c"; kill $SLAP 2>/dev/null; break; }
+    # Progress on the console for long soaks (the results come back only at the end).
+    [ $((c % 100)) = 0 ] && say "mode $mode: cycle $c of $LIVE_CYCLES done"
     c=$((c + 1))
   done
   sleep 1
-  echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC)}" > "$D/mem-after.json"
+  echo "{\"memFreeKiB\":$(memfree),\"rssKiB\":$(rss $MC),\"maps\":$(maps $MC)}" > "$D/mem-after.json"
   alive $MC && fork_probe after 15
 
+  if [ -n "$WATCH" ]; then exec 3>&-; kill $WATCH 2>/dev/null; wait $WATCH 2>/dev/null; fi
   say "mode $mode: stopping the load clients"
   kill -INT $SLAP 2>/dev/null
   kill -TERM $LOAD 2>/dev/null

@@ -11,6 +11,8 @@ export interface MemoryPoint {
   readonly memFreeKiB: number;
   /** memcached's slab memory (`stats slabs` total_malloced), when it answered. */
   readonly cacheKiB: number | null;
+  /** The server's mappings (/proc/PID/maps lines), when the guest counted them. */
+  readonly maps?: number | null;
 }
 
 export interface MemoryTrend {
@@ -25,6 +27,10 @@ export interface MemoryTrend {
   readonly rssEndKiB: number | null;
   readonly memFreeMidKiB: number | null;
   readonly memFreeEndKiB: number | null;
+  /** The server's mappings per cycle over the second half (a rolled-back patch kept mapped adds 2–3). */
+  readonly mapsPerCycle: number | null;
+  readonly mapsMid: number | null;
+  readonly mapsEnd: number | null;
 }
 
 /** Slope of y over x by least squares; null for fewer than 2 distinct x. */
@@ -55,6 +61,9 @@ export function memoryTrend(points: readonly MemoryPoint[]): MemoryTrend {
     rssEndKiB: half.at(-1)?.rssKiB ?? null,
     memFreeMidKiB: half[0]?.memFreeKiB ?? null,
     memFreeEndKiB: half.at(-1)?.memFreeKiB ?? null,
+    mapsPerCycle: half.every((p) => typeof p.maps === 'number') ? slope(xs, half.map((p) => p.maps!)) : null,
+    mapsMid: half[0]?.maps ?? null,
+    mapsEnd: half.at(-1)?.maps ?? null,
   };
 }
 

@@ -54,6 +54,13 @@ export async function buildMemload(dir: string): Promise<string> {
   return out;
 }
 
+/** Compiles the conn_new probe (cne-probe.c, a preload library for memcached) into `dir`. */
+export async function buildCneProbe(dir: string): Promise<string> {
+  const out = join(dir, 'cne-probe.so');
+  await execa('gcc', ['-O2', '-Wall', '-fPIC', '-shared', '-fno-builtin', '-o', out, join(repoRoot, 'pipeline/src/live/cne-probe.c')]);
+  return out;
+}
+
 export async function runLive(opts: LiveOptions): Promise<LiveReport> {
   checkLiveOptions(opts);
   if (opts.server === 'slapd') return (await import('./slapd-run.ts')).runLiveSlapd(opts);
@@ -96,6 +103,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
   const out = resolve(opts.out);
   try {
     const memload = await buildMemload(work);
+    const cneProbe = opts.cneProbe ? await buildCneProbe(work) : undefined;
     const script = join(work, 'live-guest.sh');
     await writeFile(script, await readFile(join(repoRoot, 'pipeline/src/live/guest.sh')), { mode: 0o755 });
     const bundle = bundleFile;
@@ -114,7 +122,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
       memMiB: 1024,
       timeoutSec,
       program: script,
-      files: [...serverFiles, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : [])],
+      files: [...serverFiles, { host: memload }, { host: ctl }, { host: memcaslap }, { host: memccapable }, ...(bundle ? [{ host: bundle }] : []), ...(cneProbe ? [{ host: cneProbe }] : [])],
       env: {
         LIVE_MODES: opts.modes.join(' '),
         LIVE_CYCLES: String(opts.cycles),
@@ -129,6 +137,7 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
         LIVE_FAULT: opts.fault ?? '',
         LIVE_CAPABLE_EVERY: String(opts.capableEvery ?? 1),
         LIVE_PIN: opts.pin === 'exe' ? 'exe' : '',
+        LIVE_CNE_PROBE: cneProbe ?? '',
       },
       outDir: guestResults,
       onConsole: liveConsole(say),

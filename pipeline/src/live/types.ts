@@ -26,6 +26,8 @@ export interface LiveOptions {
   readonly pin?: 'exe' | 'all';
   /** memccapable after the steps of every K-th cycle (and of the last one); default 1 (every cycle). */
   readonly capableEvery?: number;
+  /** memcached: preload cne-probe.c and keep a `watch connevents` client attached; after every step one new connection, and which code formatted its conn_new line goes into guest/MODE/cne.jsonl. */
+  readonly cneProbe?: boolean;
   /** A fault for the guest script to inject: `kill-client@N` or `term-server@N`. */
   readonly fault?: string;
   readonly bzImage?: string;
