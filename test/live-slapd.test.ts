@@ -21,6 +21,8 @@ import { execa } from 'execa';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { runLive, type LiveReport } from '../pipeline/src/live/run.ts';
 import { sonameOf } from '../pipeline/src/live/slapd.ts';
+import { newSlapiLog, oldSlapiLog } from '../pipeline/src/live/slapd-run.ts';
+import { resolveSeriesNames } from '../pipeline/src/enable/without.ts';
 import { parseRuntimeLog, type ModeReport } from '../pipeline/src/live/analyze.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
@@ -61,6 +63,16 @@ describe('wfbuild live slapd: bad input and helpers', () => {
     ].map((l) => JSON.stringify(l));
     const [t] = parseRuntimeLog(lines.join('\n'));
     expect(t).toMatchObject({ threads: 3, migrated: 2, left: 1, threadMs: [1, 2], outcome: 'applied' });
+  });
+
+  it("enable --without names as the series has them: openldap's have no extension, memcached's carry .patch; unknown names are bad input", () => {
+    const openldap = ['debian-version', 'getaddrinfo-is-threadsafe', 'slapi-errorlog-file', 'switch-to-lt_dlopenadvise-to-get-RTLD_GLOBAL-set.diff'];
+    expect(resolveSeriesNames(openldap, ['slapi-errorlog-file', 'getaddrinfo-is-threadsafe'], 'openldap')).toEqual(['getaddrinfo-is-threadsafe', 'slapi-errorlog-file']);
+    expect(resolveSeriesNames(openldap, ['switch-to-lt_dlopenadvise-to-get-RTLD_GLOBAL-set'], 'openldap')).toEqual(['switch-to-lt_dlopenadvise-to-get-RTLD_GLOBAL-set.diff']);
+    const memcached = ['0007-uninitialized-variables.patch'];
+    // Both spellings give one name, so one cache entry.
+    expect(resolveSeriesNames(memcached, ['0007-uninitialized-variables', '0007-uninitialized-variables.patch'], 'memcached')).toEqual(['0007-uninitialized-variables.patch']);
+    expect(() => resolveSeriesNames(openldap, ['getaddrinfo-is-threadsafe.patch'], 'openldap 2.5.13+dfsg-5')).toThrow(/openldap 2\.5\.13\+dfsg-5 has no getaddrinfo-is-threadsafe\.patch in debian\/patches\/series/);
   });
 
   it('sonames of library files', () => {
@@ -157,6 +169,12 @@ describe.skipIf(skip)('wfbuild live slapd (guest)', () => {
         expect(r.hname, `${m} ${JSON.stringify(r)}`).toBe(expected);
       }
     }
+    // slapi-errorlog-file in behaviour: a SLAPI plugin configured through cn=config after the
+    // first apply of the libslapi bundle (cycle 2) makes slapd run the new slapi_over_config,
+    // whose error log is /var/log/slapi-errors; an unpatched slapd from the same files (the
+    // control) writes to /var/errors.
+    expect(json.slapiProbe.control).toBe(oldSlapiLog);
+    for (const m of ['local', 'global']) expect(json.slapiProbe.modes[m], m).toEqual({ cycle: 2, log: newSlapiLog });
     const svg = await readFile(join(out, 'latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
   }, 4 * 3_600_000);
