@@ -23,6 +23,7 @@ import { runLive, type LiveReport } from '../pipeline/src/live/run.ts';
 import { sonameOf } from '../pipeline/src/live/slapd.ts';
 import { newSlapiLog, oldSlapiLog } from '../pipeline/src/live/slapd-run.ts';
 import { resolveSeriesNames } from '../pipeline/src/enable/without.ts';
+import { loopReasons, quiescenceLoops } from '../pipeline/src/enable/loops.ts';
 import { parseRuntimeLog, type ModeReport } from '../pipeline/src/live/analyze.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
@@ -73,6 +74,23 @@ describe('wfbuild live slapd: bad input and helpers', () => {
     // Both spellings give one name, so one cache entry.
     expect(resolveSeriesNames(memcached, ['0007-uninitialized-variables', '0007-uninitialized-variables.patch'], 'memcached')).toEqual(['0007-uninitialized-variables.patch']);
     expect(() => resolveSeriesNames(openldap, ['getaddrinfo-is-threadsafe.patch'], 'openldap 2.5.13+dfsg-5')).toThrow(/openldap 2\.5\.13\+dfsg-5 has no getaddrinfo-is-threadsafe\.patch in debian\/patches\/series/);
+  });
+
+  it("quiescence loops: openldap's list names slapd's two loops; a bundle replacing one (also as a clone or through its .cold part) gets a reason for its binary, others none", async () => {
+    const loops = await quiescenceLoops('openldap');
+    expect(loops?.file).toBe('corpus/apps/openldap/quiescence-loops');
+    expect([...(loops?.names ?? [])].sort()).toEqual(['ldap_int_thread_pool_wrapper', 'slapd_daemon_task']);
+    expect(await quiescenceLoops('no-such-package')).toBeNull();
+    const verdict = (changed: string[], included: string[] = []) => ({ changedFunctions: changed.map((name) => ({ name, origName: name })), includedFunctions: included.map((name) => ({ name, origName: name })) });
+    const objects = [
+      { object: 'servers/slapd/daemon.o', source: 'servers/slapd/daemon.c', binaries: ['slapd'], verdicts: [{ binary: 'slapd', outcome: 'patch' as const, exitCode: 0, verdict: verdict(['slapd_daemon_task.constprop.0', 'slap_listener']) }] },
+      { object: 'libraries/libldap/tpool.lo', source: 'libraries/libldap/tpool.c', binaries: ['libldap.so'], verdicts: [{ binary: 'libldap.so', outcome: 'patch' as const, exitCode: 0, verdict: verdict(['ldap_pvt_thread_pool_submit'], ['ldap_int_thread_pool_wrapper.cold']) }] },
+      { object: 'libraries/libldap/util-int.lo', source: 'libraries/libldap/util-int.c', binaries: ['libldap2.so'], verdicts: [{ binary: 'libldap2.so', outcome: 'patch' as const, exitCode: 0, verdict: verdict(['ldap_pvt_get_hname']) }] },
+    ];
+    const reasons = loopReasons(objects, loops!);
+    expect([...reasons.keys()].sort()).toEqual(['libldap.so', 'slapd']);
+    expect(reasons.get('slapd')!.map((r) => [r.kind, r.symbol])).toEqual([['quiescence-loop', 'slapd_daemon_task']]);
+    expect(reasons.get('libldap.so')![0]!.what).toMatch(/ldap_int_thread_pool_wrapper is on a thread's stack at its quiescence point and never returns \(corpus\/apps\/openldap\/quiescence-loops\)/);
   });
 
   it('sonames of library files', () => {
