@@ -22,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { enablePackage, type EnableResult } from '../pipeline/src/enable/index.ts';
 import { repoRoot } from '../pipeline/src/paths.ts';
+import { classifyPatch } from '../pipeline/src/stages/index.ts';
 
 const version = '2.5.13+dfsg-5';
 const wfpatchCtl = join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl');
@@ -191,4 +192,17 @@ describe.skipIf(skip)('the enabled slapd, from its .debs, on the host (global mo
     expect(after.stdout).toBe(before);
     console.log(`enabled slapd on the host: ${summary.requests} searches under 20 barriers, 0 failed; ${arrived.filter((e) => e.thread === 'worker').length} worker arrivals`);
   }, 300_000);
+});
+
+describe.skipIf(skip)('wfbuild PATCH --package openldap --enabled: quiescence loops', () => {
+  it("refuses a patch that changes slapd_daemon_task, the listener's loop (corpus/apps/openldap/quiescence-loops): no bundle, reason quiescence-loop", async () => {
+    const out = join(scratch, 'daemon-loop');
+    const report = await classifyPatch({ patch: join(repoRoot, 'test/fixtures/openldap/daemon-loop.patch'), package: `openldap=${version}`, enabled: true, out, bundles: true, renderer: 'silent' });
+    const context = JSON.stringify({ outcome: report.outcome, reasons: report.reasons, notes: report.notes });
+    expect(report.outcome, context).toBe('not-kpatchable');
+    expect(report.bundles, context).toEqual([]);
+    expect(report.reasons.filter((r) => r.kind === 'quiescence-loop').map((r) => r.symbol), context).toEqual(['slapd_daemon_task']);
+    // Only the loop stopped it: create-diff-object itself made a patch object for slapd.
+    expect(report.objects.flatMap((o) => o.verdicts.map((v) => v.outcome)), context).toEqual(['patch']);
+  }, 3_600_000);
 });

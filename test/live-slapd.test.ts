@@ -21,6 +21,9 @@ import { execa } from 'execa';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { runLive, type LiveReport } from '../pipeline/src/live/run.ts';
 import { sonameOf } from '../pipeline/src/live/slapd.ts';
+import { newSlapiLog, oldSlapiLog } from '../pipeline/src/live/slapd-run.ts';
+import { resolveSeriesNames } from '../pipeline/src/enable/without.ts';
+import { loopReasons, quiescenceLoops } from '../pipeline/src/enable/loops.ts';
 import { parseRuntimeLog, type ModeReport } from '../pipeline/src/live/analyze.ts';
 
 const wfbuild = join(repoRoot, 'pipeline/bin/wfbuild');
@@ -61,6 +64,33 @@ describe('wfbuild live slapd: bad input and helpers', () => {
     ].map((l) => JSON.stringify(l));
     const [t] = parseRuntimeLog(lines.join('\n'));
     expect(t).toMatchObject({ threads: 3, migrated: 2, left: 1, threadMs: [1, 2], outcome: 'applied' });
+  });
+
+  it("enable --without names as the series has them: openldap's have no extension, memcached's carry .patch; unknown names are bad input", () => {
+    const openldap = ['debian-version', 'getaddrinfo-is-threadsafe', 'slapi-errorlog-file', 'switch-to-lt_dlopenadvise-to-get-RTLD_GLOBAL-set.diff'];
+    expect(resolveSeriesNames(openldap, ['slapi-errorlog-file', 'getaddrinfo-is-threadsafe'], 'openldap')).toEqual(['getaddrinfo-is-threadsafe', 'slapi-errorlog-file']);
+    expect(resolveSeriesNames(openldap, ['switch-to-lt_dlopenadvise-to-get-RTLD_GLOBAL-set'], 'openldap')).toEqual(['switch-to-lt_dlopenadvise-to-get-RTLD_GLOBAL-set.diff']);
+    const memcached = ['0007-uninitialized-variables.patch'];
+    // Both spellings give one name, so one cache entry.
+    expect(resolveSeriesNames(memcached, ['0007-uninitialized-variables', '0007-uninitialized-variables.patch'], 'memcached')).toEqual(['0007-uninitialized-variables.patch']);
+    expect(() => resolveSeriesNames(openldap, ['getaddrinfo-is-threadsafe.patch'], 'openldap 2.5.13+dfsg-5')).toThrow(/openldap 2\.5\.13\+dfsg-5 has no getaddrinfo-is-threadsafe\.patch in debian\/patches\/series/);
+  });
+
+  it("quiescence loops: openldap's list names slapd's two loops; a bundle replacing one (also as a clone or through its .cold part) gets a reason for its binary, others none", async () => {
+    const loops = await quiescenceLoops('openldap');
+    expect(loops?.file).toBe('corpus/apps/openldap/quiescence-loops');
+    expect([...(loops?.names ?? [])].sort()).toEqual(['ldap_int_thread_pool_wrapper', 'slapd_daemon_task']);
+    expect(await quiescenceLoops('no-such-package')).toBeNull();
+    const verdict = (changed: string[], included: string[] = []) => ({ changedFunctions: changed.map((name) => ({ name, origName: name })), includedFunctions: included.map((name) => ({ name, origName: name })) });
+    const objects = [
+      { object: 'servers/slapd/daemon.o', source: 'servers/slapd/daemon.c', binaries: ['slapd'], verdicts: [{ binary: 'slapd', outcome: 'patch' as const, exitCode: 0, verdict: verdict(['slapd_daemon_task.constprop.0', 'slap_listener']) }] },
+      { object: 'libraries/libldap/tpool.lo', source: 'libraries/libldap/tpool.c', binaries: ['libldap.so'], verdicts: [{ binary: 'libldap.so', outcome: 'patch' as const, exitCode: 0, verdict: verdict(['ldap_pvt_thread_pool_submit'], ['ldap_int_thread_pool_wrapper.cold']) }] },
+      { object: 'libraries/libldap/util-int.lo', source: 'libraries/libldap/util-int.c', binaries: ['libldap2.so'], verdicts: [{ binary: 'libldap2.so', outcome: 'patch' as const, exitCode: 0, verdict: verdict(['ldap_pvt_get_hname']) }] },
+    ];
+    const reasons = loopReasons(objects, loops!);
+    expect([...reasons.keys()].sort()).toEqual(['libldap.so', 'slapd']);
+    expect(reasons.get('slapd')!.map((r) => [r.kind, r.symbol])).toEqual([['quiescence-loop', 'slapd_daemon_task']]);
+    expect(reasons.get('libldap.so')![0]!.what).toMatch(/ldap_int_thread_pool_wrapper is on a thread's stack at its quiescence point and never returns \(corpus\/apps\/openldap\/quiescence-loops\)/);
   });
 
   it('sonames of library files', () => {
@@ -157,6 +187,12 @@ describe.skipIf(skip)('wfbuild live slapd (guest)', () => {
         expect(r.hname, `${m} ${JSON.stringify(r)}`).toBe(expected);
       }
     }
+    // slapi-errorlog-file in behaviour: a SLAPI plugin configured through cn=config after the
+    // first apply of the libslapi bundle (cycle 2) makes slapd run the new slapi_over_config,
+    // whose error log is /var/log/slapi-errors; an unpatched slapd from the same files (the
+    // control) writes to /var/errors.
+    expect(json.slapiProbe.control).toBe(oldSlapiLog);
+    for (const m of ['local', 'global']) expect(json.slapiProbe.modes[m], m).toEqual({ cycle: 2, log: newSlapiLog });
     const svg = await readFile(join(out, 'latency.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
   }, 4 * 3_600_000);

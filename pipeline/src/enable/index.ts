@@ -12,7 +12,7 @@ import { cacheRoot as defaultCacheRoot } from '../paths.ts';
 import { wrapperVersion } from '../wrapper/index.ts';
 import { appsRoot, findEnablement, type Enablement } from './apps.ts';
 import { addChangelogEntry, addToSeries, changelogDate, checkApplies, enabledVersion, isApplied } from './debian.ts';
-import { dropFromSeries, shippedFiles, withoutSuffix } from './without.ts';
+import { dropFromSeries, resolveSeriesNames, seriesNames, shippedFiles, withoutSuffix } from './without.ts';
 import { libwfpatchBuildEnv, snapshotLibwfpatch, type LibwfpatchSnapshot } from './libwfpatch.ts';
 import { buildBinaryPackages, debianBinaryBuild } from './package-build.ts';
 
@@ -127,6 +127,13 @@ async function copyDebs(debs: readonly string[], out: string): Promise<string[]>
   return copied;
 }
 
+/** `without` resolved against the series of NAME=VERSION (fetched into the source cache if it is not there). */
+async function seriesNamesOf(name: string, version: string, without: readonly string[], root: string): Promise<string[]> {
+  const source = await fetchPackage(`${name}=${version}`, join(root, 'wfbuild', 'sources'));
+  const series = seriesNames(await readFile(join(source.dir, 'debian/patches/series'), 'utf8').catch(() => ''));
+  return resolveSeriesNames(series, without, `${name} ${version}`);
+}
+
 /**
  * `wfbuild enable`: the Debian source package NAME=VERSION with its enablement patch
  * (corpus/apps/NAME/) added to the series and a `+wfpatch1` changelog entry, built with
@@ -140,7 +147,8 @@ export async function enablePackage(opts: EnableOptions): Promise<EnableResult> 
   const spec = parsePackageSpec(opts.package);
   if (spec.version === null) throw new UserError(`--package ${opts.package}: give the exact version, NAME=VERSION (apt-cache showsrc ${spec.name} lists them)`);
   const { name, version } = spec;
-  const without = [...new Set((opts.without ?? []).map((w) => (/\.(patch|diff)$/.test(w) ? w : `${w}.patch`)))].sort();
+  // Named as the series names them, before the cache key: one entry however a name is spelled.
+  const without = opts.without?.length ? await seriesNamesOf(name, version, opts.without, opts.cacheRoot ?? defaultCacheRoot) : [];
   const enablement = await findEnablement(name, opts.appsDir ?? appsRoot);
   await mkdir(join(opts.cacheRoot ?? defaultCacheRoot, 'enable'), { recursive: true });
   // The physical path: the build records it (its makes' folders), and a patched build replays them there.

@@ -33,7 +33,23 @@ export function seriesNames(text: string): string[] {
     .map((l) => l.split(/\s+/)[0]!);
 }
 
-/** Removes `without` from debian/patches/series; a name not in the series is bad input. */
+/**
+ * Each of `without` as the series names it: the name itself, else with `.patch` or `.diff`
+ * added (memcached's series names carry `.patch`, openldap's mostly none). A name not in the
+ * series is bad input.
+ */
+export function resolveSeriesNames(names: readonly string[], without: readonly string[], what: string): string[] {
+  const missing: string[] = [];
+  const resolved = without.map((w) => {
+    const hit = [w, `${w}.patch`, `${w}.diff`].find((n) => names.includes(n));
+    if (!hit) missing.push(w);
+    return hit ?? w;
+  });
+  if (missing.length) throw new UserError(`${what} has no ${missing.join(', ')} in debian/patches/series (its series: ${names.join(', ') || 'empty'})`);
+  return [...new Set(resolved)].sort();
+}
+
+/** Removes `without` (names as the series has them) from debian/patches/series; a name not in the series is bad input. */
 export async function dropFromSeries(tree: string, without: readonly string[], what: string): Promise<void> {
   const path = join(tree, 'debian/patches/series');
   const text = await readFile(path, 'utf8').catch(() => '');

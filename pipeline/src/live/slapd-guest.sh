@@ -9,6 +9,12 @@
 # then rolls it back (no bundles: `next` for both steps). After each step's quiet interval,
 # `ldapload dump` searches the whole directory on a new connection and compares it with the
 # dump taken before the first cycle (conformance: same entries before, during, after).
+# libslapi's slapi_over_config runs once per process, when the first SLAPI plugin is configured:
+# after the first apply of the libslapi bundle, the conformance step also adds our plugin
+# through cn=config (ldapmodify); its init writes a line to SLAPI's error log, whose path that
+# function chose: /var/log/slapi-errors in the new version, /var/errors in the old. A control
+# slapd (same files, no patch) does the same once before the modes. Results in MODE/slapi.json
+# and slapi-control.json.
 #
 # Environment: LIVE_MODES, LIVE_CYCLES, LIVE_INTERVAL, LIVE_CONNS, LIVE_THREADS (slapd `threads`),
 # LIVE_THINK_US, LIVE_USERS, LIVE_BUNDLES (guest paths, space-separated, may be empty),
@@ -31,14 +37,53 @@ sleep_until() {
 alive() { kill -0 "$1" 2>/dev/null; }
 slapd_run() { LD_LIBRARY_PATH=$O/lib "$O/slapd" "$@"; }
 
+# The bundle cycle $1 applies: number ($1-1) mod n of $LIVE_BUNDLES.
+bundle_of() {
+  # shellcheck disable=SC2086
+  set -- "$1" $LIVE_BUNDLES
+  k=$(( ($1 - 1) % ($# - 1) ))
+  shift $(( k + 1 ))
+  echo "$1"
+}
+
+# Configures our SLAPI plugin on the mdb database through cn=config (slapd on port $1) and
+# prints the SLAPI error log its init wrote to: which slapi_over_config ran.
+slapi_logfile() {
+  rm -f /var/errors /var/log/slapi-errors
+  printf 'dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nadd: olcPlugin\nolcPlugin: object %s wf_slapi_init\n' "$O/modules/wf-slapi-plugin.so" |
+    LD_LIBRARY_PATH=$O/lib timeout 60 "$O/bin/ldapmodify" -x -H "ldap://127.0.0.1:$1/" -D cn=config -w secret > /dev/null 2>> "$R/slapi-errors.txt" || { echo modify-failed; return; }
+  for f in /var/errors /var/log/slapi-errors; do grep -q wf-slapi-plugin "$f" 2>/dev/null && { echo "$f"; return; }; done
+  echo none
+}
+
+# slapd.conf: $1 file, $2 database directory, $3 pid file. cn=config (rootdn cn=config) is
+# there to add the SLAPI plugin at run time; changes to it are not saved (slapd.conf).
+write_conf() {
+  cat > "$1" <<EOF
+include $O/schema/core.schema
+pidfile $3
+modulepath $O/modules
+moduleload back_mdb.so
+threads $LIVE_THREADS
+reverse-lookup on
+sizelimit unlimited
+database config
+rootpw secret
+database mdb
+maxsize 268435456
+suffix "$BASE"
+rootdn "cn=admin,$BASE"
+rootpw secret
+directory $2
+index objectClass eq
+EOF
+}
+
 # One transition; appends a JSON line to cycles.jsonl. $1 cycle, $2 step (apply|rollback).
 step() {
   cycle=$1 what=$2
   if [ -n "$LIVE_BUNDLES" ]; then
-    # shellcheck disable=SC2086
-    set -- $LIVE_BUNDLES
-    shift $(( (cycle - 1) % $# ))
-    if [ "$what" = apply ]; then req="apply $1"; else req=rollback; fi
+    if [ "$what" = apply ]; then req="apply $(bundle_of "$cycle")"; else req=rollback; fi
   else
     req=next
   fi
@@ -61,9 +106,18 @@ conformance() {
   h0=$(hname_lines)
   timeout 60 "$LIVE_LDAPLOAD" dump 127.0.0.1 $PORT "$BASE" > "$D/dump-$cycle-$what.txt" 2>&1 && cmp -s "$D/dump-baseline.txt" "$D/dump-$cycle-$what.txt"
   cap=$?
-  t1=$(now_cs)
   hn=none
   [ "$(hname_lines)" -gt "$h0" ] && hn=$(tail -n 1 "$D/hname.log")
+  # Inside the step's conformance window: a cn=config change pauses slapd's thread pool.
+  if [ "$what" = apply ] && [ -z "$SLAPI_DONE" ] && [ -n "$LIVE_BUNDLES" ]; then
+    case "$(bundle_of "$cycle")" in
+      *libslapi*)
+        SLAPI_DONE=1
+        echo "{\"cycle\":$cycle,\"after\":\"apply\",\"slapiErrorLog\":\"$(slapi_logfile $PORT)\"}" > "$D/slapi.json"
+        say "mode $mode: after cycle $cycle's apply $(cat "$D/slapi.json")" ;;
+    esac
+  fi
+  t1=$(now_cs)
   [ "$cap" = 0 ] && rm -f "$D/dump-$cycle-$what.txt"
   echo "{\"cycle\":$cycle,\"step\":\"conformance\",\"after\":\"$what\",\"request\":null,\"ctlExit\":null,\"capableExit\":$cap,\"memFreeBeforeKiB\":null,\"memFreeAfterKiB\":null,\"uptimeCs\":$t0,\"startCs\":$t0,\"endCs\":$t1,\"hname\":\"$hn\"}" >> "$D/cycles.jsonl"
 }
@@ -74,7 +128,7 @@ case "${LIVE_FAULT:-}" in
   term-server@*) FAULT_TERM=${LIVE_FAULT#term-server@} ;;
 esac
 
-mkdir -p $O /etc
+mkdir -p $O /etc /var/log
 tar -xf "$LIVE_TARBALL" -C $O || { say "cannot unpack $LIVE_TARBALL"; exit 20; }
 grep -q '^root:' /etc/passwd 2>/dev/null || { echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd; echo 'root:x:0:' >> /etc/group; }
 # getnameinfo for the reverse lookup of every new connection (reverse-lookup on) finds the name here.
@@ -89,29 +143,35 @@ ldif=/tmp/wf.ldif
 } > $ldif
 
 conf=/tmp/slapd.conf
-cat > $conf <<EOF
-include $O/schema/core.schema
-pidfile /tmp/slapd.pid
-modulepath $O/modules
-moduleload back_mdb.so
-threads $LIVE_THREADS
-reverse-lookup on
-sizelimit unlimited
-database mdb
-maxsize 268435456
-suffix "$BASE"
-rootdn "cn=admin,$BASE"
-rootpw secret
-directory /tmp/slapd-db
-index objectClass eq
-EOF
+write_conf $conf /tmp/slapd-db /tmp/slapd.pid
 mkdir -p /tmp/slapd-db
 t0=$(now_cs)
-slapd_run -Ta -q -f $conf -l $ldif > "$R/slapadd.txt" 2>&1 || { say "slapadd failed"; cat "$R/slapadd.txt"; exit 20; }
+slapd_run -Ta -q -f $conf -b "$BASE" -l $ldif > "$R/slapadd.txt" 2>&1 || { say "slapadd failed"; cat "$R/slapadd.txt"; exit 20; }
 say "slapadd: $LIVE_USERS entries in $(( $(now_cs) - t0 ))0 ms"
+
+# The control: an unpatched slapd from the same files configures the plugin the same way.
+if [ -n "$LIVE_BUNDLES" ]; then
+  mkdir -p /tmp/slapd-ctl-db
+  write_conf /tmp/slapd-ctl.conf /tmp/slapd-ctl-db /tmp/slapd-ctl.pid
+  CPORT=$((PORT + 1))
+  slapd_run -d 0 -f /tmp/slapd-ctl.conf -h "ldap://127.0.0.1:$CPORT/" > "$R/slapd-control.out" 2>&1 &
+  CSD=$!
+  n=0
+  until LD_LIBRARY_PATH=$O/lib "$O/bin/ldapsearch" -x -H "ldap://127.0.0.1:$CPORT/" -D cn=config -w secret -b cn=config -s base dn > /dev/null 2>&1; do
+    n=$((n + 1)); [ $n -gt 150 ] && break; sleep 0.2
+  done
+  echo "{\"slapiErrorLog\":\"$(slapi_logfile $CPORT)\"}" > "$R/slapi-control.json"
+  say "control slapd (no patch): $(cat "$R/slapi-control.json")"
+  kill -TERM $CSD 2>/dev/null
+  n=0
+  while alive $CSD && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+  alive $CSD && kill -9 $CSD
+  wait $CSD 2>/dev/null
+fi
 
 for mode in $LIVE_MODES; do
   D=$R/$mode
+  SLAPI_DONE=
   mkdir -p "$D"
   say "mode $mode: starting slapd"
   export WF_LOGFILE=$D/wfpatch.log

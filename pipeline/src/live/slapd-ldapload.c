@@ -10,8 +10,9 @@
  * a base-scope search of `cn=userK,ou=people,BASE` (K random below USERS) with the filter
  * (objectClass=*). Failed: anything but exactly one entry with that DN followed by a
  * SearchResultDone with resultCode 0, or no answer when the connection closed. Each connection
- * waits THINK_US (default 0) between an answer and its next search. Output files as memload.c
- * writes them (OUTPREFIX.samples, OUTPREFIX.json), so the same analysis reads both.
+ * waits THINK_US (default 0) between an answer and its next search. Output files: those of
+ * load-samples.h (OUTPREFIX.samples, OUTPREFIX.json), as memload writes them, so the same
+ * analysis reads both.
  *
  * Dump mode: one subtree search of BASE on a new connection; prints "entries N hash H", H an
  * FNV-1a hash over every entry's bytes (DN and attributes, in the order slapd sends them: mdb
@@ -32,6 +33,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "load-samples.h"
 
 #define MAXCONN 1024
 #define RBUF 65536
@@ -51,26 +53,14 @@ struct conn {
 
 static struct conn conns[MAXCONN];
 static volatile sig_atomic_t stop_flag;
-static uint64_t n_requests, n_failed, n_dropped;
 static int nconn, nusers;
-static uint64_t max_latency_ns;
-static FILE *samples;
-static uint64_t prev_start_ns;
-static const char *prefix, *base;
+static const char *base;
 static struct sockaddr_in addr;
 static int epfd;
 static uint64_t think_ns;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t base_mono_ns, base_real_ns;
-static long resolution_ns, getres_ns;
-static char clocksource[64] = "unknown";
-
-static uint64_t now_ns(clockid_t id)
-{
-	struct timespec ts;
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* ldapload's members of OUTPREFIX.json (load-samples.h). */
+static char own[128];
 
 static uint32_t rnd(void)
 {
@@ -227,77 +217,6 @@ static int result_code(const unsigned char *op, size_t oplen)
 	return rc;
 }
 
-/* ---- samples (the format of memload.c) ---- */
-
-static void put_varint(uint64_t v)
-{
-	while (v >= 0x80) {
-		putc((int)(v & 0x7f) | 0x80, samples);
-		v >>= 7;
-	}
-	putc((int)v, samples);
-}
-
-static void record(uint64_t start_ns, uint64_t latency_ns, int failed)
-{
-	int64_t delta = (int64_t)(start_ns - prev_start_ns);
-	prev_start_ns = start_ns;
-	put_varint(((uint64_t)delta << 1) ^ (uint64_t)(delta >> 63));
-	put_varint(latency_ns << 1 | (failed ? 1 : 0));
-	n_requests++;
-	if (failed)
-		n_failed++;
-	if (latency_ns > max_latency_ns)
-		max_latency_ns = latency_ns;
-}
-
-static void write_summary(int final)
-{
-	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s.json", prefix);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return;
-	fprintf(f,
-		"{\"format\":1,\"client\":\"ldapload\",\"final\":%s,\"requests\":%llu,\"failed\":%llu,"
-		"\"droppedConnections\":%llu,\"maxLatencyNs\":%llu,\"connections\":%d,\"users\":%d,"
-		"\"clocksource\":\"%s\",\"resolutionNs\":%ld,\"getresNs\":%ld,"
-		"\"baseMonoNs\":%llu,\"baseRealNs\":%llu,\"endMonoNs\":%llu}\n",
-		final ? "true" : "false", (unsigned long long)n_requests, (unsigned long long)n_failed,
-		(unsigned long long)n_dropped, (unsigned long long)max_latency_ns, nconn, nusers, clocksource,
-		resolution_ns, getres_ns, (unsigned long long)base_mono_ns,
-		(unsigned long long)base_real_ns, (unsigned long long)now_ns(CLOCK_MONOTONIC));
-	fclose(f);
-	rename(tmp, path);
-}
-
-/* The smallest step the monotonic clock makes, measured (clock_getres only states it). */
-static void measure_clock(void)
-{
-	struct timespec r;
-	clock_getres(CLOCK_MONOTONIC, &r);
-	getres_ns = r.tv_sec * 1000000000L + r.tv_nsec;
-	long best = -1;
-	for (int i = 0; i < 2000; i++) {
-		struct timespec a, b;
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		do
-			clock_gettime(CLOCK_MONOTONIC, &b);
-		while (b.tv_sec == a.tv_sec && b.tv_nsec == a.tv_nsec);
-		long d = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
-		if (best < 0 || d < best)
-			best = d;
-	}
-	resolution_ns = best;
-	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-	if (f) {
-		if (fgets(clocksource, sizeof(clocksource), f))
-			clocksource[strcspn(clocksource, "\n\"\\")] = 0;
-		fclose(f);
-	}
-}
-
 /* ---- load ---- */
 
 static int connect_fd(void)
@@ -331,12 +250,12 @@ static int open_conn(struct conn *c)
 static void drop_conn(struct conn *c)
 {
 	if (c->busy)
-		record(c->start_ns, now_ns(CLOCK_MONOTONIC) - c->start_ns, 1);
+		ls_record(c->start_ns, ls_now_ns(CLOCK_MONOTONIC) - c->start_ns, 1);
 	c->busy = 0;
 	epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
-	n_dropped++; /* the main loop reconnects it */
+	ls_dropped(); /* the main loop reconnects it */
 }
 
 static void user_dn(char *out, size_t cap, unsigned user)
@@ -354,7 +273,7 @@ static void send_request(struct conn *c)
 	size_t n = search_request(msg, sizeof(msg), c->msgid, dn, 0);
 	c->entries = 0;
 	c->bad = 0;
-	c->start_ns = now_ns(CLOCK_MONOTONIC);
+	c->start_ns = ls_now_ns(CLOCK_MONOTONIC);
 	c->busy = 1;
 	if (!n || send(c->fd, msg, n, MSG_NOSIGNAL) != (ssize_t)n)
 		drop_conn(c);
@@ -401,9 +320,9 @@ static void on_readable(struct conn *c, uint64_t deadline)
 				c->bad = 1;
 			c->entries++;
 		} else if (tag == 0x65) { /* SearchResultDone */
-			uint64_t t = now_ns(CLOCK_MONOTONIC);
+			uint64_t t = ls_now_ns(CLOCK_MONOTONIC);
 			int ok = result_code(op, oplen) == 0 && c->entries == 1 && !c->bad;
-			record(c->start_ns, t - c->start_ns, !ok);
+			ls_record(c->start_ns, t - c->start_ns, !ok);
 			c->busy = 0;
 			if (!stop_flag && t < deadline) {
 				if (think_ns)
@@ -484,7 +403,7 @@ int main(int argc, char **argv)
 	}
 	nconn = atoi(argv[3]);
 	double seconds = atof(argv[4]);
-	prefix = argv[5];
+	const char *prefix = argv[5];
 	base = argv[6];
 	nusers = atoi(argv[7]);
 	if (argc > 8)
@@ -505,15 +424,11 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	char path[4096];
-	snprintf(path, sizeof(path), "%s.samples", prefix);
-	samples = fopen(path, "w");
-	if (!samples) {
-		fprintf(stderr, "ldapload: cannot write %s: %s\n", path, strerror(errno));
+	snprintf(own, sizeof(own), "\"client\":\"ldapload\",\"connections\":%d,\"users\":%d", nconn, nusers);
+	if (ls_open(prefix) < 0) {
+		fprintf(stderr, "ldapload: cannot write %s.samples: %s\n", prefix, strerror(errno));
 		return 1;
 	}
-	fputs("WFLS1\n", samples);
-	measure_clock();
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < nconn; i++) {
 		if (open_conn(&conns[i]) < 0) {
@@ -521,18 +436,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	base_mono_ns = now_ns(CLOCK_MONOTONIC);
-	base_real_ns = now_ns(CLOCK_REALTIME);
-	prev_start_ns = base_mono_ns;
-	uint64_t deadline = base_mono_ns + (uint64_t)(seconds * 1e9);
-	write_summary(0);
+	ls_start();
+	uint64_t deadline = ls.base_mono_ns + (uint64_t)(seconds * 1e9);
+	ls_write_summary(0, own);
 	for (int i = 0; i < nconn; i++)
 		send_request(&conns[i]);
 
-	uint64_t last_flush = base_mono_ns, last_summary = base_mono_ns, drain_until = 0;
+	uint64_t drain_until = 0;
 	struct epoll_event evs[64];
 	for (;;) {
-		uint64_t t = now_ns(CLOCK_MONOTONIC);
+		uint64_t t = ls_now_ns(CLOCK_MONOTONIC);
 		if ((stop_flag || t >= deadline) && !drain_until)
 			drain_until = t + 2000000000ull;
 		if (drain_until) {
@@ -542,14 +455,7 @@ int main(int argc, char **argv)
 			if (!busy || t >= drain_until)
 				break;
 		}
-		if (t - last_flush > 250000000ull) {
-			fflush(samples);
-			last_flush = t;
-		}
-		if (t - last_summary > 1000000000ull) {
-			write_summary(0);
-			last_summary = t;
-		}
+		ls_tick(t, own);
 		int n = epoll_wait(epfd, evs, 64, think_ns ? 1 : 50);
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
@@ -557,7 +463,7 @@ int main(int argc, char **argv)
 				on_readable(c, deadline);
 		}
 		if (think_ns && !stop_flag && t < deadline) {
-			uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+			uint64_t t2 = ls_now_ns(CLOCK_MONOTONIC);
 			for (int i = 0; i < nconn; i++)
 				if (conns[i].fd >= 0 && !conns[i].busy && conns[i].due_ns && conns[i].due_ns <= t2) {
 					conns[i].due_ns = 0;
@@ -571,10 +477,9 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < nconn; i++)
 		if (conns[i].fd >= 0 && conns[i].busy)
-			record(conns[i].start_ns, now_ns(CLOCK_MONOTONIC) - conns[i].start_ns, 1);
-	fclose(samples);
-	write_summary(1);
+			ls_record(conns[i].start_ns, ls_now_ns(CLOCK_MONOTONIC) - conns[i].start_ns, 1);
+	ls_finish(own);
 	fprintf(stderr, "ldapload: %llu requests, %llu failed, %llu dropped connections\n",
-		(unsigned long long)n_requests, (unsigned long long)n_failed, (unsigned long long)n_dropped);
+		(unsigned long long)ls.requests, (unsigned long long)ls.failed, (unsigned long long)ls.dropped);
 	return 0;
 }

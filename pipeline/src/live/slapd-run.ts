@@ -42,6 +42,13 @@ async function buildProbe(dir: string): Promise<string> {
   return out;
 }
 
+/** The SLAPI plugin the guest configures to see which slapi_over_config runs (slapd-slapi-plugin.c). */
+async function buildSlapiPlugin(dir: string): Promise<string> {
+  const out = join(dir, 'wf-slapi-plugin.so');
+  await execa('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', out, join(repoRoot, 'pipeline/src/live/slapd-slapi-plugin.c')]);
+  return out;
+}
+
 export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> {
   const say = opts.onOutput ?? (() => {});
   if (opts.bundle !== undefined || opts.binary !== undefined) throw new UserError('wfbuild live slapd: give series units with --patch U1,U2 (a ready --bundle / --binary is memcached-only)');
@@ -61,7 +68,7 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
   try {
     const ldapload = await buildLdapload(work);
     const probe = await buildProbe(work);
-    const payload = await stageSlapd(enabled, bundles, work);
+    const payload = await stageSlapd(enabled, bundles, work, await buildSlapiPlugin(work));
     const script = join(work, 'live-slapd-guest.sh');
     await writeFile(script, await readFile(join(repoRoot, 'pipeline/src/live/slapd-guest.sh')), { mode: 0o755 });
     const connections = opts.connections ?? 16;
@@ -125,12 +132,14 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
     };
     const hnameProbe = await probeReadings(guestResults, opts.modes, bundles);
     for (const [m, readings] of Object.entries(hnameProbe)) say(`${m}: ldap_pvt_get_hname after each step (held: old code, free: new): ${readings.map((r) => `${r.after}${r.cycle}(${r.unit ?? '-'})=${r.hname}`).join(' ')}`);
+    const slapiProbe = await slapiReadings(guestResults, opts.modes);
+    if (slapiProbe.control !== null) say(`SLAPI error log a configured plugin wrote to (${oldSlapiLog}: old slapi_over_config, ${newSlapiLog}: new): control slapd ${slapiProbe.control}; ${Object.entries(slapiProbe.modes).map(([m, r]) => `${m} after cycle ${r.cycle}'s apply ${r.log}`).join('; ')}`);
     const tmpOut = `${out}.tmp-${process.pid}`;
     await rm(tmpOut, { recursive: true, force: true });
     await mkdir(tmpOut, { recursive: true });
     await rename(guestResults, join(tmpOut, 'guest')).catch(() => mkdir(join(tmpOut, 'guest')));
     await writeFile(join(tmpOut, 'console.log'), vm.console);
-    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify({ ...(stripSeries(report) as object), bundles, staged: payload.contents, hnameProbe: hnameProbe }, null, 2)}\n`);
+    await writeFile(join(tmpOut, 'live.json'), `${JSON.stringify({ ...(stripSeries(report) as object), bundles, staged: payload.contents, hnameProbe, slapiProbe }, null, 2)}\n`);
     await writeFile(join(tmpOut, 'latency.svg'), await renderLatencySvg(report));
     await rm(out, { recursive: true, force: true });
     await rename(tmpOut, out);
@@ -170,4 +179,33 @@ async function probeReadings(results: string, modes: readonly string[], bundles:
       .map((r) => ({ cycle: r.cycle, after: r.after as 'apply' | 'rollback', unit: bundles.length ? bundles[(r.cycle - 1) % bundles.length]!.unit : null, hname: r.hname ?? 'none' }));
   }
   return out;
+}
+
+/** Where SLAPI's error log goes by default before Debian's slapi-errorlog-file and after it. */
+export const oldSlapiLog = '/var/errors';
+export const newSlapiLog = '/var/log/slapi-errors';
+
+/**
+ * Which slapi_over_config ran when the guest configured a SLAPI plugin: the error log the
+ * plugin's line went to, in the control slapd (never patched) and in each mode's slapd after the
+ * first apply of the libslapi bundle (null: not checked, no such bundle).
+ */
+export interface SlapiProbe {
+  readonly control: string | null;
+  readonly modes: Readonly<Record<string, { readonly cycle: number; readonly log: string }>>;
+}
+
+async function slapiReadings(results: string, modes: readonly string[]): Promise<SlapiProbe> {
+  const read = async (file: string): Promise<Record<string, unknown> | null> =>
+    readFile(file, 'utf8').then(
+      (t) => JSON.parse(t) as Record<string, unknown>,
+      () => null,
+    );
+  const control = await read(join(results, 'slapi-control.json'));
+  const out: Record<string, { cycle: number; log: string }> = {};
+  for (const mode of modes) {
+    const r = await read(join(results, mode, 'slapi.json'));
+    if (r) out[mode] = { cycle: Number(r.cycle), log: String(r.slapiErrorLog) };
+  }
+  return { control: control ? String(control.slapiErrorLog) : null, modes: out };
 }

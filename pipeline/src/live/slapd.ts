@@ -81,13 +81,14 @@ export interface SlapdPayload {
 }
 
 /**
- * Stages slapd, back-mdb, core.schema and the three libraries into `work/opt`, packs them, and
- * lists their host dependencies.
+ * Stages slapd, back-mdb, core.schema, the three libraries, ldapmodify / ldapsearch and the
+ * do-nothing SLAPI plugin (`plugin`, built on the host) into `work/opt`, packs them, and lists
+ * their host dependencies.
  */
-export async function stageSlapd(enabled: EnableResult, bundles: readonly SlapdBundle[], work: string): Promise<SlapdPayload> {
+export async function stageSlapd(enabled: EnableResult, bundles: readonly SlapdBundle[], work: string, plugin: string): Promise<SlapdPayload> {
   const b = join(enabled.tree, 'debian', 'build');
   const staging = join(work, 'opt');
-  for (const d of ['lib', 'modules', 'schema']) await mkdir(join(staging, d), { recursive: true });
+  for (const d of ['bin', 'lib', 'modules', 'schema']) await mkdir(join(staging, d), { recursive: true });
   const contents: Record<string, string> = {
     slapd: await built(b, 'servers/slapd/slapd'),
     'modules/back_mdb.so': await built(b, 'servers/slapd/back-mdb/back_mdb.so'),
@@ -95,13 +96,17 @@ export async function stageSlapd(enabled: EnableResult, bundles: readonly SlapdB
     'lib/liblber-2.5.so.0': await built(b, 'libraries/liblber/liblber-2.5.so.0'),
     'lib/libldap-2.5.so.0': await built(b, 'libraries/libldap/libldap-2.5.so.0'),
     'lib/libslapi-2.5.so.0': await built(b, 'servers/slapd/slapi/libslapi-2.5.so.0'),
+    // OpenLDAP's own clients, to configure a SLAPI plugin through cn=config and read it back.
+    'bin/ldapmodify': await built(b, 'clients/tools/ldapmodify'),
+    'bin/ldapsearch': await built(b, 'clients/tools/ldapsearch'),
+    'modules/wf-slapi-plugin.so': plugin,
   };
   for (const bundle of bundles) contents[`lib/${bundle.soname}`] = bundle.target;
   for (const [rel, host] of Object.entries(contents)) await copyFile(host, join(staging, rel));
   const tarball = join(work, 'wfslapd.tar');
   await execa('tar', ['-C', staging, '-cf', tarball, '.']);
   const hostLibs = new Set<string>();
-  for (const file of [join(staging, 'slapd'), join(staging, 'modules/back_mdb.so')]) {
+  for (const file of [join(staging, 'slapd'), join(staging, 'modules/back_mdb.so'), join(staging, 'bin/ldapmodify'), join(staging, 'bin/ldapsearch')]) {
     const r = await execa('ldd', [file], { env: { LC_ALL: 'C', LD_LIBRARY_PATH: join(staging, 'lib') }, reject: false, all: true });
     if (r.exitCode !== 0) throw new UserError(`ldd ${file}: ${r.all ?? ''}`, ExitCode.internal);
     for (const lib of parseLdd(file, r.all ?? '')) if (!lib.startsWith(staging)) hostLibs.add(lib);

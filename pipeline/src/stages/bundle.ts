@@ -7,6 +7,8 @@ import { basename, join } from 'node:path';
 import { buildId, writeBundle } from '../bundle/index.ts';
 import type { Stage, StageContext } from './context.ts';
 import { originalBinary } from './binaries.ts';
+import { loopReasons, quiescenceLoops } from '../enable/loops.ts';
+import type { Reason } from '../report/types.ts';
 
 function blocked(ctx: StageContext): boolean {
   return ctx.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0 || o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
@@ -37,9 +39,13 @@ export const bundleStage: Stage = {
     const affected = new Set(ctx.objects.flatMap((o) => o.verdicts.filter((v) => v.outcome !== 'nothing' && v.binary !== '').map((v) => v.binary)));
     if (affected.size === 0) return task.skip('no affected binary');
     const isBlocked = blocked(ctx);
+    // Against a running enabled build: no bundle that replaces a loop a thread never leaves (enable/loops.ts).
+    const loops = ctx.input.options.enabled && ctx.tree?.package ? await quiescenceLoops(ctx.tree.package.name) : null;
+    const refused = loops ? loopReasons(ctx.objects, loops) : new Map<string, Reason[]>();
+    for (const reasons of refused.values()) ctx.reasons.push(...reasons);
     for (const binary of affected) {
       const patches = ctx.perBinary.get(binary) ?? [];
-      if (isBlocked || patches.length === 0) ctx.unbundled.push(binary);
+      if (isBlocked || patches.length === 0 || refused.has(binary)) ctx.unbundled.push(binary);
       else await bundleFor(ctx, binary, patches);
     }
     task.title = `bundles: ${ctx.bundles.length} of ${affected.size} binaries`;
