@@ -27,6 +27,9 @@ export interface Prepared {
   readonly deb1: string;
   readonly deb2: string;
   readonly corrupt: string;
+  /** A hot-fix .deb for another build of memcached (the Debian build, not the enabled one). */
+  readonly other: string;
+  readonly otherBuildId: string;
   readonly memload: string;
   readonly ctl: string;
 }
@@ -67,6 +70,19 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
   };
   const deb1 = await pkg('debs1', outs.slice(0, 1));
   const deb2 = await pkg('debs2', outs);
+  // The first fix built against Debian's own memcached (not enabled: another build-id), packaged
+  // as if for the installed enabled version: it installs, and no process has its build-id.
+  const otherOut = join(scratch, 'other-build');
+  say(`wfbuild ${fixes[0]} --package ${target} (Debian's build: another build-id; minutes the first time)`);
+  const o = await execa('node', [wfbuild, join(fixtures, 'memcached', fixes[0]), '--package', target, '--out', otherOut], { reject: false, all: true });
+  expect(o.exitCode, o.all).toBe(0);
+  const otherReport = JSON.parse(await readFile(join(otherOut, 'report.json'), 'utf8')) as Report;
+  const otherBuildId = otherReport.bundles.find((b) => b.installedPath === '/usr/bin/memcached')!.buildId!;
+  expect(otherBuildId).not.toBe(debBuildId);
+  const otherDir = join(scratch, 'debs-other');
+  const op = await execa('node', [wfbuild, 'package', otherOut, '--depends', `memcached=${enabled.version}`, '--out', otherDir], { reject: false, all: true });
+  expect(op.exitCode, op.all).toBe(0);
+  const other = join(otherDir, (await readdir(otherDir))[0]);
   // The same .1 with its fix cut short: a corrupt .wfp inside a well-formed package.
   const unpacked = join(scratch, 'corrupt-tree');
   await execa('dpkg-deb', ['-R', deb1, unpacked]);
@@ -90,9 +106,32 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
     deb1,
     deb2,
     corrupt,
+    other,
+    otherBuildId,
     memload,
     ctl: join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl'),
   };
+}
+
+/**
+ * The packages a guest root needs beside minbase to install `debs`: their Depends and
+ * Pre-Depends (first alternative, no version or :any), less the .debs' own packages.
+ */
+export async function dependsOf(debs: readonly string[]): Promise<string[]> {
+  const own = new Set<string>();
+  const wanted = new Set<string>();
+  for (const deb of debs) {
+    own.add((await execa('dpkg-deb', ['-f', deb, 'Package'])).stdout.trim());
+    const fields = (await execa('dpkg-deb', ['-f', deb, 'Depends', 'Pre-Depends'])).stdout;
+    for (const line of fields.split('\n')) {
+      const value = line.replace(/^[A-Za-z-]+:\s*/, '');
+      for (const dep of value.split(',')) {
+        const name = dep.split('|')[0].trim().split(/[\s(:]/)[0];
+        if (name) wanted.add(name);
+      }
+    }
+  }
+  return [...wanted].filter((n) => !own.has(n)).sort();
 }
 
 /** guest.sh's environment. */
@@ -100,6 +139,7 @@ export function guestEnv(p: Prepared, global: boolean): Record<string, string> {
   return {
     HF_ENABLED: p.enabledDebs.join(' '),
     HF_CORRUPT: p.corrupt,
+    HF_OTHER: p.other,
     HF_DEB1: p.deb1,
     HF_DEB2: p.deb2,
     HF_MEMLOAD: p.memload,
@@ -123,7 +163,10 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
       expect(report.outcome).toBe('kpatchable');
       expect(report.bundles.find((b) => b.installedPath === '/usr/bin/memcached')?.buildId).toBe(p.debBuildId);
     }
-    expect((await execa('dpkg-deb', ['-f', p.deb2, 'Depends'])).stdout).toMatch(new RegExp(`^memcached \\(= ${p.enabledVersion.replace(/[+.]/g, '\\$&')}\\), libc6`));
+    // The exact enabled build and its debug symbols (the runtime resolves the stripped
+    // memcached's local symbols through the -dbgsym file), then the control client's libc.
+    const v = p.enabledVersion.replace(/[+.]/g, '\\$&');
+    expect((await execa('dpkg-deb', ['-f', p.deb2, 'Depends'])).stdout).toMatch(new RegExp(`^memcached \\(= ${v}\\), memcached-dbgsym \\(= ${v}\\), libc6 \\(>= [0-9.]+\\)$`));
     expect((await execa('dpkg-deb', ['-f', p.deb2, 'Version'])).stdout).toBe(`${p.enabledVersion}.2`);
     const lintian = await execa('lintian', [p.deb2], { reject: false, all: true });
     expect(lintian.all.split('\n').filter((l) => l.startsWith('E: ')), lintian.all).toEqual([]);
@@ -132,6 +175,15 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
   it('dpkg installed the enabled memcached; before any fix, verbosity 99 is clamped (OK)', async () => {
     expect(await readResult('dpkg-enabled.rc')).toBe('0\n');
     expect(await readResult('verbosity-before.txt')).toBe('OK\n');
+  });
+
+  it("another build's hot-fix installs, patches nothing and says so; memcached serves on", async () => {
+    const { prepared: p } = get();
+    expect(await readResult('dpkg-other.rc')).toBe('0\n');
+    expect(await readResult('dpkg-other.txt')).toContain(`memcached-livepatch: no running process has build-id ${p.otherBuildId} (/usr/bin/memcached): nothing patched now`);
+    expect(await readResult('outcome-other.txt')).toMatch(/^none$/m);
+    expect((await lastEvent('inventory-other.json')).applied).toEqual([]);
+    expect(await readResult('verbosity-other.txt')).toBe('OK\n');
   });
 
   it('a corrupt fix: the package installs, the runtime refuses the file, postinst reports it, memcached serves on', async () => {
