@@ -218,6 +218,20 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
     expect(patches).toEqual(['0001-verbosity-level-out-of-range.wfp', '0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp']);
   });
 
+  it('dpkg -r in the process that got both fixes by upgrade rolls both back (the default rollback depth follows the installed fixes); .2 again applies both', async () => {
+    expect(await readResult('dpkg-remove-first.rc')).toBe('0\n');
+    const removed = await readResult('dpkg-remove-first.txt');
+    const second = removed.indexOf('0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp rolled back');
+    expect(second, removed).toBeGreaterThan(-1);
+    expect(second, removed).toBeLessThan(removed.indexOf('0001-verbosity-level-out-of-range.wfp rolled back'));
+    expect(removed).not.toMatch(/refused/);
+    expect((await lastEvent('status-removed-first.json')).patches).toEqual([]);
+    expect(await readResult('dpkg-reinstall.rc')).toBe('0\n');
+    const again = await readResult('dpkg-reinstall.txt');
+    expect(again).toMatch(/0001-verbosity-level-out-of-range\.wfp applied/);
+    expect(again).toMatch(/0002-slabs-memlimit-below-malloced-CVE-2099-0012\.wfp applied/);
+  });
+
   it('after a restart the installed fixes load at wf_init; dpkg -r rolls them back, newest first', async () => {
     const restart = await lastEvent('inventory-restart.json');
     expect((restart.autoload as { files: { outcome: string }[] }).files.map((f) => f.outcome)).toEqual(['applied', 'applied']);
@@ -228,6 +242,7 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
     const second = removed.indexOf('0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp rolled back');
     expect(second).toBeGreaterThan(-1);
     expect(second).toBeLessThan(removed.indexOf('0001-verbosity-level-out-of-range.wfp rolled back'));
+    expect(removed).not.toMatch(/refused/);
     expect((await lastEvent('status-removed.json')).patches).toEqual([]);
     expect(await readResult('verbosity-removed.txt')).toBe('OK\n');
   });
