@@ -177,6 +177,13 @@ export async function checkRunOptions(opts: RunInVmOptions): Promise<{ program: 
       throw new UserError(`cannot read ${f.host}: permission denied`);
     });
   }
+  if (typeof opts.userland === 'object') {
+    for (const dir of [...(opts.userland.shares ?? []), ...(opts.userland.root !== undefined ? [opts.userland.root] : [])]) {
+      const info = await stat(dir).catch(() => undefined);
+      if (!info?.isDirectory()) throw new UserError(`--share/root ${dir} is not a folder`);
+      if (resolve(dir) === '/') throw new UserError('sharing the host\'s / is --userland=host');
+    }
+  }
   return { program, files };
 }
 
