@@ -6,7 +6,7 @@
  * checks of what fixtures/hotfix/guest.sh leaves in its results folder.
  */
 import { expect, it } from 'vitest';
-import { mkdir, mkdtemp, readFile, readdir, stat, truncate } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { enablePackage } from '../pipeline/src/enable/index.ts';
@@ -31,6 +31,8 @@ export interface Prepared {
   readonly other: string;
   readonly otherBuildId: string;
   readonly memload: string;
+  /** `wfbuild status`, bundled into one file (esbuild) for node. */
+  readonly status: string;
   readonly ctl: string;
 }
 
@@ -93,6 +95,24 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
   const corrupt = join(scratch, 'corrupt', 'memcached-livepatch-corrupt.deb');
   await execa('dpkg-deb', ['--root-owner-group', '--build', unpacked, corrupt]);
 
+  // `wfbuild status` as one JavaScript file: through tsx, the whole CLI (every command and its
+  // dependencies) is transpiled and loaded at each start — many minutes in a TCG guest.
+  const statusEntry = join(scratch, 'status-entry.ts');
+  await writeFile(statusEntry, [
+    `import { statusCommand } from ${JSON.stringify(join(repoRoot, 'pipeline/src/status/command.ts'))};`,
+    `import { UserError } from ${JSON.stringify(join(repoRoot, 'pipeline/src/cli/errors.ts'))};`,
+    'try {',
+    '  process.exitCode = await statusCommand.run(process.argv.slice(2));',
+    '} catch (error) {',
+    '  if (!(error instanceof UserError)) throw error;',
+    '  console.error(`wfbuild status: ${error.message}`);',
+    '  process.exitCode = error.exitCode;',
+    '}',
+    '',
+  ].join('\n'));
+  const status = join(scratch, 'wfbuild-status.mjs');
+  await execa(join(repoRoot, 'node_modules/.bin/esbuild'), [statusEntry, '--bundle', '--platform=node', '--format=esm', '--target=node20', `--outfile=${status}`, '--log-level=warning']);
+
   const memload = join(scratch, 'memload');
   await execa('gcc', ['-O2', '-Wall', '-o', memload, join(repoRoot, 'pipeline/src/live/memload.c')]);
   await execa('make', ['-s', '-C', join(repoRoot, 'kpatch-fork/runtime'), 'build/wfpatch-ctl']);
@@ -109,6 +129,7 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
     other,
     otherBuildId,
     memload,
+    status,
     ctl: join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl'),
   };
 }
@@ -143,7 +164,7 @@ export function guestEnv(p: Prepared, global: boolean): Record<string, string> {
     HF_DEB1: p.deb1,
     HF_DEB2: p.deb2,
     HF_MEMLOAD: p.memload,
-    HF_WFBUILD: wfbuild,
+    HF_STATUS: p.status,
     HF_CTL: p.ctl,
     ...(global ? { HF_GLOBAL: '1' } : {}),
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
