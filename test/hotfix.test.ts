@@ -3,8 +3,8 @@
  * real Debian machine: `runInVm` with a rootfs userland — a copy of a debootstrap'd bookworm
  * minbase with what the enabled memcached .debs depend on (their Depends, read with dpkg-deb)
  * and busybox (nc), the root over virtio-9p; the repository, the scratch folder and the enable
- * cache's .debs as read-only 9p shares at their host paths; node copied in for `wfbuild
- * status`. fixtures/hotfix/guest.sh installs the enabled memcached with dpkg, runs it under
+ * cache's .debs as read-only 9p shares at their host paths; the host's node copied in for
+ * `wfbuild status` (bundled into one file by hotfix-prepare.ts). fixtures/hotfix/guest.sh installs the enabled memcached with dpkg, runs it under
  * memload, then the hot-fix .debs go in (another build's, a corrupt one, .1), up (.2) and out
  * (`dpkg -r`, after a restart that autoloads both); hotfix-prepare.ts builds everything and
  * holds the checks (the same as test/hotfix-host.test.ts, plus every thread in the new
@@ -34,7 +34,7 @@ beforeAll(async () => {
       shares: [repoRoot, prepared.scratch, ...new Set(prepared.enabledDebs.map((d) => dirname(d)))],
     },
     program: join(fixtures, 'guest.sh'),
-    // The host's node runs `wfbuild status` (tsx, from the shared repository) in the guest.
+    // The host's node runs `wfbuild status` (one bundled .mjs in the shared scratch folder).
     files: [{ host: process.execPath, guest: '/usr/bin/node' }],
     memMiB: 2048,
     cpus: 2,
