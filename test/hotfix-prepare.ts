@@ -6,7 +6,7 @@
  * checks of what fixtures/hotfix/guest.sh leaves in its results folder.
  */
 import { expect, it } from 'vitest';
-import { mkdir, mkdtemp, readFile, readdir, stat, truncate } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { enablePackage } from '../pipeline/src/enable/index.ts';
@@ -27,7 +27,12 @@ export interface Prepared {
   readonly deb1: string;
   readonly deb2: string;
   readonly corrupt: string;
+  /** A hot-fix .deb for another build of memcached (the Debian build, not the enabled one). */
+  readonly other: string;
+  readonly otherBuildId: string;
   readonly memload: string;
+  /** `wfbuild status`, bundled into one file (esbuild) for node. */
+  readonly status: string;
   readonly ctl: string;
 }
 
@@ -67,6 +72,19 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
   };
   const deb1 = await pkg('debs1', outs.slice(0, 1));
   const deb2 = await pkg('debs2', outs);
+  // The first fix built against Debian's own memcached (not enabled: another build-id), packaged
+  // as if for the installed enabled version: it installs, and no process has its build-id.
+  const otherOut = join(scratch, 'other-build');
+  say(`wfbuild ${fixes[0]} --package ${target} (Debian's build: another build-id; minutes the first time)`);
+  const o = await execa('node', [wfbuild, join(fixtures, 'memcached', fixes[0]), '--package', target, '--out', otherOut], { reject: false, all: true });
+  expect(o.exitCode, o.all).toBe(0);
+  const otherReport = JSON.parse(await readFile(join(otherOut, 'report.json'), 'utf8')) as Report;
+  const otherBuildId = otherReport.bundles.find((b) => b.installedPath === '/usr/bin/memcached')!.buildId!;
+  expect(otherBuildId).not.toBe(debBuildId);
+  const otherDir = join(scratch, 'debs-other');
+  const op = await execa('node', [wfbuild, 'package', otherOut, '--depends', `memcached=${enabled.version}`, '--out', otherDir], { reject: false, all: true });
+  expect(op.exitCode, op.all).toBe(0);
+  const other = join(otherDir, (await readdir(otherDir))[0]);
   // The same .1 with its fix cut short: a corrupt .wfp inside a well-formed package.
   const unpacked = join(scratch, 'corrupt-tree');
   await execa('dpkg-deb', ['-R', deb1, unpacked]);
@@ -76,6 +94,24 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
   await mkdir(join(scratch, 'corrupt'));
   const corrupt = join(scratch, 'corrupt', 'memcached-livepatch-corrupt.deb');
   await execa('dpkg-deb', ['--root-owner-group', '--build', unpacked, corrupt]);
+
+  // `wfbuild status` as one JavaScript file: through tsx, the whole CLI (every command and its
+  // dependencies) is transpiled and loaded at each start — many minutes in a TCG guest.
+  const statusEntry = join(scratch, 'status-entry.ts');
+  await writeFile(statusEntry, [
+    `import { statusCommand } from ${JSON.stringify(join(repoRoot, 'pipeline/src/status/command.ts'))};`,
+    `import { UserError } from ${JSON.stringify(join(repoRoot, 'pipeline/src/cli/errors.ts'))};`,
+    'try {',
+    '  process.exitCode = await statusCommand.run(process.argv.slice(2));',
+    '} catch (error) {',
+    '  if (!(error instanceof UserError)) throw error;',
+    '  console.error(`wfbuild status: ${error.message}`);',
+    '  process.exitCode = error.exitCode;',
+    '}',
+    '',
+  ].join('\n'));
+  const status = join(scratch, 'wfbuild-status.mjs');
+  await execa(join(repoRoot, 'node_modules/.bin/esbuild'), [statusEntry, '--bundle', '--platform=node', '--format=esm', '--target=node20', `--outfile=${status}`, '--log-level=warning']);
 
   const memload = join(scratch, 'memload');
   await execa('gcc', ['-O2', '-Wall', '-o', memload, join(repoRoot, 'pipeline/src/live/memload.c')]);
@@ -90,9 +126,33 @@ export async function prepareHotfix(say: (line: string) => void): Promise<Prepar
     deb1,
     deb2,
     corrupt,
+    other,
+    otherBuildId,
     memload,
+    status,
     ctl: join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl'),
   };
+}
+
+/**
+ * The packages a guest root needs beside minbase to install `debs`: their Depends and
+ * Pre-Depends (first alternative, no version or :any), less the .debs' own packages.
+ */
+export async function dependsOf(debs: readonly string[]): Promise<string[]> {
+  const own = new Set<string>();
+  const wanted = new Set<string>();
+  for (const deb of debs) {
+    own.add((await execa('dpkg-deb', ['-f', deb, 'Package'])).stdout.trim());
+    const fields = (await execa('dpkg-deb', ['-f', deb, 'Depends', 'Pre-Depends'])).stdout;
+    for (const line of fields.split('\n')) {
+      const value = line.replace(/^[A-Za-z-]+:\s*/, '');
+      for (const dep of value.split(',')) {
+        const name = dep.split('|')[0].trim().split(/[\s(:]/)[0];
+        if (name) wanted.add(name);
+      }
+    }
+  }
+  return [...wanted].filter((n) => !own.has(n)).sort();
 }
 
 /** guest.sh's environment. */
@@ -100,10 +160,11 @@ export function guestEnv(p: Prepared, global: boolean): Record<string, string> {
   return {
     HF_ENABLED: p.enabledDebs.join(' '),
     HF_CORRUPT: p.corrupt,
+    HF_OTHER: p.other,
     HF_DEB1: p.deb1,
     HF_DEB2: p.deb2,
     HF_MEMLOAD: p.memload,
-    HF_WFBUILD: wfbuild,
+    HF_STATUS: p.status,
     HF_CTL: p.ctl,
     ...(global ? { HF_GLOBAL: '1' } : {}),
     PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -123,7 +184,10 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
       expect(report.outcome).toBe('kpatchable');
       expect(report.bundles.find((b) => b.installedPath === '/usr/bin/memcached')?.buildId).toBe(p.debBuildId);
     }
-    expect((await execa('dpkg-deb', ['-f', p.deb2, 'Depends'])).stdout).toMatch(new RegExp(`^memcached \\(= ${p.enabledVersion.replace(/[+.]/g, '\\$&')}\\), libc6`));
+    // The exact enabled build and its debug symbols (the runtime resolves the stripped
+    // memcached's local symbols through the -dbgsym file), then the control client's libc.
+    const v = p.enabledVersion.replace(/[+.]/g, '\\$&');
+    expect((await execa('dpkg-deb', ['-f', p.deb2, 'Depends'])).stdout).toMatch(new RegExp(`^memcached \\(= ${v}\\), memcached-dbgsym \\(= ${v}\\), libc6 \\(>= [0-9.]+\\)$`));
     expect((await execa('dpkg-deb', ['-f', p.deb2, 'Version'])).stdout).toBe(`${p.enabledVersion}.2`);
     const lintian = await execa('lintian', [p.deb2], { reject: false, all: true });
     expect(lintian.all.split('\n').filter((l) => l.startsWith('E: ')), lintian.all).toEqual([]);
@@ -132,6 +196,15 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
   it('dpkg installed the enabled memcached; before any fix, verbosity 99 is clamped (OK)', async () => {
     expect(await readResult('dpkg-enabled.rc')).toBe('0\n');
     expect(await readResult('verbosity-before.txt')).toBe('OK\n');
+  });
+
+  it("another build's hot-fix installs, patches nothing and says so; memcached serves on", async () => {
+    const { prepared: p } = get();
+    expect(await readResult('dpkg-other.rc')).toBe('0\n');
+    expect(await readResult('dpkg-other.txt')).toContain(`memcached-livepatch: no running process has build-id ${p.otherBuildId} (/usr/bin/memcached): nothing patched now`);
+    expect(await readResult('outcome-other.txt')).toMatch(/^none$/m);
+    expect((await lastEvent('inventory-other.json')).applied).toEqual([]);
+    expect(await readResult('verbosity-other.txt')).toBe('OK\n');
   });
 
   it('a corrupt fix: the package installs, the runtime refuses the file, postinst reports it, memcached serves on', async () => {
@@ -166,6 +239,20 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
     expect(patches).toEqual(['0001-verbosity-level-out-of-range.wfp', '0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp']);
   });
 
+  it('dpkg -r in the process that got both fixes by upgrade rolls both back (the default rollback depth follows the installed fixes); .2 again applies both', async () => {
+    expect(await readResult('dpkg-remove-first.rc')).toBe('0\n');
+    const removed = await readResult('dpkg-remove-first.txt');
+    const second = removed.indexOf('0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp rolled back');
+    expect(second, removed).toBeGreaterThan(-1);
+    expect(second, removed).toBeLessThan(removed.indexOf('0001-verbosity-level-out-of-range.wfp rolled back'));
+    expect(removed).not.toMatch(/refused/);
+    expect((await lastEvent('status-removed-first.json')).patches).toEqual([]);
+    expect(await readResult('dpkg-reinstall.rc')).toBe('0\n');
+    const again = await readResult('dpkg-reinstall.txt');
+    expect(again).toMatch(/0001-verbosity-level-out-of-range\.wfp applied/);
+    expect(again).toMatch(/0002-slabs-memlimit-below-malloced-CVE-2099-0012\.wfp applied/);
+  });
+
   it('after a restart the installed fixes load at wf_init; dpkg -r rolls them back, newest first', async () => {
     const restart = await lastEvent('inventory-restart.json');
     expect((restart.autoload as { files: { outcome: string }[] }).files.map((f) => f.outcome)).toEqual(['applied', 'applied']);
@@ -176,6 +263,7 @@ export function hotfixChecks(get: () => { prepared: Prepared; results: string; m
     const second = removed.indexOf('0002-slabs-memlimit-below-malloced-CVE-2099-0012.wfp rolled back');
     expect(second).toBeGreaterThan(-1);
     expect(second).toBeLessThan(removed.indexOf('0001-verbosity-level-out-of-range.wfp rolled back'));
+    expect(removed).not.toMatch(/refused/);
     expect((await lastEvent('status-removed.json')).patches).toEqual([]);
     expect(await readResult('verbosity-removed.txt')).toBe('OK\n');
   });

@@ -124,6 +124,15 @@ describe('wfbuild package', () => {
     expect((await fields(join(out('releases'), 'smallc-livepatch_1.0-1+wfpatch1.1_amd64.deb'))).Depends).toMatch(/^smallc \(= 1\.0-1\+wfpatch1\),/);
   });
 
+  it('--dbgsym adds the exact -dbgsym package (a --source build has none by default; a Debian package build does)', async () => {
+    const r = await run(['package', out('fix1'), '--depends', 'smallc=1.0-1+wfpatch1', '--dbgsym', '--out', out('dbgsym')]);
+    expect(r.exitCode, r.all).toBe(0);
+    expect((await fields(join(out('dbgsym'), 'smallc-livepatch_1.0-1+wfpatch1.1_amd64.deb'))).Depends).toMatch(/^smallc \(= 1\.0-1\+wfpatch1\), smallc-dbgsym \(= 1\.0-1\+wfpatch1\), libc6 \(>= 2\.\d+\)$/);
+    const both = await run(['package', out('fix1'), '--depends', 'smallc=1.0-1', '--dbgsym', '--no-dbgsym', '--out', out('dbgsym-both')]);
+    expect(both.exitCode).toBe(2);
+    expect(both.all).toMatch(/--dbgsym and --no-dbgsym contradict/);
+  });
+
   const refusals: [string, () => string[], RegExp][] = [
     ['outputs for two different builds', () => [out('fix1'), out('other-build')], /outputs for two different targets: .*build-id [0-9a-f]{40}.*build-id [0-9a-f]{40}/],
     ['a live output that is not kpatch-able', () => [out('fix1'), out('data')], /0002-data-change\.patch is not-text-only, not kpatch-able.*data object limits/],

@@ -5,6 +5,9 @@
  *   WF_PATCH_DIR=DIR   load DIR's *.wfp instead of the build-id folders
  *   WF_NO_AUTOLOAD=1   load nothing
  *
+ * Without WF_ROLLBACK_DEPTH, the rollback depth follows the installed fixes
+ * (wf_autoload_rollback_depth), so a package's prerm can roll every one of them back.
+ *
  * Each file goes through the ordinary transition (transition.c), started from the thread calling
  * wf_init before the patcher thread exists: in local mode that thread moves to the new generation
  * itself, so the threads it starts afterwards are born there. A file the loader refuses (corrupt,
@@ -141,8 +144,57 @@ static int load_dir(const char *dir, bool *sync)
 	return n;
 }
 
+/* The installed fixes for this process: the *.wfp in WF_PATCH_DIR, or in the build-id folders of
+ * its loaded modules. Counted again at every apply, since a package upgrade adds files while the
+ * process runs. */
+static int installed_fixes(void)
+{
+	const char *dir = getenv("WF_PATCH_DIR");
+	struct dirent **names;
+	int total = 0;
+	for (size_t i = 0; i < ((dir && *dir) ? 1 : wf_module_count()); i++) {
+		char d[PATH_MAX];
+		if (dir && *dir) {
+			snprintf(d, sizeof(d), "%s", dir);
+		} else {
+			struct wf_module *m = wf_module_at(i);
+			if (!m->build_id[0])
+				continue;
+			snprintf(d, sizeof(d), "%s/%s", WF_PATCH_ROOT, m->build_id);
+		}
+		int n = scandir(d, &names, is_wfp, NULL);
+		for (int k = 0; k < n; k++)
+			free(names[k]);
+		if (n > 0) {
+			free(names);
+			total += n;
+		}
+	}
+	return total;
+}
+
+/* -1 until wf_autoload has looked; then whether WF_ROLLBACK_DEPTH was given. */
+static int depth_given = -1;
+
+/* Unless WF_ROLLBACK_DEPTH says otherwise, keep a previous generation for every installed fix
+ * (at least one): a hot-fix package's prerm rolls all of them back, newest first, and each
+ * rollback needs the generation before its patch. Called by the transition before it deletes
+ * generations (patcher thread, or wf_init's thread before the patcher exists: no lock). */
+void wf_autoload_rollback_depth(void)
+{
+	if (depth_given < 0) {
+		const char *v = getenv("WF_ROLLBACK_DEPTH");
+		depth_given = v && *v;
+	}
+	if (depth_given)
+		return;
+	int n = installed_fixes();
+	wf_settings.rollback_depth = n > 1 ? n : 1;
+}
+
 void wf_autoload(void)
 {
+	wf_autoload_rollback_depth();
 	const char *off = getenv("WF_NO_AUTOLOAD");
 	const char *dir = getenv("WF_PATCH_DIR");
 	struct wf_json j;

@@ -203,6 +203,8 @@ WF_HIDDEN void wf_inventory_emit(int fd);
 
 /* ---- autoload.c: the installed fixes applied at wf_init ---- */
 WF_HIDDEN void wf_autoload(void);
+/* Unless WF_ROLLBACK_DEPTH is set: wf_settings.rollback_depth = max(1, installed fixes). */
+WF_HIDDEN void wf_autoload_rollback_depth(void);
 
 /* ---- init.c: configuration ---- */
 struct wf_settings {

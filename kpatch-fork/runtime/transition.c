@@ -182,6 +182,7 @@ static void log_jumps(void)
 /* Local mode: drop generations no rollback can reach any more. */
 static void delete_old_generations(void)
 {
+	wf_autoload_rollback_depth();
 	for (int k = 0; k < depth - wf_settings.rollback_depth; k++) {
 		struct applied *a = &stack[k];
 		if (a->prev_deleted || a->prev_gen == 0)

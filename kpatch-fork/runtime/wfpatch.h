@@ -17,7 +17,8 @@
  *   WF_LOGFILE       JSON-lines log (default: stderr)
  *   WF_CYCLIC        seconds between automatic triggers
  *   WF_GLOBAL_TIMEOUT  seconds to wait for global quiescence before giving up (default 10)
- *   WF_ROLLBACK_DEPTH  previous generations kept for rollback (default 1)
+ *   WF_ROLLBACK_DEPTH  previous generations kept for rollback (default: the number of
+ *                    installed fixes for the process's build-ids, at least 1)
  *
  * See kpatch-fork/runtime/README.md.
  */

@@ -40,10 +40,13 @@ export const packageCommand: Command = {
         'not-live': { type: 'string', multiple: true },
         release: { type: 'string' },
         maintainer: { type: 'string' },
+        dbgsym: { type: 'boolean' },
+        'no-dbgsym': { type: 'boolean' },
       },
     });
     if (values.out === undefined) throw new UserError('--out DIR is required');
     if (positionals.length === 0) throw new UserError('no wfbuild output given: wfbuild package OUT1 [OUT2 ...] --out DIR');
+    if (values.dbgsym === true && values['no-dbgsym'] === true) throw new UserError('--dbgsym and --no-dbgsym contradict each other');
     const { deb, plan } = await buildHotfixPackage({
       outputs: positionals,
       notLive: values['not-live'] ?? [],
@@ -51,11 +54,12 @@ export const packageCommand: Command = {
       depends: values.depends,
       release: intOption('release', values.release),
       maintainer: values.maintainer,
+      dbgsym: values.dbgsym === true ? true : values['no-dbgsym'] === true ? false : undefined,
     });
     console.log(deb);
     for (const f of plan.fixes) console.log(`  live      ${f.stem}${f.metadata.cves.length ? ` (${f.metadata.cves.join(', ')})` : ''}`);
     for (const n of plan.notLive) console.log(`  not live  ${n.name}: ${n.reasons[0]}`);
-    console.log(`  Depends: ${plan.target.name} (= ${plan.target.version}); build-id ${plan.buildId}`);
+    console.log(`  Depends: ${[`${plan.target.name} (= ${plan.target.version})`, ...plan.extraDepends].join(', ')}; build-id ${plan.buildId}`);
     return ExitCode.ok;
   },
 };

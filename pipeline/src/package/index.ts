@@ -23,6 +23,13 @@ export interface PackageOptions {
   readonly maintainer?: string;
   /** RFC 2822 date for the changelog; default now. */
   readonly date?: string;
+  /**
+   * Depend on <binary>-dbgsym of the exact version: the runtime resolves the target's local and
+   * non-exported symbols through its .symtab, which a stripped Debian binary has only in the
+   * -dbgsym package's /usr/lib/debug/.build-id file. Default: when the reports name a Debian
+   * package (dpkg-buildpackage strips the binary into -dbgsym); not for --source builds.
+   */
+  readonly dbgsym?: boolean;
 }
 
 export interface PackageResult {
@@ -44,6 +51,7 @@ export async function buildHotfixPackage(opts: PackageOptions): Promise<PackageR
   for (const dir of opts.notLive) notLive.push(await readNotLiveFix(dir));
   const target = commonTarget(fixes);
   let pkg: TargetPackage;
+  const fromDebianPackage = fixes[0].report.package !== null;
   if (opts.depends !== undefined) pkg = parseTargetPackage(opts.depends);
   else {
     const p = fixes[0].report.package;
@@ -66,7 +74,7 @@ export async function buildHotfixPackage(opts: PackageOptions): Promise<PackageR
     maintainer: opts.maintainer ?? defaultMaintainer,
     architecture,
     wfbuildVersion: await wfbuildVersion(),
-    extraDepends: [await libcDependency()],
+    extraDepends: [...((opts.dbgsym ?? fromDebianPackage) ? [`${pkg.name}-dbgsym (= ${pkg.version})`] : []), await libcDependency()],
   });
   const date = opts.date ?? (await execa('date', ['-R'])).stdout.trim();
   const deb = await writeDeb(plan, opts.outDir, date);

@@ -4,7 +4,7 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { intOption } from '../cli/options.ts';
 import { parseVariant } from '../kernel/command.ts';
 import { buildKernel } from '../kernel/build.ts';
-import { checkRunOptions, runInVm } from './run.ts';
+import { checkRunOptions, runInVm, type RunInVmOptions } from './run.ts';
 import { consoleTail } from './console.ts';
 import type { GuestFile } from './initramfs.ts';
 
@@ -25,9 +25,18 @@ Options:
   --out DIR         copy the guest's /results folder (env WFVM_RESULTS) to DIR
   --quiet           do not stream the console
   --kernel-arg P    extra kernel command-line parameter (e.g. numa=fake=2); repeatable
-  --userland        run PROGRAM in a Debian userland: the host's / shared read-only over
-                    virtio-9p under a tmpfs overlay (dpkg, packages and services work; nothing
-                    reaches the host); /results, /tmp, /run are the guest's
+  --userland[=host|rootfs]  run PROGRAM in a Debian userland (dpkg, packages and services
+                    work; nothing reaches the host; /results, /tmp, /run are the guest's):
+                    host (the default of a bare --userland): the host's / shared read-only over
+                    virtio-9p under a tmpfs overlay — everything the host has, but dpkg reads the
+                    host's whole package database over 9p (minutes per dpkg -i under TCG);
+                    rootfs: a small Debian 12 machine, a per-run copy of a debootstrap'd minbase
+                    root (cached) shared read-write over 9p; PROGRAM and --file files are copied
+                    into it, their libraries come from the root
+  --rootfs-package P  with --userland=rootfs: a package for the root beside minbase (debootstrap
+                    --include, with its dependencies); repeatable
+  --share DIR       with --userland=rootfs: a host folder shared read-only at the same path
+                    (virtio-9p); repeatable
 
 Exit: PROGRAM's status; 10 the kernel reported BUG/WARNING/Oops/panic/lockdep/KASAN (even
 if PROGRAM exited 0); 11 the guest hung and was killed at the timeout; 2 bad option or
@@ -48,13 +57,26 @@ export function parseEnvOption(spec: string): [string, string] {
   return [spec.slice(0, eq), spec.slice(eq + 1)];
 }
 
+export function parseUserland(mode: string | undefined, packages: readonly string[], shares: readonly string[]): RunInVmOptions['userland'] {
+  if (mode === undefined || mode === 'host') {
+    if (packages.length > 0 || shares.length > 0) throw new UserError('--rootfs-package and --share need --userland=rootfs');
+    return mode === 'host' ? 'host' : undefined;
+  }
+  if (mode !== 'rootfs') throw new UserError(`--userland=${mode}: expected host or rootfs`);
+  for (const p of packages) if (!/^[a-z0-9][a-z0-9+.-]+$/.test(p)) throw new UserError(`--rootfs-package '${p}': not a Debian package name`);
+  return { kind: 'rootfs', packages, shares };
+}
+
 export const vmCommand: Command = {
   name: 'vm',
   summary: 'run a program in a QEMU guest with the wfpatch kernel (vm run -- PROGRAM ...)',
   help,
   async run(args) {
+    // A bare --userland (before the PROGRAM's `--`) means the host root, as it always did.
+    const end = args.indexOf('--');
+    const normalized = args.map((a, i) => (a === '--userland' && (end < 0 || i < end) ? '--userland=host' : a));
     const { values, positionals } = parseArgs({
-      args,
+      args: normalized,
       allowPositionals: true,
       strict: true,
       options: {
@@ -67,7 +89,9 @@ export const vmCommand: Command = {
         out: { type: 'string' },
         quiet: { type: 'boolean' },
         'kernel-arg': { type: 'string', multiple: true },
-        userland: { type: 'boolean' },
+        userland: { type: 'string' },
+        'rootfs-package': { type: 'string', multiple: true },
+        share: { type: 'string', multiple: true },
       },
     });
     const [sub, program, ...programArgs] = positionals;
@@ -86,7 +110,7 @@ export const vmCommand: Command = {
       program,
       args: programArgs,
       kernelArgs: values['kernel-arg'],
-      userland: values.userland === true,
+      userland: parseUserland(values.userland, values['rootfs-package'] ?? [], values.share ?? []),
     };
     // Validate everything (program, files, options) before a kernel build that may take minutes.
     await checkRunOptions(options);

@@ -1,6 +1,6 @@
-import { access, constants, mkdtemp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, copyFile, mkdtemp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { UserError, ExitCode } from '../cli/errors.ts';
 import { buildKernel } from '../kernel/build.ts';
@@ -10,7 +10,8 @@ import { buildInitramfs, busyboxPath, guestPathFor, type GuestFile } from './ini
 import { initScript } from './init-script.ts';
 import { consoleTail, detectKernelFailure, parseControl } from './console.ts';
 import { guestClockArgs, hostTscKhz } from './clock.ts';
-import { userlandCommand, userlandQemuArgs, userlandSetup } from './userland.ts';
+import { userlandCommand, userlandQemuArgs, userlandSetup, type Userland } from './userland.ts';
+import { debianRootfs } from './rootfs.ts';
 
 export interface RunInVmOptions {
   /** Kernel variant (built or reused through buildKernel); default 'debug'. */
@@ -33,8 +34,42 @@ export interface RunInVmOptions {
   onConsole?: (text: string) => void;
   /** Extra kernel command-line parameters (e.g. numa=fake=2), one word each. */
   kernelArgs?: string[];
-  /** Run the program in a Debian userland: the host's / over virtio-9p under a tmpfs overlay (userland.ts). */
-  userland?: boolean;
+  /**
+   * Run the program in a Debian userland (userland.ts): `true` or 'host' is the host's / over
+   * virtio-9p under a tmpfs overlay; a rootfs spec is a small Debian machine (a per-run copy of
+   * a debootstrap'd root, or of `root`), with `shares` (host folders, read-only, at their paths).
+   * In a rootfs guest the program and `files` are copied into the root at their guest paths
+   * (their libraries come from the root), unless the program lies in a share.
+   */
+  userland?: boolean | 'host' | RootfsUserland;
+}
+
+export interface RootfsUserland {
+  readonly kind: 'rootfs';
+  /** Packages beside minbase (debootstrap --include), when `root` is not given. */
+  readonly packages?: readonly string[];
+  /** A prepared root folder to copy instead of a debootstrap'd one. */
+  readonly root?: string;
+  readonly shares?: readonly string[];
+}
+
+/**
+ * The run's root for a rootfs guest: a copy of the cached root (the guest writes it over 9p;
+ * reflinks where the file system has them), the program and files placed at their guest paths.
+ */
+async function prepareRootfs(spec: RootfsUserland, work: string, program: string, files: readonly GuestFile[], onOutput?: (line: string) => void): Promise<Userland> {
+  const cached = spec.root ?? (await debianRootfs({ packages: spec.packages, onOutput }));
+  const root = join(work, 'root');
+  await execa('cp', ['-a', '--reflink=auto', cached, root]);
+  const shares = [...new Set((spec.shares ?? []).map((s) => resolve(s)))].sort();
+  const inShare = (p: string): boolean => shares.some((s) => p === s || p.startsWith(`${s}/`));
+  for (const f of files) {
+    const guest = guestPathFor(f);
+    if (f.host === program && f.guest === undefined && inShare(program)) continue;
+    await mkdir(join(root, dirname(guest)), { recursive: true });
+    await copyFile(f.host, join(root, guest));
+  }
+  return { kind: 'rootfs', root, shares };
 }
 
 export interface RunInVmResult {
@@ -142,6 +177,13 @@ export async function checkRunOptions(opts: RunInVmOptions): Promise<{ program: 
       throw new UserError(`cannot read ${f.host}: permission denied`);
     });
   }
+  if (typeof opts.userland === 'object') {
+    for (const dir of [...(opts.userland.shares ?? []), ...(opts.userland.root !== undefined ? [opts.userland.root] : [])]) {
+      const info = await stat(dir).catch(() => undefined);
+      if (!info?.isDirectory()) throw new UserError(`--share/root ${dir} is not a folder`);
+      if (resolve(dir) === '/') throw new UserError('sharing the host\'s / is --userland=host');
+    }
+  }
   return { program, files };
 }
 
@@ -160,8 +202,12 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   const work = await mkdtemp(join(tmpdir(), 'wfvm-'));
   try {
     const initrd = join(work, 'initramfs.cpio');
-    const userland = opts.userland ? { setup: userlandSetup(Math.max(128, Math.floor((opts.memMiB ?? 1024) / 2))), command: userlandCommand(program, opts.args ?? []) } : undefined;
-    await buildInitramfs(initrd, initScript({ program, args: opts.args ?? [], env: opts.env ?? {}, userland }), files);
+    const land: Userland | undefined = opts.userland === true || opts.userland === 'host' ? { kind: 'host' }
+      : typeof opts.userland === 'object' ? await prepareRootfs(opts.userland, work, program, files, (l) => opts.onConsole?.(`${l}\n`))
+      : undefined;
+    const userland = land ? { setup: userlandSetup(land, Math.max(128, Math.floor((opts.memMiB ?? 1024) / 2))), command: userlandCommand(program, opts.args ?? []) } : undefined;
+    // A rootfs guest has the program and files in its root: the initramfs needs only busybox.
+    await buildInitramfs(initrd, initScript({ program, args: opts.args ?? [], env: opts.env ?? {}, userland }), land?.kind === 'rootfs' ? [] : files);
     const control = join(work, 'control.log');
     const cpus = opts.cpus ?? 2;
     const qemuArgs = [
@@ -178,7 +224,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
       '-chardev', 'stdio,id=console,signal=off',
       '-serial', 'chardev:console',
       '-serial', `file:${control}`,
-      ...(opts.userland ? userlandQemuArgs() : []),
+      ...(land ? userlandQemuArgs(land) : []),
     ];
     let consoleText = '';
     const qemu = execa(qemuBinary, qemuArgs, { stdin: 'ignore', reject: false, buffer: false, stderr: 'pipe', encoding: 'utf8' });
