@@ -20,6 +20,7 @@ import { rebase } from './database.ts';
 import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
 import { generateFor } from './samba.ts';
 import { affectedUnits } from './affected.ts';
+import { copiedTrees } from './copies.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
 import { writeAtomic } from '../../common/fs.ts';
 
@@ -168,6 +169,9 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       // waf runs only in the configured tree itself, so before the walk copies it (samba.ts).
       if (sources.size > 0) await generateFor(prepared.tree, [...sources].sort(), opts.log);
     }
+    // Copies of the sources the build compiles instead of them (copies.ts).
+    const copies = await copiedTrees(prepared.tree, full, prepared.database.map((u) => u.source));
+    if (copies.length > 0) opts.log(`${manifest.package}: the build compiles copies of the sources in ${copies.join(', ')}; the walk keeps them in step`);
     const walkRoot = join(cacheRoot, 'corpus', 'walk');
     await mkdir(walkRoot, { recursive: true });
     await sweepWalks(walkRoot);
@@ -190,6 +194,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         ...(profile.embedded ? { embedded: profile.embedded } : {}),
         ...(manifest.services ? { services: manifest.services } : {}),
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        copies,
         log: (line) => opts.log(`${manifest.package} ${line}`),
         done: async (w, v) => {
           const unit = byId.get(w.id)!;
