@@ -74,6 +74,17 @@ export async function classifyAtPlacements(
 }
 
 /**
+ * A unit no base tree builds without (every one tried failed its original build) is classified
+ * from what it changes (unbuildable.ts); other results are returned as they are.
+ */
+export async function withUnbuildable(placed: PlacedClassification, patchFile: string, unitId: string): Promise<PlacedClassification> {
+  if (placed.kind !== 'classified' || !placed.cls.originalBuildFailed) return placed;
+  const files = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unitId).files;
+  const v = unbuildableVerdict(files, placed.cls.reason);
+  return v ? { ...placed, cls: { ...placed.cls, ...v } } : placed;
+}
+
+/**
  * Whether classifying the unit builds the package: triage finds a compiled file. nodejs also
  * compiles its JavaScript library (lib/ *.js files, via js2c into the binary), which triage counts
  * as not compiled, so there a lib/ change needs the build too.
@@ -153,13 +164,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
     }
     const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
     const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
-    let placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`));
-    if (placed.kind === 'classified' && placed.cls.originalBuildFailed) {
-      // No base tree builds without the unit: classified from what it changes (unbuildable.ts).
-      const files = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unit.id).files;
-      const v = unbuildableVerdict(files, placed.cls.reason);
-      if (v) placed = { ...placed, cls: { ...placed.cls, ...v } };
-    }
+    const placed = await withUnbuildable(await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`)), patchFile, unit.id);
     const { placement, seconds } = placed;
     const result: UnitResult =
       placed.kind === 'classified'

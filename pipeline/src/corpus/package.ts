@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.ts';
 import { classifyCompileOnly, profiles } from './compile-only/index.ts';
-import { classifyAtPlacements, classifyWithFullPipeline } from './full-pipeline.ts';
+import { classifyAtPlacements, classifyWithFullPipeline, withUnbuildable } from './full-pipeline.ts';
 import { resultsCache, unitKey } from './keys.ts';
 import { readManifest } from './manifest.ts';
 import { placementsFor, selectUnits, type View } from './placement.ts';
@@ -57,7 +57,8 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
         // As the full pipeline's series walk: the tree before the unit, else (it does not
         // build without a later patch) the whole series without the unit.
         const placements = placementsFor(unit, unit.start, manifest.seriesLength);
-        const placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${pkg} ${unit.id}: ${line}`));
+        // No tree without the unit builds (openldap's contrib-makefiles): classified from what it changes.
+        const placed = await withUnbuildable(await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${pkg} ${unit.id}: ${line}`)), patchFile, unit.id);
         if (placed.kind !== 'classified') return null;
         const { cls } = placed;
         return { verdict: cls.verdict, reason: cls.reason, reasons: cls.reasons, objects: cls.objects, compiled: 0, seconds: 0 };
