@@ -24,7 +24,9 @@ import { verdictOf } from '../classify-unit.ts';
 import type { Services } from '../services.ts';
 import type { UnitVerdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
-import { withoutMailSignature } from '../tree.ts';
+import { commitsOf, withoutMailSignature } from '../tree.ts';
+
+export { commitsOf } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
@@ -79,15 +81,6 @@ export interface WalkOptions {
   readonly done: (unit: WalkUnit, verdict: WalkVerdict) => Promise<void>;
 }
 
-/**
- * The commits of a patch file made of several git format-patch mails, newest last; one part
- * for any other file.
- */
-export function commitsOf(text: string): string[] {
-  const starts = [...text.matchAll(/^From [0-9a-f]{40} /gm)].map((m) => m.index!);
-  if (starts.length < 2) return [text];
-  return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
-}
 
 /** A series patch that does not reverse-apply: the walk cannot go back past it. */
 export class ReverseApplyFailed extends Error {
@@ -179,8 +172,9 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   const notes = [
     ...affected.uncompiledSources.filter((s) => !copyOf.has(s) && !compiledViaCopy.has(s)).map((s) => `${s}: not compiled in this configuration`),
     ...affected.unusedHeaders.filter((h) => !copyOf.has(h)).map((h) => `${h}: included by no compiled unit`),
-    ...[...compiledViaCopy].map((s) => `${s}: compiled as its build-time copy ${[...copyOf].filter(([, f]) => f === s).map(([c]) => c).join(', ')}`),
   ];
+  // Said last: a unit without changed code is summed up by its first note.
+  const copyNotes = [...compiledViaCopy].map((s) => `${s}: compiled as its build-time copy ${[...copyOf].filter(([, f]) => f === s).map(([c]) => c).join(', ')}`);
   if (affected.units.length === 0) {
     await unapply();
     return { verdict: 'no-code', reason: notes[0] ?? 'no compiled unit is affected', reasons: notes, objects: 0, compiled: 0 };
@@ -241,6 +235,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     notes.push(...judged.notes);
     objects.push(judged.report);
   }
+  notes.push(...copyNotes);
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
   const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, opts.services);
