@@ -9,11 +9,16 @@ import { classifyCompileOnly, profiles } from './compile-only/index.ts';
 import { classifyAtPlacements, classifyWithFullPipeline, withUnbuildable } from './full-pipeline.ts';
 import { resultsCache, unitKey } from './keys.ts';
 import { readManifest } from './manifest.ts';
-import { placementsFor, selectUnits, type View } from './placement.ts';
+import { placementsFor, preferredBase, selectUnits, type View } from './placement.ts';
 import { ensurePackagePrerequisites } from './prerequisites.ts';
 import { packageRow } from './results.ts';
 import type { PackageResults } from './results-file.ts';
 import { treeAt, unitPatchFile } from './tree.ts';
+import { chooseBuildCommand } from '../stages/build-command.ts';
+import { describeTree } from '../stages/source.ts';
+import { originalBuild } from '../stages/original-build.ts';
+import type { OriginalBuild } from '../stages/context.ts';
+import type { CorpusUnit } from './units.ts';
 
 export interface RunOptions {
   readonly packages: readonly string[];
@@ -40,6 +45,22 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
   const cacheDir = join(resultsCache, pkg);
   await mkdir(cacheDir, { recursive: true });
   const done = { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView };
+  // Compile-only update units are confirmed on the update base's build (compile-only/confirm-base.ts):
+  // the tree before the first update unit, built once through the compiler wrapper (cached).
+  let baseBuild: Promise<{ base: OriginalBuild; pristine: string }> | undefined;
+  const updateBase = async (unit: CorpusUnit) => {
+    if (!usesUpdateView || !unit.views.includes('update') || profiles[pkg]?.how !== 'build-log') return null;
+    baseBuild ??= (async () => {
+      const pristine = await treeAt(manifest, preferredBase(unit, selected, true), opts.log);
+      const source = await describeTree(pristine);
+      const cmd = await chooseBuildCommand(source, undefined);
+      opts.log(`${pkg}: the update base's original build through the compiler wrapper (${cmd.display}; cached)`);
+      return { base: await originalBuild(source, cmd, join(cacheRoot, 'wfbuild', 'orig'), () => {}), pristine };
+    })();
+    const { base, pristine } = await baseBuild;
+    const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), join(cacheRoot, 'corpus', 'patches', pkg));
+    return { base, pristine, patchFile };
+  };
   if (profiles[pkg] && !opts.fullBuilds) {
     // Compile-only mode (corpus/README.md): units in series order on one configured tree.
     const out = await classifyCompileOnly(manifest, selected, {
@@ -51,6 +72,7 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       noBuilds: opts.noBuilds,
       keyOf: (unit, mode) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: mode, tools }),
       ensurePrerequisites: () => ensurePackagePrerequisites(manifest, opts.log),
+      updateBase,
       fallback: async (unit) => {
         await ensurePackagePrerequisites(manifest, opts.log);
         const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), join(cacheRoot, 'corpus', 'patches', pkg));
