@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { confirmOnBase } from '../pipeline/src/corpus/compile-only/confirm-base.ts';
+import { classifyOnBase, confirmOnBase } from '../pipeline/src/corpus/compile-only/confirm-base.ts';
 import { confirmVerdict, ensureWfpatchCtl } from '../pipeline/src/corpus/confirm.ts';
 import { chooseBuildCommand } from '../pipeline/src/stages/build-command.ts';
 import { ensureCreateDiffObject } from '../pipeline/src/stages/create-diff-object.ts';
@@ -67,7 +67,17 @@ describe('a compile-only verdict confirmed on the base build (real wrapper build
       // A unit written against other code does not apply on this base: said, never "confirmed".
       const other = join(root, 'other.patch');
       await writeFile(other, await diffOf(join(root, 'diff2'), 'src/util.c', util('\tx++;\n'), util('\tx += 2;\n')));
-      expect(await confirmOnBase({ ...input, patchFile: other })).toEqual({ kind: 'unconfirmed', why: 'the unit does not apply alone on the update base' });
+      expect(await confirmOnBase({ ...input, patchFile: other })).toEqual({ kind: 'unconfirmed', why: 'on the update base, the unit does not apply alone' });
+
+      // The whole verdict from the base build (a package whose build records no make to re-run).
+      expect(await classifyOnBase(input)).toMatchObject({ verdict: 'kpatchable', compiled: 1, confirmation: { confirmed: true, binaries: ['build/server'] } });
+      // A new initialised global the unit adds is data: not text-only, but live-patchable with new data.
+      const data = join(root, 'data.patch');
+      await writeFile(data, await diffOf(join(root, 'diff3'), 'src/util.c', util(''), `int calls = 7;\n${util('\tcalls++;\n')}`));
+      expect(await classifyOnBase({ ...input, patchFile: data })).toMatchObject({ verdict: 'not-text-only', reason: expect.stringMatching(/calls/) });
+      // A unit that touches nothing this build compiles: no compiled code, without compiling.
+      expect(await classifyOnBase({ ...input, touched: ['src/unused.c'] })).toMatchObject({ verdict: 'no-code' });
+      expect(await classifyOnBase({ ...input, patchFile: other })).toBeNull();
     } finally {
       await rm(root, { recursive: true, force: true });
     }

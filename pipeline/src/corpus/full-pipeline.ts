@@ -18,6 +18,10 @@ import { describePlacement, placementsFor, preferredBase, type Placement } from 
 import { ensurePackagePrerequisites } from './prerequisites.ts';
 import type { UnitResult } from './results.ts';
 import { treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
+import { chooseBuildCommand } from '../stages/build-command.ts';
+import { describeTree } from '../stages/source.ts';
+import { originalBuild } from '../stages/original-build.ts';
+import { classifyOnBase } from './compile-only/confirm-base.ts';
 import type { CorpusUnit } from './units.ts';
 
 /** Does the unit apply at this tree? (stages/apply-patch.ts: applied for real to a copy of the files it touches) */
@@ -109,6 +113,47 @@ function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: 
   };
 }
 
+/**
+ * An update unit on the shared base whose original build recorded no make invocation to re-run
+ * (unbound's rules call make by its path): the pipeline's patched build would be the whole
+ * package build again for every unit. A unit that leaves the build system alone is measured by
+ * recompiling what it affects with the build's own compiler calls instead
+ * (compile-only/confirm-base.ts, classifyOnBase). Null: the full pipeline as usual.
+ */
+async function recompiledOnBase(manifest: Manifest, placement: Placement, patchFile: string, unitId: string, buildCmd: string | null, log: (line: string) => void) {
+  if (placement.kind !== 'series-prefix') return null;
+  let triage: ReturnType<typeof triagePatch>;
+  try {
+    triage = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unitId);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return null;
+  }
+  if (!triage.touchesCompiledCode || triage.files.some((f) => f.kind === 'build-system')) return null;
+  const tree = await treeAt(manifest, placement.at, log);
+  if (!(await appliesAt(tree, patchFile))) return null;
+  const source = await describeTree(tree);
+  let base;
+  try {
+    base = await originalBuild(source, await chooseBuildCommand(source, buildCmd ?? undefined), join(cacheRoot, 'wfbuild', 'orig'), () => {});
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return null; // the full pipeline says why
+  }
+  if (base.makes.length > 0) return null;
+  log(`the base build recorded no make invocation to re-run: recompiling the affected units from its log`);
+  return classifyOnBase({
+    base,
+    pristine: tree,
+    patchFile,
+    touched: triage.files.map((f) => f.path),
+    ...(manifest.services ? { services: manifest.services } : {}),
+    work: join(cacheRoot, 'corpus', 'walk', `${manifest.package}-${process.pid}.base`),
+    jobs: 2,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+}
+
 export interface FullPipelineOptions {
   /** Where each unit's result is cached (one JSON file per key). */
   readonly cacheDir: string;
@@ -164,6 +209,27 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
     }
     const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
     const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
+    if (opts.usesUpdateView) {
+      const started = performance.now();
+      const onBase = await recompiledOnBase(manifest, placements[0]!, patchFile, unit.id, buildCmd, (line) => opts.log(`${label}: ${line}`));
+      if (onBase) {
+        const at = placements[0]!;
+        const { compiled: _compiled, how, ...v } = onBase;
+        const result: UnitResult = {
+          package: pkg, unit: unit.id, cves: unit.cves, views: unit.views, base: at.kind,
+          appliedAt: at.kind === 'series-prefix' ? at.at : -1,
+          ...v,
+          seconds: Math.round((performance.now() - started) / 100) / 10,
+          key: keyOf(at),
+          inputs: unitKey({ manifest, unit, appliedAt: at.kind === 'series-prefix' ? at.at : -1, buildCmd, tools: null }),
+          mode: how,
+        };
+        await writeAtomic(join(cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
+        opts.log(`${label}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s, ${how})`);
+        units.push(result);
+        continue;
+      }
+    }
     const placed = await withUnbuildable(await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`)), patchFile, unit.id);
     const { placement, seconds } = placed;
     const result: UnitResult =

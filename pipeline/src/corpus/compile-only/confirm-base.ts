@@ -18,7 +18,11 @@ import { judgeObjectPair } from '../../stages/judge.ts';
 import { originalBinary } from '../../stages/binaries.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
 import { linkMap, type CompileEntry } from '../../wrapper/index.ts';
-import { checkBundle, type BundleCheck } from '../confirm.ts';
+import type { ObjectReport, Reason } from '../../report/types.ts';
+import { classifyOutcome } from '../../stages/classify.ts';
+import { verdictOf } from '../classify-unit.ts';
+import type { UnitVerdict } from '../results.ts';
+import { checkBundle, confirmVerdict, type BundleCheck } from '../confirm.ts';
 import { isLongRunning, type Services } from '../services.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName } from './compile.ts';
@@ -60,7 +64,23 @@ function binariesBySource(base: OriginalBuild): Map<string, string[]> {
   return out;
 }
 
-export async function confirmOnBase(input: BaseInput): Promise<BaseConfirmation> {
+interface Measured {
+  readonly objects: ObjectReport[];
+  readonly reasons: Reason[];
+  readonly notes: string[];
+  /** Patch objects per binary (create-diff-object said 'patch'). */
+  readonly perBinary: Map<string, string[]>;
+  readonly compiled: number;
+}
+
+/**
+ * The unit measured on the base build: affected units compiled before and after applying it
+ * alone, each changed object judged against the binaries it is linked into (all of them, or
+ * only the long-running ones). `then` runs while the work copy still exists (its patch objects).
+ */
+type Unmeasurable = { kind: 'unmeasurable'; why: string; noUnits?: boolean };
+
+async function measureOnBase<T>(input: BaseInput, longRunningOnly: boolean, then: (m: Measured, scratch: string) => Promise<T>): Promise<T | Unmeasurable> {
   const { base } = input;
   const tree = join(input.work, 'tree');
   await rm(input.work, { recursive: true, force: true });
@@ -71,49 +91,93 @@ export async function confirmOnBase(input: BaseInput): Promise<BaseConfirmation>
     const roots = await copiedTrees(base.tree, input.pristine, database.map((u) => u.source));
     const copies = (await Promise.all(input.touched.map((f) => copiesOf(tree, roots, f)))).flat();
     const affected = await affectedUnits(tree, [...input.touched, ...copies], database);
+    const notes = affected.uncompiledSources.filter((f) => !copies.some((c) => c.endsWith(`/${f}`))).map((f) => `${f}: not compiled by this build`);
     const units = affected.units.map((a) => a.unit);
-    if (units.length === 0) return { kind: 'unconfirmed', why: 'on the update base, no compiled unit is affected' };
+    if (units.length === 0) return { kind: 'unmeasurable', why: notes[0] ?? 'no compiled unit is affected', noUnits: true };
     const beforeFailures = await compileUnits(units, join(input.work, 'before'), input.jobs, input.env);
-    if (beforeFailures.length > 0) return { kind: 'unconfirmed', why: `on the update base, ${beforeFailures[0]!.source} does not compile: ${beforeFailures[0]!.error}` };
+    if (beforeFailures.length > 0) return { kind: 'unmeasurable', why: `${beforeFailures[0]!.source} does not compile: ${beforeFailures[0]!.error}` };
     const applied = await execa('patch', ['-p1', '--batch', '--no-backup-if-mismatch', '-r', '-', '-i', input.patchFile], { cwd: tree, reject: false, all: true, stdin: 'ignore' });
-    if (applied.exitCode !== 0) return { kind: 'unconfirmed', why: 'the unit does not apply alone on the update base' };
+    if (applied.exitCode !== 0) return { kind: 'unmeasurable', why: 'the unit does not apply alone' };
     await syncCopies(tree, roots, input.touched);
     const afterFailures = await compileUnits(units, join(input.work, 'after'), input.jobs, input.env);
-    if (afterFailures.length > 0) return { kind: 'unconfirmed', why: `on the update base with the unit, ${afterFailures[0]!.source} does not compile: ${afterFailures[0]!.error}` };
+    if (afterFailures.length > 0) return { kind: 'unmeasurable', why: `with the unit, ${afterFailures[0]!.source} does not compile: ${afterFailures[0]!.error}` };
     const bySource = binariesBySource(base);
-    const perBinary = new Map<string, string[]>();
+    const measured: Measured = { objects: [], reasons: [], notes, perBinary: new Map(), compiled: units.length };
     const scratch = join(input.work, 'scratch');
     await mkdir(scratch, { recursive: true });
     for (const tu of units) {
       const before = join(input.work, 'before', objectName(tu.source));
       const after = join(input.work, 'after', objectName(tu.source));
-      if (!(await exists(after)) || (await sameBytes(before, after))) continue;
-      const binaries = (bySource.get(tu.source) ?? []).filter((b) => !input.services || isLongRunning(input.services, b));
-      if (binaries.length === 0) continue;
-      const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(base, b) })));
-      const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: before, patched: after, sourceExisted: true, targets, scratch });
-      const refused = judged.report.verdicts.find((v) => v.outcome !== 'patch' && v.outcome !== 'nothing');
-      if (refused) {
-        const reason = judged.reasons.find((r) => r.kind !== 'layout') ?? judged.reasons[0];
-        return { kind: 'unconfirmed', why: `on the update base, create-diff-object --binary ${refused.binary}: ${refused.outcome}${reason ? ` (${reason.what.slice(0, 200)})` : ''}` };
-      }
-      for (const [binary, patch] of judged.patches) perBinary.set(binary, [...(perBinary.get(binary) ?? []), patch]);
-    }
-    if (perBinary.size === 0) return { kind: 'unconfirmed', why: 'on the update base, no long-running binary changes' };
-    const checks: BundleCheck[] = [];
-    for (const [binary, patches] of perBinary) {
-      const path = await originalBinary(base, binary);
-      const file = join(scratch, `${binary.replace(/\//g, '__')}.wfp`);
-      const meta = { format: 1, patch: input.patchFile, sha256: '', cves: [], target: { path: binary, buildId: await buildId(path) } } as const;
-      const bundle = await writeBundle(patches, meta, file, scratch);
-      if (!bundle.ok) {
-        checks.push({ binary, ok: false, line: `bundle does not link: ${bundle.error}` });
+      if (await sameBytes(before, after)) continue;
+      const binaries = (bySource.get(tu.source) ?? []).filter((b) => !longRunningOnly || !input.services || isLongRunning(input.services, b));
+      if (binaries.length === 0) {
+        notes.push(`${tu.source}: changed, but linked into no ${longRunningOnly ? 'long-running ' : ''}binary of this build`);
         continue;
       }
-      checks.push(await checkBundle(file, path, binary));
+      const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(base, b) })));
+      const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: before, patched: after, sourceExisted: true, targets, scratch });
+      measured.objects.push(judged.report);
+      measured.reasons.push(...judged.reasons);
+      notes.push(...judged.notes);
+      for (const [binary, patch] of judged.patches) measured.perBinary.set(binary, [...(measured.perBinary.get(binary) ?? []), patch]);
     }
-    return { kind: 'checked', checks };
+    return await then(measured, scratch);
   } finally {
     await rm(input.work, { recursive: true, force: true });
   }
+}
+
+/** Links each binary's patch objects into a bundle and dry-runs it in that binary. */
+async function checkBundles(base: OriginalBuild, perBinary: ReadonlyMap<string, readonly string[]>, patchFile: string, scratch: string): Promise<BundleCheck[]> {
+  const checks: BundleCheck[] = [];
+  for (const [binary, patches] of perBinary) {
+    const path = await originalBinary(base, binary);
+    const file = join(scratch, `${binary.replace(/\//g, '__')}.wfp`);
+    const meta = { format: 1, patch: patchFile, sha256: '', cves: [], target: { path: binary, buildId: await buildId(path) } } as const;
+    const bundle = await writeBundle([...patches], meta, file, scratch);
+    checks.push(bundle.ok ? await checkBundle(file, path, binary) : { binary, ok: false, line: `bundle does not link: ${bundle.error}` });
+  }
+  return checks;
+}
+
+/** Confirms a kpatch-able verdict of the walk on the base build (see the top of the file). */
+export async function confirmOnBase(input: BaseInput): Promise<BaseConfirmation> {
+  const out = await measureOnBase(input, true, async (m, scratch): Promise<BaseConfirmation> => {
+    for (const o of m.objects) {
+      const refused = o.verdicts.find((v) => v.outcome !== 'patch' && v.outcome !== 'nothing');
+      if (!refused) continue;
+      const reason = m.reasons.find((r) => r.object === o.object && r.kind !== 'layout') ?? m.reasons[0];
+      return { kind: 'unconfirmed', why: `on the update base, create-diff-object --binary ${refused.binary}: ${refused.outcome}${reason ? ` (${reason.what.slice(0, 200)})` : ''}` };
+    }
+    if (m.perBinary.size === 0) return { kind: 'unconfirmed', why: 'on the update base, no long-running binary changes' };
+    return { kind: 'checked', checks: await checkBundles(input.base, m.perBinary, input.patchFile, scratch) };
+  });
+  return 'why' in out && out.kind === 'unmeasurable' ? { kind: 'unconfirmed', why: `on the update base, ${out.why}` } : (out as BaseConfirmation);
+}
+
+/**
+ * The whole verdict of an update unit from the base build, for a package whose wrapper build
+ * recorded no make invocation to re-run (its rules call make by path: unbound), where the full
+ * pipeline's patched build would be the whole package build again, per unit. For a unit that
+ * leaves the build system alone, recompiling what it affects with the build's own compiler
+ * calls gives the objects that rebuild would. Null: not measurable this way (the caller uses
+ * the full pipeline).
+ */
+export async function classifyOnBase(input: BaseInput): Promise<(UnitVerdict & { compiled: number; how: string }) | null> {
+  const out = await measureOnBase(input, false, async (m, scratch) => {
+    const cls = classifyOutcome({ touchesCompiledCode: true, objects: m.objects, reasons: m.reasons, unbundled: [] });
+    if (cls.outcome === 'no-compiled-code' && m.objects.length === 0) m.notes.unshift(`${m.compiled} affected translation unit(s) compile to identical objects`);
+    const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons: m.reasons, notes: m.notes, objects: m.objects }, input.services);
+    if (mapped.verdict !== 'kpatchable') return { ...mapped, compiled: m.compiled };
+    // Bundles only for the long-running binaries the verdict counts.
+    const counted = new Map([...m.perBinary].filter(([b]) => !input.services || isLongRunning(input.services, b)));
+    return { ...confirmVerdict(mapped, await checkBundles(input.base, counted, input.patchFile, scratch)), compiled: m.compiled };
+  });
+  if ('kind' in out && out.kind === 'unmeasurable') {
+    const u = out as Unmeasurable;
+    // Nothing this build compiles is touched: no compiled code, as the full pipeline would say.
+    return u.noUnits ? { verdict: 'no-code', reason: u.why, reasons: [u.why], objects: 0, compiled: 0, how: "checked against the update base's build log" } : null;
+  }
+  const v = out as UnitVerdict & { compiled: number };
+  return { ...v, how: `recompiled on the update base's build (${v.compiled} translation units before and after, the build's own compiler calls)` };
 }
