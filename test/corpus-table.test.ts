@@ -248,4 +248,31 @@ describe("a unit's patches concatenated", () => {
     expect(withoutHeader('no diff at all\n')).toBe('no diff at all\n');
     expect(triagePatch(a + withoutHeader(b), 'unit').files.map((f) => f.path)).toEqual(['x.c', 'y.c']);
   });
+
+  it("one file of several format-patch mails (dovecot's CVE-2024-23184) loses the later mails' headers too", async () => {
+    const { unitPatchFile } = await import('../pipeline/src/corpus/tree.ts');
+    const { sha256 } = await import('../pipeline/src/corpus/units.ts');
+    const { triagePatch } = await import('../pipeline/src/triage/index.ts');
+    const { mkdtemp, mkdir, readFile, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const mail = (sha: string, file: string) =>
+      `From ${sha} Mon Sep 17 00:00:00 2001\nFrom: A <a@x>\nSubject: [PATCH] fix ${file}\n\n---\n ${file} | 2 +-\n\ndiff --git a/${file} b/${file}\n--- a/${file}\n+++ b/${file}\n@@ -1 +1 @@\n-a\n+b\n-- \n2.39.2\n\n`;
+    const text = mail('a'.repeat(40), 'src/x.c') + mail('b'.repeat(40), 'src/y.c');
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-mails-'));
+    try {
+      await mkdir(join(dir, 'debian', 'patches'), { recursive: true });
+      await writeFile(join(dir, 'debian', 'patches', 'CVE-X.patch'), text);
+      const unit = { id: 'CVE-X.patch', start: 0, patches: ['CVE-X.patch'], strip: [1], sha256: sha256([text]), cves: [], cveSources: [], views: ['update'], why: '' };
+      const manifest = { package: 'dovecot', baseVersion: '1', units: [unit] } as unknown as Parameters<typeof unitPatchFile>[0];
+      const file = await unitPatchFile(manifest, unit as unknown as Parameters<typeof unitPatchFile>[1], dir, join(dir, 'out'));
+      const joined = await readFile(file, 'utf8');
+      // the first mail's header only: no mail header between two diffs
+      expect(joined.match(/^From [0-9a-f]{40} /gm)).toHaveLength(1);
+      expect(joined.match(/^Subject: /gm)).toHaveLength(1);
+      expect(triagePatch(joined, 'unit').files.map((f) => f.path)).toEqual(['src/x.c', 'src/y.c']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

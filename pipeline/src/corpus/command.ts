@@ -15,10 +15,10 @@ The paper's six packages on Debian 12 (${paperPackages.join(', ')}) and more net
 
   corpus            classifies the selected units of corpus/bookworm/<package>.json, resumable:
                     a unit already classified with the same inputs is not redone. memcached
-                    goes through the whole pipeline (one original build per base tree, cached);
-                    openldap, apache2, mariadb and nodejs in compile-only mode: configure (or
-                    build) once, then per unit compile only the translation units it touches,
-                    before and after, in series order. Writes corpus/results/bookworm.{json,md}.
+                    and the other servers go through the whole pipeline (one original build
+                    per base tree, cached); openldap, apache2, samba, mariadb, nodejs and nginx
+                    in compile-only mode: configure (or build) once, then per unit compile only
+                    the translation units it touches, before and after, in series order. Writes corpus/results/bookworm.{json,md}.
   corpus manifest   asks the registry (apt) which versions exist and can be fetched, downloads
                     them to the cache, and rewrites corpus/bookworm/<package>.json.
 

@@ -18,6 +18,10 @@ import { describePlacement, placementsFor, preferredBase, type Placement } from 
 import { ensurePackagePrerequisites } from './prerequisites.ts';
 import type { UnitResult } from './results.ts';
 import { treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
+import { chooseBuildCommand } from '../stages/build-command.ts';
+import { describeTree } from '../stages/source.ts';
+import { originalBuild } from '../stages/original-build.ts';
+import { classifyOnBase } from './compile-only/confirm-base.ts';
 import type { CorpusUnit } from './units.ts';
 
 /** Does the unit apply at this tree? (stages/apply-patch.ts: applied for real to a copy of the files it touches) */
@@ -74,6 +78,17 @@ export async function classifyAtPlacements(
 }
 
 /**
+ * A unit no base tree builds without (every one tried failed its original build) is classified
+ * from what it changes (unbuildable.ts); other results are returned as they are.
+ */
+export async function withUnbuildable(placed: PlacedClassification, patchFile: string, unitId: string): Promise<PlacedClassification> {
+  if (placed.kind !== 'classified' || !placed.cls.originalBuildFailed) return placed;
+  const files = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unitId).files;
+  const v = unbuildableVerdict(files, placed.cls.reason);
+  return v ? { ...placed, cls: { ...placed.cls, ...v } } : placed;
+}
+
+/**
  * Whether classifying the unit builds the package: triage finds a compiled file. nodejs also
  * compiles its JavaScript library (lib/ *.js files, via js2c into the binary), which triage counts
  * as not compiled, so there a lib/ change needs the build too.
@@ -96,6 +111,47 @@ function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: 
     appliedAt: placement.kind === 'series-prefix' ? placement.at : -1,
     verdict: 'failed', reason, reasons: [reason], objects: 0, seconds, key,
   };
+}
+
+/**
+ * An update unit on the shared base whose original build recorded no make invocation to re-run
+ * (unbound's rules call make by its path): the pipeline's patched build would be the whole
+ * package build again for every unit. A unit that leaves the build system alone is measured by
+ * recompiling what it affects with the build's own compiler calls instead
+ * (compile-only/confirm-base.ts, classifyOnBase). Null: the full pipeline as usual.
+ */
+async function recompiledOnBase(manifest: Manifest, placement: Placement, patchFile: string, unitId: string, buildCmd: string | null, log: (line: string) => void) {
+  if (placement.kind !== 'series-prefix') return null;
+  let triage: ReturnType<typeof triagePatch>;
+  try {
+    triage = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unitId);
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return null;
+  }
+  if (!triage.touchesCompiledCode || triage.files.some((f) => f.kind === 'build-system')) return null;
+  const tree = await treeAt(manifest, placement.at, log);
+  if (!(await appliesAt(tree, patchFile))) return null;
+  const source = await describeTree(tree);
+  let base;
+  try {
+    base = await originalBuild(source, await chooseBuildCommand(source, buildCmd ?? undefined), join(cacheRoot, 'wfbuild', 'orig'), () => {});
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return null; // the full pipeline says why
+  }
+  if (base.makes.length > 0) return null;
+  log(`the base build recorded no make invocation to re-run: recompiling the affected units from its log`);
+  return classifyOnBase({
+    base,
+    pristine: tree,
+    patchFile,
+    touched: triage.files.map((f) => f.path),
+    ...(manifest.services ? { services: manifest.services } : {}),
+    work: join(cacheRoot, 'corpus', 'walk', `${manifest.package}-${process.pid}.base`),
+    jobs: 2,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
 }
 
 export interface FullPipelineOptions {
@@ -153,13 +209,28 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
     }
     const patchDir = join(cacheRoot, 'corpus', 'patches', pkg);
     const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
-    let placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`));
-    if (placed.kind === 'classified' && placed.cls.originalBuildFailed) {
-      // No base tree builds without the unit: classified from what it changes (unbuildable.ts).
-      const files = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unit.id).files;
-      const v = unbuildableVerdict(files, placed.cls.reason);
-      if (v) placed = { ...placed, cls: { ...placed.cls, ...v } };
+    if (opts.usesUpdateView) {
+      const started = performance.now();
+      const onBase = await recompiledOnBase(manifest, placements[0]!, patchFile, unit.id, buildCmd, (line) => opts.log(`${label}: ${line}`));
+      if (onBase) {
+        const at = placements[0]!;
+        const { compiled: _compiled, how, ...v } = onBase;
+        const result: UnitResult = {
+          package: pkg, unit: unit.id, cves: unit.cves, views: unit.views, base: at.kind,
+          appliedAt: at.kind === 'series-prefix' ? at.at : -1,
+          ...v,
+          seconds: Math.round((performance.now() - started) / 100) / 10,
+          key: keyOf(at),
+          inputs: unitKey({ manifest, unit, appliedAt: at.kind === 'series-prefix' ? at.at : -1, buildCmd, tools: null }),
+          mode: how,
+        };
+        await writeAtomic(join(cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
+        opts.log(`${label}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s, ${how})`);
+        units.push(result);
+        continue;
+      }
     }
+    const placed = await withUnbuildable(await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${label}: ${line}`)), patchFile, unit.id);
     const { placement, seconds } = placed;
     const result: UnitResult =
       placed.kind === 'classified'

@@ -6,14 +6,19 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheRoot } from '../paths.ts';
 import { classifyCompileOnly, profiles } from './compile-only/index.ts';
-import { classifyAtPlacements, classifyWithFullPipeline } from './full-pipeline.ts';
+import { classifyAtPlacements, classifyWithFullPipeline, withUnbuildable } from './full-pipeline.ts';
 import { resultsCache, unitKey } from './keys.ts';
 import { readManifest } from './manifest.ts';
-import { placementsFor, selectUnits, type View } from './placement.ts';
+import { placementsFor, preferredBase, selectUnits, type View } from './placement.ts';
 import { ensurePackagePrerequisites } from './prerequisites.ts';
 import { packageRow } from './results.ts';
 import type { PackageResults } from './results-file.ts';
 import { treeAt, unitPatchFile } from './tree.ts';
+import { chooseBuildCommand } from '../stages/build-command.ts';
+import { describeTree } from '../stages/source.ts';
+import { originalBuild } from '../stages/original-build.ts';
+import type { OriginalBuild } from '../stages/context.ts';
+import type { CorpusUnit } from './units.ts';
 
 export interface RunOptions {
   readonly packages: readonly string[];
@@ -40,6 +45,22 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
   const cacheDir = join(resultsCache, pkg);
   await mkdir(cacheDir, { recursive: true });
   const done = { package: pkg, baseVersion: manifest.baseVersion, update: manifest.update, view: opts.view, usesUpdateView };
+  // Compile-only update units are confirmed on the update base's build (compile-only/confirm-base.ts):
+  // the tree before the first update unit, built once through the compiler wrapper (cached).
+  let baseBuild: Promise<{ base: OriginalBuild; pristine: string }> | undefined;
+  const updateBase = async (unit: CorpusUnit) => {
+    if (!usesUpdateView || !unit.views.includes('update') || profiles[pkg]?.how !== 'build-log') return null;
+    baseBuild ??= (async () => {
+      const pristine = await treeAt(manifest, preferredBase(unit, selected, true), opts.log);
+      const source = await describeTree(pristine);
+      const cmd = await chooseBuildCommand(source, undefined);
+      opts.log(`${pkg}: the update base's original build through the compiler wrapper (${cmd.display}; cached)`);
+      return { base: await originalBuild(source, cmd, join(cacheRoot, 'wfbuild', 'orig'), () => {}), pristine };
+    })();
+    const { base, pristine } = await baseBuild;
+    const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), join(cacheRoot, 'corpus', 'patches', pkg));
+    return { base, pristine, patchFile };
+  };
   if (profiles[pkg] && !opts.fullBuilds) {
     // Compile-only mode (corpus/README.md): units in series order on one configured tree.
     const out = await classifyCompileOnly(manifest, selected, {
@@ -51,13 +72,15 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       noBuilds: opts.noBuilds,
       keyOf: (unit, mode) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: mode, tools }),
       ensurePrerequisites: () => ensurePackagePrerequisites(manifest, opts.log),
+      updateBase,
       fallback: async (unit) => {
         await ensurePackagePrerequisites(manifest, opts.log);
         const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), join(cacheRoot, 'corpus', 'patches', pkg));
         // As the full pipeline's series walk: the tree before the unit, else (it does not
         // build without a later patch) the whole series without the unit.
         const placements = placementsFor(unit, unit.start, manifest.seriesLength);
-        const placed = await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${pkg} ${unit.id}: ${line}`));
+        // No tree without the unit builds (openldap's contrib-makefiles): classified from what it changes.
+        const placed = await withUnbuildable(await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${pkg} ${unit.id}: ${line}`)), patchFile, unit.id);
         if (placed.kind !== 'classified') return null;
         const { cls } = placed;
         return { verdict: cls.verdict, reason: cls.reason, reasons: cls.reasons, objects: cls.objects, compiled: 0, seconds: 0 };

@@ -131,8 +131,20 @@ export async function unitPatchFile(manifest: Manifest, unit: CorpusUnit, tree: 
   }
   await mkdir(outDir, { recursive: true });
   const file = join(outDir, `${unit.sha256.slice(0, 16)}.patch`);
-  await writeFile(file, texts.map(withoutMailSignature).map((t, i) => (i === 0 ? t : withoutHeader(t))).join(''));
+  // Every mail of every file (a file may hold several format-patch mails: dovecot's CVE fixes).
+  const parts = texts.flatMap(commitsOf).map(withoutMailSignature);
+  await writeFile(file, parts.map((t, i) => (i === 0 ? t : withoutHeader(t))).join(''));
   return file;
+}
+
+/**
+ * The commits of a patch file made of several git format-patch mails, oldest first; one part
+ * for any other file.
+ */
+export function commitsOf(text: string): string[] {
+  const starts = [...text.matchAll(/^From [0-9a-f]{40} /gm)].map((m) => m.index!);
+  if (starts.length < 2) return [text];
+  return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
 }
 
 /**

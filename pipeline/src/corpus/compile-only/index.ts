@@ -20,6 +20,10 @@ import { rebase } from './database.ts';
 import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
 import { generateFor } from './samba.ts';
 import { affectedUnits } from './affected.ts';
+import { copiedTrees } from './copies.ts';
+import { confirmOnBase } from './confirm-base.ts';
+import { confirmVerdict } from '../confirm.ts';
+import type { OriginalBuild } from '../../stages/context.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
 import { writeAtomic } from '../../common/fs.ts';
 
@@ -47,6 +51,12 @@ export interface CompileOnlyOptions {
   readonly fallback?: (unit: CorpusUnit, why: string) => Promise<WalkVerdict | null>;
   /** Write nothing new: uncached units come back as pending. */
   readonly noBuilds: boolean;
+  /**
+   * For a bookworm-update unit: the update base's build (the binary users run), its unbuilt
+   * tree and the unit as one patch file, to confirm a kpatch-able verdict against that binary
+   * (confirm-base.ts); null: none (series-walk units, profiles without a wrapper build).
+   */
+  readonly updateBase?: (unit: CorpusUnit) => Promise<{ base: OriginalBuild; pristine: string; patchFile: string } | null>;
 }
 
 export interface CompileOnlyResults {
@@ -107,9 +117,10 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     objects: v.objects,
     ...(v.liveWithNewData !== undefined ? { liveWithNewData: v.liveWithNewData } : {}),
     ...(v.perBinary !== undefined ? { perBinary: v.perBinary } : {}),
+    ...(v.confirmation !== undefined ? { confirmation: v.confirmation } : {}),
     seconds: v.seconds,
     key: opts.keyOf(unit, mode),
-    mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice)`,
+    mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice${v.confirmation ? '; checked on the update base build' : ''})`,
   });
   let prepareSeconds = 0;
   // Units that need no compiling are classified from their text alone: no tree, no configure.
@@ -168,7 +179,30 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       // waf runs only in the configured tree itself, so before the walk copies it (samba.ts).
       if (sources.size > 0) await generateFor(prepared.tree, [...sources].sort(), opts.log);
     }
+    // Copies of the sources the build compiles instead of them (copies.ts).
+    const copies = await copiedTrees(prepared.tree, full, prepared.database.map((u) => u.source));
+    if (copies.length > 0) opts.log(`${manifest.package}: the build compiles copies of the sources in ${copies.join(', ')}; the walk keeps them in step`);
     const walkRoot = join(cacheRoot, 'corpus', 'walk');
+    /** A kpatch-able update unit measured again on the update base's build, its bundles dry-run there. */
+    const confirmed = async (unit: CorpusUnit, v: WalkVerdict, walkTree: string): Promise<WalkVerdict> => {
+      const at = opts.updateBase ? await opts.updateBase(unit) : null;
+      if (!at) return v;
+      const started = performance.now();
+      const texts = (await Promise.all(unit.patches.map((p) => readFile(join(walkTree, 'debian', 'patches', p), 'utf8')))).map(withoutMailSignature);
+      const touched = triageAll(texts, unit.id).files.map((f) => f.path);
+      const outcome = await confirmOnBase({
+        ...at,
+        touched,
+        ...(manifest.services ? { services: manifest.services } : {}),
+        work: join(walkRoot, `${manifest.package}-${process.pid}.confirm`),
+        jobs: opts.jobs,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      });
+      const seconds = Math.round((v.seconds + (performance.now() - started) / 1000) * 10) / 10;
+      opts.log(`${manifest.package} ${unit.id}: on the update base: ${outcome.kind === 'checked' ? outcome.checks.map((c) => `${c.binary} ${c.ok ? 'ok' : c.line}`).join('; ') : outcome.why}`);
+      if (outcome.kind === 'checked') return { ...confirmVerdict(v, outcome.checks), seconds };
+      return { ...v, seconds, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
+    };
     await mkdir(walkRoot, { recursive: true });
     await sweepWalks(walkRoot);
     const copy = join(walkRoot, `${manifest.package}-${process.pid}`);
@@ -190,9 +224,11 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         ...(profile.embedded ? { embedded: profile.embedded } : {}),
         ...(manifest.services ? { services: manifest.services } : {}),
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        copies,
         log: (line) => opts.log(`${manifest.package} ${line}`),
-        done: async (w, v) => {
+        done: async (w, walked) => {
           const unit = byId.get(w.id)!;
+          const v = walked.verdict === 'kpatchable' ? await confirmed(unit, walked, copy) : walked;
           const result = resultFor(unit, v);
           await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
           opts.log(`${manifest.package} ${unit.id}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s)`);

@@ -55,6 +55,9 @@ export const profiles: Readonly<Record<string, Profile>> = {
   // C units compile in a fraction of a second: a widely included header is still cheap.
   openldap: { name: 'build-log-1', how: 'build-log', limit: 800 },
   apache2: { name: 'build-log-1', how: 'build-log', limit: 800 },
+  // nginx: Debian compiles a copy of src/ in debian/build-bin (copies.ts). The full pipeline
+  // would rebuild it whole per unit (its wrapper build records no make invocation to re-run).
+  nginx: { name: 'build-log-1', how: 'build-log', limit: 800 },
   mariadb: {
     name: 'cmake-1',
     how: 'cmake',

@@ -24,11 +24,14 @@ import { verdictOf } from '../classify-unit.ts';
 import type { Services } from '../services.ts';
 import type { UnitVerdict } from '../results.ts';
 import type { SeriesEntry } from '../series.ts';
-import { withoutMailSignature } from '../tree.ts';
+import { commitsOf, withoutMailSignature } from '../tree.ts';
+
+export { commitsOf } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
 import { exists, sameBytes } from '../../common/fs.ts';
+import { copiesOf, diffPaths, syncCopies } from './copies.ts';
 
 /** Files a package's build turns into data in its binaries (nodejs: js2c embeds lib/ *.js). */
 export interface EmbeddedData {
@@ -68,20 +71,16 @@ export interface WalkOptions {
   /** The package's long-running binaries and other programs (its manifest): verdicts per binary. */
   readonly services?: Services;
   readonly env: Record<string, string>;
+  /**
+   * Folders holding a copy of the source tree that the build compiles (copies.ts; nginx:
+   * debian/build-bin): kept in step with the sources as patches are undone.
+   */
+  readonly copies?: readonly string[];
   readonly log: (line: string) => void;
   /** Called with each unit's verdict as soon as it is known (the caller caches it). */
   readonly done: (unit: WalkUnit, verdict: WalkVerdict) => Promise<void>;
 }
 
-/**
- * The commits of a patch file made of several git format-patch mails, newest last; one part
- * for any other file.
- */
-export function commitsOf(text: string): string[] {
-  const starts = [...text.matchAll(/^From [0-9a-f]{40} /gm)].map((m) => m.index!);
-  if (starts.length < 2) return [text];
-  return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
-}
 
 /** A series patch that does not reverse-apply: the walk cannot go back past it. */
 export class ReverseApplyFailed extends Error {
@@ -95,13 +94,14 @@ export class ReverseApplyFailed extends Error {
  * Undoes one series patch. A file of several commits is undone commit by commit, newest
  * first: undone at once, an older commit's hunk would meet a line a newer one changed.
  */
-async function reverseApply(tree: string, entry: SeriesEntry): Promise<void> {
+async function reverseApply(tree: string, entry: SeriesEntry, copies: readonly string[] = []): Promise<void> {
   const text = await readFile(join(tree, 'debian', 'patches', entry.path), 'utf8');
   for (const part of commitsOf(text).reverse()) {
     const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-'];
     const result = await execa('patch', args, { cwd: tree, reject: false, all: true, input: part });
     if (result.exitCode !== 0) throw new ReverseApplyFailed(entry, result.all ?? '');
   }
+  if (copies.length > 0) await syncCopies(tree, copies, diffPaths(text, entry.strip));
 }
 
 function reasonLine(r: Reason): string {
@@ -155,7 +155,7 @@ function compileFailed(failures: readonly CompileFailure[], when: string, compil
 async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOptions): Promise<Omit<WalkVerdict, 'seconds'>> {
   const entries = opts.series.slice(unit.start, unit.start + unit.count);
   const unapply = async () => {
-    for (const entry of [...entries].reverse()) await reverseApply(opts.tree, entry);
+    for (const entry of [...entries].reverse()) await reverseApply(opts.tree, entry, opts.copies);
   };
   const quick = verdictWithoutCompiling(texts, unit.id, opts.embedded);
   if (quick) {
@@ -164,11 +164,17 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   }
   const triage = triageAll(texts, unit.id);
   const touched = triage.files.map((f) => f.path);
-  const affected = await affectedUnits(opts.tree, touched, opts.database);
+  // A file the build compiles a copy of (copies.ts) is compiled through that copy.
+  const copyOf = new Map<string, string>();
+  for (const file of touched) for (const copy of await copiesOf(opts.tree, opts.copies ?? [], file)) copyOf.set(copy, file);
+  const affected = await affectedUnits(opts.tree, [...touched, ...copyOf.keys()], opts.database);
+  const compiledViaCopy = new Set(affected.units.filter((a) => copyOf.has(a.unit.source)).map((a) => copyOf.get(a.unit.source)!));
   const notes = [
-    ...affected.uncompiledSources.map((s) => `${s}: not compiled in this configuration`),
-    ...affected.unusedHeaders.map((h) => `${h}: included by no compiled unit`),
+    ...affected.uncompiledSources.filter((s) => !copyOf.has(s) && !compiledViaCopy.has(s)).map((s) => `${s}: not compiled in this configuration`),
+    ...affected.unusedHeaders.filter((h) => !copyOf.has(h)).map((h) => `${h}: included by no compiled unit`),
   ];
+  // Said last: a unit without changed code is summed up by its first note.
+  const copyNotes = [...compiledViaCopy].map((s) => `${s}: compiled as its build-time copy ${[...copyOf].filter(([, f]) => f === s).map(([c]) => c).join(', ')}`);
   if (affected.units.length === 0) {
     await unapply();
     return { verdict: 'no-code', reason: notes[0] ?? 'no compiled unit is affected', reasons: notes, objects: 0, compiled: 0 };
@@ -229,6 +235,7 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     notes.push(...judged.notes);
     objects.push(judged.report);
   }
+  notes.push(...copyNotes);
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
   const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, opts.services);
@@ -245,7 +252,7 @@ export async function walkSeries(opts: WalkOptions): Promise<void> {
   while (position > stop) {
     const unit = byEnd.get(position);
     if (!unit) {
-      await reverseApply(opts.tree, opts.series[position - 1]!);
+      await reverseApply(opts.tree, opts.series[position - 1]!, opts.copies);
       position--;
       continue;
     }
