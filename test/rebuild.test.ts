@@ -195,3 +195,53 @@ describe('replaying ninja and debian/rules\' own $(MAKE) (test/fixtures/rebuild-
     expect(bundles).toEqual({ 'obj-x86_64-linux-gnu/server': '/usr/bin/server', 'tools/tool': '/usr/bin/rebuild-tool' });
   });
 });
+
+/**
+ * A fix that newly calls a function whose object sits in an archive the binary links but never
+ * pulled in (test/fixtures/rebuild-archive; nfs-utils' cache.c calling replicas_lookup() of
+ * fsloc.o in libexport.a, which rpc.mountd never linked). Before, create-diff-object said
+ * "lookup_referral does not resolve in server" and the verdict was text-only, not kpatch-able
+ * (exit 5) with no bundle; relinked, the fixed server would contain fsloc.o, so the patch
+ * carries it.
+ */
+describe('a patch calling into an archive member the binary never linked (test/fixtures/rebuild-archive)', () => {
+  const fx = new URL('./fixtures/rebuild-archive/', import.meta.url).pathname;
+  let rep: Report;
+  let code: number | undefined;
+  let out: string;
+
+  beforeAll(async () => {
+    const dir = join(scratch, 'archive-out');
+    const result = await execa(wfbuild, ['build', join(fx, 'patches/0001-export-referral.patch'), '--source', join(fx, 'tree'), '--build-cmd', 'make', '--out', dir], {
+      reject: false,
+      env: { WFPATCH_CACHE: join(scratch, 'cache') },
+      all: true,
+    });
+    code = result.exitCode;
+    out = result.all ?? '';
+    rep = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
+  }, 120_000);
+
+  it('the original server does not hold fsloc.c (the case being tested)', async () => {
+    const server = (rep.objects[0]?.verdicts[0]?.verdict as { target?: { path?: string } } | null)?.target?.path ?? '';
+    expect(server).toMatch(/\/linked\/server$/);
+    expect(await holdsUnit(server, 'fsloc.c')).toBe(false);
+    expect(await holdsUnit(server, 'cache.c')).toBe(true);
+  });
+
+  it('carries fsloc.o in the patch: kpatch-able, one bundle for server, nothing unresolved', () => {
+    expect(code, out).toBe(0);
+    expect(rep).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    expect(rep.objects.map((o) => o.object)).toEqual(['cache.o']);
+    expect(rep.bundles.map((b) => [b.binary, b.objects])).toEqual([['server', ['cache.o']]]);
+    expect(rep.notes.join('\n')).toMatch(/cache\.o: the patched code calls into archive member\(s\) server never linked — carried in its patch for server, their functions new: fsloc\.o \(defines lookup_referral\)/);
+  });
+
+  it('the carried functions are new functions of the patch, the changed one replaced', () => {
+    const verdict = rep.objects[0]!.verdicts[0]!.verdict as { unresolved: string[]; changedFunctions: { name: string }[]; newFunctions: { name: string }[] };
+    expect(verdict.unresolved).toEqual([]);
+    expect(verdict.changedFunctions.map((f) => f.name)).toEqual(['export_entry']);
+    expect(verdict.newFunctions.map((f) => f.name).sort()).toEqual(expect.arrayContaining(['lookup_referral']));
+    expect(verdict.newFunctions.map((f) => f.name).join(' ')).toMatch(/parse_method/);
+  });
+});

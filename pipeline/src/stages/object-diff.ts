@@ -10,6 +10,7 @@ import { needsBuild, type Candidate, type Stage, type StageContext } from './con
 import { judgeObjectPair } from './judge.ts';
 import { originalBinary } from './binaries.ts';
 import { holdsUnit } from './members.ts';
+import { memberFinder } from './carry.ts';
 
 /** Judges one candidate; an object linked into nothing the package installs is no target. */
 async function diffCandidate(ctx: StageContext, cand: Candidate, links: ReadonlyMap<string, readonly string[]>, onProgress: (line: string) => void): Promise<void> {
@@ -41,6 +42,7 @@ async function diffCandidate(ctx: StageContext, cand: Candidate, links: Readonly
     targets: await Promise.all(binaries.map(async (binary) => ({ name: binary, path: await originalBinary(original, binary) }))),
     scratch: ctx.scratch!,
     onProgress,
+    members: (target) => (target.path === null ? null : memberFinder({ log: original.log, tree: patched.tree, binary: target.name, binaryPath: target.path })),
   });
   ctx.reasons.push(...judged.reasons);
   ctx.notes.push(...judged.notes);
