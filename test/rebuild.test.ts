@@ -238,6 +238,7 @@ describe('a patch calling into an archive member the binary never linked (test/f
   });
 
   it('the carried functions are new functions of the patch, the changed one replaced', () => {
+    expect(rep.objects[0]!.verdicts[0]!.carried).toEqual([{ object: 'fsloc.o', defines: ['lookup_referral'] }]);
     const verdict = rep.objects[0]!.verdicts[0]!.verdict as { unresolved: string[]; changedFunctions: { name: string }[]; newFunctions: { name: string }[] };
     expect(verdict.unresolved).toEqual([]);
     expect(verdict.changedFunctions.map((f) => f.name)).toEqual(['export_entry']);

@@ -74,7 +74,15 @@ function unresolvedOf(result: DiffResult): string[] {
  * (carrying a member with variables must not turn "unresolved" into "new data") and a note
  * says what was tried.
  */
-async function withMembers(pair: ObjectPair, original: string, target: Target, base: string, first: DiffResult, finder: MemberFinder, notes: string[]): Promise<DiffResult> {
+async function withMembers(
+  pair: ObjectPair,
+  original: string,
+  target: Target,
+  base: string,
+  first: DiffResult,
+  finder: MemberFinder,
+  notes: string[],
+): Promise<{ result: DiffResult; carried: CarriedMember[] }> {
   const carried: CarriedMember[] = [];
   let result = first;
   for (let round = 1; round <= 8; round++) {
@@ -86,13 +94,13 @@ async function withMembers(pair: ObjectPair, original: string, target: Target, b
     result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`);
     if (result.outcome !== 'not-patchable') break;
   }
-  if (!carried.length) return first;
+  if (!carried.length) return { result: first, carried: [] };
   if (result.outcome === 'patch') {
     notes.push(carriedNote(pair.object, target.name, carried));
-    return result;
+    return { result, carried };
   }
   notes.push(`${pair.object}: carrying ${carried.map((m) => m.object).join(', ')} (archive members ${target.name} never linked, defining ${carried.flatMap((m) => m.defines).join(', ')}) gave create-diff-object exit ${result.exitCode} (${result.outcome}): the verdict without them stands`);
-  return first;
+  return { result: first, carried: [] };
 }
 
 export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
@@ -115,9 +123,16 @@ export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
     pair.onProgress?.(target.path === null ? pair.object : `${pair.object} against ${target.name}`);
     const base = join(pair.scratch, target.path === null ? flat(pair.object) : `${flat(pair.object)}@${flat(target.name)}`);
     let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`);
+    let carried: CarriedMember[] = [];
     const finder = result.outcome === 'not-patchable' ? (pair.members?.(target) ?? null) : null;
-    if (finder) result = await withMembers(pair, original, target, base, result, finder, notes);
-    verdicts.push({ binary: target.name, outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict });
+    if (finder) ({ result, carried } = await withMembers(pair, original, target, base, result, finder, notes));
+    verdicts.push({
+      binary: target.name,
+      outcome: result.outcome,
+      exitCode: result.exitCode,
+      verdict: result.verdict,
+      ...(carried.length ? { carried: carried.map((m) => ({ object: m.object, defines: m.defines })) } : {}),
+    });
     reasons.push(...verdictReasons(pair.object, result));
     if (result.outcome === 'nothing') notes.push(`${pair.object}: changed bytes, no changed code or data (create-diff-object: nothing to patch)`);
     if (result.output) patches.set(target.name, result.output);
