@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records.ts';
 import { holdsUnit } from '../pipeline/src/stages/members.ts';
+import { bundleFileNames } from '../pipeline/src/stages/bundle.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 const fixture = new URL('./fixtures/rebuild/', import.meta.url).pathname;
@@ -244,5 +245,17 @@ describe('a patch calling into an archive member the binary never linked (test/f
     expect(verdict.changedFunctions.map((f) => f.name)).toEqual(['export_entry']);
     expect(verdict.newFunctions.map((f) => f.name).sort()).toEqual(expect.arrayContaining(['lookup_referral']));
     expect(verdict.newFunctions.map((f) => f.name).join(' ')).toMatch(/parse_method/);
+  });
+});
+
+describe('bundle file names (bundle.ts)', () => {
+  // openssh builds ssh twice (debian/build-deb, debian/build-udeb): both bundles were written
+  // as ssh.wfp, the second over the first.
+  it('keeps a unique binary name, and names binaries sharing one by their path', () => {
+    expect(Object.fromEntries(bundleFileNames(['debian/build-deb/ssh', 'debian/build-udeb/ssh', 'debian/build-deb/sshd']))).toEqual({
+      'debian/build-deb/ssh': 'debian_build-deb_ssh.wfp',
+      'debian/build-udeb/ssh': 'debian_build-udeb_ssh.wfp',
+      'debian/build-deb/sshd': 'sshd.wfp',
+    });
   });
 });
