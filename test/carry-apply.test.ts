@@ -76,8 +76,8 @@ afterAll(async () => {
   if (dir && !process.env.CDO_KEEP) await rm(dir, { recursive: true, force: true });
 });
 
-async function runPatched(prog: string, patch: string): Promise<{ stdout: string; log: string }> {
-  const log = join(dir, 'log.jsonl');
+async function runPatched(prog: string, patch: string): Promise<{ stdout: string; stderr: string; log: string }> {
+  const log = join(dir, `log-${Math.random().toString(36).slice(2)}.jsonl`);
   const child = execa(prog, [], { reject: false, env: { WF_GLOBAL: '1', WF_PATCH_QUEUE: patch, WF_LOGFILE: log }, timeout: 30_000 });
   let sent = false;
   let seen = '';
@@ -89,7 +89,7 @@ async function runPatched(prog: string, patch: string): Promise<{ stdout: string
     }
   });
   const r = await child;
-  return { stdout: r.stdout, log: existsSync(log) ? await readFile(log, 'utf8') : '' };
+  return { stdout: r.stdout, stderr: r.stderr, log: existsSync(log) ? await readFile(log, 'utf8') : '' };
 }
 
 describe('a patch carrying an archive member the binary never linked, applied by libwfpatch', () => {
@@ -113,5 +113,33 @@ describe('a patch carrying an archive member the binary never linked, applied by
     // before: the old export_entry; after: the referral from the carried lookup_referral
     // (parse_method found "refer=" → method 1), on every line.
     for (const [i, l] of lines.entries()) expect(l).toBe(`${i} [${i < first ? 'flags=2 ' : 'flags=2 1'}]`);
+  });
+});
+
+/**
+ * A new function added in one file and called from another (the bundle defines it: the
+ * object-diff stage passes it to create-diff-object as --provided): the two patch objects
+ * `ld -r`-ed into one bundle, applied in the running program.
+ */
+describe('a bundle whose one object calls a function new in the other (patch 0002), applied by libwfpatch', () => {
+  it('the call resolves within the bundle and the new function runs', { timeout: 120_000 }, async () => {
+    const q = join(dir, 'q');
+    await cp(join(fixture, 'tree'), q, { recursive: true });
+    await execa('patch', ['-p1', '--batch', '-i', join(fixture, 'patches/0002-new-function-in-another-file.patch')], { cwd: q });
+    for (const unit of ['cache', 'xlog']) await execa('gcc', [...flags, '-c', `${unit}.c`], { cwd: q });
+    const without = await execa(cdo, ['o/cache.o', 'q/cache.o', '--output', 'q-cache.o', '--verdict', 'q-cache0.json', '--binary', 'o/prog'], { cwd: dir, reject: false });
+    expect(without.exitCode).toBe(5);
+    const cache = await execa(cdo, ['o/cache.o', 'q/cache.o', '--output', 'q-cache.o', '--verdict', 'q-cache.json', '--binary', 'o/prog', '--provided', 'xlog_level'], { cwd: dir, reject: false });
+    expect(cache.exitCode, cache.stderr).toBe(0);
+    const xlog = await execa(cdo, ['o/xlog.o', 'q/xlog.o', '--output', 'q-xlog.o', '--verdict', 'q-xlog.json', '--binary', 'o/prog'], { cwd: dir, reject: false });
+    expect(xlog.exitCode, xlog.stderr).toBe(0);
+    await execa('ld', ['-r', '-o', 'q-bundle.o', 'q-cache.o', 'q-xlog.o'], { cwd: dir });
+    const run = await runPatched(join(dir, 'o/prog'), join(dir, 'q-bundle.o'));
+    expect(run.log).toContain('"outcome":"applied"');
+    // xlog("exported", flags * xlog_level(flags)): 2 before, 2 * 2 after.
+    const logged = run.stderr.split('\n').filter((l) => l.startsWith('exported: '));
+    const first = logged.indexOf('exported: 4');
+    expect(first, run.stderr).toBeGreaterThan(3);
+    for (const [i, l] of logged.entries()) expect(l).toBe(i < first ? 'exported: 2' : 'exported: 4');
   });
 });

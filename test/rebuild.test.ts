@@ -259,3 +259,44 @@ describe('bundle file names (bundle.ts)', () => {
     });
   });
 });
+
+/**
+ * A fix that adds a function in one file and calls it from another (knot-resolver's
+ * session_tcp_penalize(), new in session.c, called from io.c): the calling object alone has a
+ * reference the binary cannot resolve, but the bundle defines it. Before: io.c's object was
+ * "not patchable" (unresolved) and the verdict not-kpatchable.
+ */
+describe('a new function in one object called from another (test/fixtures/rebuild-archive, patch 0002)', () => {
+  const fx = new URL('./fixtures/rebuild-archive/', import.meta.url).pathname;
+  let rep: Report;
+  let code: number | undefined;
+  let out: string;
+
+  beforeAll(async () => {
+    const dir = join(scratch, 'cross-out');
+    const result = await execa(wfbuild, ['build', join(fx, 'patches/0002-new-function-in-another-file.patch'), '--source', join(fx, 'tree'), '--build-cmd', 'make', '--out', dir], {
+      reject: false,
+      env: { WFPATCH_CACHE: join(scratch, 'cache') },
+      all: true,
+    });
+    code = result.exitCode;
+    out = result.all ?? '';
+    rep = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
+  }, 120_000);
+
+  it('is kpatch-able: one bundle for server with both objects', () => {
+    expect(code, out).toBe(0);
+    expect(rep).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    expect(rep.objects.map((o) => o.object).sort()).toEqual(['cache.o', 'xlog.o']);
+    expect(rep.bundles.map((b) => [b.binary, [...b.objects].sort()])).toEqual([['server', ['cache.o', 'xlog.o']]]);
+  });
+
+  it('resolves the call within the bundle and says so', () => {
+    expect(rep.notes).toContain("cache.o: calls xlog_level, new in another object's patch for server: resolved within the bundle");
+    const cache = rep.objects.find((o) => o.object === 'cache.o')!.verdicts[0]!.verdict as { unresolved: string[]; references: { name: string; how: string }[] };
+    expect(cache.unresolved).toEqual([]);
+    expect(cache.references.find((r) => r.name === 'xlog_level')?.how).toMatch(/another patch object of the same bundle/);
+    const xlog = rep.objects.find((o) => o.object === 'xlog.o')!.verdicts[0]!.verdict as { newFunctions: { name: string; binding: string }[] };
+    expect(xlog.newFunctions).toContainEqual(expect.objectContaining({ name: 'xlog_level', binding: 'global' }));
+  });
+});

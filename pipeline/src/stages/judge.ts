@@ -35,6 +35,11 @@ export interface ObjectPair {
    * (carry.ts); absent in compile-only mode, where there is no binary to resolve against.
    */
   readonly members?: (target: Target) => MemberFinder | null;
+  /**
+   * Globals other patch objects for the same target define (new functions the patch adds in
+   * other files): passed as `--provided`, they resolve within the bundle.
+   */
+  readonly provided?: (target: Target) => readonly string[];
 }
 
 export interface Judgement {
@@ -91,7 +96,7 @@ async function withMembers(
     carried.push(...more);
     const combined = `${base}.carried${round}.in.o`;
     await combine(pair.patched, carried, combined);
-    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`);
+    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`, pair.provided?.(target) ?? []);
     if (result.outcome !== 'not-patchable') break;
   }
   if (!carried.length) return { result: first, carried: [] };
@@ -122,7 +127,7 @@ export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
   for (const target of pair.targets) {
     pair.onProgress?.(target.path === null ? pair.object : `${pair.object} against ${target.name}`);
     const base = join(pair.scratch, target.path === null ? flat(pair.object) : `${flat(pair.object)}@${flat(target.name)}`);
-    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`);
+    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`, pair.provided?.(target) ?? []);
     let carried: CarriedMember[] = [];
     const finder = result.outcome === 'not-patchable' ? (pair.members?.(target) ?? null) : null;
     if (finder) ({ result, carried } = await withMembers(pair, original, target, base, result, finder, notes));
