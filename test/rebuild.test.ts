@@ -134,6 +134,37 @@ describe('recorded make invocations (make-records.ts)', () => {
   });
 });
 
+describe('makes that built nothing (make-records.ts)', () => {
+  // knot-resolver's debian/rules runs `dh_auto_build -- doc` (ninja doc: Sphinx, Doxygen) before
+  // the build proper; the patched build re-ran it every time (118–352 s) for nothing it needs.
+  it('marks an outermost make or ninja under which no compile, link or ar ran', async () => {
+    const dir = join(scratch, 'idle-makes');
+    const records = join(dir, 'records');
+    const root = join(dir, 'tree');
+    await mkdir(records, { recursive: true });
+    await mkdir(join(root, 'obj'), { recursive: true });
+    await writeFile(join(root, 'obj/build.ninja'), '');
+    const steps: [string, string[] | null][] = [
+      ['m.0001', ['ninja', '-j2', '-v', 'doc']], // nothing compiled under it
+      ['m.0002', ['ninja', '-j2', '-v']],
+      ['r.0003', null], // a compile under the second ninja
+      ['m.0004', ['ninja', '-j2', '-v', 'tests']],
+      ['r.0005', null],
+    ];
+    for (const [name, args] of steps) {
+      await writeFile(join(records, name), [join(root, 'obj'), ...(args ?? ['gcc', '-c', 'x.c', '-o', 'x.o'])].map((f) => `${f}\0`).join(''));
+      if (args) await writeFile(join(records, `${name}.env`), 'PATH=/usr/bin\0');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const makes = await readMakeRecords(root, records);
+    expect(makes.map((m) => [m.args.join(' '), m.built])).toEqual([
+      ['-j2 -v doc', false],
+      ['-j2 -v', true],
+      ['-j2 -v tests', true],
+    ]);
+  });
+});
+
 describe('archive members (members.ts)', () => {
   it('tells which units a binary pulled in from an archive', async () => {
     const dir = join(scratch, 'members');
