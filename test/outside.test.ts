@@ -4,8 +4,8 @@
  * patch that changes C code, applied to the tree without it — run through the real CLI exactly as
  * `npm run bench:outside -- --small` does. Per package: the verdict a reader of the patch wrote
  * down in corpus/outside/packages.json before anything ran, no spurious changed object, the
- * bundle's installed path, an incremental patched build, and (nfs-utils) exactly the unresolved
- * symbols the reader expected.
+ * bundle's installed path, an incremental patched build, and (nfs-utils) exactly the archive
+ * member the reader expected the patch to carry (fsloc.o, which rpc.mountd never linked).
  *
  * Build dependencies are installed by wfbuild itself (as root). Original builds live in the
  * shared content-addressed store, so a warm run takes seconds (13 s here); a cold one 15–18 minutes
@@ -24,6 +24,8 @@ interface Expected {
   readonly textOnly: boolean;
   readonly binaries: readonly { readonly build: string; readonly installed: string }[];
   readonly unresolved?: readonly string[];
+  /** Archive members the shipped binary never linked that the patch must carry (nfs-utils' fsloc.o). */
+  readonly carried?: readonly { readonly object: string; readonly defines: readonly string[] }[];
 }
 interface Entry {
   readonly package: string;
@@ -103,6 +105,19 @@ describe('npm run bench:outside -- --small', () => {
         expect(report.bundles.map((b) => b.installedPath).sort()).toEqual(p.expected.binaries.map((b) => b.installed).sort());
       }
     });
+
+    if (p.expected.carried) {
+      const carried = p.expected.carried;
+      it(`carries ${carried.map((c) => c.object).join(', ')} into the bundle, and only for the binary that holds the changed object`, () => {
+        const report = reports.get(name)!;
+        const verdicts = report.objects.flatMap((o) => o.verdicts);
+        // The one shipped binary holding the changed unit gets the bundle; nothing is left unresolved.
+        expect(verdicts.map((v) => v.binary)).toEqual(p.expected.binaries.map((b) => b.build));
+        expect(verdicts.map((v) => (v.carried ?? []).map((c) => ({ object: c.object, defines: [...c.defines].sort() })))).toEqual([carried]);
+        expect((verdicts[0]!.verdict as { unresolved: string[] }).unresolved).toEqual([]);
+        expect(report.reasons).toEqual([]);
+      });
+    }
 
     if (p.expected.unresolved) {
       const unresolved = p.expected.unresolved;

@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records.ts';
 import { holdsUnit } from '../pipeline/src/stages/members.ts';
+import { bundleFileNames } from '../pipeline/src/stages/bundle.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 const fixture = new URL('./fixtures/rebuild/', import.meta.url).pathname;
@@ -133,6 +134,37 @@ describe('recorded make invocations (make-records.ts)', () => {
   });
 });
 
+describe('makes that built nothing (make-records.ts)', () => {
+  // knot-resolver's debian/rules runs `dh_auto_build -- doc` (ninja doc: Sphinx, Doxygen) before
+  // the build proper; the patched build re-ran it every time (118–352 s) for nothing it needs.
+  it('marks an outermost make or ninja under which no compile, link or ar ran', async () => {
+    const dir = join(scratch, 'idle-makes');
+    const records = join(dir, 'records');
+    const root = join(dir, 'tree');
+    await mkdir(records, { recursive: true });
+    await mkdir(join(root, 'obj'), { recursive: true });
+    await writeFile(join(root, 'obj/build.ninja'), '');
+    const steps: [string, string[] | null][] = [
+      ['m.0001', ['ninja', '-j2', '-v', 'doc']], // nothing compiled under it
+      ['m.0002', ['ninja', '-j2', '-v']],
+      ['r.0003', null], // a compile under the second ninja
+      ['m.0004', ['ninja', '-j2', '-v', 'tests']],
+      ['r.0005', null],
+    ];
+    for (const [name, args] of steps) {
+      await writeFile(join(records, name), [join(root, 'obj'), ...(args ?? ['gcc', '-c', 'x.c', '-o', 'x.o'])].map((f) => `${f}\0`).join(''));
+      if (args) await writeFile(join(records, `${name}.env`), 'PATH=/usr/bin\0');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const makes = await readMakeRecords(root, records);
+    expect(makes.map((m) => [m.args.join(' '), m.built])).toEqual([
+      ['-j2 -v doc', false],
+      ['-j2 -v', true],
+      ['-j2 -v tests', true],
+    ]);
+  });
+});
+
 describe('archive members (members.ts)', () => {
   it('tells which units a binary pulled in from an archive', async () => {
     const dir = join(scratch, 'members');
@@ -193,5 +225,109 @@ describe('replaying ninja and debian/rules\' own $(MAKE) (test/fixtures/rebuild-
     expect(toolsReport).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
     const bundles = Object.fromEntries(toolsReport.bundles.map((b) => [b.binary, b.installedPath]));
     expect(bundles).toEqual({ 'obj-x86_64-linux-gnu/server': '/usr/bin/server', 'tools/tool': '/usr/bin/rebuild-tool' });
+  });
+});
+
+/**
+ * A fix that newly calls a function whose object sits in an archive the binary links but never
+ * pulled in (test/fixtures/rebuild-archive; nfs-utils' cache.c calling replicas_lookup() of
+ * fsloc.o in libexport.a, which rpc.mountd never linked). Before, create-diff-object said
+ * "lookup_referral does not resolve in server" and the verdict was text-only, not kpatch-able
+ * (exit 5) with no bundle; relinked, the fixed server would contain fsloc.o, so the patch
+ * carries it.
+ */
+describe('a patch calling into an archive member the binary never linked (test/fixtures/rebuild-archive)', () => {
+  const fx = new URL('./fixtures/rebuild-archive/', import.meta.url).pathname;
+  let rep: Report;
+  let code: number | undefined;
+  let out: string;
+
+  beforeAll(async () => {
+    const dir = join(scratch, 'archive-out');
+    const result = await execa(wfbuild, ['build', join(fx, 'patches/0001-export-referral.patch'), '--source', join(fx, 'tree'), '--build-cmd', 'make', '--out', dir], {
+      reject: false,
+      env: { WFPATCH_CACHE: join(scratch, 'cache') },
+      all: true,
+    });
+    code = result.exitCode;
+    out = result.all ?? '';
+    rep = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
+  }, 120_000);
+
+  it('the original server does not hold fsloc.c (the case being tested)', async () => {
+    const server = (rep.objects[0]?.verdicts[0]?.verdict as { target?: { path?: string } } | null)?.target?.path ?? '';
+    expect(server).toMatch(/\/linked\/server$/);
+    expect(await holdsUnit(server, 'fsloc.c')).toBe(false);
+    expect(await holdsUnit(server, 'cache.c')).toBe(true);
+  });
+
+  it('carries fsloc.o in the patch: kpatch-able, one bundle for server, nothing unresolved', () => {
+    expect(code, out).toBe(0);
+    expect(rep).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    expect(rep.objects.map((o) => o.object)).toEqual(['cache.o']);
+    expect(rep.bundles.map((b) => [b.binary, b.objects])).toEqual([['server', ['cache.o']]]);
+    expect(rep.notes.join('\n')).toMatch(/cache\.o: the patched code calls into archive member\(s\) server never linked — carried in its patch for server, their functions new: fsloc\.o \(defines lookup_referral\)/);
+  });
+
+  it('the carried functions are new functions of the patch, the changed one replaced', () => {
+    expect(rep.objects[0]!.verdicts[0]!.carried).toEqual([{ object: 'fsloc.o', defines: ['lookup_referral'] }]);
+    const verdict = rep.objects[0]!.verdicts[0]!.verdict as { unresolved: string[]; changedFunctions: { name: string }[]; newFunctions: { name: string }[] };
+    expect(verdict.unresolved).toEqual([]);
+    expect(verdict.changedFunctions.map((f) => f.name)).toEqual(['export_entry']);
+    expect(verdict.newFunctions.map((f) => f.name).sort()).toEqual(expect.arrayContaining(['lookup_referral']));
+    expect(verdict.newFunctions.map((f) => f.name).join(' ')).toMatch(/parse_method/);
+  });
+});
+
+describe('bundle file names (bundle.ts)', () => {
+  // openssh builds ssh twice (debian/build-deb, debian/build-udeb): both bundles were written
+  // as ssh.wfp, the second over the first.
+  it('keeps a unique binary name, and names binaries sharing one by their path', () => {
+    expect(Object.fromEntries(bundleFileNames(['debian/build-deb/ssh', 'debian/build-udeb/ssh', 'debian/build-deb/sshd']))).toEqual({
+      'debian/build-deb/ssh': 'debian_build-deb_ssh.wfp',
+      'debian/build-udeb/ssh': 'debian_build-udeb_ssh.wfp',
+      'debian/build-deb/sshd': 'sshd.wfp',
+    });
+  });
+});
+
+/**
+ * A fix that adds a function in one file and calls it from another (knot-resolver's
+ * session_tcp_penalize(), new in session.c, called from io.c): the calling object alone has a
+ * reference the binary cannot resolve, but the bundle defines it. Before: io.c's object was
+ * "not patchable" (unresolved) and the verdict not-kpatchable.
+ */
+describe('a new function in one object called from another (test/fixtures/rebuild-archive, patch 0002)', () => {
+  const fx = new URL('./fixtures/rebuild-archive/', import.meta.url).pathname;
+  let rep: Report;
+  let code: number | undefined;
+  let out: string;
+
+  beforeAll(async () => {
+    const dir = join(scratch, 'cross-out');
+    const result = await execa(wfbuild, ['build', join(fx, 'patches/0002-new-function-in-another-file.patch'), '--source', join(fx, 'tree'), '--build-cmd', 'make', '--out', dir], {
+      reject: false,
+      env: { WFPATCH_CACHE: join(scratch, 'cache') },
+      all: true,
+    });
+    code = result.exitCode;
+    out = result.all ?? '';
+    rep = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
+  }, 120_000);
+
+  it('is kpatch-able: one bundle for server with both objects', () => {
+    expect(code, out).toBe(0);
+    expect(rep).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    expect(rep.objects.map((o) => o.object).sort()).toEqual(['cache.o', 'xlog.o']);
+    expect(rep.bundles.map((b) => [b.binary, [...b.objects].sort()])).toEqual([['server', ['cache.o', 'xlog.o']]]);
+  });
+
+  it('resolves the call within the bundle and says so', () => {
+    expect(rep.notes).toContain("cache.o: calls xlog_level, new in another object's patch for server: resolved within the bundle");
+    const cache = rep.objects.find((o) => o.object === 'cache.o')!.verdicts[0]!.verdict as { unresolved: string[]; references: { name: string; how: string }[] };
+    expect(cache.unresolved).toEqual([]);
+    expect(cache.references.find((r) => r.name === 'xlog_level')?.how).toMatch(/another patch object of the same bundle/);
+    const xlog = rep.objects.find((o) => o.object === 'xlog.o')!.verdicts[0]!.verdict as { newFunctions: { name: string; binding: string }[] };
+    expect(xlog.newFunctions).toContainEqual(expect.objectContaining({ name: 'xlog_level', binding: 'global' }));
   });
 });

@@ -14,7 +14,9 @@
  * `--source`); (3) `nice -n 10 node pipeline/bin/wfbuild build PATCH --source TREE --out DIR
  * --json`, timed; (4) report.json's outcome against the expectation, and every changed object
  * against the expected sources (an object nobody expected is "spurious"). With `--plain`, also
- * a plain `debian/rules build-arch` of a fresh copy of the tree, for the ≤ 1.5x goal.
+ * a plain build of a fresh copy of the tree right after it — the command and clean environment
+ * report.json's `build` records — and the ratio, for the ≤ 1.5x goal (only when the original
+ * build was not reused from the cache: a warm wfbuild is no figure against a cold plain build).
  *
  * The CLI runs as a process (execa, argument arrays, no shell): this script imports nothing from
  * pipeline/src. Exit: 0 every selected runnable package matched, 1 a mismatch, a failure or a
@@ -64,6 +66,14 @@ interface Row {
   detail: string;
   /** report.json's per-stage milliseconds (original build, patched build, …), when there is a report. */
   timings: Record<string, number> | null;
+  /** Was the original build reused from the cache (then the ratio says nothing about a cold run)? */
+  originalCached: boolean | null;
+  /** report.json's patchedBuild counts: recompiled / differing / changed. */
+  rebuilt: { recompiled: number; differing: number; changed: number } | null;
+  /** Per bundle: the binary in the tree and where the package installs it. */
+  bundles: { binary: string; installedPath: string | null }[];
+  /** The plain build's failure, when it failed (its time is then not a figure). */
+  plainError: string | null;
   log: string | null;
 }
 
@@ -213,10 +223,13 @@ function sourceMatches(got: string, expected: string): boolean {
 interface ReportLite {
   outcome: Outcome;
   textOnly: boolean | null;
-  objects: { object: string; source: string; binaries: string[] }[];
+  objects: { object: string; source: string; binaries: string[]; verdicts: { binary: string; outcome: string }[] }[];
   bundles: { binary: string; installedPath: string | null }[];
   reasons: { object: string | null; kind: string; symbol: string | null; what: string }[];
   timings: Record<string, number>;
+  build: { argv: string[]; env: Record<string, string> } | null;
+  originalBuild: { key: string; cached: boolean } | null;
+  patchedBuild: { how: string; recompiled: number; differing: number; changed: number } | null;
 }
 
 async function runOne(p: PackageEntry): Promise<Row> {
@@ -234,6 +247,10 @@ async function runOne(p: PackageEntry): Promise<Row> {
     missingExpected: [],
     detail: '',
     timings: null,
+    originalCached: null,
+    rebuilt: null,
+    bundles: [],
+    plainError: null,
     log: null,
   };
   if (!p.patch) {
@@ -290,11 +307,18 @@ async function runOne(p: PackageEntry): Promise<Row> {
     row.got = report.outcome;
     row.match = report.outcome === p.expected.outcome && (p.expected.textOnly === null || report.textOnly === p.expected.textOnly) ? 'yes' : 'NO';
     const exp = expectedSources(p.expected);
-    row.spurious = report.objects.filter((o) => !exp.some((e) => sourceMatches(o.source, e))).map((o) => o.object);
-    row.missingExpected = exp.filter((e) => !report!.objects.some((o) => sourceMatches(o.source, e)));
+    // A changed object is one create-diff-object found changed code or data in. An object whose
+    // bytes differ with nothing to patch everywhere (a header's line shift moving only debug
+    // line info) is reported, but it is not a change the patch makes.
+    const changed = report.objects.filter((o) => o.verdicts.some((v) => v.outcome !== 'nothing'));
+    row.spurious = changed.filter((o) => !exp.some((e) => sourceMatches(o.source, e))).map((o) => o.object);
+    row.missingExpected = exp.filter((e) => !changed.some((o) => sourceMatches(o.source, e)));
     if (row.spurious.length) row.match = 'NO';
     const reasons = report.reasons.map((x) => `${x.kind}: ${x.what}`);
     row.timings = report.timings;
+    row.originalCached = report.originalBuild?.cached ?? null;
+    row.rebuilt = report.patchedBuild ? { recompiled: report.patchedBuild.recompiled, differing: report.patchedBuild.differing, changed: report.patchedBuild.changed } : null;
+    row.bundles = report.bundles.map((b) => ({ binary: b.binary, installedPath: b.installedPath }));
     const t = report.timings;
     row.detail = [
       `original build ${secs(t.originalBuild ?? 0)} s, patched build ${secs(t.patchedBuild ?? 0)} s`,
@@ -307,7 +331,11 @@ async function runOne(p: PackageEntry): Promise<Row> {
       .join(' | ');
   }
 
-  if (values.plain) row.plainSeconds = await plainBuild(p, tree);
+  if (values.plain) {
+    const plain = await plainBuild(p, tree, report?.build ?? null);
+    row.plainSeconds = plain.seconds;
+    row.plainError = plain.error;
+  }
   return row;
 }
 
@@ -332,34 +360,47 @@ function firstErrorLine(stderr: string): string | null {
   return lines[0]!;
 }
 
+/** The clean environment wfbuild documents (pipeline/README.md), for a run that left no report. */
+const fallbackEnv: Record<string, string> = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC', DEB_BUILD_OPTIONS: debBuildOptions };
+
 /**
- * A plain `debian/rules build-arch` of a fresh copy of the tree (no wrapper), for the ratio: the
- * same target and the same clean environment as wfbuild's builds (pipeline/README.md), so the
- * ratio measures the wrapper, the copies and the rebuild, not a different build.
+ * A plain build of a fresh copy of the tree, without the wrapper, right after the wfbuild run
+ * (so both see the same machine load as far as a sequential run can): the command and the
+ * whole clean environment report.json's `build` says wfbuild used (`debian/rules build-arch`,
+ * Debian's PATH, fixed locale and HOME, DEB_BUILD_OPTIONS), so the ratio measures the wrapper,
+ * the copies and the patched rebuild, not a different build. Copying the tree is not timed;
+ * the output goes to `<out>/<package>.plain.log`.
  */
-async function plainBuild(p: PackageEntry, tree: string): Promise<number | null> {
+async function plainBuild(p: PackageEntry, tree: string, build: ReportLite['build']): Promise<{ seconds: number | null; error: string | null }> {
   const copy = join(cacheRoot, 'plain', `${p.package}-${process.pid}`);
   await rm(copy, { recursive: true, force: true });
   await mkdir(dirname(copy), { recursive: true });
   await cp(tree, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
-  log(`${p.package}: plain debian/rules build-arch (for the ratio)`);
+  const argv = build?.argv.length ? build.argv : ['debian/rules', 'build-arch'];
+  const env = build ? { ...build.env } : fallbackEnv;
+  log(`${p.package}: plain ${argv.join(' ')} (for the ratio), env ${Object.keys(env).join(' ')}`);
   const start = performance.now();
-  const r = await execa('nice', ['-n', '10', 'debian/rules', 'build-arch'], {
+  const r = await execa('nice', ['-n', '10', ...argv], {
     cwd: copy,
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TZ: 'UTC', DEB_BUILD_OPTIONS: debBuildOptions },
+    env,
     extendEnv: false,
     reject: false,
+    all: true,
     stdin: 'ignore',
     timeout: timeoutMs,
     maxBuffer: 256 * 1024 * 1024,
   });
   const ms = performance.now() - start;
+  await writeFile(join(outRoot, `${p.package}.plain.log`), `$ ${argv.join(' ')}\n# env ${JSON.stringify(env)}\n# exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}, ${secs(ms)} s\n${r.all ?? ''}\n`);
   await rm(copy, { recursive: true, force: true });
-  return r.exitCode === 0 ? secs(ms) : null;
+  if (r.exitCode === 0) return { seconds: secs(ms), error: null };
+  const error = r.timedOut ? 'timed out' : `exit ${r.exitCode}: ${firstErrorLine(r.all ?? '') ?? ''}`;
+  log(`${p.package}: the plain build failed (${error})`);
+  return { seconds: null, error };
 }
 
 function table(rows: Row[]): string {
-  const head = ['package', 'patch', 'expected', 'got', 'match?', 'seconds', 'plain s', 'ratio'];
+  const head = ['package', 'patch', 'expected', 'got', 'match?', 'wfbuild s', 'original', 'plain s', 'ratio', 'r/d/c', 'bundles (installed path)'];
   const cells = rows.map((r) => [
     r.package,
     r.patch.length > 44 ? `${r.patch.slice(0, 41)}...` : r.patch,
@@ -367,8 +408,12 @@ function table(rows: Row[]): string {
     r.got,
     r.match,
     r.seconds === null ? '-' : r.seconds.toFixed(1),
-    r.plainSeconds === null ? '-' : r.plainSeconds.toFixed(1),
-    r.seconds !== null && r.plainSeconds ? `${(r.seconds / r.plainSeconds).toFixed(2)}x` : '-',
+    r.originalCached === null ? '-' : r.originalCached ? 'cached' : `${secs(r.timings?.originalBuild ?? 0).toFixed(1)} s`,
+    r.plainSeconds === null ? (r.plainError ? 'failed' : '-') : r.plainSeconds.toFixed(1),
+    // A cached original makes the wfbuild figure a warm one: no ratio to the cold plain build.
+    r.seconds !== null && r.plainSeconds && r.originalCached === false ? `${(r.seconds / r.plainSeconds).toFixed(2)}x` : '-',
+    r.rebuilt ? `${r.rebuilt.recompiled}/${r.rebuilt.differing}/${r.rebuilt.changed}` : '-',
+    r.bundles.length ? r.bundles.map((b) => b.installedPath ?? `${b.binary} (installed path unknown)`).join(', ') : '-',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]): string => `| ${c.map((x, i) => x.padEnd(w[i]!)).join(' | ')} |`;
@@ -388,7 +433,10 @@ await writeFile(join(outRoot, 'results.json'), `${JSON.stringify({ date: new Dat
 
 console.log(table(rows));
 console.log();
-for (const r of rows) if (r.detail) console.log(`${r.package}: ${r.detail}${r.log ? ` (log: ${r.log})` : ''}`);
+for (const r of rows) {
+  const plain = r.plainError ? ` | plain build failed: ${r.plainError}` : '';
+  if (r.detail || plain) console.log(`${r.package}: ${r.detail}${plain}${r.log ? ` (log: ${r.log})` : ''}`);
+}
 const ran = rows.filter((r) => r.match !== 'skip');
 const matched = ran.filter((r) => r.match === 'yes').length;
 const skipped = rows.length - ran.length;

@@ -197,6 +197,9 @@ struct diff {
 
 	bool text_only, patchable;
 	bool allow_new_data;	/* --new-data: new variables travel in the patch */
+	/* --provided NAME: globals another patch object of the same bundle defines */
+	const char **provided;
+	size_t nprovided;
 	bool data_changed;	/* existing data changed, or new data the patch cannot carry */
 	struct strlist text_reasons, patch_reasons, notes;
 	/* verdict lists, filled by the include pass */

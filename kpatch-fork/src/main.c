@@ -1,5 +1,6 @@
 /*
  * create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict V.json] [--binary ELF] [--new-data]
+ *                    [--provided NAME]...
  *
  * Runs the passes in order; see cdo.h and FORMAT.md.
  */
@@ -12,7 +13,10 @@
 
 static const char usage[] =
 	"usage: create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict VERDICT.json] [--binary ELF] [--new-data]\n"
+	"                          [--provided NAME]...\n"
 	"  --new-data: new static/global variables travel in the patch (exit 0; verdict liveWithNewData)\n"
+	"  --provided NAME: with --binary, a global another patch object of the same bundle defines\n"
+	"                   (a function the patch adds in another file): resolved, not an error\n"
 	"exit codes: 0 patch written, 1 usage or I/O error, 2 malformed or mismatched input,\n"
 	"            3 nothing to patch, 4 not text-only (data changed), 5 a change this tool cannot patch\n";
 
@@ -56,6 +60,20 @@ int main(int argc, char **argv)
 				binary = argv[++i];
 			else
 				output_path = argv[++i];
+		} else if (!strcmp(a, "--provided")) {
+			const char **grown;
+
+			if (i + 1 >= argc) {
+				fprintf(stderr, "create-diff-object: %s needs a value\n%s", a, usage);
+				return EXIT_USAGE;
+			}
+			grown = realloc(D.provided, (D.nprovided + 1) * sizeof(*D.provided));
+			if (!grown) {
+				fprintf(stderr, "create-diff-object: out of memory\n");
+				return EXIT_USAGE;
+			}
+			D.provided = grown;
+			D.provided[D.nprovided++] = argv[++i];
 		} else if (!strcmp(a, "--new-data")) {
 			D.allow_new_data = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

@@ -459,6 +459,12 @@ void check_target(struct diff *d)
 					e->how = xasprintf("defined in %s, which the binary loads", t->libs[k]);
 				}
 			}
+			for (size_t k = 0; k < d->nprovided && !e->resolved; k++) {
+				if (!strcmp(d->provided[k], e->plain)) {
+					e->resolved = true;
+					e->how = "defined by another patch object of the same bundle (--provided)";
+				}
+			}
 			if (!e->resolved)
 				e->how = e->bind == STB_WEAK ? "weak reference not defined anywhere (resolves to 0)"
 							     : "not defined in the binary or the libraries it needs";

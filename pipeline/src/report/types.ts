@@ -34,6 +34,11 @@ export interface ObjectVerdict {
   readonly exitCode: number | null;
   /** create-diff-object's verdict JSON, verbatim. */
   readonly verdict: unknown;
+  /**
+   * Archive members the binary's link left out that the patched code needs, carried in the
+   * patch (stages/carry.ts); absent when none.
+   */
+  readonly carried?: readonly { readonly object: string; readonly defines: readonly string[] }[];
 }
 
 export interface ObjectReport {

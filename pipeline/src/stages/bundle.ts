@@ -14,13 +14,23 @@ function blocked(ctx: StageContext): boolean {
   return ctx.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0 || o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
 }
 
-async function bundleFor(ctx: StageContext, binary: string, patches: readonly string[]): Promise<void> {
+/**
+ * Bundle file names: the binary's name, or — when two affected binaries share it (openssh's
+ * debian/build-deb/ssh and debian/build-udeb/ssh, exim4's light and heavy daemons) — its
+ * tree-relative path with '/' as '_', so no bundle overwrites another in --out.
+ */
+export function bundleFileNames(binaries: readonly string[]): Map<string, string> {
+  const count = new Map<string, number>();
+  for (const b of binaries) count.set(basename(b), (count.get(basename(b)) ?? 0) + 1);
+  return new Map(binaries.map((b) => [b, `${count.get(basename(b))! > 1 ? b.replace(/^\/+/, '').replace(/\//g, '_') : basename(b)}.wfp`]));
+}
+
+async function bundleFor(ctx: StageContext, binary: string, patches: readonly string[], file: string): Promise<void> {
   const original = ctx.original!;
   const triage = ctx.triage!;
   const installedPath = original.shipped?.[binary] ?? null;
   const originalPath = await originalBinary(original, binary);
   const id = await buildId(originalPath);
-  const file = `${basename(binary)}.wfp`;
   const meta = { format: 1, patch: triage.name, sha256: triage.sha256, cves: triage.cves, target: { path: installedPath ?? binary, buildId: id } } as const;
   const result = await writeBundle([...patches], meta, join(ctx.scratch!, file), ctx.scratch!);
   if (!result.ok) {
@@ -43,10 +53,11 @@ export const bundleStage: Stage = {
     const loops = ctx.input.options.enabled && ctx.tree?.package ? await quiescenceLoops(ctx.tree.package.name) : null;
     const refused = loops ? loopReasons(ctx.objects, loops) : new Map<string, Reason[]>();
     for (const reasons of refused.values()) ctx.reasons.push(...reasons);
+    const files = bundleFileNames([...affected]);
     for (const binary of affected) {
       const patches = ctx.perBinary.get(binary) ?? [];
       if (isBlocked || patches.length === 0 || refused.has(binary)) ctx.unbundled.push(binary);
-      else await bundleFor(ctx, binary, patches);
+      else await bundleFor(ctx, binary, patches, files.get(binary)!);
     }
     task.title = `bundles: ${ctx.bundles.length} of ${affected.size} binaries`;
   },

@@ -39,9 +39,18 @@ export async function ensureCreateDiffObject(): Promise<void> {
 /**
  * Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json --new-data [--binary ELF]`;
  * without a binary (null) the object pair alone is judged (the corpus' compile-only mode).
+ * `provided`: globals another patch object of the same bundle defines (`--provided`).
  */
-export async function createDiffObject(orig: string, patched: string, binary: string | null, output: string, verdictPath: string): Promise<DiffResult> {
-  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--new-data', ...(binary === null ? [] : ['--binary', binary])], {
+export async function createDiffObject(
+  orig: string,
+  patched: string,
+  binary: string | null,
+  output: string,
+  verdictPath: string,
+  provided: readonly string[] = [],
+): Promise<DiffResult> {
+  const extra = binary === null ? [] : ['--binary', binary, ...provided.flatMap((name) => ['--provided', name])];
+  const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--new-data', ...extra], {
     reject: false,
     all: true,
     stdin: 'ignore',

@@ -6,8 +6,9 @@
  */
 import { join } from 'node:path';
 import type { ObjectReport, ObjectVerdict, Reason } from '../report/types.ts';
-import { createDiffObject, verdictReasons } from './create-diff-object.ts';
+import { createDiffObject, verdictReasons, type DiffResult } from './create-diff-object.ts';
 import { compareLayouts, objectLayouts, type LayoutChange } from './layout.ts';
+import { carriedNote, combine, type CarriedMember, type MemberFinder } from './carry.ts';
 
 /** A binary the object is linked into; path null: judge the object pair alone (compile-only). */
 export interface Target {
@@ -29,6 +30,16 @@ export interface ObjectPair {
   /** Folder for create-diff-object's patch objects and verdicts. */
   readonly scratch: string;
   readonly onProgress?: (line: string) => void;
+  /**
+   * Archive members a target's link left out, for names the patched code newly needs
+   * (carry.ts); absent in compile-only mode, where there is no binary to resolve against.
+   */
+  readonly members?: (target: Target) => MemberFinder | null;
+  /**
+   * Globals other patch objects for the same target define (new functions the patch adds in
+   * other files): passed as `--provided`, they resolve within the bundle.
+   */
+  readonly provided?: (target: Target) => readonly string[];
 }
 
 export interface Judgement {
@@ -56,6 +67,47 @@ async function layoutChanges(pair: ObjectPair & { original: string }, notes: str
   return [];
 }
 
+function unresolvedOf(result: DiffResult): string[] {
+  const v = result.verdict as { unresolved?: unknown } | null;
+  return Array.isArray(v?.unresolved) ? v.unresolved.filter((s): s is string => typeof s === 'string' && !s.startsWith('__wfsym:')) : [];
+}
+
+/**
+ * create-diff-object again with the archive members that define what did not resolve, as
+ * the linker would pull them in — repeated while carried members need further members. The
+ * carried verdict is kept only when it makes a patch; otherwise the first verdict stands
+ * (carrying a member with variables must not turn "unresolved" into "new data") and a note
+ * says what was tried.
+ */
+async function withMembers(
+  pair: ObjectPair,
+  original: string,
+  target: Target,
+  base: string,
+  first: DiffResult,
+  finder: MemberFinder,
+  notes: string[],
+): Promise<{ result: DiffResult; carried: CarriedMember[] }> {
+  const carried: CarriedMember[] = [];
+  let result = first;
+  for (let round = 1; round <= 8; round++) {
+    const more = (await finder(unresolvedOf(result))).filter((m) => !carried.some((c) => c.object === m.object));
+    if (!more.length) break;
+    carried.push(...more);
+    const combined = `${base}.carried${round}.in.o`;
+    await combine(pair.patched, carried, combined);
+    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`, pair.provided?.(target) ?? []);
+    if (result.outcome !== 'not-patchable') break;
+  }
+  if (!carried.length) return { result: first, carried: [] };
+  if (result.outcome === 'patch') {
+    notes.push(carriedNote(pair.object, target.name, carried));
+    return { result, carried };
+  }
+  notes.push(`${pair.object}: carrying ${carried.map((m) => m.object).join(', ')} (archive members ${target.name} never linked, defining ${carried.flatMap((m) => m.defines).join(', ')}) gave create-diff-object exit ${result.exitCode} (${result.outcome}): the verdict without them stands`);
+  return { result: first, carried: [] };
+}
+
 export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
   const reasons: Reason[] = [];
   const notes: string[] = [];
@@ -75,8 +127,17 @@ export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
   for (const target of pair.targets) {
     pair.onProgress?.(target.path === null ? pair.object : `${pair.object} against ${target.name}`);
     const base = join(pair.scratch, target.path === null ? flat(pair.object) : `${flat(pair.object)}@${flat(target.name)}`);
-    const result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`);
-    verdicts.push({ binary: target.name, outcome: result.outcome, exitCode: result.exitCode, verdict: result.verdict });
+    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`, pair.provided?.(target) ?? []);
+    let carried: CarriedMember[] = [];
+    const finder = result.outcome === 'not-patchable' ? (pair.members?.(target) ?? null) : null;
+    if (finder) ({ result, carried } = await withMembers(pair, original, target, base, result, finder, notes));
+    verdicts.push({
+      binary: target.name,
+      outcome: result.outcome,
+      exitCode: result.exitCode,
+      verdict: result.verdict,
+      ...(carried.length ? { carried: carried.map((m) => ({ object: m.object, defines: m.defines })) } : {}),
+    });
     reasons.push(...verdictReasons(pair.object, result));
     if (result.outcome === 'nothing') notes.push(`${pair.object}: changed bytes, no changed code or data (create-diff-object: nothing to patch)`);
     if (result.output) patches.set(target.name, result.output);

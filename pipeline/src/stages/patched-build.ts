@@ -3,7 +3,7 @@ import { mkdir, readdir, rm, utimes } from 'node:fs/promises';
 import { execa } from 'execa';
 import { dirname, join } from 'node:path';
 import { installShims, readRecords, wrapperEnv, type CompileEntry } from '../wrapper/index.ts';
-import { replayable, replayEnv } from '../wrapper/make-records.ts';
+import { replayable, replayEnv, type MakeInvocation } from '../wrapper/make-records.ts';
 import { BuildFailed, bindMountAvailable, runBuild } from './build-command.ts';
 import { reproducibleEnv } from './reproducible.ts';
 import { partitionCandidates } from './ignore.ts';
@@ -76,13 +76,18 @@ interface RebuildPlan {
 async function rebuildPlan(original: OriginalBuild, cmd: BuildCommand, buildSystem: boolean, buildPath: string, newShims: string, wrapper: Record<string, string>): Promise<RebuildPlan> {
   const check = await replayable(original.log, original.makes, original.tree);
   if (check.ok && !buildSystem) {
-    const replay = original.makes.map((make) => {
-      const display = `${make.tool} ${make.args.join(' ')}`.trim();
+    const display = (make: MakeInvocation): string => `${make.tool} ${make.args.join(' ')}`.trim();
+    // A make that compiled and linked nothing in the original (documentation, a generator
+    // step) has nothing to redo for a patch that leaves the build system alone.
+    const makes = original.makes.filter((make) => make.built !== false);
+    const idle = original.makes.filter((make) => make.built === false);
+    const replay = makes.map((make) => {
       // env -C: make runs in its recorded directory, at the path the build sees.
       const argv = ['env', '-C', join(buildPath, make.cwd), make.tool, ...make.args];
-      return { cmd: { display, argv, env: replayEnv(make, join(original.dir, 'shims'), wrapper, newShims) }, env: {} };
+      return { cmd: { display: display(make), argv, env: replayEnv(make, join(original.dir, 'shims'), wrapper, newShims) }, env: {} };
     });
-    return { replay, how: `re-ran the original build's make/ninja invocation(s): ${replay.map((step, i) => `\`${step.cmd.display}\` in ${original.makes[i].cwd}`).join('; ')}` };
+    const left = idle.length ? `; left out, as they compiled and linked nothing in the original build: ${idle.map((m) => `\`${display(m)}\` in ${m.cwd}`).join('; ')}` : '';
+    return { replay, how: `re-ran the original build's make/ninja invocation(s): ${makes.map((m) => `\`${display(m)}\` in ${m.cwd}`).join('; ')}${left}` };
   }
   const why = buildSystem ? 'the patch changes the build system' : check.ok ? '' : check.why;
   return { replay: null, how: `re-ran the whole build command (${cmd.display}): ${why}` };

@@ -5,7 +5,7 @@
  * which for a Debian tree re-runs configure (chrony's configure rewrites config.h, and then
  * every object is recompiled).
  */
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { physicalTree, readRecordFields, type BuildLogEntry, type CompileEntry } from './index.ts';
 
@@ -17,6 +17,12 @@ export interface MakeInvocation {
   readonly args: readonly string[];
   /** The whole environment make ran with (the wrapper's own variables included). */
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * False when no compile, link or archive ran under it in the original build (knot-resolver's
+   * `ninja doc`: Sphinx and Doxygen only): the patched build needs no re-run of it. Absent in
+   * make lists recorded before this was known: then it is re-run.
+   */
+  readonly built?: boolean;
 }
 
 /**
@@ -138,7 +144,16 @@ export async function readMakeRecords(tree: string, logDir: string): Promise<Mak
     found.push({ time: record.time, make: { cwd: rel || '.', tool, args, env: parseEnv(envText) } });
   }
   found.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-  return found.map((f) => f.make);
+  // Outermost makes run one after another (dh's steps), so a compile, link or ar call recorded
+  // under a make (r.*) belongs to the last make that started before it finished.
+  const underMake = await Promise.all(
+    (await readdir(logDir)).filter((n) => /^r\.[^.]+$/.test(n)).map(async (n) => (await stat(join(logDir, n), { bigint: true })).mtimeNs),
+  );
+  return found.map((f, i) => {
+    const next = found[i + 1]?.time;
+    const built = underMake.some((t) => t >= f.time && (next === undefined || t < next));
+    return { ...f.make, built };
+  });
 }
 
 /**
