@@ -17,6 +17,8 @@ export const unitSuites: readonly string[] = [
   'test/corpus-manifest.test.ts',
   'test/corpus-table.test.ts',
   'test/corpus-samba-prepare.test.ts',
+  'test/corpus-copies.test.ts',
+  'test/corpus-confirm-base.test.ts',
   'test/live-latency.test.ts',
   'test/kernel-config.test.ts',
   'test/kernel-machine.test.ts',

@@ -115,7 +115,7 @@ function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: 
 
 /**
  * An update unit on the shared base whose original build recorded no make invocation to re-run
- * (unbound's rules call make by its path): the pipeline's patched build would be the whole
+ * (a rules file calling make by its path, seen by an older wrapper): the pipeline's patched build would be the whole
  * package build again for every unit. A unit that leaves the build system alone is measured by
  * recompiling what it affects with the build's own compiler calls instead
  * (compile-only/confirm-base.ts, classifyOnBase). Null: the full pipeline as usual.

@@ -157,7 +157,7 @@ export async function confirmOnBase(input: BaseInput): Promise<BaseConfirmation>
 
 /**
  * The whole verdict of an update unit from the base build, for a package whose wrapper build
- * recorded no make invocation to re-run (its rules call make by path: unbound), where the full
+ * recorded no make invocation to re-run (its rules call make by path), where the full
  * pipeline's patched build would be the whole package build again, per unit. For a unit that
  * leaves the build system alone, recompiling what it affects with the build's own compiler
  * calls gives the objects that rebuild would. Null: not measurable this way (the caller uses
