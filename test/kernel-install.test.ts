@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { packageKernel, type KernelPackage } from '../pipeline/src/kernel/index.ts';
-import { bootMachine, makeDebianMachine, type BootResult, type Machine } from '../pipeline/src/kernel/machine.ts';
+import { makeDebianMachine, type Machine } from '../pipeline/src/kernel/machine.ts';
+import { bootMachine, type BootResult } from '../pipeline/src/kernel/machine-boot.ts';
 import { detectKernelFailure } from '../pipeline/src/vm/console.ts';
 
 const asked = process.env.WFGEN_INSTALL === '1';
