@@ -20,7 +20,15 @@ import { dependsOf, fixtures, guestEnv, hotfixChecks, prepareHotfix, type Prepar
 let prepared: Prepared;
 let results: string;
 
+// Passes, but too long for every `npm test` on this shared machine: 1121 s warm at load ~25
+// (prepare 206 s with every build cached, the guest 915 s: each dpkg -i/-r under TCG takes
+// about a minute). WFPATCH_GUEST_USERLAND=1 runs it; test/hotfix-host.test.ts runs the same
+// dpkg sequence on the host in every run.
+const enabled = process.env.WFPATCH_GUEST_USERLAND === '1';
+if (!enabled) console.log('hotfix (guest): skipped unless WFPATCH_GUEST_USERLAND=1 — about 19 minutes warm on the shared machine (the guest 15 of them); test/hotfix-host.test.ts runs the same dpkg sequence on the host');
+
 beforeAll(async () => {
+  if (!enabled) return;
   const say = (l: string): void => void process.stderr.write(`hotfix: ${l}\n`);
   prepared = await prepareHotfix(say);
   results = join(prepared.scratch, 'results');
@@ -53,6 +61,6 @@ afterAll(async () => {
   if (prepared) await rm(prepared.scratch, { recursive: true, force: true });
 });
 
-describe('hot-fix packages in a Debian guest (local mode)', () => {
+describe.skipIf(!enabled)('hot-fix packages in a Debian guest (local mode)', () => {
   hotfixChecks(() => ({ prepared, results, mode: 'local' }));
 });

@@ -163,12 +163,12 @@ static int installed_fixes(void)
 			snprintf(d, sizeof(d), "%s/%s", WF_PATCH_ROOT, m->build_id);
 		}
 		int n = scandir(d, &names, is_wfp, NULL);
+		if (n < 0)
+			continue;
 		for (int k = 0; k < n; k++)
 			free(names[k]);
-		if (n > 0) {
-			free(names);
-			total += n;
-		}
+		free(names);
+		total += n;
 	}
 	return total;
 }
