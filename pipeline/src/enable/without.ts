@@ -61,8 +61,8 @@ export async function dropFromSeries(tree: string, without: readonly string[], w
 }
 
 /**
- * Which linked outputs of the build the .debs install, and where: an ELF file in a .deb whose
- * name is the output's (the .deb's copy is stripped, so bytes cannot match; a name that two
+ * Which linked outputs of the build the .debs install, and where: an ELF file (or a hard link
+ * to one) in a .deb whose name is the output's (the .deb's copy is stripped, so bytes cannot match; a name that two
  * .debs or two outputs share is left out). Debug symbol packages (-dbgsym) are not installs.
  */
 export async function shippedFiles(work: string, debs: readonly string[]): Promise<Record<string, string>> {
@@ -71,8 +71,10 @@ export async function shippedFiles(work: string, debs: readonly string[]): Promi
     if (/-dbgsym_/.test(basename(deb))) continue;
     const listing = await execa('dpkg-deb', ['--contents', deb]);
     for (const line of listing.stdout.split('\n')) {
-      if (!line.startsWith('-')) continue; // regular files only
-      const path = line.split(/\s+/).slice(5).join(' ').replace(/^\./, '');
+      // Regular files, and hard links to them: slapd's .deb ships one binary as
+      // /usr/sbin/slapacl with slapd, slapadd… as hard links to it ("h… ./usr/sbin/slapd link to ./usr/sbin/slapacl").
+      if (!line.startsWith('-') && !line.startsWith('h')) continue;
+      const path = line.split(/\s+/).slice(5).join(' ').replace(/ link to .*$/, '').replace(/^\./, '');
       if (!/\/(s?bin|lib|libexec)\//.test(path)) continue;
       installed.set(basename(path), [...(installed.get(basename(path)) ?? []), path]);
     }
