@@ -128,6 +128,7 @@ case "${LIVE_FAULT:-}" in
   term-server@*) FAULT_TERM=${LIVE_FAULT#term-server@} ;;
 esac
 
+say "guest up; unpacking slapd into $O"
 mkdir -p $O /etc /var/log
 tar -xf "$LIVE_TARBALL" -C $O || { say "cannot unpack $LIVE_TARBALL"; exit 20; }
 grep -q '^root:' /etc/passwd 2>/dev/null || { echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd; echo 'root:x:0:' >> /etc/group; }
