@@ -40,12 +40,20 @@ export function seriesNames(text: string): string[] {
  */
 export function resolveSeriesNames(names: readonly string[], without: readonly string[], what: string): string[] {
   const missing: string[] = [];
+  const alsoTried: string[] = [];
   const resolved = without.map((w) => {
-    const hit = [w, `${w}.patch`, `${w}.diff`].find((n) => names.includes(n));
-    if (!hit) missing.push(w);
+    const tried = /\.(patch|diff)$/.test(w) ? [w] : [`${w}.patch`, w, `${w}.diff`];
+    const hit = tried.find((n) => names.includes(n));
+    if (!hit) {
+      missing.push(tried[0]!);
+      alsoTried.push(...tried.slice(1));
+    }
     return hit ?? w;
   });
-  if (missing.length) throw new UserError(`${what} has no ${missing.join(', ')} in debian/patches/series (its series: ${names.join(', ') || 'empty'})`);
+  if (missing.length) {
+    const nor = alsoTried.length ? `nor ${alsoTried.join(', ')}; ` : '';
+    throw new UserError(`${what} has no ${missing.join(', ')} in debian/patches/series (${nor}its series: ${names.join(', ') || 'empty'})`);
+  }
   return [...new Set(resolved)].sort();
 }
 
