@@ -109,7 +109,9 @@ async function fromCache(dir: string, copied: readonly string[] = []): Promise<E
     buildMs: meta.build.ms,
     patch: meta.patch.file,
     without: meta.without,
-    shipped: meta.shipped,
+    // Derived from the entry's own .debs and build log, so taken with today's rule (an entry
+    // built before hard links counted has slapd missing from its meta.json's map).
+    shipped: await shippedFiles(dir, meta.debs.map((d) => join(dir, 'debs', d))),
     build: { command: meta.build.command, env: meta.build.env },
   };
 }

@@ -40,12 +40,20 @@ export function seriesNames(text: string): string[] {
  */
 export function resolveSeriesNames(names: readonly string[], without: readonly string[], what: string): string[] {
   const missing: string[] = [];
+  const alsoTried: string[] = [];
   const resolved = without.map((w) => {
-    const hit = [w, `${w}.patch`, `${w}.diff`].find((n) => names.includes(n));
-    if (!hit) missing.push(w);
+    const tried = /\.(patch|diff)$/.test(w) ? [w] : [`${w}.patch`, w, `${w}.diff`];
+    const hit = tried.find((n) => names.includes(n));
+    if (!hit) {
+      missing.push(tried[0]!);
+      alsoTried.push(...tried.slice(1));
+    }
     return hit ?? w;
   });
-  if (missing.length) throw new UserError(`${what} has no ${missing.join(', ')} in debian/patches/series (its series: ${names.join(', ') || 'empty'})`);
+  if (missing.length) {
+    const nor = alsoTried.length ? `nor ${alsoTried.join(', ')}; ` : '';
+    throw new UserError(`${what} has no ${missing.join(', ')} in debian/patches/series (${nor}its series: ${names.join(', ') || 'empty'})`);
+  }
   return [...new Set(resolved)].sort();
 }
 
@@ -61,8 +69,8 @@ export async function dropFromSeries(tree: string, without: readonly string[], w
 }
 
 /**
- * Which linked outputs of the build the .debs install, and where: an ELF file in a .deb whose
- * name is the output's (the .deb's copy is stripped, so bytes cannot match; a name that two
+ * Which linked outputs of the build the .debs install, and where: an ELF file (or a hard link
+ * to one) in a .deb whose name is the output's (the .deb's copy is stripped, so bytes cannot match; a name that two
  * .debs or two outputs share is left out). Debug symbol packages (-dbgsym) are not installs.
  */
 export async function shippedFiles(work: string, debs: readonly string[]): Promise<Record<string, string>> {
@@ -71,8 +79,10 @@ export async function shippedFiles(work: string, debs: readonly string[]): Promi
     if (/-dbgsym_/.test(basename(deb))) continue;
     const listing = await execa('dpkg-deb', ['--contents', deb]);
     for (const line of listing.stdout.split('\n')) {
-      if (!line.startsWith('-')) continue; // regular files only
-      const path = line.split(/\s+/).slice(5).join(' ').replace(/^\./, '');
+      // Regular files, and hard links to them: slapd's .deb ships one binary as
+      // /usr/sbin/slapacl with slapd, slapadd… as hard links to it ("h… ./usr/sbin/slapd link to ./usr/sbin/slapacl").
+      if (!line.startsWith('-') && !line.startsWith('h')) continue;
+      const path = line.split(/\s+/).slice(5).join(' ').replace(/ link to .*$/, '').replace(/^\./, '');
       if (!/\/(s?bin|lib|libexec)\//.test(path)) continue;
       installed.set(basename(path), [...(installed.get(basename(path)) ?? []), path]);
     }

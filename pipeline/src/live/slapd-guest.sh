@@ -128,6 +128,7 @@ case "${LIVE_FAULT:-}" in
   term-server@*) FAULT_TERM=${LIVE_FAULT#term-server@} ;;
 esac
 
+say "guest up; unpacking slapd into $O"
 mkdir -p $O /etc /var/log
 tar -xf "$LIVE_TARBALL" -C $O || { say "cannot unpack $LIVE_TARBALL"; exit 20; }
 grep -q '^root:' /etc/passwd 2>/dev/null || { echo 'root:x:0:0:root:/root:/bin/sh' >> /etc/passwd; echo 'root:x:0:' >> /etc/group; }
@@ -146,7 +147,10 @@ conf=/tmp/slapd.conf
 write_conf $conf /tmp/slapd-db /tmp/slapd.pid
 mkdir -p /tmp/slapd-db
 t0=$(now_cs)
-slapd_run -Ta -q -f $conf -b "$BASE" -l $ldif > "$R/slapadd.txt" 2>&1 || { say "slapadd failed"; cat "$R/slapadd.txt"; exit 20; }
+say "slapadd of $LIVE_USERS entries"
+# A bound: once (10-cycle run, 2026-11-30) the guest sat idle after unpacking, before slapadd
+# reported; this turns such a hang into a clear failure with slapadd's output.
+LD_LIBRARY_PATH=$O/lib timeout 900 "$O/slapd" -Ta -q -f $conf -b "$BASE" -l $ldif > "$R/slapadd.txt" 2>&1 || { say "slapadd failed or hung (exit $?)"; cat "$R/slapadd.txt"; exit 20; }
 say "slapadd: $LIVE_USERS entries in $(( $(now_cs) - t0 ))0 ms"
 
 # The control: an unpatched slapd from the same files configures the plugin the same way.

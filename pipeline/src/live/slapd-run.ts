@@ -74,9 +74,10 @@ export async function runLiveSlapd(opts: SlapdLiveOptions): Promise<LiveReport> 
     const connections = opts.connections ?? 16;
     const users = opts.users ?? defaultUsers;
     const thinkUs = opts.thinkUs ?? defaultSlapdThinkUs;
-    const stepS = opts.cycles * 2 * opts.intervalS;
-    // Boot, slapadd, per mode: start-up, steps (+ a dump each), drain; then the results over serial.
-    const timeoutSec = Math.ceil(300 + opts.modes.length * (90 + stepS * 3));
+    // Hang detection, not a budget: boot, unpacking and slapadd (minutes under TCG on a loaded
+    // host), the control slapd; per mode start-up and drain, and per step its interval plus the
+    // dump of the whole directory and wfpatch-ctl; then the results over serial.
+    const timeoutSec = Math.ceil(900 + opts.modes.length * (180 + opts.cycles * 2 * (opts.intervalS * 3 + 20)));
     const guestResults = join(work, 'results');
     say(`booting the bench kernel (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundles.length ? ` (${bundles.map((b) => b.unit).join(', ')} in turn)` : ' (no bundle: migrations without a patch)'}`);
     const vm = await runInVm({
