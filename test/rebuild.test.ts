@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records.ts';
+import { linkMap, parseInvocation, type BuildLogEntry } from '../pipeline/src/wrapper/index.ts';
 import { holdsUnit } from '../pipeline/src/stages/members.ts';
 import { bundleFileNames } from '../pipeline/src/stages/bundle.ts';
 
@@ -329,5 +330,29 @@ describe('a new function in one object called from another (test/fixtures/rebuil
     expect(cache.references.find((r) => r.name === 'xlog_level')?.how).toMatch(/another patch object of the same bundle/);
     const xlog = rep.objects.find((o) => o.object === 'xlog.o')!.verdicts[0]!.verdict as { newFunctions: { name: string; binding: string }[] };
     expect(xlog.newFunctions).toContainEqual(expect.objectContaining({ name: 'xlog_level', binding: 'global' }));
+  });
+});
+
+describe('-lNAME in the link map (wrapper/index.ts)', () => {
+  // cups builds libcups.so.2 and libcups.a from the same objects; cupsd links -lcups, which the
+  // linker takes as the shared library (through the libcups.so symbolic link no recorded link
+  // wrote). The link map sent ipp.o into cupsd and the backends through libcups.a, and
+  // create-diff-object then looked for ipp.c's locals in cupsd (which has its own ipp.c).
+  const entries = (extra: string[]): BuildLogEntry[] =>
+    [
+      ['cups', 'gcc', ['-fPIC', '-c', 'ipp.c', '-o', 'ipp.o']],
+      ['cups', 'gcc', ['-shared', '-o', 'libcups.so.2', '-Wl,-soname,libcups.so.2', 'ipp.o']],
+      ['cups', 'ar', ['rcs', 'libcups.a', 'ipp.o']],
+      ['scheduler', 'gcc', ['-c', 'main.c', '-o', 'main.o']],
+      ['scheduler', 'gcc', ['-o', 'cupsd', 'main.o', '-L../cups', ...extra, '-lcups']],
+    ].map(([cwd, tool, args]) => parseInvocation('/t', `/t/${cwd as string}`, tool as string, args as string[])!);
+
+  it('takes the shared library for -lNAME, through its versioned file', () => {
+    expect(linkMap(entries([])).get('cups/ipp.o')).toEqual(['cups/libcups.so.2']);
+  });
+
+  it('takes the archive in a static link', () => {
+    expect(linkMap(entries(['-static'])).get('cups/ipp.o')).toEqual(['cups/libcups.so.2', 'scheduler/cupsd']);
+    expect(linkMap(entries(['-Wl,-Bstatic'])).get('cups/ipp.o')).toEqual(['cups/libcups.so.2', 'scheduler/cupsd']);
   });
 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readdir, readFile, realpath, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { delimiter, dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join, normalize, relative, resolve } from 'node:path';
 
 /** The wrapper script; its hash is part of the original-build cache key. */
 export const wrapperScript: string = fileURLToPath(new URL('./cc-wrapper.sh', import.meta.url));
@@ -232,14 +232,49 @@ export async function readBuildLog(path: string): Promise<BuildLogEntry[]> {
  * The link map: for each object, the files (executables, shared objects) it ends up in.
  * Follows static archives and partial links (`ld -r` through gcc -r) transitively.
  */
+/**
+ * The libraries this build made that a link's -lNAME options took, as the linker chooses: per
+ * NAME the first -L folder holding lib<NAME>.so or lib<NAME>.a, the shared one first unless the
+ * link is static (-static, -Wl,-Bstatic). A shared library is usually linked as lib<NAME>.so.N
+ * and reached through a symbolic link lib<NAME>.so that no recorded link wrote, so a versioned
+ * output in that folder stands for it (cups: -lcups takes libcups.so.2, not libcups.a, so
+ * cupsd does not contain libcups' objects).
+ */
+function chosenLibraries(e: LinkEntry, outputs: ReadonlySet<string>): string[] {
+  const isStatic = e.args.some((a) => a === '-static' || /(^|,)-Bstatic\b/.test(a));
+  const byName = new Map<string, string[]>();
+  for (const c of e.libraryCandidates ?? []) {
+    const name = basename(c).replace(/\.(a|so)$/, '');
+    byName.set(name, [...(byName.get(name) ?? []), c]);
+  }
+  const shared = (candidate: string): string | null => {
+    if (outputs.has(candidate)) return candidate;
+    for (const o of outputs) if (o.startsWith(`${candidate}.`) && /^\d+(\.\d+)*$/.test(o.slice(candidate.length + 1))) return o;
+    return null;
+  };
+  const chosen: string[] = [];
+  for (const candidates of byName.values()) {
+    const dirs = [...new Set(candidates.map((c) => dirname(c)))];
+    for (const dir of dirs) {
+      const archive = candidates.find((c) => dirname(c) === dir && c.endsWith('.a'));
+      const so = candidates.find((c) => dirname(c) === dir && c.endsWith('.so'));
+      const got = isStatic ? (archive && outputs.has(archive) ? archive : null) : ((so ? shared(so) : null) ?? (archive && outputs.has(archive) ? archive : null));
+      if (got) {
+        chosen.push(got);
+        break;
+      }
+    }
+  }
+  return chosen;
+}
+
 export function linkMap(entries: readonly BuildLogEntry[]): Map<string, string[]> {
   const consumers = new Map<string, Set<string>>();
   const intermediate = new Set<string>();
   const outputs = new Set(entries.flatMap((e) => (e.kind === 'link' ? [e.output] : [])));
   for (const e of entries) {
     if (e.kind !== 'link') continue;
-    // -lNAME counts when a -L folder holds a library this build made.
-    const fromLibs = (e.libraryCandidates ?? []).filter((c) => outputs.has(c));
+    const fromLibs = chosenLibraries(e, outputs);
     for (const input of [...e.inputs, ...fromLibs]) {
       const set = consumers.get(input) ?? new Set<string>();
       set.add(e.output);
