@@ -25,7 +25,7 @@ let results: string;
 // about a minute). WFPATCH_GUEST_USERLAND=1 runs it; test/hotfix-host.test.ts runs the same
 // dpkg sequence on the host in every run.
 const enabled = process.env.WFPATCH_GUEST_USERLAND === '1';
-if (!enabled) console.log('hotfix (guest): skipped unless WFPATCH_GUEST_USERLAND=1 — about 19 minutes warm on the shared machine (the guest 15 of them); test/hotfix-host.test.ts runs the same dpkg sequence on the host');
+if (!enabled) console.log('hotfix (guest): skipped unless WFPATCH_GUEST_USERLAND=1 (npm run test:hotfix-guest) — about 19 minutes warm on the shared machine (the guest 15 of them); test/hotfix-host.test.ts runs the same dpkg sequence on the host');
 
 beforeAll(async () => {
   if (!enabled) return;
