@@ -34,6 +34,7 @@ const scenarios = [
   'tiny:local:tiny:tiny.o',
   'cycles:local:cycles:v2.o:50',
   'sleeper:local:sleeper:v2.o',
+  'sleeper2:local:sleeper:v2.o:v3.o',
 ];
 
 let out: string;
@@ -203,6 +204,22 @@ describe('libwfpatch local mode in the guest', () => {
     expect(deleted[0].error).toBeUndefined();
     expect(unloaded).toHaveLength(1);
     expect(at(unloaded[0])).toBeGreaterThan(at(done));
+    expect(events(o.log, 'patch_kept')).toHaveLength(0);
+  });
+
+  it('stacked: the older patch stays mapped while the newer one\'s generation (which has its jumps too) waits for the sleeper', async () => {
+    const o = await outcome('sleeper2');
+    expect(o.result, JSON.stringify(o.result)).toMatchObject({ ok: true, applied: 3, rolledBack: 1 });
+    const rollbacks = events(o.log, 'trigger').filter((e) => e.action === 'rollback').map((e) => e.seq);
+    expect(rollbacks).toHaveLength(2);
+    // Both rolled-back generations wait: the sleeper is in v3's, which carries v2's jumps too.
+    expect(events(o.log, 'generation_kept').map((e) => e.seq)).toEqual(rollbacks);
+    const unloaded = events(o.log, 'patch_unloaded');
+    expect(unloaded.map((e) => e.seq)).toEqual(rollbacks); // v3's first, then v2's
+    expect(unloaded.map((e) => e.patch.replace(/.*\//, ''))).toEqual(['v3.o', 'v2.o']);
+    const at = (e: Record<string, any>): number => o.log.indexOf(e);
+    const lastDone = events(o.log, 'done').find((e) => e.seq === rollbacks[1])!;
+    expect(at(unloaded[0]!)).toBeGreaterThan(at(lastDone));
     expect(events(o.log, 'patch_kept')).toHaveLength(0);
   });
 
