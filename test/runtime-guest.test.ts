@@ -34,6 +34,7 @@ const scenarios = [
   'tiny:local:tiny:tiny.o',
   'cycles:local:cycles:v2.o:50',
   'sleeper:local:sleeper:v2.o',
+  'sleeper2:local:sleeper:v2.o:v3.o',
 ];
 
 let out: string;
@@ -203,6 +204,24 @@ describe('libwfpatch local mode in the guest', () => {
     expect(deleted[0].error).toBeUndefined();
     expect(unloaded).toHaveLength(1);
     expect(at(unloaded[0])).toBeGreaterThan(at(done));
+    expect(events(o.log, 'patch_kept')).toHaveLength(0);
+  });
+
+  it('stacked: the older patch stays mapped while the newer one\'s generation (which has its jumps too) waits for the sleeper', async () => {
+    const o = await outcome('sleeper2');
+    expect(o.result, JSON.stringify(o.result)).toMatchObject({ ok: true, applied: 3, rolledBack: 1 });
+    const rollbacks = events(o.log, 'trigger').filter((e) => e.action === 'rollback').map((e) => e.seq);
+    expect(rollbacks).toHaveLength(2);
+    // v3's generation waits (the sleeper is in it). It carries v2's jumps too, so v2 goes only
+    // after it — whether v2's rollback comes before the sleeper wakes (v2 kept, then freed) or
+    // after (a loaded host: then freed at once).
+    expect(events(o.log, 'generation_kept')[0]?.seq).toBe(rollbacks[0]);
+    const unloaded = events(o.log, 'patch_unloaded');
+    expect(unloaded.map((e) => e.seq)).toEqual(rollbacks);
+    expect(unloaded.map((e) => e.patch.replace(/.*\//, ''))).toEqual(['v3.o', 'v2.o']);
+    const at = (e: Record<string, any>): number => o.log.indexOf(e);
+    const v3Deleted = events(o.log, 'generation_deleted').find((e) => e.seq === rollbacks[0])!;
+    expect(at(unloaded[1]!)).toBeGreaterThan(at(v3Deleted));
     expect(events(o.log, 'patch_kept')).toHaveLength(0);
   });
 

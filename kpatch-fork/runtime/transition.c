@@ -36,6 +36,7 @@ struct applied {
 	long gen;       /* local: the generation with this patch */
 	long prev_gen;  /* local: the generation before it */
 	bool prev_deleted;
+	int seq;        /* the apply's */
 };
 
 static struct applied stack[MAX_STACK];
@@ -240,11 +241,16 @@ static void retire_patch(struct wf_loaded *p, const char *why_kept, int rb_seq, 
  * the kernel has said it is empty. Until the delete nothing can enter it: only the runtime
  * migrates threads, always to the newest generation, and only a thread inside could clone into
  * it; after the delete it cannot be migrated to at all.
+ *
+ * Stacked patches: a generation created while this patch was applied (a later patch's, applied
+ * after it and rolled back before it) carries this patch's jumps too. If that one still waits
+ * here, this patch's code is reachable from it, so the patch is freed only after it.
  */
 struct retired {
 	struct wf_loaded patch;
 	long gen;
-	int seq;
+	int seq;        /* the rollback's */
+	int apply_seq;  /* the apply's */
 };
 #define MAX_RETIRED 64
 static struct retired retired[MAX_RETIRED];
@@ -261,17 +267,30 @@ static void log_gen_deleted(long gen, long rc, int rb_seq, int fd)
 	wf_event_emit_to(&j, fd);
 }
 
-/* Deletes a rolled-back generation and frees its patch if the kernel says no thread runs there;
- * true if so (or if it can never tell: then the generation goes and the code stays mapped). */
-static bool try_retire(struct wf_loaded *p, long gen, int rb_seq, int fd, bool last_chance)
+/* A generation made while the patch applied at apply_seq and rolled back at rb_seq was in place
+ * (so carrying its jumps) still waits. */
+static bool later_waits(int apply_seq, int rb_seq)
+{
+	for (int i = 0; i < nretired; i++)
+		if (retired[i].apply_seq > apply_seq && retired[i].apply_seq < rb_seq)
+			return true;
+	return false;
+}
+
+/* Deletes a rolled-back generation and frees its patch if the kernel says no thread runs there
+ * and no generation made on top of it waits; true if so (or if it can never tell: then the
+ * generation goes and the code stays mapped). */
+static bool try_retire(struct wf_loaded *p, long gen, int apply_seq, int rb_seq, int fd, bool last_chance)
 {
 	int idle = p->path[0] ? wf_text_gen_idle(p, gen) : 0;
+	if (idle == 0 && later_waits(apply_seq, rb_seq))
+		idle = -EBUSY;
 	if (idle == -EBUSY && !last_chance)
 		return false;
 	log_gen_deleted(gen, wf_gen_delete(gen), rb_seq, fd);
 	char why[WF_ERRLEN];
 	if (idle == -EBUSY)
-		snprintf(why, sizeof(why), "a thread still runs in generation %ld, and %d rolled-back generations wait already",
+		snprintf(why, sizeof(why), "a thread still runs in generation %ld (or one made on top of it), and %d rolled-back generations wait already",
 			 gen, MAX_RETIRED);
 	else if (idle < 0 && idle != -ENOENT) /* -ENOENT: no jumps, the code was never reachable */
 		snprintf(why, sizeof(why), "cannot ask the kernel whether generation %ld is empty: %s", gen,
@@ -282,13 +301,17 @@ static bool try_retire(struct wf_loaded *p, long gen, int rb_seq, int fd, bool l
 
 bool wf_transition_reap(void)
 {
-	int kept = 0;
-	for (int i = 0; i < nretired; i++) {
-		struct retired *r = &retired[i];
-		if (!try_retire(&r->patch, r->gen, r->seq, -1, false))
-			retired[kept++] = *r;
+	/* Until nothing more goes: a generation made on top of an older one has to go first. */
+	for (bool progress = true; progress;) {
+		progress = false;
+		for (int i = 0; i < nretired && !progress; i++) {
+			struct retired *r = &retired[i];
+			if (try_retire(&r->patch, r->gen, r->apply_seq, r->seq, -1, false)) {
+				retired[i] = retired[--nretired];
+				progress = true;
+			}
+		}
 	}
-	nretired = kept;
 	return nretired > 0;
 }
 
@@ -299,6 +322,7 @@ static void push_applied(long gen, long prev)
 	a->gen = gen;
 	a->prev_gen = prev;
 	a->prev_deleted = false;
+	a->seq = tr.seq;
 	tr.patch_kept = true;
 }
 
@@ -479,11 +503,12 @@ static void poll_local(void)
 	if (tr.rollback) {
 		/* The generation and the patch go once no thread runs there (see struct retired). */
 		struct applied *top = &stack[--depth];
-		if (!try_retire(&top->patch, top->gen, tr.seq, tr.reply_fd, nretired == MAX_RETIRED)) {
+		if (!try_retire(&top->patch, top->gen, top->seq, tr.seq, tr.reply_fd, nretired == MAX_RETIRED)) {
 			struct retired *r = &retired[nretired++];
 			r->patch = top->patch;
 			r->gen = top->gen;
 			r->seq = tr.seq;
+			r->apply_seq = top->seq;
 			struct wf_json j;
 			event_common(&j, "generation_kept");
 			wf_json_int(&j, "gen", top->gen);

@@ -14,10 +14,12 @@
  *   wftest callbacks PATCH     the prototype's configuration: thread_count and every callback
  *   wftest tiny PATCH          a 3-byte function: the jump runs over its alignment padding
  *   wftest churn PATCH         threads are born and die (explicitly or not) during the patch
- *   wftest sleeper PATCH       a thread that leaves live patching to sleep (as memcached's
- *                              background threads do) is in the generation being rolled back
- *   wftest cycles PATCH N      N apply/rollback cycles; the process's mappings, VmData and RSS
- *                              after 30 warm-up cycles and after the N must be flat
+ *   wftest sleeper PATCH [P2]  a thread that leaves live patching to sleep (as memcached's
+ *                              background threads do) is in the generation being rolled back;
+ *                              with P2 stacked on PATCH, both rolled back while it sleeps in P2's
+ *   wftest cycles PATCH N      N apply/rollback cycles beside a sleeper (as above); the
+ *                              process's mappings, VmData and RSS after 30 warm-up cycles and
+ *                              after the N (each time 1.2 s later: the sleeper re-joined) flat
  *
  * Prints one JSON line per step and a final {"scenario":...,"ok":...} line; exit 0 iff ok. */
 #define _GNU_SOURCE
@@ -653,6 +655,25 @@ static int run_churn(const char *patch)
 	return ok ? 0 : 1;
 }
 
+/* Leaves live patching while it sleeps and re-joins when it wakes (wf_thread_death / birth),
+ * as memcached's background threads do; the value it saw after each re-join. */
+static atomic_bool sleeper_stop;
+static atomic_int sleeper_last = -1;
+static atomic_long sleeper_rounds;
+
+static void *sleeper_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&sleeper_stop)) {
+		wf_thread_birth("sleeper");
+		atomic_store(&sleeper_last, version());
+		atomic_fetch_add(&sleeper_rounds, 1);
+		wf_thread_death("sleeper");
+		usleep(800000);
+	}
+	return NULL;
+}
+
 /* What the process holds: mappings (lines of /proc/self/maps), VmData, VmRSS (KiB). */
 struct footprint {
 	long maps, data_kib, rss_kib;
@@ -682,16 +703,22 @@ static struct footprint footprint(void)
 static int run_cycles(const char *patch, int n)
 {
 	start_workers(4, version, 1, 2, true);
+	pthread_t sleeper;
+	pthread_create(&sleeper, NULL, sleeper_main, NULL);
 	char req[4200];
 	snprintf(req, sizeof(req), "apply %s", patch);
 	bool ok = true;
 	steps_quiet = true;
 	for (int i = 0; i < 30 && ok; i++)
 		ok = step(req, "done", 2) && step("rollback", "done", 1);
+	usleep(1200000); /* the sleeper re-joined: the generations it kept are gone */
 	struct footprint before = footprint();
 	for (int i = 0; i < n && ok; i++)
 		ok = step(req, "done", 2) && step("rollback", "done", 1);
+	usleep(1200000);
 	struct footprint after = footprint();
+	atomic_store(&sleeper_stop, true);
+	pthread_join(sleeper, NULL);
 	stop_workers();
 	long dmaps = after.maps - before.maps, ddata = after.data_kib - before.data_kib,
 	     drss = after.rss_kib - before.rss_kib;
@@ -705,26 +732,7 @@ static int run_cycles(const char *patch, int n)
 	return ok && flat ? 0 : 1;
 }
 
-/* Leaves live patching while it sleeps and re-joins when it wakes (wf_thread_death / birth),
- * as memcached's background threads do; the value it saw after each re-join. */
-static atomic_bool sleeper_stop;
-static atomic_int sleeper_last = -1;
-static atomic_long sleeper_rounds;
-
-static void *sleeper_main(void *arg)
-{
-	(void)arg;
-	while (!atomic_load(&sleeper_stop)) {
-		wf_thread_birth("sleeper");
-		atomic_store(&sleeper_last, version());
-		atomic_fetch_add(&sleeper_rounds, 1);
-		wf_thread_death("sleeper");
-		usleep(400000);
-	}
-	return NULL;
-}
-
-static int run_sleeper(const char *patch)
+static int run_sleeper(const char *patch, const char *patch2)
 {
 	start_workers(2, version, 1, 2, true);
 	pthread_t t;
@@ -732,12 +740,20 @@ static int run_sleeper(const char *patch)
 	char req[4200];
 	snprintf(req, sizeof(req), "apply %s", patch);
 	bool ok = step(req, "done", 2);
+	int top = 2;
+	if (patch2) {
+		snprintf(req, sizeof(req), "apply %s", patch2);
+		ok &= step(req, "done", 3);
+		top = 3;
+	}
 	/* It re-joins (into the patched generation) and goes back to sleep there. */
 	long r0 = atomic_load(&sleeper_rounds);
 	while (atomic_load(&sleeper_rounds) < r0 + 2)
 		usleep(10000);
 	int seen_applied = atomic_load(&sleeper_last);
 	usleep(50000); /* asleep again */
+	if (patch2)
+		ok &= step("rollback", "done", 2);
 	ok &= step("rollback", "done", 1);
 	/* It wakes, re-joins (back in the generation before the patch), sleeps again: by then the
 	 * patcher has found the rolled-back generation empty. */
@@ -745,11 +761,11 @@ static int run_sleeper(const char *patch)
 	while (atomic_load(&sleeper_rounds) < r0 + 2)
 		usleep(10000);
 	int seen_rolled_back = atomic_load(&sleeper_last);
-	usleep(600000);
+	usleep(1000000);
 	atomic_store(&sleeper_stop, true);
 	pthread_join(t, NULL);
 	stop_workers();
-	ok &= seen_applied == 2 && seen_rolled_back == 1;
+	ok &= seen_applied == top && seen_rolled_back == 1;
 	printf("{\"scenario\":\"sleeper\",\"ok\":%s,\"applied\":%d,\"rolledBack\":%d}\n", ok ? "true" : "false",
 	       seen_applied, seen_rolled_back);
 	return ok ? 0 : 1;
@@ -822,8 +838,8 @@ int main(int argc, char **argv)
 		return run_tiny(argv[2]);
 	if (!strcmp(s, "churn") && argc == 3)
 		return run_churn(argv[2]);
-	if (!strcmp(s, "sleeper") && argc == 3)
-		return run_sleeper(argv[2]);
+	if (!strcmp(s, "sleeper") && (argc == 3 || argc == 4))
+		return run_sleeper(argv[2], argc == 4 ? argv[3] : NULL);
 	if (!strcmp(s, "cycles") && argc == 4)
 		return run_cycles(argv[2], atoi(argv[3]));
 	if (!strcmp(s, "serve") && argc == 3)

@@ -111,8 +111,10 @@ export async function runLive(opts: LiveOptions): Promise<LiveReport> {
     const stepS = opts.cycles * 2 * opts.intervalS;
     const capableRuns = 2 * Math.ceil(opts.cycles / (opts.capableEvery ?? 1));
     // Boot, per mode: start-up, conformance baseline, steps (+ memccapable's 5–30 s), forks, drain; then the results over serial.
-    // Generous (a loaded host slows every step): the timeout only ends a guest that hangs.
-    const timeoutSec = Math.ceil(240 + opts.modes.length * (120 + stepS * 4 + capableRuns * 60));
+    // Generous (a loaded host slows every step): the timeout only ends a guest that hangs. The
+    // earlier 240 + modes × (120 + 4 × steps + 60 × memccapable runs) ended a 2-cycle run at
+    // 16.5 min on a host running four other TCG guests (load 25–30), with the results lost.
+    const timeoutSec = Math.ceil(600 + opts.modes.length * (300 + stepS * 10 + capableRuns * 150));
     const guestResults = join(work, 'results');
     say(`booting ${opts.bzImage ? opts.bzImage : 'the bench kernel'} (2 CPUs): ${opts.modes.join(' then ')} mode, ${opts.cycles} cycle(s) of apply + rollback every ${opts.intervalS} s${bundle ? '' : ' (no bundle: each step is a migration without a patch)'}`);
     const vm = await runInVm({
