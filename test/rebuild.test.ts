@@ -29,17 +29,20 @@ let report: Report;
 let exitCode: number | undefined;
 let output: string;
 
-beforeAll(async () => {
-  scratch = await mkdtemp(join(tmpdir(), 'wfbuild-rebuild-'));
-  const out = join(scratch, 'out');
-  const result = await execa(wfbuild, ['build', patch, '--source', tree, '--build-cmd', buildCmd, '--out', out], {
+/** `wfbuild build PATCH --source TREE [--build-cmd CMD] --out scratch/OUT` as a user runs it, in the scratch cache. */
+async function runBuild(patchFile: string, source: string, outName: string, command?: string): Promise<{ code: number | undefined; out: string; rep: Report }> {
+  const dir = join(scratch, outName);
+  const result = await execa(wfbuild, ['build', patchFile, '--source', source, ...(command ? ['--build-cmd', command] : []), '--out', dir], {
     reject: false,
     env: { WFPATCH_CACHE: join(scratch, 'cache') },
     all: true,
   });
-  exitCode = result.exitCode;
-  output = result.all ?? '';
-  report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
+  return { code: result.exitCode, out: result.all ?? '', rep: JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report };
+}
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'wfbuild-rebuild-'));
+  ({ code: exitCode, out: output, rep: report } = await runBuild(patch, tree, 'out', buildCmd));
 }, 120_000);
 afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
@@ -199,15 +202,7 @@ describe('replaying ninja and debian/rules\' own $(MAKE) (test/fixtures/rebuild-
   let toolsOutput: string;
 
   beforeAll(async () => {
-    const out = join(scratch, 'tools-out');
-    const result = await execa(wfbuild, ['build', join(tools, 'patches/0001-negative-code-and-parse-bound.patch'), '--source', join(tools, 'tree'), '--out', out], {
-      reject: false,
-      env: { WFPATCH_CACHE: join(scratch, 'cache') },
-      all: true,
-    });
-    toolsExit = result.exitCode;
-    toolsOutput = result.all ?? '';
-    toolsReport = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as Report;
+    ({ code: toolsExit, out: toolsOutput, rep: toolsReport } = await runBuild(join(tools, 'patches/0001-negative-code-and-parse-bound.patch'), join(tools, 'tree'), 'tools-out'));
   }, 300_000);
 
   it('re-runs the recorded ninja (in meson\'s build folder) and the make debian/rules ran, not the whole build command', () => {
@@ -244,15 +239,7 @@ describe('a patch calling into an archive member the binary never linked (test/f
   let out: string;
 
   beforeAll(async () => {
-    const dir = join(scratch, 'archive-out');
-    const result = await execa(wfbuild, ['build', join(fx, 'patches/0001-export-referral.patch'), '--source', join(fx, 'tree'), '--build-cmd', 'make', '--out', dir], {
-      reject: false,
-      env: { WFPATCH_CACHE: join(scratch, 'cache') },
-      all: true,
-    });
-    code = result.exitCode;
-    out = result.all ?? '';
-    rep = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
+    ({ code, out, rep } = await runBuild(join(fx, 'patches/0001-export-referral.patch'), join(fx, 'tree'), 'archive-out', 'make'));
   }, 120_000);
 
   it('the original server does not hold fsloc.c (the case being tested)', async () => {
@@ -305,15 +292,7 @@ describe('a new function in one object called from another (test/fixtures/rebuil
   let out: string;
 
   beforeAll(async () => {
-    const dir = join(scratch, 'cross-out');
-    const result = await execa(wfbuild, ['build', join(fx, 'patches/0002-new-function-in-another-file.patch'), '--source', join(fx, 'tree'), '--build-cmd', 'make', '--out', dir], {
-      reject: false,
-      env: { WFPATCH_CACHE: join(scratch, 'cache') },
-      all: true,
-    });
-    code = result.exitCode;
-    out = result.all ?? '';
-    rep = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
+    ({ code, out, rep } = await runBuild(join(fx, 'patches/0002-new-function-in-another-file.patch'), join(fx, 'tree'), 'cross-out', 'make'));
   }, 120_000);
 
   it('is kpatch-able: one bundle for server with both objects', () => {
