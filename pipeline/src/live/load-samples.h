@@ -1,8 +1,7 @@
 /*
  * load-samples.h: what every load client of `wfbuild live` records, in one format the host's
  * analysis (analyze.ts) reads: OUTPREFIX.samples, every request's start and latency, and
- * OUTPREFIX.json, the running totals and the clock. slapd-ldapload.c includes it; memload.c
- * carries its own copy of the same code until it adopts this file.
+ * OUTPREFIX.json, the running totals and the clock. memload.c and slapd-ldapload.c include it.
  *
  * OUTPREFIX.samples: "WFLS1\n", then per request two LEB128 varints: the start's distance from
  * the previous request's start (ns, zigzag: starts are not ordered across connections), and

@@ -11,13 +11,10 @@
  * SECONDS, then waits at most 2 s for the requests in flight, and stops by itself (SIGTERM /
  * SIGINT stop it early the same way).
  *
- * Writes OUTPREFIX.samples: "WFLS1\n", then one record per finished request, two unsigned
- * LEB128 varints: zigzag(start_ns - previous start_ns) (the first relative to `base_mono_ns`
- * in the summary) and latency_ns << 1 | failed. Flushed every 250 ms, so a killed client
- * leaves every record up to then (a truncated last record is ignored by the reader).
- * Writes OUTPREFIX.json at the end (and a partial one every second): counts, the clock
- * source and its measured resolution, and a CLOCK_REALTIME / CLOCK_MONOTONIC pair to align
- * the samples with the runtime's log.
+ * Writes OUTPREFIX.samples and OUTPREFIX.json through load-samples.h (the format every load
+ * client of `wfbuild live` shares): every request's start and latency, flushed every 250 ms so
+ * a killed client leaves every record up to then, and the totals, the clock source and its
+ * measured resolution; the summary adds connections, getPercent, keys and valueBytes.
  *
  * A failed request: any answer other than the expected one (STORED / VALUE…END / END), or a
  * request still unanswered when the connection closed. A dropped connection: the server
@@ -39,6 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load-samples.h"
+
 #define MAXCONN 1024
 #define RBUF 65536
 
@@ -56,28 +55,14 @@ struct conn {
 
 static struct conn conns[MAXCONN];
 static volatile sig_atomic_t stop_flag;
-static uint64_t n_requests, n_failed, n_dropped, n_samples_written;
 static int nconn;
-static uint64_t max_latency_ns;
-static FILE *samples;
-static uint64_t prev_start_ns;
-static const char *prefix;
 static struct sockaddr_in addr;
 static int epfd;
 static int get_percent = 90, nkeys = 10000, value_bytes = 64;
 static uint64_t think_ns;
 static char value[4096];
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t base_mono_ns, base_real_ns;
-static long resolution_ns, getres_ns;
-static char clocksource[64] = "unknown";
-
-static uint64_t now_ns(clockid_t id)
-{
-	struct timespec ts;
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static char own[256]; /* memload's members of the summary */
 
 static uint32_t rnd(void)
 {
@@ -91,77 +76,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
-}
-
-static void put_varint(uint64_t v)
-{
-	while (v >= 0x80) {
-		putc((int)(v & 0x7f) | 0x80, samples);
-		v >>= 7;
-	}
-	putc((int)v, samples);
-}
-
-static void record(uint64_t start_ns, uint64_t latency_ns, int failed)
-{
-	int64_t delta = (int64_t)(start_ns - prev_start_ns);
-	prev_start_ns = start_ns;
-	put_varint(((uint64_t)delta << 1) ^ (uint64_t)(delta >> 63));
-	put_varint(latency_ns << 1 | (failed ? 1 : 0));
-	n_samples_written++;
-	n_requests++;
-	if (failed)
-		n_failed++;
-	if (latency_ns > max_latency_ns)
-		max_latency_ns = latency_ns;
-}
-
-static void write_summary(int final)
-{
-	char path[4096], tmp[4200];
-	snprintf(path, sizeof(path), "%s.json", prefix);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	if (!f)
-		return;
-	fprintf(f,
-		"{\"format\":1,\"final\":%s,\"requests\":%llu,\"failed\":%llu,\"droppedConnections\":%llu,"
-		"\"maxLatencyNs\":%llu,\"connections\":%d,\"getPercent\":%d,\"keys\":%d,"
-		"\"valueBytes\":%d,\"clocksource\":\"%s\",\"resolutionNs\":%ld,\"getresNs\":%ld,"
-		"\"baseMonoNs\":%llu,\"baseRealNs\":%llu,\"endMonoNs\":%llu}\n",
-		final ? "true" : "false", (unsigned long long)n_requests, (unsigned long long)n_failed,
-		(unsigned long long)n_dropped,
-		(unsigned long long)max_latency_ns, nconn, get_percent, nkeys, value_bytes, clocksource,
-		resolution_ns, getres_ns, (unsigned long long)base_mono_ns,
-		(unsigned long long)base_real_ns, (unsigned long long)now_ns(CLOCK_MONOTONIC));
-	fclose(f);
-	rename(tmp, path);
-}
-
-/* The smallest step the monotonic clock makes, measured (clock_getres only states it). */
-static void measure_clock(void)
-{
-	struct timespec r;
-	clock_getres(CLOCK_MONOTONIC, &r);
-	getres_ns = r.tv_sec * 1000000000L + r.tv_nsec;
-	long best = -1;
-	for (int i = 0; i < 2000; i++) {
-		struct timespec a, b;
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		do
-			clock_gettime(CLOCK_MONOTONIC, &b);
-		while (b.tv_sec == a.tv_sec && b.tv_nsec == a.tv_nsec);
-		long d = (b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec);
-		if (best < 0 || d < best)
-			best = d;
-	}
-	resolution_ns = best;
-	FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-	if (f) {
-		if (fgets(clocksource, sizeof(clocksource), f))
-			clocksource[strcspn(clocksource, "\n\"\\")] = 0;
-		fclose(f);
-	}
 }
 
 static int open_conn(struct conn *c)
@@ -190,12 +104,12 @@ static int open_conn(struct conn *c)
 static void drop_conn(struct conn *c)
 {
 	if (c->busy)
-		record(c->start_ns, now_ns(CLOCK_MONOTONIC) - c->start_ns, 1);
+		ls_record(c->start_ns, ls_now_ns(CLOCK_MONOTONIC) - c->start_ns, 1);
 	c->busy = 0;
 	epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
-	n_dropped++; /* the main loop reconnects it */
+	ls_dropped(); /* the main loop reconnects it */
 }
 
 static void send_request(struct conn *c)
@@ -207,7 +121,7 @@ static void send_request(struct conn *c)
 	else
 		c->wlen = (size_t)snprintf(c->wbuf, sizeof(c->wbuf), "set wfkey:%u 0 0 %d\r\n", key, value_bytes);
 	c->woff = 0;
-	c->start_ns = now_ns(CLOCK_MONOTONIC);
+	c->start_ns = ls_now_ns(CLOCK_MONOTONIC);
 	c->busy = 1;
 	c->rlen = 0;
 	struct iovec iov[3] = { { c->wbuf, c->wlen }, { value, (size_t)value_bytes }, { (void *)"\r\n", 2 } };
@@ -276,8 +190,8 @@ static void on_readable(struct conn *c, uint64_t deadline)
 	}
 	if (!parse_answer(c, &ok))
 		return;
-	uint64_t t = now_ns(CLOCK_MONOTONIC);
-	record(c->start_ns, t - c->start_ns, !ok);
+	uint64_t t = ls_now_ns(CLOCK_MONOTONIC);
+	ls_record(c->start_ns, t - c->start_ns, !ok);
 	c->busy = 0;
 	if (!stop_flag && t < deadline) {
 		if (think_ns)
@@ -295,7 +209,6 @@ int main(int argc, char **argv)
 	}
 	nconn = atoi(argv[3]);
 	double seconds = atof(argv[4]);
-	prefix = argv[5];
 	if (argc > 6)
 		get_percent = atoi(argv[6]);
 	if (argc > 7)
@@ -322,15 +235,12 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	char path[4096];
-	snprintf(path, sizeof(path), "%s.samples", prefix);
-	samples = fopen(path, "w");
-	if (!samples) {
-		fprintf(stderr, "memload: cannot write %s: %s\n", path, strerror(errno));
+	snprintf(own, sizeof(own), "\"connections\":%d,\"getPercent\":%d,\"keys\":%d,\"valueBytes\":%d",
+		 nconn, get_percent, nkeys, value_bytes);
+	if (ls_open(argv[5]) < 0) {
+		fprintf(stderr, "memload: cannot write %s.samples: %s\n", argv[5], strerror(errno));
 		return 1;
 	}
-	fputs("WFLS1\n", samples);
-	measure_clock();
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < nconn; i++) {
 		if (open_conn(&conns[i]) < 0) {
@@ -338,18 +248,16 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	base_mono_ns = now_ns(CLOCK_MONOTONIC);
-	base_real_ns = now_ns(CLOCK_REALTIME);
-	prev_start_ns = base_mono_ns;
-	uint64_t deadline = base_mono_ns + (uint64_t)(seconds * 1e9);
-	write_summary(0);
+	ls_start();
+	uint64_t deadline = ls.base_mono_ns + (uint64_t)(seconds * 1e9);
+	ls_write_summary(0, own);
 	for (int i = 0; i < nconn; i++)
 		send_request(&conns[i]);
 
-	uint64_t last_flush = base_mono_ns, last_summary = base_mono_ns, drain_until = 0;
+	uint64_t drain_until = 0;
 	struct epoll_event evs[64];
 	for (;;) {
-		uint64_t t = now_ns(CLOCK_MONOTONIC);
+		uint64_t t = ls_now_ns(CLOCK_MONOTONIC);
 		if ((stop_flag || t >= deadline) && !drain_until)
 			drain_until = t + 2000000000ull;
 		if (drain_until) {
@@ -359,14 +267,7 @@ int main(int argc, char **argv)
 			if (!busy || t >= drain_until)
 				break;
 		}
-		if (t - last_flush > 250000000ull) {
-			fflush(samples);
-			last_flush = t;
-		}
-		if (t - last_summary > 1000000000ull) {
-			write_summary(0);
-			last_summary = t;
-		}
+		ls_tick(t, own);
 		int n = epoll_wait(epfd, evs, 64, think_ns ? 1 : 50);
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
@@ -374,7 +275,7 @@ int main(int argc, char **argv)
 				on_readable(c, deadline);
 		}
 		if (think_ns && !stop_flag && t < deadline) {
-			uint64_t t2 = now_ns(CLOCK_MONOTONIC);
+			uint64_t t2 = ls_now_ns(CLOCK_MONOTONIC);
 			for (int i = 0; i < nconn; i++)
 				if (conns[i].fd >= 0 && !conns[i].busy && conns[i].due_ns && conns[i].due_ns <= t2) {
 					conns[i].due_ns = 0;
@@ -390,10 +291,9 @@ int main(int argc, char **argv)
 	/* Requests still unanswered after the drain: failed. */
 	for (int i = 0; i < nconn; i++)
 		if (conns[i].fd >= 0 && conns[i].busy)
-			record(conns[i].start_ns, now_ns(CLOCK_MONOTONIC) - conns[i].start_ns, 1);
-	fclose(samples);
-	write_summary(1);
+			ls_record(conns[i].start_ns, ls_now_ns(CLOCK_MONOTONIC) - conns[i].start_ns, 1);
+	ls_finish(own);
 	fprintf(stderr, "memload: %llu requests, %llu failed, %llu dropped connections\n",
-		(unsigned long long)n_requests, (unsigned long long)n_failed, (unsigned long long)n_dropped);
+		(unsigned long long)ls.requests, (unsigned long long)ls.failed, (unsigned long long)ls.dropped);
 	return 0;
 }
