@@ -3,7 +3,9 @@
  * the patch object validated by the same reader (loader.c), its build-id against the binary's,
  * every undefined symbol resolved by the same lookups (modules.c: __wfsym locals by file and
  * position, globals in the binary's .symtab/.dynsym, then the dynamic symbols of the libraries
- * it needs, as dlsym would find them), every relocation checked for what the loader can apply,
+ * it needs, as dlsym would find them; for a module, with --loaded-by, first the programs that
+ * dlopen() it and their libraries: the global scope dlsym(RTLD_DEFAULT) searches), every
+ * relocation checked for what the loader can apply,
  * and every .wfpatch.funcs record checked for its old function's place and room for the jump.
  * Nothing is mapped or executed; the binary is read, never run. */
 #define _GNU_SOURCE
@@ -29,6 +31,7 @@ struct image {
 	char needed[MAX_LIBS][256];
 	unsigned nneeded;
 	char runpath[1024];
+	bool loader;		/* a program that loads the target (--loaded-by) */
 };
 
 struct checker {
@@ -37,6 +40,7 @@ struct checker {
 	unsigned nlibs;
 	char missing[MAX_LIBS][256];
 	unsigned nmissing;
+	unsigned nloaders;	/* of libs: the loading programs, each before its libraries */
 	unsigned errors;
 	FILE *out;
 };
@@ -179,12 +183,13 @@ static bool find_library(const struct image *from, const char *name, char *path,
 	return false;
 }
 
-/* The libraries the binary needs, transitively, in the dynamic linker's breadth-first order. */
-static void load_libraries(struct checker *c)
+/* The libraries `root` needs, transitively, in the dynamic linker's breadth-first order,
+ * appended to the search list (once each). */
+static void load_libraries(struct checker *c, struct image *root)
 {
 	struct image *queue[MAX_LIBS + 1];
 	unsigned head = 0, tail = 0;
-	queue[tail++] = &c->target;
+	queue[tail++] = root;
 	while (head < tail) {
 		struct image *im = queue[head++];
 		for (unsigned i = 0; i < im->nneeded; i++) {
@@ -277,7 +282,7 @@ static void resolve_one(struct checker *c, const Elf64_Sym *sym, const char *nam
 			r->v.size = d->st_size;
 			r->v.type = type;
 			r->where = W_LIBRARY;
-			r->lib = m->name;
+			r->lib = c->libs[i]->loader ? m->path : m->name;
 			return;
 		}
 	}
@@ -289,8 +294,18 @@ static void resolve_one(struct checker *c, const Elf64_Sym *sym, const char *nam
 	for (unsigned i = 0; i < c->nmissing; i++)
 		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), "%s%s", i ? ", " : "; libraries not found: ",
 			 c->missing[i]);
-	fail(c, "unresolved symbol %s (not in %s, not exported by the %u libraries it needs%s)", name,
-	     c->target.mod.path, c->nlibs, missing);
+	if (!c->nloaders) {
+		fail(c, "unresolved symbol %s (not in %s, not exported by the %u libraries it needs%s)", name,
+		     c->target.mod.path, c->nlibs, missing);
+		return;
+	}
+	char loaders[1024] = "";
+	for (unsigned i = 0; i < c->nlibs; i++)
+		if (c->libs[i]->loader)
+			snprintf(loaders + strlen(loaders), sizeof(loaders) - strlen(loaders), "%s%s", loaders[0] ? ", " : "",
+				 c->libs[i]->mod.path);
+	fail(c, "unresolved symbol %s (not in %s, not exported by the program%s loading it (%s) or the %u libraries they need%s)",
+	     name, c->target.mod.path, c->nloaders > 1 ? "s" : "", loaders, c->nlibs - c->nloaders, missing);
 }
 
 static bool is_got(unsigned t)
@@ -298,7 +313,32 @@ static bool is_got(unsigned t)
 	return t == R_X86_64_GOTPCREL || t == R_X86_64_GOTPCRELX || t == R_X86_64_REX_GOTPCRELX;
 }
 
-int wf_check(const char *bundle, const char *binary, FILE *out, char *err)
+/* A program that loads the target: searched, with its libraries, before the target's own
+ * libraries, as its dynamic symbols are in the global scope before the module is loaded. */
+static int add_loader(struct checker *c, const char *path, char *err)
+{
+	struct image *im = calloc(1, sizeof(*im));
+	if (!im)
+		return wf_errf(err, "out of memory");
+	if (c->nlibs == MAX_LIBS) {
+		free(im);
+		return wf_errf(err, "too many libraries to read (%d)", MAX_LIBS);
+	}
+	if (read_image(path, im, err)) {
+		free(im);
+		snprintf(err + strlen(err), WF_ERRLEN - strlen(err), " (--loaded-by)");
+		return -1;
+	}
+	im->loader = true;
+	snprintf(im->mod.name, sizeof(im->mod.name), "%s", path);
+	c->libs[c->nlibs++] = im;
+	c->nloaders++;
+	load_libraries(c, im);
+	return 0;
+}
+
+int wf_check(const char *bundle, const char *binary, const char *const *loaded_by, unsigned nloaded_by, FILE *out,
+	     char *err)
 {
 	struct checker *c = calloc(1, sizeof(*c));
 	struct wf_obj obj;
@@ -310,9 +350,19 @@ int wf_check(const char *bundle, const char *binary, FILE *out, char *err)
 		return -1;
 	}
 	c->target.mod.is_exe = false; /* symbols come from the file at mod.path */
+	for (unsigned i = 0; i < nloaded_by; i++) {
+		if (add_loader(c, loaded_by[i], err)) {
+			for (unsigned k = 0; k < c->nlibs; k++)
+				free(c->libs[k]);
+			free(c);
+			return -1;
+		}
+	}
 	int rc = 0;
 	if (wf_obj_read(bundle, &obj, err)) {
 		fprintf(out, "error: %s: %s\n", bundle, err);
+		for (unsigned k = 0; k < c->nlibs; k++)
+			free(c->libs[k]);
 		free(c);
 		return 1;
 	}
@@ -322,7 +372,7 @@ int wf_check(const char *bundle, const char *binary, FILE *out, char *err)
 		fail(c, "wrong build-id: the patch is for %s, %s is %s", obj.build_id, binary, c->target.mod.build_id);
 	if (!c->target.mod.text_hi)
 		fail(c, "%s has no executable segment", binary);
-	load_libraries(c);
+	load_libraries(c, &c->target);
 
 	struct resolved *res = calloc(obj.nsyms ? obj.nsyms : 1, sizeof(*res));
 	bool *tried = calloc(obj.nsyms ? obj.nsyms : 1, sizeof(*tried));
@@ -408,9 +458,12 @@ int wf_check(const char *bundle, const char *binary, FILE *out, char *err)
 		if (wf_obj_is_loaded(&obj, i))
 			*((obj.sh[i].sh_flags & SHF_EXECINSTR) ? &text : (obj.sh[i].sh_flags & SHF_WRITE) ? &data : &text) +=
 				obj.sh[i].sh_size;
-	fprintf(out, "%s: %s against %s (build-id %s): %u relocations, %u undefined symbols (%u in libraries, %u weak left 0), %u functions, %zu bytes of writable data; %u libraries read%s\n",
+	char loaded[64] = "";
+	if (c->nloaders)
+		snprintf(loaded, sizeof(loaded), " and %u loading program%s", c->nloaders, c->nloaders > 1 ? "s" : "");
+	fprintf(out, "%s: %s against %s (build-id %s): %u relocations, %u undefined symbols (%u in libraries, %u weak left 0), %u functions, %zu bytes of writable data; %u libraries%s read%s\n",
 		c->errors ? "FAILED" : "ok", bundle, binary, c->target.mod.build_id[0] ? c->target.mod.build_id : "none", nrel,
-		nund, nlib, nweak, nfuncs, data, c->nlibs, c->nmissing ? " (some not found)" : "");
+		nund, nlib, nweak, nfuncs, data, c->nlibs - c->nloaders, loaded, c->nmissing ? " (some not found)" : "");
 	rc = c->errors ? 1 : 0;
 done:
 	free(res);

@@ -3,7 +3,9 @@
  *   wfpatch-ctl PID apply PATH | next | rollback | status | inventory | fork
  *   wfpatch-ctl PID applied     the applied patches' paths, oldest first, one per line
  *   wfpatch-ctl pids BUILD_ID   the libwfpatch processes mapping a file with that build-id
- *   wfpatch-ctl check BUNDLE BINARY   (the loader's dry run, check.c: exit 0 loadable, 1 refused)
+ *   wfpatch-ctl check BUNDLE BINARY [--loaded-by PROGRAM]...
+ *                               (the loader's dry run, check.c: exit 0 loadable, 1 refused;
+ *                               --loaded-by: a program that dlopen()s BINARY, a module)
  * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status",
  * "inventory", "fork"),
  * 3 when "rejected" (the process keeps running), 2 on usage or connection errors. */
@@ -26,7 +28,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status | inventory | fork | applied\n"
 			"       wfpatch-ctl pids BUILD_ID\n"
-			"       wfpatch-ctl check BUNDLE BINARY\n");
+			"       wfpatch-ctl check BUNDLE BINARY [--loaded-by PROGRAM]...\n");
 	return 2;
 }
 
@@ -48,10 +50,17 @@ static void print_patch_paths(const char *line)
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "check")) {
-		if (argc != 4)
+		if (argc < 4 || argc % 2)
 			return usage();
+		const char *loaded_by[64];
+		unsigned nloaded_by = 0;
+		for (int i = 4; i < argc; i += 2) {
+			if (strcmp(argv[i], "--loaded-by") || !argv[i + 1][0] || nloaded_by == 64)
+				return usage();
+			loaded_by[nloaded_by++] = argv[i + 1];
+		}
 		char err[512];
-		int rc = wf_check(argv[2], argv[3], stdout, err);
+		int rc = wf_check(argv[2], argv[3], loaded_by, nloaded_by, stdout, err);
 		if (rc < 0) {
 			fprintf(stderr, "wfpatch-ctl: %s\n", err);
 			return 2;

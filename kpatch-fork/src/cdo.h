@@ -170,6 +170,10 @@ struct target {
 	size_t ntext;
 	char **libs;		/* DT_NEEDED names */
 	size_t nlibs;
+	/* --loaded-by: the programs that dlopen() this binary (its exported dynamic symbols and
+	 * their DT_NEEDED libraries resolve its undefined references), in search order */
+	struct target *loaders;
+	size_t nloaders;
 };
 
 /* A reason string list for the verdict. */
@@ -265,6 +269,7 @@ int build_eh_frame(struct object *obj, struct section *eh, char *err, size_t err
 
 /* target.c */
 int read_target(struct target *t, const char *path, char *err, size_t errlen);
+int read_loader(struct target *t, const char *path, char *err, size_t errlen);
 void check_target(struct diff *d);
 
 /* verdict.c */

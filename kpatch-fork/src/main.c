@@ -1,6 +1,6 @@
 /*
  * create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict V.json] [--binary ELF] [--new-data]
- *                    [--provided NAME]...
+ *                    [--provided NAME]... [--loaded-by PROGRAM]...
  *
  * Runs the passes in order; see cdo.h and FORMAT.md.
  */
@@ -13,10 +13,12 @@
 
 static const char usage[] =
 	"usage: create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict VERDICT.json] [--binary ELF] [--new-data]\n"
-	"                          [--provided NAME]...\n"
+	"                          [--provided NAME]... [--loaded-by PROGRAM]...\n"
 	"  --new-data: new static/global variables travel in the patch (exit 0; verdict liveWithNewData)\n"
 	"  --provided NAME: with --binary, a global another patch object of the same bundle defines\n"
 	"                   (a function the patch adds in another file): resolved, not an error\n"
+	"  --loaded-by PROGRAM: with --binary, a program that dlopen()s the binary (a module): the\n"
+	"                   symbols it exports and its libraries resolve references, as at run time\n"
 	"exit codes: 0 patch written, 1 usage or I/O error, 2 malformed or mismatched input,\n"
 	"            3 nothing to patch, 4 not text-only (data changed), 5 a change this tool cannot patch\n";
 
@@ -40,6 +42,8 @@ static int finish(int code)
 int main(int argc, char **argv)
 {
 	const char *pos[2] = { NULL, NULL }, *binary = NULL;
+	const char **loaders = NULL;
+	size_t nloaders = 0;
 	static struct object orig, patched;
 	static struct target target;
 	int npos = 0, rc;
@@ -74,6 +78,13 @@ int main(int argc, char **argv)
 			}
 			D.provided = grown;
 			D.provided[D.nprovided++] = argv[++i];
+		} else if (!strcmp(a, "--loaded-by")) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				fprintf(stderr, "create-diff-object: %s needs a program\n%s", a, usage);
+				return EXIT_USAGE;
+			}
+			loaders = xrealloc(loaders, (nloaders + 1) * sizeof(*loaders));
+			loaders[nloaders++] = argv[++i];
 		} else if (!strcmp(a, "--new-data")) {
 			D.allow_new_data = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -91,6 +102,10 @@ int main(int argc, char **argv)
 	}
 	if (npos != 2 || !output_path) {
 		fprintf(stderr, "%s", usage);
+		return EXIT_USAGE;
+	}
+	if (nloaders && !binary) {
+		fprintf(stderr, "create-diff-object: --loaded-by needs --binary (the module it loads)\n%s", usage);
 		return EXIT_USAGE;
 	}
 	D.text_only = D.patchable = true;
@@ -111,6 +126,8 @@ int main(int argc, char **argv)
 	}
 	if (binary) {
 		rc = read_target(&target, binary, D.error, sizeof(D.error));
+		for (size_t k = 0; !rc && k < nloaders; k++)
+			rc = read_loader(&target, loaders[k], D.error, sizeof(D.error));
 		if (rc)
 			return finish(rc);
 		D.target = &target;

@@ -160,6 +160,61 @@ int read_target(struct target *t, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A program that loads the target (--loaded-by): a module dlopen()ed by it
+ * takes the symbols the program exports (linked with -Wl,-E), as the dynamic
+ * linker's global scope and libwfpatch's dlsym(RTLD_DEFAULT) see them.  Only
+ * its dynamic symbols count, and the DT_NEEDED libraries it brings.
+ */
+int read_loader(struct target *t, const char *path, char *err, size_t errlen)
+{
+	struct target *l;
+	GElf_Ehdr eh;
+	Elf_Scn *scn = NULL;
+	int rc;
+
+	t->loaders = xrealloc(t->loaders, (t->nloaders + 1) * sizeof(*t->loaders));
+	l = &t->loaders[t->nloaders];
+	memset(l, 0, sizeof(*l));
+	l->path = path;
+	rc = load(path, &l->buf, &l->bufsize, err, errlen);
+	if (rc) {
+		snprintf(err + strlen(err), errlen - strlen(err), " (--loaded-by)");
+		return rc;
+	}
+	elf_version(EV_CURRENT);
+	if (l->bufsize < EI_NIDENT || memcmp(l->buf, ELFMAG, SELFMAG) ||
+	    !(l->elf = elf_memory((char *)l->buf, l->bufsize)) || !gelf_getehdr(l->elf, &eh) ||
+	    gelf_getclass(l->elf) != ELFCLASS64 || eh.e_machine != EM_X86_64 ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)) {
+		snprintf(err, errlen, "%s: --loaded-by needs an x86-64 executable or shared object, this is not one", path);
+		return EXIT_BADINPUT;
+	}
+	while ((scn = elf_nextscn(l->elf, scn))) {
+		GElf_Shdr sh;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_DYNSYM) {
+			read_syms(l, scn, &sh, true);
+		} else if (sh.sh_type == SHT_DYNAMIC) {
+			Elf_Data *data = elf_getdata(scn, NULL);
+			GElf_Dyn dyn;
+
+			for (int k = 0; data && gelf_getdyn(data, k, &dyn) && dyn.d_tag != DT_NULL; k++) {
+				const char *n;
+
+				if (dyn.d_tag != DT_NEEDED || !(n = elf_strptr(l->elf, sh.sh_link, dyn.d_un.d_val)))
+					continue;
+				l->libs = xrealloc(l->libs, (l->nlibs + 1) * sizeof(*l->libs));
+				l->libs[l->nlibs++] = (char *)n;
+			}
+		}
+	}
+	t->nloaders++;
+	return 0;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -430,6 +485,27 @@ static void check_linker_local(struct diff *d, struct extref *e)
 	e->how = how;
 }
 
+/* "not defined in the binary, the libraries it needs, or exported by LOADER…" */
+static const char *loaders_searched(struct target *t)
+{
+	char *s = xasprintf("not defined in the binary or the libraries it needs, nor exported by the program%s that load%s it (",
+			    t->nloaders > 1 ? "s" : "", t->nloaders > 1 ? "" : "s");
+
+	for (size_t p = 0; p < t->nloaders; p++) {
+		char *n = xasprintf("%s%s%s", s, p ? ", " : "", t->loaders[p].path);
+
+		free(s);
+		s = n;
+	}
+	{
+		char *n = xasprintf("%s) or their libraries", s);
+
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
 void check_target(struct diff *d)
 {
 	struct target *t = d->target;
@@ -453,6 +529,22 @@ void check_target(struct diff *d)
 			e->resolved = true;
 			e->how = "imported by the binary from a shared library";
 		} else {
+			/* the runtime's dlsym(RTLD_DEFAULT): the global scope, the loading
+			 * program and the libraries it needs first, then the binary's own */
+			for (size_t p = 0; p < t->nloaders && !e->resolved; p++) {
+				struct target *l = &t->loaders[p];
+
+				if (global_defined(l, e->plain, &imported)) {
+					e->resolved = true;
+					e->how = xasprintf("exported by %s, which loads the binary", l->path);
+				}
+				for (size_t k = 0; k < l->nlibs && !e->resolved; k++) {
+					if (lib_defines(l->libs[k], e->plain)) {
+						e->resolved = true;
+						e->how = xasprintf("defined in %s, which %s loads", l->libs[k], l->path);
+					}
+				}
+			}
 			for (size_t k = 0; k < t->nlibs && !e->resolved; k++) {
 				if (lib_defines(t->libs[k], e->plain)) {
 					e->resolved = true;
@@ -467,7 +559,8 @@ void check_target(struct diff *d)
 			}
 			if (!e->resolved)
 				e->how = e->bind == STB_WEAK ? "weak reference not defined anywhere (resolves to 0)"
-							     : "not defined in the binary or the libraries it needs";
+				       : t->nloaders ? loaders_searched(t)
+						     : "not defined in the binary or the libraries it needs";
 			if (!e->resolved && e->bind != STB_WEAK)
 				check_linker_local(d, e);
 			if (e->bind == STB_WEAK)
