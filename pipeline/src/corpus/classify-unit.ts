@@ -11,6 +11,7 @@ import { carriedVariables, liveWithNewData } from './new-data.ts';
 import { groupByBinary, type BinaryGroup, type Services } from './services.ts';
 import { classifyOutcome } from '../stages/classify.ts';
 import { checkBundle, confirmVerdict, type BundleCheck } from './confirm.ts';
+import { loadingPrograms, siblingPath } from '../stages/loaded-by.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,12 +127,14 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
       out,
       bundles: true,
       renderer: 'silent',
+      ...(input.services?.loadedBy ? { loaders: input.services.loadedBy } : {}),
     });
     const verdict = verdictOf(report, input.services);
     const checks: BundleCheck[] = [];
     if (verdict.verdict === 'kpatchable') {
       for (const b of report.bundles) {
-        if (b.file !== null) checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary));
+        const loaders = loadingPrograms(input.services?.loadedBy, b.binary).map((p) => siblingPath(b.originalPath, b.binary, p));
+        if (b.file !== null) checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary, loaders));
       }
     }
     return { ...confirmVerdict(verdict, checks), timings: report.timings, originalBuild: report.originalBuild, originalBuildFailed: false };

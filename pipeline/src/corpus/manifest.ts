@@ -200,6 +200,13 @@ export function checkManifest(data: unknown, where: string): Manifest {
     };
     if (!Array.isArray(sv?.longRunning) || sv.longRunning.length === 0 || !sv.longRunning.every(isRegex)) fail('services.longRunning must name at least one binary (regular expressions)');
     if (!Array.isArray(sv.programs) || !sv.programs.every((p) => typeof (p as Record<string, unknown>)?.name === 'string' && isRegex((p as Record<string, unknown>).sources))) fail('services.programs malformed');
+    if (sv.loadedBy !== undefined) {
+      const rule = (r: unknown) => {
+        const x = r as Record<string, unknown>;
+        return isRegex(x?.modules) && typeof x.program === 'string' && x.program !== '' && !x.program.startsWith('/') && (x.why === undefined || typeof x.why === 'string');
+      };
+      if (!Array.isArray(sv.loadedBy) || !sv.loadedBy.every(rule)) fail('services.loadedBy must list {modules: regular expression over a binary\'s tree-relative path, program: the loading program\'s tree-relative path ($1… from modules), why?}');
+    }
   }
   const ids = new Set<string>();
   (m.units as unknown[]).forEach((u, i) => {

@@ -8,6 +8,7 @@
  */
 import { basename } from 'node:path';
 import type { ObjectReport, Reason } from '../report/types.ts';
+import type { LoaderRule } from '../stages/loaded-by.ts';
 
 export interface ProgramRule {
   /** What the sources build, e.g. "smbtorture". */
@@ -23,6 +24,12 @@ export interface Services {
   /** Programs that are not the running service, by their sources (compile-only mode, and a fallback). */
   readonly programs: readonly ProgramRule[];
   readonly note: string;
+  /**
+   * Which program dlopen()s which modules (optional): a module's patch may call what only that
+   * program exports (nginx's modules, ngx_pnalloc from nginx). create-diff-object --binary and
+   * the loader's dry run resolve through it (--loaded-by, pipeline/src/stages/loaded-by.ts).
+   */
+  readonly loadedBy?: readonly LoaderRule[];
 }
 
 /** What `wfbuild corpus manifest` writes into each manifest (the manifest is the source of truth the driver reads). */
@@ -81,7 +88,12 @@ export const defaultServices: Readonly<Record<string, Services>> = {
     ],
     note: 'squid (its workers and coordinator are the same binary)',
   },
-  nginx: { longRunning: ['^nginx$', '\\.so$'], programs: [], note: 'nginx (master and workers are one binary) and its dynamic modules' },
+  nginx: {
+    longRunning: ['^nginx$', '\\.so$'],
+    programs: [],
+    note: 'nginx (master and workers are one binary) and its dynamic modules',
+    loadedBy: [{ modules: '^(.*/)?objs/[^/]+\\.so$', program: '$1objs/nginx', why: 'load_module: nginx dlopen()s objs/ngx_*_module.so, which take ngx_* from nginx (linked with -Wl,-E)' }],
+  },
   dovecot: {
     longRunning: ['.'],
     programs: [{ name: 'tests', sources: '(^|/)test-[^/]*\\.c$|(^|/)tests?/', why: 'test programs' }],

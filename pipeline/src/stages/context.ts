@@ -3,6 +3,7 @@
  * next, and the shape of a stage. index.ts lists the stages in order.
  */
 import type { BundleReport, IgnoredObject, ObjectReport, Reason } from '../report/types.ts';
+import type { LoaderRule } from './loaded-by.ts';
 
 export type { IgnoredObject } from '../report/types.ts';
 import type { Triage } from '../triage/index.ts';
@@ -101,6 +102,8 @@ export interface ClassifyOptions {
   readonly cache?: string;
   /** With `package` NAME=VERSION: the original is `wfbuild enable`'s build of it (enable/original.ts). */
   readonly enabled?: boolean;
+  /** Which programs dlopen() which modules of the build (loaded-by.ts): create-diff-object --loaded-by. */
+  readonly loaders?: readonly LoaderRule[];
 }
 
 /** The run's input, resolved: absolute paths, defaults applied. */

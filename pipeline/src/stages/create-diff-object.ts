@@ -5,6 +5,7 @@ import { ExitCode, UserError } from '../cli/errors.ts';
 import { repoRoot } from '../paths.ts';
 import type { DiffOutcome, Reason } from '../report/types.ts';
 import { tail } from '../common/text.ts';
+import { loadedByArgs } from './loaded-by.ts';
 
 /** create-diff-object's path; WFBUILD_CREATE_DIFF_OBJECT overrides it (e.g. an installed copy). */
 export const createDiffObjectPath: string = process.env.WFBUILD_CREATE_DIFF_OBJECT ?? join(repoRoot, 'kpatch-fork/bin/create-diff-object');
@@ -40,6 +41,7 @@ export async function ensureCreateDiffObject(): Promise<void> {
  * Runs `create-diff-object ORIG.o PATCHED.o --output PATCH.o --verdict VERDICT.json --new-data [--binary ELF]`;
  * without a binary (null) the object pair alone is judged (the corpus' compile-only mode).
  * `provided`: globals another patch object of the same bundle defines (`--provided`).
+ * `loadedBy`: the files of the programs that dlopen() the binary (`--loaded-by`, loaded-by.ts).
  */
 export async function createDiffObject(
   orig: string,
@@ -48,8 +50,9 @@ export async function createDiffObject(
   output: string,
   verdictPath: string,
   provided: readonly string[] = [],
+  loadedBy: readonly string[] = [],
 ): Promise<DiffResult> {
-  const extra = binary === null ? [] : ['--binary', binary, ...provided.flatMap((name) => ['--provided', name])];
+  const extra = binary === null ? [] : ['--binary', binary, ...provided.flatMap((name) => ['--provided', name]), ...loadedByArgs(loadedBy)];
   const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--new-data', ...extra], {
     reject: false,
     all: true,

@@ -15,6 +15,8 @@ export interface Target {
   /** As reported (tree-relative), '' for the object pair alone. */
   readonly name: string;
   readonly path: string | null;
+  /** The files of the programs that dlopen() it (a module): create-diff-object --loaded-by. */
+  readonly loadedBy?: readonly string[];
 }
 
 export interface ObjectPair {
@@ -96,7 +98,7 @@ async function withMembers(
     carried.push(...more);
     const combined = `${base}.carried${round}.in.o`;
     await combine(pair.patched, carried, combined);
-    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`, pair.provided?.(target) ?? []);
+    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`, pair.provided?.(target) ?? [], target.loadedBy ?? []);
     if (result.outcome !== 'not-patchable') break;
   }
   if (!carried.length) return { result: first, carried: [] };
@@ -127,7 +129,7 @@ export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
   for (const target of pair.targets) {
     pair.onProgress?.(target.path === null ? pair.object : `${pair.object} against ${target.name}`);
     const base = join(pair.scratch, target.path === null ? flat(pair.object) : `${flat(pair.object)}@${flat(target.name)}`);
-    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`, pair.provided?.(target) ?? []);
+    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`, pair.provided?.(target) ?? [], target.loadedBy ?? []);
     let carried: CarriedMember[] = [];
     const finder = result.outcome === 'not-patchable' ? (pair.members?.(target) ?? null) : null;
     if (finder) ({ result, carried } = await withMembers(pair, original, target, base, result, finder, notes));

@@ -8,6 +8,7 @@ import { linkMap } from '../wrapper/index.ts';
 import { ensureCreateDiffObject } from './create-diff-object.ts';
 import { needsBuild, type Candidate, type Stage, type StageContext } from './context.ts';
 import { judgeObjectPair, type Judgement, type ObjectPair } from './judge.ts';
+import { loadingPrograms } from './loaded-by.ts';
 import { originalBinary } from './binaries.ts';
 import { holdsUnit } from './members.ts';
 import { memberFinder } from './carry.ts';
@@ -46,7 +47,9 @@ async function placeCandidate(ctx: StageContext, cand: Candidate, links: Readonl
     original: cand.hasOriginal ? join(original.tree, cand.object) : null,
     patched: join(patched.tree, cand.object),
     sourceExisted: await exists(join(original.tree, cand.source)),
-    targets: await Promise.all(binaries.map(async (binary) => ({ name: binary, path: await originalBinary(original, binary) }))),
+    targets: await Promise.all(
+      binaries.map(async (binary) => ({ name: binary, path: await originalBinary(original, binary), loadedBy: await Promise.all(loadingPrograms(ctx.input.options.loaders, binary).map((p) => originalBinary(original, p))) })),
+    ),
     scratch: ctx.scratch!,
     onProgress,
     members: (target) => (target.path === null ? null : memberFinder({ log: original.log, tree: patched.tree, binary: target.name, binaryPath: target.path })),

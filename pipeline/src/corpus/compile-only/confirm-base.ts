@@ -24,6 +24,7 @@ import { verdictOf } from '../classify-unit.ts';
 import type { UnitVerdict } from '../results.ts';
 import { checkBundle, confirmVerdict, type BundleCheck } from '../confirm.ts';
 import { isLongRunning, type Services } from '../services.ts';
+import { loadingPrograms } from '../../stages/loaded-by.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName } from './compile.ts';
 import { copiesOf, copiedTrees, syncCopies } from './copies.ts';
@@ -114,7 +115,7 @@ async function measureOnBase<T>(input: BaseInput, longRunningOnly: boolean, then
         notes.push(`${tu.source}: changed, but linked into no ${longRunningOnly ? 'long-running ' : ''}binary of this build`);
         continue;
       }
-      const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(base, b) })));
+      const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(base, b), loadedBy: await loadersOf(base, input.services, b) })));
       const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: before, patched: after, sourceExisted: true, targets, scratch });
       measured.objects.push(judged.report);
       measured.reasons.push(...judged.reasons);
@@ -127,15 +128,20 @@ async function measureOnBase<T>(input: BaseInput, longRunningOnly: boolean, then
   }
 }
 
-/** Links each binary's patch objects into a bundle and dry-runs it in that binary. */
-async function checkBundles(base: OriginalBuild, perBinary: ReadonlyMap<string, readonly string[]>, patchFile: string, scratch: string): Promise<BundleCheck[]> {
+/** The files of the programs that dlopen() `binary` in the base build (the manifest's services.loadedBy). */
+async function loadersOf(base: OriginalBuild, services: Services | undefined, binary: string): Promise<string[]> {
+  return Promise.all(loadingPrograms(services?.loadedBy, binary).map((p) => originalBinary(base, p)));
+}
+
+/** Links each binary's patch objects into a bundle and dry-runs it in that binary (and the programs loading it). */
+async function checkBundles(base: OriginalBuild, perBinary: ReadonlyMap<string, readonly string[]>, patchFile: string, scratch: string, services?: Services): Promise<BundleCheck[]> {
   const checks: BundleCheck[] = [];
   for (const [binary, patches] of perBinary) {
     const path = await originalBinary(base, binary);
     const file = join(scratch, `${binary.replace(/\//g, '__')}.wfp`);
     const meta = { format: 1, patch: patchFile, sha256: '', cves: [], target: { path: binary, buildId: await buildId(path) } } as const;
     const bundle = await writeBundle([...patches], meta, file, scratch);
-    checks.push(bundle.ok ? await checkBundle(file, path, binary) : { binary, ok: false, line: `bundle does not link: ${bundle.error}` });
+    checks.push(bundle.ok ? await checkBundle(file, path, binary, await loadersOf(base, services, binary)) : { binary, ok: false, line: `bundle does not link: ${bundle.error}` });
   }
   return checks;
 }
@@ -150,7 +156,7 @@ export async function confirmOnBase(input: BaseInput): Promise<BaseConfirmation>
       return { kind: 'unconfirmed', why: `on the update base, create-diff-object --binary ${refused.binary}: ${refused.outcome}${reason ? ` (${reason.what.slice(0, 200)})` : ''}` };
     }
     if (m.perBinary.size === 0) return { kind: 'unconfirmed', why: 'on the update base, no long-running binary changes' };
-    return { kind: 'checked', checks: await checkBundles(input.base, m.perBinary, input.patchFile, scratch) };
+    return { kind: 'checked', checks: await checkBundles(input.base, m.perBinary, input.patchFile, scratch, input.services) };
   });
   return 'why' in out && out.kind === 'unmeasurable' ? { kind: 'unconfirmed', why: `on the update base, ${out.why}` } : (out as BaseConfirmation);
 }
@@ -171,7 +177,7 @@ export async function classifyOnBase(input: BaseInput): Promise<(UnitVerdict & {
     if (mapped.verdict !== 'kpatchable') return { ...mapped, compiled: m.compiled };
     // Bundles only for the long-running binaries the verdict counts.
     const counted = new Map([...m.perBinary].filter(([b]) => !input.services || isLongRunning(input.services, b)));
-    return { ...confirmVerdict(mapped, await checkBundles(input.base, counted, input.patchFile, scratch)), compiled: m.compiled };
+    return { ...confirmVerdict(mapped, await checkBundles(input.base, counted, input.patchFile, scratch, input.services)), compiled: m.compiled };
   });
   if ('kind' in out && out.kind === 'unmeasurable') {
     const u = out as Unmeasurable;
