@@ -5,7 +5,8 @@
  * (runtime/relocate.c resolve(): dlsym(RTLD_DEFAULT), the process's global scope, in which the
  * main program's dynamic symbols come first). Without --loaded-by both refuse it; a loading
  * program that is missing or not ELF is a clear error with a non-zero exit; and the patch,
- * applied in the running program, runs its new code.
+ * applied in the running program, runs its new code. A library only the module needs (it is
+ * loaded RTLD_LOCAL) resolves in the dry run and, through the module's own scope, at run time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
@@ -30,6 +31,9 @@ int mod_step(int i)
 }
 `;
 const modPatched = modC.replace('int mod_step', 'int host_scale(int x);\nint mod_step').replace('return host_offset(i);', 'return host_scale(host_offset(i));');
+// A library only the module needs (zlib: a required Debian package, which the program does not
+// load): the module is dlopen()ed RTLD_LOCAL, so its libraries stay out of the global scope.
+const modZlib = modC.replace('int mod_step', 'unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned len);\nint mod_step').replace('return host_offset(i);', 'return host_offset(i) + (crc32(0, 0, 0) == 0 ? 2000 : 0);');
 const modNowhere = modC.replace('int mod_step', 'int host_nowhere(int x);\nint mod_step').replace('return host_offset(i);', 'return host_nowhere(host_offset(i));');
 const progC = `#include <dlfcn.h>
 #include <stdio.h>
@@ -68,13 +72,16 @@ const modFlags = ['-O2', '-g', '-ffunction-sections', '-fdata-sections', '-fPIC'
 beforeAll(async () => {
   await execa('make', ['-C', kf]);
   dir = await mkdtemp(join(tmpdir(), 'runtime-loaded-by-'));
-  for (const t of ['o', 'p', 'n']) await mkdir(join(dir, t), { recursive: true });
+  for (const t of ['o', 'p', 'n', 'z']) await mkdir(join(dir, t), { recursive: true });
   await writeFile(join(dir, 'o/mod.c'), modC);
   await writeFile(join(dir, 'p/mod.c'), modPatched);
   await writeFile(join(dir, 'n/mod.c'), modNowhere);
+  await writeFile(join(dir, 'z/mod.c'), modZlib);
   await writeFile(join(dir, 'o/prog.c'), progC);
-  for (const t of ['o', 'p', 'n']) await execa('gcc', modFlags, { cwd: join(dir, t) });
+  for (const t of ['o', 'p', 'n', 'z']) await execa('gcc', modFlags, { cwd: join(dir, t) });
   await execa('gcc', ['-shared', '-Wl,--build-id', '-o', 'mod.so', 'mod.o'], { cwd: join(dir, 'o') });
+  // the same module, needing libz (which it does not use yet)
+  await execa('gcc', ['-shared', '-Wl,--build-id', '-o', 'zmod.so', 'mod.o', '-Wl,--no-as-needed', '/lib/x86_64-linux-gnu/libz.so.1'], { cwd: join(dir, 'o') });
   await execa('gcc', ['-O2', '-g', '-fPIE', '-pie', '-rdynamic', '-Wl,--build-id', `-I${rt}`, '-o', 'prog', 'prog.c', '-L', join(rt, 'build'), '-lwfpatch', '-ldl', '-lpthread', `-Wl,-rpath,${join(rt, 'build')}`], { cwd: join(dir, 'o') });
   await writeFile(join(dir, 'not-elf'), '#!/bin/sh\necho not a program\n');
 });
@@ -158,30 +165,53 @@ describe('wfpatch-ctl check BUNDLE MODULE --loaded-by PROGRAM', () => {
   });
 });
 
+/** Runs prog with `module`, sends SIGPATCH once it printed a few lines, stops it when the new code answered. */
+async function applyInProgram(module: string, patch: string, patched: (i: number) => number, name: string): Promise<{ lines: RegExpExecArray[]; log: string; stdout: string }> {
+  const log = join(dir, `${name}.jsonl`);
+  const child = execa(join(dir, 'o/prog'), [module], { reject: false, env: { WF_GLOBAL: '1', WF_PATCH_QUEUE: patch, WF_LOGFILE: log }, timeout: 30_000 });
+  let sent = false;
+  let stop = false;
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const text = chunk.toString();
+    if (!sent && text.includes('3 step=4')) {
+      sent = true;
+      process.kill(child.pid!, 34); // SIGPATCH
+    }
+    for (const m of text.matchAll(/^(\d+) step=(\d+)$/gm)) if (Number(m[2]) === patched(Number(m[1]))) stop = true;
+    if (stop) child.kill('SIGTERM');
+  });
+  const run = await child;
+  const lines = run.stdout.split('\n').map((l) => /^(\d+) step=(\d+)$/.exec(l)).filter((m): m is RegExpExecArray => m !== null);
+  return { lines, stdout: run.stdout, log: existsSync(log) ? await readFile(log, 'utf8') : '' };
+}
+
+/** Old code (i + 1) until the switch, then only the new code. */
+function expectSwitched(r: { lines: RegExpExecArray[]; log: string; stdout: string }, patched: (i: number) => number): void {
+  const isNew = (m: RegExpExecArray) => Number(m[2]) === patched(Number(m[1]));
+  expect(r.lines[0]![2]).toBe('1');
+  const first = r.lines.findIndex(isNew);
+  expect(first, `${r.stdout}\n${r.log}`).toBeGreaterThan(0);
+  expect(r.lines.slice(first).every(isNew)).toBe(true);
+  expect(r.lines.slice(0, first).every((m) => Number(m[2]) === Number(m[1]) + 1)).toBe(true);
+}
+
 describe('libwfpatch applies the same patch in the running program', () => {
   it('resolves host_scale from the program and runs the new code', { timeout: 60_000 }, async () => {
-    const log = join(dir, 'apply.jsonl');
-    const child = execa(join(dir, 'o/prog'), [join(dir, 'o/mod.so')], { reject: false, env: { WF_GLOBAL: '1', WF_PATCH_QUEUE: join(dir, 'patch.o'), WF_LOGFILE: log }, timeout: 30_000 });
-    let sent = false;
-    let patchedSeen = false;
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const text = chunk.toString();
-      if (!sent && text.includes('3 step=4')) {
-        sent = true;
-        process.kill(child.pid!, 34); // SIGPATCH
-      }
-      // after the patch: (i + 1) * 1000
-      if (/step=[1-9]\d*000$/m.test(text)) patchedSeen = true;
-      if (patchedSeen) child.kill('SIGTERM');
-    });
-    const run = await child;
-    const lines = run.stdout.split('\n').filter(Boolean).map((l) => /^(\d+) step=(\d+)$/.exec(l)).filter((m) => m !== null);
-    expect(lines[0]![2]).toBe('1');
-    const after = lines.filter((m) => Number(m[2]) === (Number(m[1]) + 1) * 1000);
-    expect(after.length, `${run.stdout}\n${existsSync(log) ? await readFile(log, 'utf8') : ''}`).toBeGreaterThan(0);
-    // before the switch, the old code; every line after the first new one is new
-    const first = lines.indexOf(after[0]!);
-    expect(lines.slice(first).every((m) => Number(m[2]) === (Number(m[1]) + 1) * 1000)).toBe(true);
-    expect(lines.slice(0, first).every((m) => Number(m[2]) === Number(m[1]) + 1)).toBe(true);
+    const scaled = (i: number) => (i + 1) * 1000;
+    expectSwitched(await applyInProgram(join(dir, 'o/mod.so'), join(dir, 'patch.o'), scaled, 'apply'), scaled);
+  });
+
+  it("resolves a library only the RTLD_LOCAL module needs, as the dry run does (the module's local scope)", { timeout: 60_000 }, async () => {
+    const zpatch = join(dir, 'zpatch.o');
+    const r = await runCdo([join(dir, 'o/mod.o'), join(dir, 'z/mod.o'), '--output', zpatch, '--binary', join(dir, 'o/zmod.so'), '--loaded-by', join(dir, 'o/prog')], join(dir, 'zpatch.json'));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.verdict!.references.find((x) => x.name === 'crc32')?.how).toBe('defined in libz.so.1, which the binary loads');
+    const c = await check(zpatch, join(dir, 'o/zmod.so'), ['--loaded-by', join(dir, 'o/prog')]);
+    expect(c.stdout).toMatch(/^ok: /m);
+    expect(c.exitCode).toBe(0);
+    // the program does not load libz: only the module's own scope has crc32
+    expect((await execa('readelf', ['-dW', join(dir, 'o/prog')])).stdout).not.toContain('libz');
+    const plus = (i: number) => i + 1 + 2000;
+    expectSwitched(await applyInProgram(join(dir, 'o/zmod.so'), zpatch, plus, 'zapply'), plus);
   });
 });

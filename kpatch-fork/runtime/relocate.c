@@ -97,9 +97,21 @@ static int resolve(struct wf_module *target, const Elf64_Sym *sym, const char *n
 	} else if (!name[0]) {
 		return wf_errf(err, "relocation against an unnamed undefined symbol");
 	} else if (wf_module_lookup_global(target, name, &v, lerr)) {
-		/* Not in the target: another module's exported symbol, as the dynamic linker sees it. */
+		/* Not in the target: another module's exported symbol, as the dynamic linker binds the
+		 * target's own references: the global scope first (the main program's dynamic symbols,
+		 * so a module dlopen()ed by a program linked with -Wl,-E finds what it exports, then
+		 * the libraries loaded with it and those dlopen()ed RTLD_GLOBAL), then the target's
+		 * local scope (itself and the libraries it needs, which a module dlopen()ed
+		 * RTLD_LOCAL keeps out of the global scope). check.c searches in the same order. */
 		dlerror();
 		void *a = dlsym(RTLD_DEFAULT, name);
+		if (!a && !target->is_exe && target->name[0]) {
+			void *h = dlopen(target->name, RTLD_LAZY | RTLD_NOLOAD);
+			if (h) {
+				a = dlsym(h, name);
+				dlclose(h);
+			}
+		}
 		if (!a) {
 			if (ELF64_ST_BIND(sym->st_info) == STB_WEAK) {
 				r->addr = 0;
