@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifyOnBase, confirmOnBase } from '../pipeline/src/corpus/compile-only/confirm-base.ts';
 import { ensureWfpatchCtl } from '../pipeline/src/corpus/confirm.ts';
+import { classifyUnit } from '../pipeline/src/corpus/classify-unit.ts';
 import type { Services } from '../pipeline/src/corpus/services.ts';
 import { chooseBuildCommand } from '../pipeline/src/stages/build-command.ts';
 import { ensureCreateDiffObject } from '../pipeline/src/stages/create-diff-object.ts';
@@ -86,6 +87,22 @@ describe('a unit of a dynamic module confirmed on the base build with services.l
         expect(outcome, JSON.stringify(outcome)).toMatchObject({ kind: 'checked', checks: [{ binary: 'build/objs/mod_x.so', ok: true, line: expect.stringMatching(/^ok: .*1 loading program read/) }] });
       }
       expect(await classifyOnBase({ ...input, patchFile: added, services: withLoader })).toMatchObject({ verdict: 'kpatchable', confirmation: { confirmed: true, binaries: ['build/objs/mod_x.so'] } });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('the full pipeline (original and patched builds, bundle, dry run) resolves it the same way', { timeout: 300_000 }, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'confirm-module-full-'));
+    try {
+      const tree = join(root, 'server');
+      await put(tree, files);
+      const added = join(root, 'added.patch');
+      await writeFile(added, await diffOf(join(root, 'd'), 'src/mod.c', files['src/mod.c']!, mod('\tif (x < 0 && !server_alloc(1))\n\t\treturn 0;\n\tserver_log("handle");\n')));
+      const alone = await classifyUnit({ patchFile: added, tree, buildCmd: null, services: plain });
+      expect(alone, JSON.stringify(alone)).toMatchObject({ verdict: 'text-only', reason: expect.stringMatching(/server_alloc does not resolve in .*mod_x\.so/) });
+      const loaded = await classifyUnit({ patchFile: added, tree, buildCmd: null, services: withLoader });
+      expect(loaded, JSON.stringify(loaded)).toMatchObject({ verdict: 'kpatchable', confirmation: { confirmed: true, binaries: ['build/objs/mod_x.so'], how: expect.stringMatching(/^ok: .*1 loading program read/) } });
     } finally {
       await rm(root, { recursive: true, force: true });
     }
