@@ -19,6 +19,8 @@ export const unitSuites: readonly string[] = [
   'test/corpus-samba-prepare.test.ts',
   'test/corpus-copies.test.ts',
   'test/corpus-confirm-base.test.ts',
+  'test/corpus-loaded-by.test.ts',
+  'test/corpus-confirm-module.test.ts',
   'test/live-latency.test.ts',
   'test/kernel-config.test.ts',
   'test/kernel-machine.test.ts',
