@@ -133,8 +133,10 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
     const checks: BundleCheck[] = [];
     if (verdict.verdict === 'kpatchable') {
       for (const b of report.bundles) {
+        if (b.file === null) continue;
+        // the loading programs of a module, from the same original build as the module
         const loaders = loadingPrograms(input.services?.loadedBy, b.binary).map((p) => siblingPath(b.originalPath, b.binary, p));
-        if (b.file !== null) checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary, loaders));
+        checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary, loaders));
       }
     }
     return { ...confirmVerdict(verdict, checks), timings: report.timings, originalBuild: report.originalBuild, originalBuildFailed: false };
