@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { combine } from '../pipeline/src/stages/carry.ts';
+import { workerProgram } from './helpers/worker-program.ts';
 
 const kf = join(repoRoot, 'kpatch-fork');
 const rt = join(kf, 'runtime');
@@ -23,39 +24,12 @@ const flags = ['-O2', '-g', '-ffunction-sections', '-fdata-sections', '-fPIE'];
 let dir = '';
 
 // The fixture's main, as a long-running multi-threaded program that can be patched.
-const mainC = `#include <pthread.h>
-#include <stdio.h>
-#include <unistd.h>
-#include "wfpatch.h"
-#include "support.h"
-static volatile int cur, stop_at = 400;
-static void *worker(void *arg)
-{
-	char buf[64];
-	(void)arg;
-	for (int i = 0; i < stop_at; i++) {
-		cur = i;
-		wf_global_quiescence("worker", 1);
-		if (export_entry(buf, sizeof(buf), 2) < 0)
-			buf[0] = 0;
-		printf("%d [%s]\\n", i, buf);
-		fflush(stdout);
-		usleep(10000);
-	}
-	return NULL;
-}
-static void done(void) { stop_at = cur + 16; }
-int main(void)
-{
-	struct wf_configuration config = { 0 };
-	pthread_t t;
-	config.patch_done = done;
-	wf_init(config);
-	pthread_create(&t, NULL, worker, NULL);
-	pthread_join(t, NULL);
-	return 0;
-}
-`;
+const mainC = workerProgram({
+  preamble: '#include "support.h"',
+  bufBytes: 64,
+  step: 'if (export_entry(buf, sizeof(buf), 2) < 0)\n\tbuf[0] = 0;\nprintf("%d [%s]\\n", i, buf);',
+  linesAfterPatch: 16,
+});
 
 beforeAll(async () => {
   await execa('make', ['-C', kf]);

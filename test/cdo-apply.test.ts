@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../pipeline/src/paths.ts';
 import { cdo, runCdo } from '../kpatch-fork/tests/harness.ts';
+import { workerProgram } from './helpers/worker-program.ts';
 
 const kf = join(repoRoot, 'kpatch-fork');
 const rt = join(kf, 'runtime');
@@ -47,38 +48,12 @@ const libPatched = libC
   .replace('weight(i));', 'weight(i), __func__);')
   .replace('case 4: return "four";', 'case 4: return "FOUR";');
 
-const mainC = `#include <pthread.h>
-#include <stdio.h>
-#include <unistd.h>
-#include "wfpatch.h"
-int describe(int i, char *buf, unsigned long n);
-static volatile int cur, stop_at = 400;
-static void *worker(void *arg)
-{
-	char buf[128];
-	(void)arg;
-	for (int i = 0; i < stop_at; i++) {
-		cur = i;
-		wf_global_quiescence("worker", 1);
-		describe(i, buf, sizeof(buf));
-		printf("%d %s\\n", i, buf);
-		fflush(stdout);
-		usleep(10000);
-	}
-	return NULL;
-}
-static void done(void) { stop_at = cur + 16; }	/* a few more lines with the new code */
-int main(void)
-{
-	struct wf_configuration config = { 0 };
-	pthread_t t;
-	config.patch_done = done;
-	wf_init(config);
-	pthread_create(&t, NULL, worker, NULL);
-	pthread_join(t, NULL);
-	return 0;
-}
-`;
+const mainC = workerProgram({
+  preamble: 'int describe(int i, char *buf, unsigned long n);',
+  bufBytes: 128,
+  step: 'describe(i, buf, sizeof(buf));\nprintf("%d %s\\n", i, buf);',
+  linesAfterPatch: 16, // a few more lines with the new code
+});
 
 /** Runs prog with WF_PATCH_QUEUE=patch, sends SIGPATCH once it printed a few lines, returns stdout+log. */
 async function runPatched(prog: string, patch: string, ldPath?: string): Promise<{ stdout: string; log: string }> {
