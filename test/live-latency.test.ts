@@ -3,6 +3,8 @@ import { patchWindows, percentiles, splitByWindows } from '../pipeline/src/live/
 import { phaseMedians, transitionPhases } from '../pipeline/src/live/breakdown.ts';
 import { faultFigures, forkFigures, memoryTrend, slope } from '../pipeline/src/live/resources.ts';
 import { seriesNames, withoutSuffix } from '../pipeline/src/enable/without.ts';
+import { latencySpec, ruleOpacity, zoomAbovePatches, zoomWindow } from '../pipeline/src/live/plot.ts';
+import type { ModeReport } from '../pipeline/src/live/analyze.ts';
 
 describe('latency percentiles', () => {
   it('nearest rank on 1..1000 µs', () => {
@@ -155,5 +157,45 @@ describe('enable --without (without.ts)', () => {
 
   it('series names: comments, blank lines and -pN options left out', () => {
     expect(seriesNames('# a comment\n0001-a.patch\n\n0002-b.patch -p1\n0003-c.patch # why\n')).toEqual(['0001-a.patch', '0002-b.patch', '0003-c.patch']);
+  });
+});
+
+describe('latency.svg stays readable for a long soak (plot.ts)', () => {
+  const mode = (patches: number): ModeReport =>
+    ({
+      requests: 10,
+      failed: 0,
+      latencyUs: { window: null, outside: null },
+      series: {
+        points: Array.from({ length: patches * 2 }, (_, i) => [i * 0.5, 100 + i] as [number, number]),
+        patches: Array.from({ length: patches }, (_, i) => ({ t: i + 0.25, action: i % 2 ? 'rollback' : 'apply', switchMs: 1 })),
+      },
+    }) as unknown as ModeReport;
+  const panels = (patches: number): Array<{ title: { text: string }; layer: Array<{ data: { values: unknown[] }; mark: { opacity: number } }> }> =>
+    (latencySpec({ server: 'memcached', cycles: patches / 2, intervalS: 1, modes: { local: mode(patches), global: mode(patches) } }) as unknown as { vconcat: never[] }).vconcat;
+
+  it('a short run: one panel per mode, its patch moments drawn clearly', () => {
+    const p = panels(10);
+    expect(p.map((x) => x.title.text)).toEqual(['local quiescence', 'global quiescence']);
+    expect(p[0]!.layer[1]!.mark.opacity).toBe(0.8);
+  });
+
+  it('a soak: the overview draws its 2,000 moments faint, and a 20-s zoom from the middle draws each one', () => {
+    const p = panels(2000);
+    expect(p.map((x) => x.title.text)).toEqual(['local quiescence', 'local quiescence, 20 s from the middle of the run', 'global quiescence', 'global quiescence, 20 s from the middle of the run']);
+    expect(p[0]!.layer[1]!.mark.opacity).toBeLessThan(0.1);
+    expect(p[0]!.layer[1]!.data.values).toHaveLength(2000);
+    const zoomed = p[1]!.layer[1]!.data.values as Array<{ t: number }>;
+    expect(zoomed).toHaveLength(21); // 990.25 … 1010.25, both ends inside
+    expect(Math.min(...zoomed.map((r) => r.t))).toBeGreaterThanOrEqual(990);
+    expect(Math.max(...zoomed.map((r) => r.t))).toBeLessThanOrEqual(1010);
+    expect(p[1]!.layer[1]!.mark.opacity).toBe(0.8);
+  });
+
+  it('the zoom starts at the threshold, and the opacity never reaches 0', () => {
+    expect(zoomWindow(Array.from({ length: zoomAbovePatches }, (_, i) => i))).toBeNull();
+    expect(zoomWindow(Array.from({ length: zoomAbovePatches + 1 }, (_, i) => i))).toEqual({ from: 20, to: 40 });
+    expect(ruleOpacity(1_000_000)).toBe(0.05);
+    expect(ruleOpacity(1)).toBe(0.8);
   });
 });
