@@ -187,8 +187,8 @@ describe('latency.svg stays readable for a long soak (plot.ts)', () => {
     expect(p[0]!.layer[1]!.data.values).toHaveLength(2000);
     const zoomed = p[1]!.layer[1]!.data.values as Array<{ t: number }>;
     expect(zoomed).toHaveLength(21); // 990.25 … 1010.25, both ends inside
-    expect(Math.min(...zoomed.map((r) => r.t))).toBeGreaterThanOrEqual(990);
-    expect(Math.max(...zoomed.map((r) => r.t))).toBeLessThanOrEqual(1010);
+    expect(Math.min(...zoomed.map((r) => r.t))).toBe(990.25);
+    expect(Math.max(...zoomed.map((r) => r.t))).toBe(1010.25);
     expect(p[1]!.layer[1]!.mark.opacity).toBe(0.8);
   });
 
