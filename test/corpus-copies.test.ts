@@ -6,10 +6,10 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copiedTrees, diffPaths, syncCopies } from '../pipeline/src/corpus/compile-only/copies.ts';
+import { copiedTrees, diffPaths, syncCopies } from '../pipeline/src/common/copied-trees.ts';
 import { walkSeries, type WalkVerdict } from '../pipeline/src/corpus/compile-only/walk.ts';
 import { parseSeries } from '../pipeline/src/corpus/series.ts';
 import { ensureCreateDiffObject } from '../pipeline/src/stages/create-diff-object.ts';
@@ -43,6 +43,25 @@ describe('copied source trees', () => {
       expect(await readFile(join(built, 'debian/build-bin/src/core/a.c'), 'utf8')).toBe(after);
       await rm(join(built, 'src/b.c'));
       expect(await syncCopies(built, roots, ['src/b.c'])).toEqual(['debian/build-bin/src/b.c']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('follow a compiled source that is a symbolic link (exim4: its build folder links ../src/*.c) to the copy it is in', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'copies-'));
+    try {
+      const pristine = join(root, 'pristine');
+      const built = join(root, 'built');
+      await put(pristine, { 'src/smtp_in.c': before });
+      await put(built, { 'src/smtp_in.c': before, 'b-light/src/smtp_in.c': before, 'b-heavy/src/smtp_in.c': before });
+      for (const b of ['b-light', 'b-heavy']) {
+        await mkdir(join(built, b, 'build'), { recursive: true });
+        await symlink('../src/smtp_in.c', join(built, b, 'build/smtp_in.c'));
+      }
+      await symlink('/etc/hostname', join(built, 'outside.c'));
+      const roots = await copiedTrees(built, pristine, ['b-light/build/smtp_in.c', 'b-heavy/build/smtp_in.c', 'outside.c']);
+      expect(roots).toEqual(['b-heavy', 'b-light']);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

@@ -267,6 +267,38 @@ describe('a patch calling into an archive member the binary never linked (test/f
   });
 });
 
+/**
+ * A build that compiles copies of its tree (exim4: debian/rules copies the tree into
+ * b-exim4-daemon-light and -heavy, whose build folders link ../src/*.c): the patch to src/proxy.c
+ * reached no compiler, the patched build recompiled nothing, and exim4's PROXYv2 fix came out
+ * "no-compiled-code". Now the copies are found and patched too.
+ */
+describe('a build that compiles copies of its tree (test/fixtures/rebuild-copies)', () => {
+  const fx = new URL('./fixtures/rebuild-copies/', import.meta.url).pathname;
+  let rep: Report;
+  let code: number | undefined;
+  let out: string;
+
+  beforeAll(async () => {
+    ({ code, out, rep } = await runBuild(join(fx, 'patches/0001-proxy-header-length.patch'), join(fx, 'tree'), 'copies-out', 'sh build.sh'));
+  }, 120_000);
+
+  it('patches both copies and recompiles their proxy.o; the heavy flavour, which compiles the check, is kpatch-able', () => {
+    expect(code, out).toBe(0);
+    expect(rep).toMatchObject({ outcome: 'kpatchable', textOnly: true, reasons: [] });
+    expect(rep.notes.join('\n')).toMatch(/the build compiles copies of the tree: patched b-heavy\/src\/proxy\.c, b-light\/src\/proxy\.c as well/);
+    expect(rep.notes.join('\n')).not.toMatch(/src\/proxy\.c: not compiled by this build/);
+    expect(rep.patchedBuild?.recompiled).toBe(2);
+  });
+
+  it('one bundle, for the heavy server, replacing proxy_header_ok', () => {
+    expect(rep.bundles.map((b) => [b.binary, b.objects])).toEqual([['b-heavy/build/server', ['b-heavy/build/proxy.o']]]);
+    const heavy = rep.objects.find((o) => o.object === 'b-heavy/build/proxy.o');
+    const verdict = heavy?.verdicts[0]?.verdict as { changedFunctions: { name: string }[] } | undefined;
+    expect(verdict?.changedFunctions.map((f) => f.name)).toEqual(['proxy_header_ok']);
+  });
+});
+
 describe('bundle file names (bundle.ts)', () => {
   // openssh builds ssh twice (debian/build-deb, debian/build-udeb): both bundles were written
   // as ssh.wfp, the second over the first.

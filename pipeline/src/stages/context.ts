@@ -75,6 +75,8 @@ export interface PatchedBuild {
   readonly unchanged: readonly string[];
   /** How it was rebuilt: the recorded makes re-run, or the whole build command (and why). */
   readonly how: string;
+  /** Copies of patched files in copies of the tree the build compiles (exim4's b-exim4-daemon-light/src/…), patched too. */
+  readonly copies: readonly string[];
   cleanup(): Promise<void>;
 }
 

@@ -11,6 +11,7 @@ import { applyPatch } from './apply-patch.ts';
 import { needsBuild, type BuildCommand, type Candidate, type OriginalBuild, type PatchedBuild, type Stage } from './context.ts';
 import { alive } from '../common/lock.ts';
 import { copyTree, exists, sameBytes } from '../common/fs.ts';
+import { copiedTrees, syncCopies } from '../common/copied-trees.ts';
 
 export type { Candidate, PatchedBuild } from './context.ts';
 
@@ -28,9 +29,10 @@ export const patchedBuildStage: Stage = {
     // whole build command runs again, not only the recorded makes.
     const buildSystem = ctx.triage!.files.some((f) => f.kind === 'build-system');
     const touchedFiles = ctx.triage!.files.map((f) => f.path);
-    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem, touchedFiles);
+    const built = await patchedBuild(original, ctx.cmd!, ctx.input.patchPath, ctx.triage!.name, join(ctx.input.cache, 'work'), ctx.tree!.debian, buildSystem, touchedFiles, ctx.tree!.dir);
     ctx.patched = built; // set at once: classifyPatch cleans the work copy up even if what follows throws
-    const touched = ctx.triage!.files.map((f) => f.path);
+    // The patched copies (a build compiling copies of the tree) are the patch's files too.
+    const touched = [...ctx.triage!.files.map((f) => f.path), ...built.copies];
     const split = await partitionCandidates(original, built, touched, buildSystem, original.tree);
     const patched = { ...built, candidates: split.kept };
     ctx.patched = patched;
@@ -39,8 +41,10 @@ export const patchedBuildStage: Stage = {
     ctx.scratch = join(dirname(patched.tree), 'scratch');
     await mkdir(ctx.scratch, { recursive: true });
     const compiledSources = new Set(original.log.flatMap((e) => (e.kind === 'compile' ? e.sources : [])));
+    if (patched.copies.length) ctx.notes.push(`the build compiles copies of the tree: patched ${patched.copies.join(', ')} as well`);
     for (const f of ctx.triage!.files) {
-      if ((f.kind === 'c-source' || f.kind === 'cxx-source' || f.kind === 'asm') && !compiledSources.has(f.path)) {
+      const copied = patched.copies.some((c) => c.endsWith(`/${f.path}`));
+      if ((f.kind === 'c-source' || f.kind === 'cxx-source' || f.kind === 'asm') && !compiledSources.has(f.path) && !copied) {
         ctx.notes.push(`${f.path}: not compiled by this build (${ctx.cmd!.display})`);
       }
     }
@@ -123,6 +127,7 @@ export async function patchedBuild(
   debian: boolean,
   buildSystem = false,
   touched: readonly string[] = [],
+  pristine: string | null = null,
 ): Promise<PatchedBuild> {
   await mkdir(workRoot, { recursive: true });
   // The owner's pid leads the name so sweepWork() can tell a killed run's leftovers.
@@ -133,7 +138,12 @@ export async function patchedBuild(
     const tree = join(work, 'tree');
     await copyTree(original.tree, tree);
     await applyPatch(tree, patchFile, patchName);
-    await newerThanTree(tree, touched);
+    // A build that compiles a copy of the tree (made before make ran) would compile the copy
+    // unpatched: the patch reaches the copies as it would have reached them before the build.
+    const compiled = original.log.flatMap((e) => (e.kind === 'compile' ? e.sources : []));
+    const roots = pristine === null ? [] : await copiedTrees(original.tree, pristine, compiled);
+    const copies = await syncCopies(tree, roots, touched);
+    await newerThanTree(tree, [...touched, ...copies]);
     // dh skips the whole build sequence while this stamp exists.
     if (debian) await rm(join(tree, 'debian/debhelper-build-stamp'), { force: true });
     const shims = join(work, 'shims');
@@ -167,7 +177,7 @@ export async function patchedBuild(
       if (hasOriginal && (await sameBytes(before, join(tree, entry.object)))) unchanged.push(entry.object);
       else candidates.push({ object: entry.object, source: entry.sources[0], hasOriginal });
     }
-    return { tree, log, recompiled, candidates, unchanged, how, cleanup };
+    return { tree, log, recompiled, candidates, unchanged, how, copies, cleanup };
   } catch (error) {
     await cleanup();
     throw error;

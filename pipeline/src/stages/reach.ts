@@ -48,6 +48,11 @@ export async function compileInputs(entry: CompileEntry, tree: string, recordedT
       const rel = relative(root, abs);
       if (!rel.startsWith('..') && !isAbsolute(rel)) {
         files.add(rel);
+        // A file reached through a symbolic link (exim's build folder links ../src/*.c) is
+        // also the file it links to: a patch to the target reaches this object.
+        const target = await realpath(join(tree, rel)).catch(() => null);
+        const inTree = target === null ? null : relative(await realpath(tree).catch(() => tree), target);
+        if (inTree && !inTree.startsWith('..') && !isAbsolute(inTree)) files.add(inTree);
         break;
       }
     }

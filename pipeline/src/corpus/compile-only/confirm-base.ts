@@ -27,7 +27,7 @@ import { isLongRunning, type Services } from '../services.ts';
 import { loadingPrograms } from '../../stages/loaded-by.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName } from './compile.ts';
-import { copiesOf, copiedTrees, syncCopies } from './copies.ts';
+import { copiesOf, copiedTrees, syncCopies } from '../../common/copied-trees.ts';
 import { fromBuildLog, rebase } from './database.ts';
 
 export interface BaseInput {

@@ -20,7 +20,7 @@ import { rebase } from './database.ts';
 import { prepare, profiles, type Prepared, type Profile } from './prepare.ts';
 import { generateFor } from './samba.ts';
 import { affectedUnits } from './affected.ts';
-import { copiedTrees } from './copies.ts';
+import { copiedTrees } from '../../common/copied-trees.ts';
 import { confirmOnBase } from './confirm-base.ts';
 import { confirmVerdict } from '../confirm.ts';
 import type { OriginalBuild } from '../../stages/context.ts';

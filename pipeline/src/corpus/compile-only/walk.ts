@@ -31,7 +31,7 @@ import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
 import { exists, sameBytes } from '../../common/fs.ts';
-import { copiesOf, diffPaths, syncCopies } from './copies.ts';
+import { copiesOf, diffPaths, syncCopies } from '../../common/copied-trees.ts';
 
 /** Files a package's build turns into data in its binaries (nodejs: js2c embeds lib/ *.js). */
 export interface EmbeddedData {

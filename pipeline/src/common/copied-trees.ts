@@ -2,8 +2,11 @@
  * Builds that compile a copy of the sources. nginx's debian/rules copies src/ (and auto/, conf/)
  * into debian/build-bin at configure time and compiles the copy there, so the compile database
  * names debian/build-bin/src/http/ngx_http_request.c where a patch changes
- * src/http/ngx_http_request.c. A walk that only reverse-applies patches to the sources would
- * compile the copy unchanged, and find the touched file "not compiled".
+ * src/http/ngx_http_request.c; exim4's copies the whole tree into b-exim4-daemon-light and
+ * b-exim4-daemon-heavy and compiles each copy's build-Linux-x86_64/smtp_in.c, a symbolic link to
+ * ../src/smtp_in.c. A walk that only reverse-applies patches to the sources, or a patched build
+ * that only patches them, would compile the copy unchanged and find the touched file "not
+ * compiled" — exim4's PROXYv2 fix was "no compiled code" that way.
  *
  * A copied tree is found from the database alone: a compiled source that the unbuilt tree does
  * not have (the build made it), whose path ends in a path the unbuilt tree has, with the same
@@ -11,9 +14,9 @@
  * walk then keeps every copied file in step with its original after each reverse-applied patch,
  * and counts the copy's units as compiling the file the patch touches.
  */
-import { copyFile, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { exists, sameBytes } from '../../common/fs.ts';
+import { copyFile, lstat, readFile, realpath, rm } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { exists, sameBytes } from './fs.ts';
 
 /**
  * Tree-relative folders (`debian/build-bin`) that hold a copy of the source tree, judged from
@@ -22,7 +25,10 @@ import { exists, sameBytes } from '../../common/fs.ts';
  */
 export async function copiedTrees(built: string, pristine: string, sources: readonly string[]): Promise<string[]> {
   const roots = new Set<string>();
-  for (const source of new Set(sources)) {
+  const builtReal = await realpath(built);
+  for (const named of new Set(sources)) {
+    const source = await withinTree(builtReal, built, named);
+    if (source === null) continue;
     if (await exists(join(pristine, source))) continue;
     const parts = source.split('/');
     // Known roots first: a build compiles hundreds of files from one copy.
@@ -38,6 +44,22 @@ export async function copiedTrees(built: string, pristine: string, sources: read
     }
   }
   return [...roots].sort();
+}
+
+/**
+ * A compiled source as the file it is: a symbolic link (exim's build folder links every source
+ * from ../src) is followed to its target, named relative to the tree; null when it leads out of
+ * the tree or nowhere.
+ */
+async function withinTree(builtReal: string, built: string, source: string): Promise<string | null> {
+  const path = join(built, source);
+  const st = await lstat(path).catch(() => null);
+  if (!st) return null;
+  if (!st.isSymbolicLink()) return source;
+  const target = await realpath(path).catch(() => null);
+  if (target === null) return null;
+  const rel = relative(builtReal, target);
+  return rel.startsWith('..') || rel.startsWith('/') ? null : rel;
 }
 
 /** Where a tree-relative file has copies in `tree` (only copies that exist). */
