@@ -15,6 +15,7 @@ import { readMakeRecords, replayEnv } from '../pipeline/src/wrapper/make-records
 import { linkMap, parseInvocation, type BuildLogEntry } from '../pipeline/src/wrapper/index.ts';
 import { holdsUnit } from '../pipeline/src/stages/members.ts';
 import { bundleFileNames } from '../pipeline/src/stages/bundle.ts';
+import { overridesAutoInstall } from '../pipeline/src/stages/original-build.ts';
 
 const wfbuild = new URL('../pipeline/bin/wfbuild', import.meta.url).pathname;
 const fixture = new URL('./fixtures/rebuild/', import.meta.url).pathname;
@@ -296,6 +297,33 @@ describe('a build that compiles copies of its tree (test/fixtures/rebuild-copies
     const heavy = rep.objects.find((o) => o.object === 'b-heavy/build/proxy.o');
     const verdict = heavy?.verdicts[0]?.verdict as { changedFunctions: { name: string }[] } | undefined;
     expect(verdict?.changedFunctions.map((f) => f.name)).toEqual(['proxy_header_ok']);
+  });
+});
+
+/**
+ * exim4 overrides dh_auto_install and installs from the copies it built; the upstream install
+ * rule that dh_auto_install ran first built the never-built top-level tree (~200 s of a 350 s
+ * wfbuild, 2.5x a plain build). A package that overrides it is not asked to run it.
+ */
+describe('which packages install through their own rule (original-build.ts)', () => {
+  const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/nonexistent', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
+  it('a dh package with override_dh_auto_install does; one without does not; a tree without dh does not', async () => {
+    const tools = new URL('./fixtures/rebuild-tools/tree/', import.meta.url).pathname;
+    expect(await overridesAutoInstall(tools, env)).toBe(true);
+    const plain = await mkdtemp(join(tmpdir(), 'dh-plain-'));
+    try {
+      await mkdir(join(plain, 'debian'));
+      await writeFile(join(plain, 'debian/rules'), '#!/usr/bin/make -f\n%:\n\tdh $@\n', { mode: 0o755 });
+      await writeFile(join(plain, 'debian/changelog'), 'wfx (1.0-1) unstable; urgency=medium\n\n  * Test.\n\n -- wfpatch tests <tests@example.org>  Mon, 30 Nov 2026 12:00:00 +0000\n');
+      await writeFile(join(plain, 'debian/control'), 'Source: wfx\nBuild-Depends: debhelper-compat (= 13)\n\nPackage: wfx\nArchitecture: any\nDescription: wfx\n wfx\n');
+      expect(await overridesAutoInstall(plain, env)).toBe(false);
+      await writeFile(join(plain, 'debian/rules'), '#!/usr/bin/make -f\n%:\n\tdh $@\noverride_dh_auto_install-arch:\n\ttrue\n', { mode: 0o755 });
+      expect(await overridesAutoInstall(plain, env)).toBe(true);
+      await rm(join(plain, 'debian'), { recursive: true });
+      expect(await overridesAutoInstall(plain, env)).toBe(false);
+    } finally {
+      await rm(plain, { recursive: true, force: true });
+    }
   });
 });
 

@@ -163,9 +163,22 @@ async function matchInstalled(outputs: readonly { output: string; built: string 
 }
 
 /**
+ * Does the package replace dh_auto_install with its own rule (override_dh_auto_install[-arch])?
+ * Then the upstream install rule is not how it installs, and running it can cost a whole
+ * build: exim4's override installs from the copies it built (b-exim4-daemon-*), and the top-level
+ * `make install` that dh_auto_install runs first built the never-built top-level tree (~200 s of
+ * a 350 s wfbuild). `dh install-arch --no-act` names the override as dh would run it.
+ */
+export async function overridesAutoInstall(tree: string, env: Record<string, string>): Promise<boolean> {
+  const plan = await execa('dh', ['install-arch', '--no-act'], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
+  return plan.exitCode === 0 && /^\s*debian\/rules override_dh_auto_install(-arch)?\s*$/m.test(plan.all ?? '');
+}
+
+/**
  * For a Debian tree: which linked files the package installs, and where (e.g.
  * /usr/bin/memcached). First `dh_auto_install` into a staging folder (the upstream install
- * rule); what that does not place, the package's own install (packageInstall). Binaries that
+ * rule; not when the package overrides it); what that does not place, the package's own
+ * install (packageInstall). Binaries that
  * are only built (memcached-debug, test programs) are then not patch targets. Null when
  * neither install ran.
  */
@@ -178,15 +191,19 @@ async function findShipped(tree: string, linked: string, log: readonly BuildLogE
     if ((await exists(built)) && !outputs.some((o) => o.output === entry.output)) outputs.push({ output: entry.output, built });
   }
   const shipped: Record<string, string> = {};
-  const auto = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
   let left = outputs;
-  if (auto.exitCode === 0) left = await matchInstalled(outputs, await installedElves(staging), shipped);
+  let autoInstalled = false;
+  if (!(await overridesAutoInstall(tree, env))) {
+    const auto = await execa('dh_auto_install', [`--destdir=${staging}`], { cwd: tree, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
+    autoInstalled = auto.exitCode === 0;
+    if (autoInstalled) left = await matchInstalled(outputs, await installedElves(staging), shipped);
+  }
   if (left.length === 0) return shipped;
   const work = `${staging}-package`;
   try {
     const roots = await packageInstall(tree, env, work);
     const installed = (await Promise.all(roots.map(installedElves))).flat();
-    if (installed.length === 0 && auto.exitCode !== 0) return null;
+    if (installed.length === 0 && !autoInstalled) return null;
     await matchInstalled(left, installed, shipped);
   } finally {
     await rm(work, { recursive: true, force: true });
