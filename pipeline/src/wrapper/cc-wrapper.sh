@@ -66,17 +66,31 @@ outer_make() {
 	p=$PPID
 	found=
 	while [ "$p" -gt 1 ]; do
-		IFS= read -r comm <"/proc/$p/comm" || break
-		case $comm in
-		make | gmake)
-			tr '\0' '\n' <"/proc/$p/cmdline" | grep -q 'debian/rules$' && break
-			tr '\0' '\n' <"/proc/$p/environ" | grep -qxF "WFBUILD_LOG=$WFBUILD_LOG" || break
-			found=$p
-			;;
-		esac
 		IFS= read -r stat <"/proc/$p/stat" || break
+		comm=${stat#*(}
+		comm=${comm%%)*}
 		# shellcheck disable=SC2086 # split the fields after "(comm) "
 		set -- ${stat##*) }
+		case $comm in
+		make | gmake)
+			# What this make is (the driver, ours, another build's) is memoized per process
+			# (pid and start time): a build's hundreds of compiler calls share a few makes, and
+			# asking /proc costs two processes per question.
+			memo="$WFBUILD_LOG/k.$p-${20}"
+			if [ -e "$memo.ours" ]; then
+				found=$p
+			elif [ -e "$memo.stop" ]; then
+				break
+			elif tr '\0' '\n' <"/proc/$p/cmdline" | grep -q 'debian/rules$' ||
+				! tr '\0' '\n' <"/proc/$p/environ" | grep -qxF "WFBUILD_LOG=$WFBUILD_LOG"; then
+				: >"$memo.stop"
+				break
+			else
+				: >"$memo.ours"
+				found=$p
+			fi
+			;;
+		esac
 		p=$2
 	done 2>/dev/null
 	echo "$found"
