@@ -5,8 +5,7 @@
  * dry-run by `wfpatch-ctl check` in the binary that build linked.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execa } from 'execa';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifyOnBase, confirmOnBase } from '../pipeline/src/corpus/compile-only/confirm-base.ts';
@@ -15,6 +14,7 @@ import { chooseBuildCommand } from '../pipeline/src/stages/build-command.ts';
 import { ensureCreateDiffObject } from '../pipeline/src/stages/create-diff-object.ts';
 import { originalBuild } from '../pipeline/src/stages/original-build.ts';
 import { describeTree } from '../pipeline/src/stages/source.ts';
+import { put, diffOf } from './helpers/tree-files.ts';
 
 // Big enough for the 5-byte jump that redirects it.
 const util = (body: string) => `#include "util.h"\n\nint clamp(int x)\n{\n\tvolatile int y = x;\n${body}\treturn y * 3 + x;\n}\n`;
@@ -27,20 +27,6 @@ const files: Record<string, string> = {
     'all: build/server\n\nbuild/server: src/main.c src/util.c src/util.h\n\trm -rf build && mkdir -p build && cp -a src build/\n' +
     '\tcd build && $(CC) -O2 -g -c src/util.c -o util.o && $(CC) -O2 -g -c src/main.c -o main.o && $(CC) -o server main.o util.o\n',
 };
-
-async function put(root: string, tree: Record<string, string>): Promise<void> {
-  for (const [path, text] of Object.entries(tree)) {
-    await mkdir(join(root, path, '..'), { recursive: true });
-    await writeFile(join(root, path), text);
-  }
-}
-
-async function diffOf(root: string, path: string, before: string, after: string): Promise<string> {
-  await put(join(root, 'a'), { [path]: before });
-  await put(join(root, 'b'), { [path]: after });
-  const d = await execa('diff', ['-u', '--label', `a/${path}`, '--label', `b/${path}`, join(root, 'a', path), join(root, 'b', path)], { reject: false });
-  return d.stdout + '\n';
-}
 
 describe('a compile-only verdict confirmed on the base build (real wrapper build, create-diff-object --binary, wfpatch-ctl check)', () => {
   beforeAll(async () => {

@@ -7,8 +7,7 @@
  * search the server, as libwfpatch does at run time, and the unit is confirmed.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execa } from 'execa';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classifyOnBase, confirmOnBase } from '../pipeline/src/corpus/compile-only/confirm-base.ts';
@@ -19,6 +18,7 @@ import { chooseBuildCommand } from '../pipeline/src/stages/build-command.ts';
 import { ensureCreateDiffObject } from '../pipeline/src/stages/create-diff-object.ts';
 import { originalBuild } from '../pipeline/src/stages/original-build.ts';
 import { describeTree } from '../pipeline/src/stages/source.ts';
+import { put, diffOf } from './helpers/tree-files.ts';
 
 // Big enough for the 5-byte jump that redirects it.
 const mod = (body: string) => `void server_log(const char *what);\nchar *server_alloc(unsigned long n);\n\nint mod_handle(int x)\n{\n\tvolatile int y = x;\n${body}\treturn y * 3 + x;\n}\n`;
@@ -35,20 +35,6 @@ const files: Record<string, string> = {
     'build/objs/server: src/main.c\n\tmkdir -p build/objs && cd build && $(CC) -O2 -g -c ../src/main.c -o main.o && $(CC) -rdynamic -o objs/server main.o -ldl\n\n' +
     'build/objs/mod_x.so: src/mod.c\n\tmkdir -p build/objs && cd build && $(CC) -O2 -g -fPIC -c ../src/mod.c -o mod.o && $(CC) -shared -o objs/mod_x.so mod.o\n',
 };
-
-async function put(root: string, tree: Record<string, string>): Promise<void> {
-  for (const [path, text] of Object.entries(tree)) {
-    await mkdir(join(root, path, '..'), { recursive: true });
-    await writeFile(join(root, path), text);
-  }
-}
-
-async function diffOf(root: string, path: string, before: string, after: string): Promise<string> {
-  await put(join(root, 'a'), { [path]: before });
-  await put(join(root, 'b'), { [path]: after });
-  const d = await execa('diff', ['-u', '--label', `a/${path}`, '--label', `b/${path}`, join(root, 'a', path), join(root, 'b', path)], { reject: false });
-  return d.stdout + '\n';
-}
 
 const plain: Services = { longRunning: ['^server$', '\\.so$'], programs: [], note: '' };
 const withLoader: Services = { ...plain, loadedBy: [{ modules: '^(.*/)?objs/[^/]+\\.so$', program: '$1objs/server' }] };

@@ -13,13 +13,7 @@ import { copiedTrees, diffPaths, syncCopies } from '../pipeline/src/common/copie
 import { walkSeries, type WalkVerdict } from '../pipeline/src/corpus/compile-only/walk.ts';
 import { parseSeries } from '../pipeline/src/corpus/series.ts';
 import { ensureCreateDiffObject } from '../pipeline/src/stages/create-diff-object.ts';
-
-async function put(root: string, files: Record<string, string>): Promise<void> {
-  for (const [path, text] of Object.entries(files)) {
-    await mkdir(join(root, path, '..'), { recursive: true });
-    await writeFile(join(root, path), text);
-  }
-}
+import { put } from './helpers/tree-files.ts';
 
 const before = '#include "a.h"\nint step(int x)\n{\n\treturn x + STEP;\n}\n';
 const after = '#include "a.h"\nint step(int x)\n{\n\tif (x < 0)\n\t\treturn 0;\n\treturn x + STEP;\n}\n';
