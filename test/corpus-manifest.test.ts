@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compareDebianVersions, upstreamVersion } from '../pipeline/src/corpus/debversion.ts';
 import { parseSeries } from '../pipeline/src/corpus/series.ts';
 import { cveIds, dep3Header, patchCves } from '../pipeline/src/corpus/cve.ts';
-import { buildUnits, groupSeries } from '../pipeline/src/corpus/units.ts';
+import { buildUnits, changeOf, groupSeries } from '../pipeline/src/corpus/units.ts';
 import { changelogUpdates, parseChangelog } from '../pipeline/src/corpus/changelog.ts';
 import { parseFetchFailures, parseMadison, parseShowsrc } from '../pipeline/src/corpus/registry.ts';
 import { checkManifest, markChangelogUpdates, readManifest, corpusPackages } from '../pipeline/src/corpus/manifest.ts';
@@ -83,6 +83,20 @@ describe('units', () => {
     // Same content → same hash; a different patch set → a different hash.
     expect(byId.get('x.patch')!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(byId.get('x.patch')!.sha256).not.toBe(byId.get('y.patch')!.sha256);
+  });
+
+  it('does not count a refreshed patch (new index lines, shifted hunks, other context) as changed', () => {
+    const patch = (index: string, at: number, context: string, added: string) =>
+      `From: A <a@b.c>\nSubject: fix\n\ndiff --git a/src/x.c b/src/x.c\nindex ${index} 100644\n--- a/src/x.c\n+++ b/src/x.c\n@@ -${at},3 +${at},3 @@\n ${context}\n-  return n;\n+  ${added}\n`;
+    const old = patch('1111..2222', 10, 'int f(int n) {', 'return n + 1;');
+    const refreshed = patch('3333..4444', 14, 'int f(int n)  {', 'return n + 1;');
+    const fixed = patch('3333..5555', 14, 'int f(int n)  {', 'return n + 2;');
+    expect(changeOf(old)).toBe(changeOf(refreshed));
+    expect(changeOf(old)).not.toBe(changeOf(fixed));
+    const series = [{ path: 'x.patch', strip: 1, index: 0, comments: [] as string[] }];
+    const judge = (content: string) => buildUnits([{ entry: series[0]!, content }], { version: '1-1+deb12u2', baseline: { version: '1-1+deb12u1', patches: new Map([['x.patch', old]]) } })[0]!.views;
+    expect(judge(refreshed)).toEqual(['series']);
+    expect(judge(fixed)).toEqual(['update', 'series']);
   });
 
   it('takes the series tail from the first CVE the changelog names as the update', () => {

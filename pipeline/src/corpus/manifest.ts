@@ -17,7 +17,7 @@ import { servicesFor, type Services } from './services.ts';
 /** The paper's six servers. */
 export const paperPackages = ['openldap', 'apache2', 'memcached', 'samba', 'mariadb', 'nodejs'] as const;
 /** More multi-threaded or event-driven network servers Debian 12 updated with patches (issue 14: wider). */
-export const widerPackages = ['bind9', 'unbound', 'squid', 'nginx', 'dovecot', 'mosquitto'] as const;
+export const widerPackages = ['bind9', 'unbound', 'squid', 'nginx', 'dovecot', 'mosquitto', 'exim4', 'openssh', 'cups', 'strongswan', 'haproxy', 'frr'] as const;
 /** Every package of the corpus, in table order. */
 export const corpusPackages = [...paperPackages, ...widerPackages] as const;
 /** corpus/bookworm; WFBUILD_CORPUS_MANIFESTS points elsewhere (tests with broken manifests). */

@@ -107,6 +107,54 @@ export const defaultServices: Readonly<Record<string, Services>> = {
     ],
     note: 'the mosquitto broker and the plugins it loads',
   },
+  exim4: {
+    longRunning: ['^exim4?$'],
+    programs: [
+      { name: 'utilities', sources: '^(exim_monitor|util)/|(^|/)src/(exim_dbmbuild|exim_dbutil|exim_lock)\\.c$', why: 'eximon, exim_dbmbuild, exim_tidydb, exim_lock, …: run per command' },
+      { name: 'tests', sources: '^test/', why: 'test programs' },
+    ],
+    note: 'exim (the daemon and every delivery process are the one binary, exim4-daemon-light and -heavy builds)',
+  },
+  openssh: {
+    longRunning: ['^sshd$'],
+    programs: [
+      { name: 'client tools', sources: '(^|/)(ssh|scp|sftp|ssh-keygen|ssh-add|ssh-keyscan|ssh-keysign|ssh-pkcs11-helper|ssh-sk-helper|sftp-server|sftp-server-main|ssh-agent|gnome-ssh-askpass2|progressmeter|sftp-client|sftp-common|sftp-glob|sftp-usergroup|mux|clientloop|readconf|sshconnect|sshconnect2|scp)\\.c$', why: 'ssh, scp, sftp, ssh-keygen, ssh-agent, sftp-server, …: run per command or per session' },
+      { name: 'tests', sources: '^regress/', why: 'test programs' },
+    ],
+    note: 'sshd (the listener; each connection re-executes sshd, so new connections run the installed file)',
+  },
+  cups: {
+    longRunning: ['^cupsd$', '^libcups'],
+    programs: [
+      { name: 'filters, backends and commands', sources: '^(backend|berkeley|systemv|filter|notifier|monitor|tools|ppdc|examples)/', why: 'run per print job or per command' },
+      { name: 'tests', sources: '(^|/)(test|testsub|testipp|testhttp|testlang|testarray|testcups|testppd|testfile|unittests)[^/]*\\.c$|^test/', why: 'test programs' },
+    ],
+    note: 'cupsd and libcups (loaded by cupsd and by every client)',
+  },
+  strongswan: {
+    longRunning: ['^(charon|charon-systemd|starter)$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'command-line tools', sources: '^src/(pki|swanctl|stroke|scepclient|ipsec|_updown|pool|conftest|sw-collector|charon-cmd|xfrmi|pt-tls-client|sec-updater|tpm_extendpcr|aikgen)/', why: 'pki, swanctl, ipsec, stroke, …: run per command' },
+      { name: 'tests', sources: '(^|/)tests?/|^testing/', why: 'test programs' },
+    ],
+    note: 'charon (the IKE daemon) with starter, libcharon, libstrongswan and the plugins they load',
+  },
+  haproxy: {
+    longRunning: ['^haproxy$'],
+    programs: [
+      { name: 'tools', sources: '^(admin|dev|contrib)/', why: 'halog, …: run per command' },
+      { name: 'tests', sources: '^(tests|reg-tests)/', why: 'test programs' },
+    ],
+    note: 'haproxy (master and workers are one binary)',
+  },
+  frr: {
+    longRunning: ['^(zebra|bgpd|ospfd|ospf6d|ripd|ripngd|isisd|fabricd|pimd|pim6d|ldpd|nhrpd|eigrpd|babeld|sharpd|pbrd|staticd|bfdd|vrrpd|pathd|mgmtd|watchfrr)$', '\\.so(\\.|$)'],
+    programs: [
+      { name: 'vtysh and tools', sources: '^(vtysh|tools)/', why: 'vtysh, the shell an admin runs per session; tools' },
+      { name: 'tests', sources: '^tests/', why: 'test programs' },
+    ],
+    note: 'the routing daemons (zebra, bgpd, ospfd, …, watchfrr), libfrr and the modules they load',
+  },
   nodejs: { longRunning: ['^node$', '\\.so(\\.|$)'], programs: [{ name: 'tests', sources: '^test/', why: 'test programs' }], note: 'node (a running server process is node)' },
 };
 

@@ -85,6 +85,38 @@ export function sha256(parts: readonly string[]): string {
   return hash.digest('hex');
 }
 
+/**
+ * What a patch changes: each file it touches and its removed and added lines, without the
+ * header, hunk positions, context or index lines. Tools that export a series from git (gbp pq)
+ * rewrite every patch when an update adds one — new blob ids, shifted hunks — so a patch whose
+ * content differs can still make the same change (openssh 1:9.2p1-2+deb12u7 → deb12u10
+ * rewrote 30 of its 53 patches that way).
+ */
+export function changeOf(patch: string): string {
+  const out: string[] = [];
+  let inDiff = false;
+  for (const line of patch.split('\n')) {
+    if (line.startsWith('+++ ')) {
+      inDiff = true;
+      // a/b/ prefixes and timestamps differ between exporters.
+      out.push(`file ${line.slice(4).split('\t')[0]!.replace(/^[^/]+\//, '')}`);
+    } else if (line.startsWith('--- ') || line.startsWith('diff ') || line.startsWith('index ')) {
+      continue;
+    } else if (inDiff && (line.startsWith('+') || line.startsWith('-'))) {
+      out.push(line);
+    }
+  }
+  return out.join('\n');
+}
+
+/** Whether two versions of a patch make the same change (a refresh is not an update). */
+export function sameChange(before: string, after: string): boolean {
+  if (before === after) return true;
+  const change = changeOf(before);
+  // Text without a diff in it is compared whole.
+  return change !== '' && change === changeOf(after);
+}
+
 /** What the update view compares against: the oldest version's patches by path. */
 export interface UpdateBaseline {
   readonly version: string;
@@ -127,9 +159,10 @@ export function buildUnits(patches: readonly PatchFile[], context: UnitContext):
     let why = `series walk: ${position} in ${context.version}, applied on top of the ones before it`;
     if (context.baseline) {
       const added = group.filter((e) => !context.baseline!.patches.has(e.path));
-      const changed = group.filter(
-        (e) => context.baseline!.patches.has(e.path) && context.baseline!.patches.get(e.path) !== content.get(e.path),
-      );
+      const changed = group.filter((e) => {
+        const before = context.baseline!.patches.get(e.path);
+        return before !== undefined && !sameChange(before, content.get(e.path) ?? '');
+      });
       if (added.length > 0 || changed.length > 0) {
         views.unshift('update');
         const what = [
