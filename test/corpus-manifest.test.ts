@@ -105,6 +105,16 @@ describe('units', () => {
     expect(units.filter((u) => u.views.includes('update')).map((u) => u.id)).toEqual(['CVE-2026-21710.patch', 'other/CVE-2026-21710-again.patch', 'x.patch', 'y.patch']);
     expect(units.find((u) => u.id === 'x.patch')!.why).toMatch(/follows the update's first patch/);
   });
+  it('leaves out of the update a patch the changelog shows Debian carried before it (exim4 keeps 90_localscan_dlopen last)', () => {
+    const series = ['76-01-fix-CVE-2023-42117.patch', '78_03-Compiler-quietening.patch', '90_localscan_dlopen.dpatch'].map((path, index) => ({ path, strip: 1, index, comments: [] as string[] }));
+    const units = buildUnits(series.map((entry) => ({ entry, content: '' })), { version: '4.96-15+deb12u10' });
+    const texts = { update: '  * Fix CVE-2023-42117 (76-01-fix-CVE-2023-42117.patch)\n  * 78_03-Compiler-quietening.patch', older: [{ version: '4.96-14', body: '  * Unfuzz 90_localscan_dlopen.dpatch.' }] };
+    const marked = markChangelogUpdates(units, ['CVE-2023-42117'], '4.96-15+deb12u10', texts);
+    expect(marked.map((u) => u.views)).toEqual([['update', 'series'], ['update', 'series'], ['series']]);
+    expect(marked[2]!.why).toMatch(/names it in 4\.96-14, before the update/);
+    // Without the changelog's texts the tail rule is unchanged.
+    expect(markChangelogUpdates(units, ['CVE-2023-42117'], '4.96-15+deb12u10').map((u) => u.views[0])).toEqual(['update', 'update', 'update']);
+  });
 });
 
 describe('changelog', () => {

@@ -36,6 +36,9 @@ export interface ChangelogUpdates {
   /** CVE ids those entries name. */
   readonly cves: string[];
   readonly note: string;
+  /** The update entries' text, and the text of every entry before them (kind 'changelog'). */
+  readonly updateText?: string;
+  readonly older?: { version: string; body: string }[];
 }
 
 /**
@@ -60,6 +63,8 @@ export function changelogUpdates(entries: readonly ChangelogEntry[]): ChangelogU
       kind: 'changelog',
       versions: updates.map((e) => e.version),
       cves,
+      updateText: updates.map((e) => e.body).join('\n'),
+      older: entries.filter((e) => !updates.includes(e)).map((e) => ({ version: e.version, body: e.body })),
       note: `${updates.map((e) => e.version).join(', ')} patched ${upstream} (after ${first.version}); the registry no longer has the version before, so the update's patches are those fixing the CVEs its changelog names`,
     };
   }

@@ -100,6 +100,7 @@ export async function generateManifest(pkg: string, log: (line: string) => void 
   let baseline: UpdateBaseline | undefined;
   let update: Manifest['update'];
   let changelogCves: string[] = [];
+  let changelogTexts: ChangelogTexts | undefined;
   if (oldest && oldest.version !== base.version && upstreamVersion(oldest.version) === upstreamVersion(base.version)) {
     const oldRoot = await unpackDebianDir(pkg, byVersion.get(oldest.version)!);
     const oldPatches = await readPatches(oldRoot);
@@ -114,10 +115,11 @@ export async function generateManifest(pkg: string, log: (line: string) => void 
     const changelog = parseChangelog((await readIfExists(join(baseRoot, 'debian', 'changelog'))) ?? '');
     const fromChangelog = changelogUpdates(changelog);
     changelogCves = fromChangelog.kind === 'changelog' ? fromChangelog.cves : [];
+    if (fromChangelog.updateText !== undefined && fromChangelog.older !== undefined) changelogTexts = { update: fromChangelog.updateText, older: fromChangelog.older };
     update = { kind: fromChangelog.kind, note: fromChangelog.note };
   }
   let units = buildUnits(patches, { version: base.version, baseline });
-  if (changelogCves.length > 0) units = markChangelogUpdates(units, changelogCves, base.version);
+  if (changelogCves.length > 0) units = markChangelogUpdates(units, changelogCves, base.version, changelogTexts);
   return {
     schema: 1,
     package: pkg,
@@ -133,17 +135,41 @@ export async function generateManifest(pkg: string, log: (line: string) => void 
   };
 }
 
+export interface ChangelogTexts {
+  /** The bookworm update entries. */
+  readonly update: string;
+  /** Every entry before them. */
+  readonly older: readonly { readonly version: string; readonly body: string }[];
+}
+
+/**
+ * A patch Debian has carried since before the update and keeps last in its series (exim4's
+ * 90_localscan_dlopen.dpatch, after the update's 76…84): the changelog names it in older
+ * entries and never in the update's. Its name is looked for with and without its extension.
+ */
+function olderPatch(unit: CorpusUnit, texts: ChangelogTexts | undefined): string | undefined {
+  if (!texts || unit.cves.length > 0) return undefined;
+  const names = unit.patches.map((p) => p.split('/').pop()!);
+  const mentions = (text: string, name: string) => text.includes(name) || text.includes(name.replace(/\.(d?patch|diff)$/, ''));
+  if (names.some((n) => mentions(texts.update, n))) return undefined;
+  const entries = names.map((n) => texts.older.find((e) => mentions(e.body, n)));
+  return entries.every(Boolean) ? entries[0]!.version : undefined;
+}
+
 /**
  * Debian appends an update's patches to the end of the series, so the update is the tail of
  * the series from the first unit fixing a CVE that the update's changelog entry names (this
- * also catches a patch whose CVE the changelog misspells, as nodejs' deb12u2 entry does).
+ * also catches a patch whose CVE the changelog misspells, as nodejs' deb12u2 entry does) —
+ * except a patch the changelog shows Debian carried before the update (olderPatch).
  */
-export function markChangelogUpdates(units: readonly CorpusUnit[], changelogCves: readonly string[], version: string): CorpusUnit[] {
+export function markChangelogUpdates(units: readonly CorpusUnit[], changelogCves: readonly string[], version: string, texts?: ChangelogTexts): CorpusUnit[] {
   const named = new Set(changelogCves);
   const first = units.findIndex((u) => u.cves.some((id) => named.has(id)));
   if (first < 0) return [...units];
   return units.map((u, i) => {
     if (i < first) return u;
+    const older = olderPatch(u, texts);
+    if (older) return { ...u, why: `not in the bookworm update: debian/changelog names it in ${older}, before the update, and not in the update's entries; ${u.why}` };
     const hit = u.cves.filter((id) => named.has(id));
     const reason = hit.length > 0
       ? `debian/changelog names ${hit.join(', ')} in a bookworm update of ${upstreamVersion(version)}`
