@@ -125,6 +125,18 @@ describe('placements and failure reasons', () => {
     expect(placementsFor(unit, 4, 6)).toEqual([{ kind: 'series-prefix', at: 4 }]);
   });
 
+  it('moves on from the update base when the unit alone does not build there, not from its own position', async () => {
+    const { whyTryNextBase } = await import('../pipeline/src/corpus/full-pipeline.ts');
+    const unit = { start: 9 };
+    const shared = { kind: 'series-prefix', at: 6 } as const;
+    const own = { kind: 'series-prefix', at: 9 } as const;
+    expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: true }, shared, unit)).toMatch(/does not build alone after 6 series patches/);
+    // On its own position a unit that does not build is a failed unit, said as such.
+    expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: true }, own, unit)).toBeUndefined();
+    expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: false }, shared, unit)).toBeUndefined();
+    expect(whyTryNextBase({ originalBuildFailed: true }, own, unit)).toMatch(/tree before this unit does not build/);
+  });
+
   it('keeps the telling line of a build failure, not make\'s closing line', async () => {
     const { failureReason } = await import('../pipeline/src/corpus/classify-unit.ts');
     const message = 'original build of apache2 2.4.68-1~deb12u1 failed (debian/rules build, exit 2):\nchecking for chosen layout... \nconfigure: error: invalid layout Debian\nmake[1]: *** [debian/rules:107: override_dh_auto_configure] Error 1\nmake: *** [debian/rules:102: build] Error 2';

@@ -22,6 +22,8 @@ export interface UnitClassification extends UnitVerdict {
   readonly originalBuild: { key: string; cached: boolean } | null;
   /** The original (unpatched) tree did not build: the unit says nothing, another base tree may. */
   readonly originalBuildFailed: boolean;
+  /** The tree built but not with the unit applied (optional: results read back lack it). */
+  readonly patchedBuildFailed?: boolean;
 }
 
 function reasonLine(r: { object: string | null; symbol: string | null; what: string; kind?: string }): string {
@@ -144,7 +146,8 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
     if (error instanceof UserError) {
       const reason = failureReason(error.message);
       const originalBuildFailed = error instanceof BuildFailed && error.step === 'original';
-      return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null, originalBuildFailed };
+      const patchedBuildFailed = error instanceof BuildFailed && error.step === 'patched';
+      return { verdict: 'failed', reason, reasons: [error.message], objects: 0, timings: {}, originalBuild: null, originalBuildFailed, patchedBuildFailed };
     }
     throw error;
   } finally {

@@ -68,13 +68,26 @@ export async function classifyAtPlacements(
     const started = performance.now();
     const cls = await classifyUnit({ patchFile, tree, buildCmd, ...(manifest.services ? { services: manifest.services } : {}) });
     seconds += Math.round((performance.now() - started) / 100) / 10;
-    if (cls.originalBuildFailed && !last) {
-      log(`${cls.reason.slice(0, 200)}; the tree before this unit does not build, trying ${describePlacement(placements[n + 1]!)}`);
+    const retry = whyTryNextBase(cls, placement, unit);
+    if (retry && !last) {
+      log(`${cls.reason.slice(0, 200)}; ${retry}, trying ${describePlacement(placements[n + 1]!)}`);
       continue;
     }
     return { kind: 'classified', placement, cls, seconds };
   }
   return { kind: 'applies-nowhere', placement: placements[placements.length - 1]!, seconds };
+}
+
+/**
+ * Why a classification on this base says nothing about the unit, so the next base is tried:
+ * the tree without the unit does not build; or, applied alone on the update base, the unit
+ * does not compile because it needs an earlier update unit (haproxy's h2 path check calls a
+ * function the update's previous patch adds) — its own series position holds that unit.
+ */
+export function whyTryNextBase(cls: Pick<UnitClassification, 'originalBuildFailed' | 'patchedBuildFailed'>, placement: Placement, unit: Pick<CorpusUnit, 'start'>): string | undefined {
+  if (cls.originalBuildFailed) return 'the tree before this unit does not build';
+  if (cls.patchedBuildFailed && placement.kind === 'series-prefix' && placement.at !== unit.start) return `it does not build alone after ${placement.at} series patches`;
+  return undefined;
 }
 
 /**
