@@ -130,11 +130,28 @@ describe('placements and failure reasons', () => {
     const unit = { start: 9 };
     const shared = { kind: 'series-prefix', at: 6 } as const;
     const own = { kind: 'series-prefix', at: 9 } as const;
-    expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: true }, shared, unit)).toMatch(/does not build alone after 6 series patches/);
+    expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: true }, shared, unit)).toMatch(/does not build alone \(applied after 6 series patches\)/);
     // On its own position a unit that does not build is a failed unit, said as such.
     expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: true }, own, unit)).toBeUndefined();
     expect(whyTryNextBase({ originalBuildFailed: false, patchedBuildFailed: false }, shared, unit)).toBeUndefined();
     expect(whyTryNextBase({ originalBuildFailed: true }, own, unit)).toMatch(/tree before this unit does not build/);
+  });
+
+  it('takes the series without the update as the shared base when Debian keeps a patch after the update (exim4)', async () => {
+    const { sharedBase, placementsFor, placementKey, describePlacement } = await import('../pipeline/src/corpus/placement.ts');
+    const u = (id: string, start: number, n = 1) => ({ id, start, patches: Array.from({ length: n }, (_, i) => `${id}-${i}`), strip: [1], sha256: '', cves: [], cveSources: [], views: ['series'] as const, why: '' });
+    const all = [u('a', 0), u('b', 1), u('fix1', 2), u('fix2', 3, 2), u('kept', 5), u('fix3', 6)];
+    const update = [all[2]!, all[3]!, all[5]!];
+    const base = sharedBase(all, update, true)!;
+    expect(base).toEqual({ kind: 'series-without-update', without: [[2, 5], [6, 7]] });
+    expect(describePlacement(base)).toBe("applied on the series without the update's patches 3–5, 7");
+    expect(placementKey(base)).toBe('without:2-5,6-7');
+    // Then the unit's own position, then without it.
+    expect(placementsFor(all[3]!, base, 7)).toEqual([base, { kind: 'series-prefix', at: 3 }, { kind: 'series-without-unit' }]);
+    // An update that is the series' tail keeps the tree before it (and its results' keys).
+    expect(sharedBase(all.slice(0, 4), [all[2]!, all[3]!], true)).toEqual({ kind: 'series-prefix', at: 2 });
+    expect(placementKey({ kind: 'series-prefix', at: 2 })).toBe(2);
+    expect(sharedBase(all, update, false)).toBeUndefined();
   });
 
   it('keeps the telling line of a build failure, not make\'s closing line', async () => {

@@ -14,10 +14,10 @@ import { classifyUnit, type UnitClassification } from './classify-unit.ts';
 import { unbuildableVerdict } from './unbuildable.ts';
 import { newestResultFor, unitKey } from './keys.ts';
 import type { Manifest } from './manifest.ts';
-import { describePlacement, placementsFor, preferredBase, type Placement } from './placement.ts';
+import { describePlacement, isSharedBase, placementKey, placementsFor, sharedBase, type Placement } from './placement.ts';
 import { ensurePackagePrerequisites } from './prerequisites.ts';
 import type { UnitResult } from './results.ts';
-import { treeAt, treeWithout, unitPatchFile, withoutMailSignature } from './tree.ts';
+import { treeAt, treeWithout, treeWithoutRanges, unitPatchFile, withoutMailSignature } from './tree.ts';
 import { chooseBuildCommand } from '../stages/build-command.ts';
 import { describeTree } from '../stages/source.ts';
 import { originalBuild } from '../stages/original-build.ts';
@@ -53,15 +53,15 @@ export async function classifyAtPlacements(
     const last = n === placements.length - 1;
     let tree: string;
     try {
-      tree = placement.kind === 'series-prefix' ? await treeAt(manifest, placement.at, log) : await treeWithout(manifest, unit, log);
+      tree = await placementTree(manifest, unit, placement, log);
     } catch (error) {
       // The series without this unit does not apply (a later patch needs it): no such base.
       if (!(error instanceof UserError)) throw error;
       if (last) return { kind: 'no-base', placement, why: error.message.split('\n')[0]!, seconds };
       continue;
     }
-    if (placement.kind === 'series-prefix' && placement.at !== unit.start && !(await appliesAt(tree, patchFile))) {
-      log(`does not apply alone after ${placement.at} series patches; trying the next base`);
+    if (isSharedBase(placement, unit) && !(await appliesAt(tree, patchFile))) {
+      log(`does not apply alone (${describePlacement(placement)}); trying the next base`);
       continue;
     }
     log(`classifying (${describePlacement(placement)})`);
@@ -84,9 +84,22 @@ export async function classifyAtPlacements(
  * does not compile because it needs an earlier update unit (haproxy's h2 path check calls a
  * function the update's previous patch adds) — its own series position holds that unit.
  */
+function placementTree(manifest: Manifest, unit: CorpusUnit, p: Placement, log: (line: string) => void): Promise<string> {
+  if (p.kind === 'series-prefix') return treeAt(manifest, p.at, log);
+  if (p.kind === 'series-without-unit') return treeWithout(manifest, unit, log);
+  return treeWithoutRanges(manifest, p.without, log);
+}
+
+/** Series patches in the tree a placement applies a unit to. */
+function appliedAtOf(manifest: Manifest, unit: CorpusUnit, p: Placement): number {
+  if (p.kind === 'series-prefix') return p.at;
+  if (p.kind === 'series-without-unit') return manifest.seriesLength - unit.patches.length;
+  return manifest.seriesLength - p.without.reduce((n, [a, b]) => n + b - a, 0);
+}
+
 export function whyTryNextBase(cls: Pick<UnitClassification, 'originalBuildFailed' | 'patchedBuildFailed'>, placement: Placement, unit: Pick<CorpusUnit, 'start'>): string | undefined {
   if (cls.originalBuildFailed) return 'the tree before this unit does not build';
-  if (cls.patchedBuildFailed && placement.kind === 'series-prefix' && placement.at !== unit.start) return `it does not build alone after ${placement.at} series patches`;
+  if (cls.patchedBuildFailed && isSharedBase(placement, unit)) return `it does not build alone (${describePlacement(placement)})`;
   return undefined;
 }
 
@@ -133,8 +146,8 @@ function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: 
  * recompiling what it affects with the build's own compiler calls instead
  * (compile-only/confirm-base.ts, classifyOnBase). Null: the full pipeline as usual.
  */
-async function recompiledOnBase(manifest: Manifest, placement: Placement, patchFile: string, unitId: string, buildCmd: string | null, log: (line: string) => void) {
-  if (placement.kind !== 'series-prefix') return null;
+async function recompiledOnBase(manifest: Manifest, unit: CorpusUnit, placement: Placement, patchFile: string, unitId: string, buildCmd: string | null, log: (line: string) => void) {
+  if (placement.kind === 'series-without-unit') return null;
   let triage: ReturnType<typeof triagePatch>;
   try {
     triage = triagePatch(withoutMailSignature(await readFile(patchFile, 'utf8')), unitId);
@@ -143,7 +156,7 @@ async function recompiledOnBase(manifest: Manifest, placement: Placement, patchF
     return null;
   }
   if (!triage.touchesCompiledCode || triage.files.some((f) => f.kind === 'build-system')) return null;
-  const tree = await treeAt(manifest, placement.at, log);
+  const tree = await placementTree(manifest, unit, placement, log);
   if (!(await appliesAt(tree, patchFile))) return null;
   const source = await describeTree(tree);
   let base;
@@ -186,8 +199,8 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
   const units: UnitResult[] = [];
   for (const [i, unit] of selected.entries()) {
     const label = `${pkg} [${i + 1}/${selected.length}] ${unit.id}`;
-    const placements = placementsFor(unit, preferredBase(unit, selected, opts.usesUpdateView), manifest.seriesLength);
-    const keyOf = (p: Placement) => unitKey({ manifest, unit, appliedAt: p.kind === 'series-prefix' ? p.at : -1, buildCmd, tools });
+    const placements = placementsFor(unit, sharedBase(manifest.units, selected, opts.usesUpdateView) ?? unit.start, manifest.seriesLength);
+    const keyOf = (p: Placement) => unitKey({ manifest, unit, appliedAt: placementKey(p), buildCmd, tools });
     // A finished unit costs nothing, not even a tree: look for any placement's result first.
     let cached: UnitResult | undefined;
     for (const placement of placements) {
@@ -205,7 +218,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
     if (opts.noBuilds && (await needsBuild(manifest, unit))) {
       // Tools move while a long run goes on (the pipeline's sources are part of the key): a
       // reporting run takes the newest result for the same unit and patch, flagged as such.
-      const inputs = placements.map((p) => unitKey({ manifest, unit, appliedAt: p.kind === 'series-prefix' ? p.at : -1, buildCmd, tools: null }));
+      const inputs = placements.map((p) => unitKey({ manifest, unit, appliedAt: placementKey(p), buildCmd, tools: null }));
       const older = await newestResultFor(cacheDir, unit.id, inputs);
       if (older) {
         opts.log(`${label}: ${older.verdict} (cached, earlier tools)`);
@@ -224,17 +237,17 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
     const patchFile = await unitPatchFile(manifest, unit, await treeAt(manifest, unit.start, opts.log), patchDir);
     if (opts.usesUpdateView) {
       const started = performance.now();
-      const onBase = await recompiledOnBase(manifest, placements[0]!, patchFile, unit.id, buildCmd, (line) => opts.log(`${label}: ${line}`));
+      const onBase = await recompiledOnBase(manifest, unit, placements[0]!, patchFile, unit.id, buildCmd, (line) => opts.log(`${label}: ${line}`));
       if (onBase) {
         const at = placements[0]!;
         const { compiled: _compiled, how, ...v } = onBase;
         const result: UnitResult = {
           package: pkg, unit: unit.id, cves: unit.cves, views: unit.views, base: at.kind,
-          appliedAt: at.kind === 'series-prefix' ? at.at : -1,
+          appliedAt: appliedAtOf(manifest, unit, at),
           ...v,
           seconds: Math.round((performance.now() - started) / 100) / 10,
           key: keyOf(at),
-          inputs: unitKey({ manifest, unit, appliedAt: at.kind === 'series-prefix' ? at.at : -1, buildCmd, tools: null }),
+          inputs: unitKey({ manifest, unit, appliedAt: placementKey(at), buildCmd, tools: null }),
           mode: how,
         };
         await writeAtomic(join(cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
@@ -253,7 +266,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
             cves: unit.cves,
             views: unit.views,
             base: placement.kind,
-            appliedAt: placement.kind === 'series-prefix' ? placement.at : manifest.seriesLength - unit.patches.length,
+            appliedAt: appliedAtOf(manifest, unit, placement),
             verdict: placed.cls.verdict,
             reason: placed.cls.reason,
             reasons: placed.cls.reasons,
@@ -263,7 +276,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
             ...(placed.cls.perBinary !== undefined ? { perBinary: placed.cls.perBinary } : {}),
             seconds,
             key: keyOf(placement),
-            inputs: unitKey({ manifest, unit, appliedAt: placement.kind === 'series-prefix' ? placement.at : -1, buildCmd, tools: null }),
+            inputs: unitKey({ manifest, unit, appliedAt: placementKey(placement), buildCmd, tools: null }),
           }
         : failedResult(pkg, unit, placement, keyOf(placement), placed.kind === 'no-base' ? `no base tree: ${placed.why}` : 'applies at no base tried', seconds);
     await writeAtomic(join(cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');

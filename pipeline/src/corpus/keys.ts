@@ -44,7 +44,7 @@ export async function newestResultFor(cacheDir: string, unitId: string, inputs: 
   return best?.result;
 }
 
-export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt: number; buildCmd: string | null; tools: object | null }): string {
+export function unitKey(parts: { manifest: Manifest; unit: CorpusUnit; appliedAt: number | string; buildCmd: string | null; tools: object | null }): string {
   return createHash('sha256')
     .update(JSON.stringify([driverVersion, parts.manifest.package, parts.manifest.baseVersion, parts.manifest.baseDscSha256, parts.manifest.services ?? null, parts.unit.sha256, parts.appliedAt, parts.buildCmd, parts.tools]))
     .digest('hex')

@@ -50,9 +50,10 @@ export interface UnitResult extends UnitVerdict {
   readonly views: readonly string[];
   /**
    * Where the unit was applied: 'series-prefix' — on the tree with series patches
-   * [0, appliedAt); 'series-without-unit' — last, on the whole series without it.
+   * [0, appliedAt); 'series-without-unit' — last, on the whole series without it;
+   * 'series-without-update' — on the whole series without the update's units.
    */
-  readonly base: 'series-prefix' | 'series-without-unit';
+  readonly base: 'series-prefix' | 'series-without-unit' | 'series-without-update';
   /** Number of series patches in the tree the unit was applied to. */
   readonly appliedAt: number;
   /** Wall time of classifying this unit (0 when taken from the cache of an earlier run). */

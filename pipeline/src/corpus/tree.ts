@@ -76,6 +76,12 @@ export async function treeWithout(manifest: Manifest, unit: Pick<CorpusUnit, 'st
   return preparedTree(manifest, `w${unit.start}-${end}`, (series) => series.filter((e) => e.index < unit.start || e.index >= end), log);
 }
 
+/** The series without some ranges [start, end) of its patches (the update view's shared base, placement.ts). */
+export async function treeWithoutRanges(manifest: Manifest, ranges: readonly (readonly [number, number])[], log: (line: string) => void = () => {}): Promise<string> {
+  const name = `x${ranges.map(([a, b]) => `${a}-${b}`).join('_')}`;
+  return preparedTree(manifest, name, (series) => series.filter((e) => !ranges.some(([a, b]) => e.index >= a && e.index < b)), log);
+}
+
 async function preparedTree(manifest: Manifest, name: string, pick: (series: SeriesEntry[]) => SeriesEntry[], log: (line: string) => void): Promise<string> {
   const root = join(treesCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, name);
   const tree = join(root, 'tree');
