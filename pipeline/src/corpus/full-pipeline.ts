@@ -67,7 +67,7 @@ export async function classifyAtPlacements(
     log(`classifying (${describePlacement(placement)})`);
     const started = performance.now();
     const cls = await classifyUnit({ patchFile, tree, buildCmd, ...(manifest.services ? { services: manifest.services } : {}) });
-    seconds += Math.round((performance.now() - started) / 100) / 10;
+    seconds = Math.round((seconds + (performance.now() - started) / 1000) * 10) / 10;
     const retry = whyTryNextBase(cls, placement, unit);
     if (retry && !last) {
       log(`${cls.reason.slice(0, 200)}; ${retry}, trying ${describePlacement(placements[n + 1]!)}`);
