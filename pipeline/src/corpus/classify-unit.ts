@@ -12,7 +12,9 @@ import { groupByBinary, type BinaryGroup, type Services } from './services.ts';
 import { classifyOutcome } from '../stages/classify.ts';
 import { checkBundle, confirmVerdict, type BundleCheck } from './confirm.ts';
 import { loadingPrograms, siblingPath } from '../stages/loaded-by.ts';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { triagePatch } from '../triage/index.ts';
+import { changesBuildSystem, classifyOnUnitTree } from './unit-tree-build.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -122,7 +124,9 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
   // The bundles are written so the loader's dry run can check each against its binary.
   const out = await mkdtemp(join(tmpdir(), 'wfpatch-corpus-bundles-'));
   try {
-    const report = await classifyPatch({
+    // A build-system unit is measured on its own tree built from scratch (unit-tree-build.ts).
+    const classify = changesBuildSystem(triagePatch(await readFile(input.patchFile, 'utf8'), input.patchFile)) ? classifyOnUnitTree : classifyPatch;
+    const report = await classify({
       patch: input.patchFile,
       source: input.tree,
       buildCmd: input.buildCmd ?? undefined,

@@ -12,6 +12,7 @@ import { patchApplies } from '../stages/apply-patch.ts';
 import { triagePatch } from '../triage/index.ts';
 import { classifyUnit, type UnitClassification } from './classify-unit.ts';
 import { unbuildableVerdict } from './unbuildable.ts';
+import { changesBuildSystem, unitTreeMethod } from './unit-tree-build.ts';
 import { newestResultFor, unitKey } from './keys.ts';
 import type { Manifest } from './manifest.ts';
 import { describePlacement, isSharedBase, placementKey, placementsFor, sharedBase, type Placement } from './placement.ts';
@@ -131,6 +132,22 @@ async function needsBuild(manifest: Manifest, unit: CorpusUnit): Promise<boolean
   return manifest.package === 'nodejs' && /^\+\+\+ (b\/)?lib\/.*\.js/m.test(text);
 }
 
+/**
+ * Whether the unit changes the build system (triage), read from the base version's patches:
+ * such a unit is measured on its own tree built from scratch (unit-tree-build.ts), and its
+ * result key says so, so a result of the earlier incremental way is not taken for it.
+ */
+async function buildSystemUnit(manifest: Manifest, unit: CorpusUnit): Promise<boolean> {
+  const patches = join(await treeAt(manifest, 0), 'debian', 'patches');
+  const text = (await Promise.all(unit.patches.map((p) => readFile(join(patches, p), 'utf8')))).map(withoutMailSignature).join('');
+  try {
+    return changesBuildSystem(triagePatch(text, unit.id));
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return false; // triage cannot read it: the run says why (a failed unit)
+  }
+}
+
 function failedResult(pkg: string, unit: CorpusUnit, placement: Placement, key: string, reason: string, seconds: number): UnitResult {
   return {
     package: pkg, unit: unit.id, cves: unit.cves, views: unit.views, base: placement.kind,
@@ -185,7 +202,7 @@ export interface FullPipelineOptions {
   readonly cacheDir: string;
   readonly buildCmd: string | null;
   readonly tools: object;
-  /** Every update unit on one shared base (placement.ts, preferredBase). */
+  /** Every update unit on one shared base (placement.ts, sharedBase). */
   readonly usesUpdateView: boolean;
   /** Build nothing: uncached units that need a build come back as pending (or an earlier tools' result). */
   readonly noBuilds: boolean;
@@ -200,7 +217,8 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
   for (const [i, unit] of selected.entries()) {
     const label = `${pkg} [${i + 1}/${selected.length}] ${unit.id}`;
     const placements = placementsFor(unit, sharedBase(manifest.units, selected, opts.usesUpdateView) ?? unit.start, manifest.seriesLength);
-    const keyOf = (p: Placement) => unitKey({ manifest, unit, appliedAt: placementKey(p), buildCmd, tools });
+    const method = (await buildSystemUnit(manifest, unit)) ? `${buildCmd ?? 'default'}; ${unitTreeMethod}` : buildCmd;
+    const keyOf = (p: Placement) => unitKey({ manifest, unit, appliedAt: placementKey(p), buildCmd: method, tools });
     // A finished unit costs nothing, not even a tree: look for any placement's result first.
     let cached: UnitResult | undefined;
     for (const placement of placements) {

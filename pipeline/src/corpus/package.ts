@@ -9,7 +9,7 @@ import { classifyCompileOnly, profiles } from './compile-only/index.ts';
 import { classifyAtPlacements, classifyWithFullPipeline, withUnbuildable } from './full-pipeline.ts';
 import { resultsCache, unitKey } from './keys.ts';
 import { readManifest } from './manifest.ts';
-import { placementsFor, preferredBase, selectUnits, type View } from './placement.ts';
+import { describePlacement, placementsFor, preferredBase, selectUnits, type View } from './placement.ts';
 import { ensurePackagePrerequisites } from './prerequisites.ts';
 import { packageRow } from './results.ts';
 import type { PackageResults } from './results-file.ts';
@@ -83,7 +83,18 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
         const placed = await withUnbuildable(await classifyAtPlacements(manifest, unit, placements, patchFile, buildCmd, (line) => opts.log(`${pkg} ${unit.id}: ${line}`)), patchFile, unit.id);
         if (placed.kind !== 'classified') return null;
         const { cls } = placed;
-        return { verdict: cls.verdict, reason: cls.reason, reasons: cls.reasons, objects: cls.objects, compiled: 0, seconds: 0 };
+        // Everything the full pipeline found (new data, per-binary verdicts, the bundles' dry run), and where it measured.
+        return {
+          verdict: cls.verdict,
+          reason: cls.reason,
+          reasons: [...cls.reasons, `measured ${describePlacement(placed.placement)}`],
+          objects: cls.objects,
+          ...(cls.liveWithNewData !== undefined ? { liveWithNewData: cls.liveWithNewData } : {}),
+          ...(cls.perBinary !== undefined ? { perBinary: cls.perBinary } : {}),
+          ...(cls.confirmation !== undefined ? { confirmation: cls.confirmation } : {}),
+          compiled: 0,
+          seconds: 0,
+        };
       },
     });
     const seconds = out.units.reduce((sum, u) => sum + u.seconds, 0) + out.prepareSeconds;

@@ -26,6 +26,7 @@ import { confirmVerdict } from '../confirm.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
 import { writeAtomic } from '../../common/fs.ts';
+import { unitTreeMethod } from '../unit-tree-build.ts';
 
 export { profiles } from './prepare.ts';
 
@@ -92,7 +93,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
   const results = new Map<string, UnitResult>();
   const todo: CorpusUnit[] = [];
   // Units the full pipeline classified (fallback) do not depend on this mode's sources.
-  const fallbackMode = `full-pipeline fallback ${profile.name}`;
+  const fallbackMode = `full-pipeline fallback ${profile.name}; ${unitTreeMethod}`;
   for (const unit of selected) {
     const text =
       (await readFile(join(opts.cacheDir, `${opts.keyOf(unit, mode)}.json`), 'utf8').catch(() => undefined)) ??
@@ -145,7 +146,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         const full = await opts.fallback(unit, quick.reason);
         if (full) {
           verdict = { ...full, seconds: Math.round((performance.now() - started) / 100) / 10 };
-          how = 'full pipeline (a build-system change: built on the tree before the unit)';
+          how = "full pipeline (a build-system change: the unit's tree configured and built from scratch, its objects compared with the base tree's build)";
         }
       } else if (quick.verdict === 'failed' && opts.noBuilds) continue;
       const result = { ...resultFor(unit, verdict), ...(how ? { mode: how, key: opts.keyOf(unit, fallbackMode) } : {}) };
