@@ -42,11 +42,16 @@ export const defaultServices: Readonly<Record<string, Services>> = {
       { name: 'tests', sources: '^tests/', why: 'test programs' },
     ],
     note: 'slapd (tools slapadd, slapcat … are the same binary), libldap and liblber (loaded by slapd and every client), overlay and backend modules',
+    loadedBy: [
+      { modules: '^debian/build/servers/slapd/[^/]+/\\.libs/[^/]+\\.so[.0-9]*$', program: 'debian/build/servers/slapd/.libs/slapd', why: 'moduleload: slapd dlopen()s its backends and overlays (back_mdb.so, …), which take slap_debug, ch_malloc … from slapd' },
+      { modules: '^contrib/slapd-modules/.*\\.so[.0-9]*$', program: 'debian/build/servers/slapd/.libs/slapd', why: 'moduleload: contrib modules (pw-sha2, …) are loaded by slapd the same way' },
+    ],
   },
   apache2: {
     longRunning: ['^(apache2|httpd)$', '\\.so$'],
     programs: [{ name: 'support tools', sources: '^support/', why: 'ab, htpasswd, suexec, rotatelogs, …: run per command or per request (suexec)' }],
     note: 'apache2 (httpd) and the modules it loads (mod_*.so)',
+    loadedBy: [{ modules: '^modules/.*\\.so$', program: 'apache2', why: 'LoadModule: apache2 dlopen()s mod_*.so, which take ap_* from the apache2 executable (linked with -export-dynamic)' }],
   },
   samba: {
     longRunning: ['^(smbd|nmbd|winbindd|samba)$', '\\.so(\\.|$)'],
