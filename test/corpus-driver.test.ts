@@ -147,7 +147,13 @@ describe('placements and failure reasons', () => {
     expect(describePlacement(base)).toBe("applied on the series without the update's patches 3–5, 7");
     expect(placementKey(base)).toBe('without:2-5,6-7');
     // Then the unit's own position, then without it.
-    expect(placementsFor(all[3]!, base, 7)).toEqual([base, { kind: 'series-prefix', at: 3 }, { kind: 'series-without-unit' }]);
+    // Then its own position on that version (the update's units before it applied, the kept
+    // patch too), then without it; the first unit's own position is the shared base itself.
+    expect(placementsFor(all[3]!, base, 7)).toEqual([base, { kind: 'series-without-update', without: [[3, 5], [6, 7]] }, { kind: 'series-without-unit' }]);
+    expect(placementsFor(all[2]!, base, 7)).toEqual([base, { kind: 'series-without-unit' }]);
+    const { isSharedBase } = await import('../pipeline/src/corpus/placement.ts');
+    expect(isSharedBase(base, all[3]!)).toBe(true);
+    expect(isSharedBase({ kind: 'series-without-update', without: [[3, 5], [6, 7]] }, all[3]!)).toBe(false);
     // An update that is the series' tail keeps the tree before it (and its results' keys).
     expect(sharedBase(all.slice(0, 4), [all[2]!, all[3]!], true)).toEqual({ kind: 'series-prefix', at: 2 });
     expect(placementKey({ kind: 'series-prefix', at: 2 })).toBe(2);

@@ -72,7 +72,13 @@ export function placementKey(p: Placement): number | string {
 export function placementsFor(unit: CorpusUnit, preferred: number | Placement, seriesLength: number): Placement[] {
   const first: Placement = typeof preferred === 'number' ? { kind: 'series-prefix', at: preferred } : preferred;
   const list: Placement[] = [first];
-  if (!(first.kind === 'series-prefix' && first.at === unit.start)) list.push({ kind: 'series-prefix', at: unit.start });
+  if (first.kind === 'series-without-update') {
+    // Its own position on the version users run: the update's units before it applied, the
+    // older patches Debian keeps after the update too (exim4's debian/rules needs them).
+    const from = first.without.filter(([, b]) => b > unit.start).map(([a, b]) => [Math.max(a, unit.start), b] as const);
+    if (from.length > 0 && from[0]![0] > first.without[0]![0]) list.push({ kind: 'series-without-update', without: from });
+    else if (from.length === 0) list.push({ kind: 'series-prefix', at: unit.start });
+  } else if (!(first.kind === 'series-prefix' && first.at === unit.start)) list.push({ kind: 'series-prefix', at: unit.start });
   if (unit.start + unit.patches.length < seriesLength) list.push({ kind: 'series-without-unit' });
   return list;
 }
@@ -85,5 +91,6 @@ export function describePlacement(p: Placement): string {
 
 /** Whether the placement is a base shared by other units (not the unit's own series position). */
 export function isSharedBase(p: Placement, unit: Pick<CorpusUnit, 'start'>): boolean {
-  return p.kind === 'series-without-update' || (p.kind === 'series-prefix' && p.at !== unit.start);
+  if (p.kind === 'series-without-update') return p.without[0]![0] < unit.start;
+  return p.kind === 'series-prefix' && p.at !== unit.start;
 }
