@@ -51,15 +51,37 @@ export interface SeriesBinariesOptions {
 /** Where the confirmations stand: said in every reason and in a confirmation's `how`. */
 const where = 'on the series before the unit, rebuilt';
 
-/**
- * Gives `files` an mtime after every file of `tree` (and after now): make then rebuilds what
- * depends on them, whatever the clock did since the tree was built.
- */
-async function stampNewest(tree: string, files: readonly string[]): Promise<void> {
+/** The newest mtime in `tree`, in seconds. */
+async function newestIn(tree: string): Promise<number> {
   const listing = await execa('find', ['.', '-printf', '%T@\n'], { cwd: tree, maxBuffer: 1 << 28 });
-  const newest = listing.stdout.split('\n').reduce((max, line) => (line && Number(line) > max ? Number(line) : max), Date.now() / 1000);
-  const when = new Date(Math.ceil(newest + 1) * 1000);
+  return listing.stdout.split('\n').reduce((max, line) => (line && Number(line) > max ? Number(line) : max), 0);
+}
+
+/**
+ * Gives `files` an mtime after `newest` (the tree's before they were copied in): make then
+ * rebuilds what depends on them, whatever the clock did since the tree was built. The clock's
+ * time when that is later (make warns of times in the future).
+ */
+async function stampAfter(tree: string, files: readonly string[], newest: number): Promise<void> {
+  const now = Date.now() / 1000;
+  // make compares nanosecond times: a hundredth of a second after the newest file is newer.
+  const when = new Date(Math.max(now, newest + 0.01) * 1000);
   for (const file of files) if (await exists(join(tree, file))) await utimes(join(tree, file), when, when);
+}
+
+/**
+ * The telling part of a BuildFailed message (build-command.ts): the command, then the error
+ * lines it found, else the output's last lines — without the log's path (a scratch folder).
+ */
+export function failureLine(message: string): string {
+  const lines = message.split('\n');
+  const head = lines[0]!.replace(/:$/, '');
+  const errorAt = lines.indexOf('the error:');
+  const tailAt = lines.indexOf('last lines:');
+  const errors = errorAt >= 0 ? lines.slice(errorAt + 1, lines.findIndex((l, i) => i > errorAt && !l.startsWith('  '))) : [];
+  const noise = /^make(\[\d+\])?: (Entering|Leaving) directory|^\s*$/;
+  const telling = errors.length > 0 ? errors : tailAt >= 0 ? lines.slice(tailAt + 1).filter((l) => !noise.test(l)).slice(-3) : [];
+  return [head, ...telling.map((l) => l.trim())].join(': ').slice(0, 500);
 }
 
 export class SeriesBinaries {
@@ -146,6 +168,7 @@ export class SeriesBinaries {
     const view: OriginalBuild = { ...original, tree: this.tree, linked: this.linked, cached: false };
     if (this.pending.size === 0) return view;
     const files = [...this.pending].sort();
+    const newest = await newestIn(this.tree);
     for (const file of files) {
       const from = join(this.opts.walkTree, file);
       const to = join(this.tree, file);
@@ -154,13 +177,13 @@ export class SeriesBinaries {
         await copyFile(from, to);
       } else await rm(to, { force: true });
     }
-    await stampNewest(this.tree, files);
+    await stampAfter(this.tree, files, newest);
     const started = performance.now();
     try {
       await this.replay(original, `incremental rebuild before ${unit}`);
     } catch (error) {
       if (!(error instanceof BuildFailed)) throw error;
-      this.broken = `the incremental rebuild of the series before ${unit} failed: ${error.message.split('\n').slice(0, 3).join(' ').slice(0, 400)}`;
+      this.broken = `the incremental rebuild of the series before ${unit} failed: ${failureLine(error.message)}`;
       return this.broken;
     }
     this.pending.clear();
