@@ -7,7 +7,9 @@
  * tree, before and after applying the unit (copies the build compiles follow, copies.ts);
  * create-diff-object runs with --binary against each long-running binary the objects are linked
  * into; the patch objects are linked into a bundle per binary and the loader's dry run
- * (`wfpatch-ctl check`) resolves them in that binary. No package build per unit.
+ * (`wfpatch-ctl check`) resolves them in that binary. No package build per unit. The same
+ * confirmation (confirmObjects) checks the series walk's units against the binaries of the
+ * tree before each, rebuilt incrementally (relink.ts).
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';

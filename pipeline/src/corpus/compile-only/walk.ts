@@ -9,7 +9,9 @@
  * Units are thereby measured on top of every series patch before them — for a bookworm update
  * that is how Debian ships them (appended in order), the series-walk rule for the rest.
  * create-diff-object runs without --binary (the package is not linked here): a kpatch-able
- * verdict is at the object level, which corpus/README.md states with the table.
+ * verdict is at the object level; the `confirm` hook then checks it against a binary while the
+ * tree is before the unit (relink.ts: the wrapper build's copy rebuilt to that state, told of
+ * every undone patch through `undone`), as corpus/README.md states with the table.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
