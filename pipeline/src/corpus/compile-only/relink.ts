@@ -8,7 +8,8 @@
  * One private copy of the built whole-series tree follows the walk: before a unit is confirmed,
  * the sources the walk has undone since the last rebuild are copied into it, stamped newer than
  * every file of the tree (make decides by mtimes; the walk's `patch -R` stamps with a clock that
- * may be behind the cached build), and the make invocations the wrapper recorded for the original
+ * may be behind the cached build) — with the sources of every translation unit that includes an
+ * undone header, for builds whose Makefiles know no header dependencies — and the make invocations the wrapper recorded for the original
  * build are re-run there (wrapper/make-records.ts, as the pipeline's patched build re-runs them),
  * through the wrapper, so each relinked binary is captured as linked. The unit's objects (the
  * walk's own, compiled before and after it) are then confirmed against those binaries exactly as
@@ -35,6 +36,8 @@ import type { Services } from '../services.ts';
 import type { UnitVerdict } from '../results.ts';
 import { confirmVerdict } from '../confirm.ts';
 import { confirmObjects, type BaseConfirmation, type UnitObjects } from './confirm-base.ts';
+import { affectedUnits } from './affected.ts';
+import { fromBuildLog, rebase } from './database.ts';
 import type { Measured } from './walk.ts';
 
 export interface SeriesBinariesOptions {
@@ -177,7 +180,12 @@ export class SeriesBinaries {
         await copyFile(from, to);
       } else await rm(to, { force: true });
     }
-    await stampAfter(this.tree, files, newest);
+    // A build without header dependencies (openldap's Makefiles list none) would not recompile
+    // what includes an undone header: its includers are stamped too, found as the walk finds
+    // the units a patch affects (affected.ts).
+    const database = fromBuildLog(original.log, original.tree).map((u) => rebase(u, original.tree, this.tree));
+    const includers = (await affectedUnits(this.tree, files, database)).units.map((a) => a.unit.source);
+    await stampAfter(this.tree, [...new Set([...files, ...includers])], newest);
     const started = performance.now();
     try {
       await this.replay(original, `incremental rebuild before ${unit}`);
@@ -187,7 +195,7 @@ export class SeriesBinaries {
       return this.broken;
     }
     this.pending.clear();
-    this.opts.log(`  rebuilt the binaries of the series before ${unit} (${files.length} file(s) undone since the last rebuild; ${Math.round((performance.now() - started) / 100) / 10} s)`);
+    this.opts.log(`  rebuilt the binaries of the series before ${unit} (${files.length} file(s) undone since the last rebuild, ${includers.length} translation unit(s) affected; ${Math.round((performance.now() - started) / 100) / 10} s)`);
     return view;
   }
 
