@@ -131,13 +131,19 @@ export class SeriesBinaries {
     const patchFile = join(this.opts.work, 'unit.patch');
     await mkdir(this.opts.work, { recursive: true });
     await writeFile(patchFile, measured.texts.join('\n'));
-    const outcome = await this.confirm(unit, measured.touched, measured.objects, patchFile);
+    const outcome = this.withoutWorkPaths(await this.confirm(unit, measured.touched, measured.objects, patchFile));
     this.opts.log(`${unit}: ${outcome.kind === 'checked' ? outcome.checks.map((c) => `${c.binary} ${c.ok ? 'ok' : c.line}`).join('; ') : outcome.why}`);
     const checkedOn = 'checked on the series before it, rebuilt';
     if (outcome.kind === 'unconfirmed') return { ...v, checkedOn, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
     const checked = confirmVerdict(v, outcome.checks);
     const c = checked.confirmation;
     return { ...checked, checkedOn, ...(c ? { confirmation: { ...c, how: `${c.how} (${this.describe()})` } } : {}) };
+  }
+
+  /** Results name binaries as the build does, not by this run's scratch folder (its pid). */
+  private withoutWorkPaths(outcome: BaseConfirmation): BaseConfirmation {
+    const strip = (text: string): string => [`${this.linked}/`, `${this.tree}/`, `${this.opts.work}/`].reduce((t, prefix) => t.split(prefix).join(''), text);
+    return outcome.kind === 'checked' ? { ...outcome, checks: outcome.checks.map((c) => ({ ...c, line: strip(c.line) })) } : { ...outcome, why: strip(outcome.why) };
   }
 
   /** What a confirmation's `how` adds: where the binaries came from. */
