@@ -19,6 +19,7 @@ export const unitSuites: readonly string[] = [
   'test/corpus-samba-prepare.test.ts',
   'test/corpus-copies.test.ts',
   'test/corpus-confirm-base.test.ts',
+  'test/corpus-walk-confirm.test.ts',
   'test/corpus-loaded-by.test.ts',
   'test/corpus-confirm-module.test.ts',
   'test/live-latency.test.ts',

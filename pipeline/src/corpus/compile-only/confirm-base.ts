@@ -7,7 +7,9 @@
  * tree, before and after applying the unit (copies the build compiles follow, copies.ts);
  * create-diff-object runs with --binary against each long-running binary the objects are linked
  * into; the patch objects are linked into a bundle per binary and the loader's dry run
- * (`wfpatch-ctl check`) resolves them in that binary. No package build per unit.
+ * (`wfpatch-ctl check`) resolves them in that binary. No package build per unit. The same
+ * confirmation (confirmObjects) checks the series walk's units against the binaries of the
+ * tree before each, rebuilt incrementally (relink.ts).
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -28,7 +30,7 @@ import { loadingPrograms } from '../../stages/loaded-by.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName } from './compile.ts';
 import { copiesOf, copiedTrees, syncCopies } from '../../common/copied-trees.ts';
-import { fromBuildLog, rebase } from './database.ts';
+import { fromBuildLog, rebase, type TranslationUnit } from './database.ts';
 
 export interface BaseInput {
   /** The update base's original build (the wrapper's log and linked binaries). */
@@ -74,10 +76,46 @@ interface Measured {
   readonly compiled: number;
 }
 
+/** A unit's objects, compiled before and after it (compile.ts' objectName in each folder). */
+export interface UnitObjects {
+  readonly units: readonly TranslationUnit[];
+  readonly before: string;
+  readonly after: string;
+}
+
+/**
+ * Each changed object judged against the binaries of `build` it is linked into (all of them,
+ * or only the long-running ones): create-diff-object --binary, and --loaded-by for a module.
+ * A unit's source that did not exist before it (no "before" object) is judged as a new object.
+ */
+async function judgeAgainstBuild(build: OriginalBuild, objects: UnitObjects, services: Services | undefined, longRunningOnly: boolean, scratch: string, notes: string[]): Promise<Measured> {
+  const bySource = binariesBySource(build);
+  const measured: Measured = { objects: [], reasons: [], notes, perBinary: new Map(), compiled: objects.units.length };
+  await mkdir(scratch, { recursive: true });
+  for (const tu of objects.units) {
+    const before = join(objects.before, objectName(tu.source));
+    const after = join(objects.after, objectName(tu.source));
+    const isNew = !(await exists(before));
+    if (!isNew && (await sameBytes(before, after))) continue;
+    const binaries = (bySource.get(tu.source) ?? []).filter((b) => !longRunningOnly || !services || isLongRunning(services, b));
+    if (binaries.length === 0) {
+      notes.push(`${tu.source}: changed, but linked into no ${longRunningOnly ? 'long-running ' : ''}binary of this build`);
+      continue;
+    }
+    const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(build, b), loadedBy: await loadersOf(build, services, b) })));
+    const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: isNew ? null : before, patched: after, sourceExisted: !isNew, targets, scratch });
+    measured.objects.push(judged.report);
+    measured.reasons.push(...judged.reasons);
+    notes.push(...judged.notes);
+    for (const [binary, patch] of judged.patches) measured.perBinary.set(binary, [...(measured.perBinary.get(binary) ?? []), patch]);
+  }
+  return measured;
+}
+
 /**
  * The unit measured on the base build: affected units compiled before and after applying it
- * alone, each changed object judged against the binaries it is linked into (all of them, or
- * only the long-running ones). `then` runs while the work copy still exists (its patch objects).
+ * alone, then judged against the build's binaries (judgeAgainstBuild). `then` runs while the
+ * work copy still exists (its patch objects).
  */
 type Unmeasurable = { kind: 'unmeasurable'; why: string; noUnits?: boolean };
 
@@ -102,27 +140,9 @@ async function measureOnBase<T>(input: BaseInput, longRunningOnly: boolean, then
     await syncCopies(tree, roots, input.touched);
     const afterFailures = await compileUnits(units, join(input.work, 'after'), input.jobs, input.env);
     if (afterFailures.length > 0) return { kind: 'unmeasurable', why: `with the unit, ${afterFailures[0]!.source} does not compile: ${afterFailures[0]!.error}` };
-    const bySource = binariesBySource(base);
-    const measured: Measured = { objects: [], reasons: [], notes, perBinary: new Map(), compiled: units.length };
     const scratch = join(input.work, 'scratch');
-    await mkdir(scratch, { recursive: true });
-    for (const tu of units) {
-      const before = join(input.work, 'before', objectName(tu.source));
-      const after = join(input.work, 'after', objectName(tu.source));
-      if (await sameBytes(before, after)) continue;
-      const binaries = (bySource.get(tu.source) ?? []).filter((b) => !longRunningOnly || !input.services || isLongRunning(input.services, b));
-      if (binaries.length === 0) {
-        notes.push(`${tu.source}: changed, but linked into no ${longRunningOnly ? 'long-running ' : ''}binary of this build`);
-        continue;
-      }
-      const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(base, b), loadedBy: await loadersOf(base, input.services, b) })));
-      const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: before, patched: after, sourceExisted: true, targets, scratch });
-      measured.objects.push(judged.report);
-      measured.reasons.push(...judged.reasons);
-      notes.push(...judged.notes);
-      for (const [binary, patch] of judged.patches) measured.perBinary.set(binary, [...(measured.perBinary.get(binary) ?? []), patch]);
-    }
-    return await then(measured, scratch);
+    const objects = { units, before: join(input.work, 'before'), after: join(input.work, 'after') };
+    return await then(await judgeAgainstBuild(base, objects, input.services, longRunningOnly, scratch, notes), scratch);
   } finally {
     await rm(input.work, { recursive: true, force: true });
   }
@@ -146,19 +166,56 @@ async function checkBundles(base: OriginalBuild, perBinary: ReadonlyMap<string, 
   return checks;
 }
 
+/**
+ * The confirmation proper, shared by both uses (the update base here, the walk's relinked
+ * tree in relink.ts): every changed object must make a patch for the binaries it goes into,
+ * then each binary's bundle is dry-run. `where` starts each reason ("on the update base").
+ */
+async function confirmMeasured(build: OriginalBuild, m: Measured, patchFile: string, scratch: string, services: Services | undefined, where: string): Promise<BaseConfirmation> {
+  for (const o of m.objects) {
+    const refused = o.verdicts.find((v) => v.outcome !== 'patch' && v.outcome !== 'nothing');
+    if (!refused) continue;
+    const reason = m.reasons.find((r) => r.object === o.object && r.kind !== 'layout') ?? m.reasons[0];
+    return { kind: 'unconfirmed', why: `${where}, create-diff-object --binary ${refused.binary}: ${refused.outcome}${reason ? ` (${reason.what.slice(0, 200)})` : ''}` };
+  }
+  if (m.perBinary.size === 0) return { kind: 'unconfirmed', why: `${where}, no long-running binary changes` };
+  return { kind: 'checked', checks: await checkBundles(build, m.perBinary, patchFile, scratch, services) };
+}
+
+export interface BuildObjectsInput {
+  /** A build through the compiler wrapper (its log; its binaries in `linked` or `tree`). */
+  readonly build: OriginalBuild;
+  /** The unit's objects, compiled from that build's compile calls before and after the unit. */
+  readonly objects: UnitObjects;
+  /** The unit as one patch file (named in each bundle). */
+  readonly patchFile: string;
+  readonly services?: Services;
+  /** A scratch folder for patch objects and bundles (removed afterwards). */
+  readonly scratch: string;
+  /** Where the binaries are, to start the reasons with ("on the tree before the unit"). */
+  readonly where: string;
+}
+
+/**
+ * Confirms a unit whose objects are already compiled against a build's binaries: its objects
+ * judged with --binary for each long-running binary they are linked into, bundles linked and
+ * dry-run (confirmMeasured). The walk uses it on its relinked copy of the build (relink.ts).
+ */
+export async function confirmObjects(input: BuildObjectsInput): Promise<BaseConfirmation> {
+  await rm(input.scratch, { recursive: true, force: true });
+  try {
+    const m = await judgeAgainstBuild(input.build, input.objects, input.services, true, input.scratch, []);
+    return await confirmMeasured(input.build, m, input.patchFile, input.scratch, input.services, input.where);
+  } finally {
+    await rm(input.scratch, { recursive: true, force: true });
+  }
+}
+
 /** Confirms a kpatch-able verdict of the walk on the base build (see the top of the file). */
 export async function confirmOnBase(input: BaseInput): Promise<BaseConfirmation> {
-  const out = await measureOnBase(input, true, async (m, scratch): Promise<BaseConfirmation> => {
-    for (const o of m.objects) {
-      const refused = o.verdicts.find((v) => v.outcome !== 'patch' && v.outcome !== 'nothing');
-      if (!refused) continue;
-      const reason = m.reasons.find((r) => r.object === o.object && r.kind !== 'layout') ?? m.reasons[0];
-      return { kind: 'unconfirmed', why: `on the update base, create-diff-object --binary ${refused.binary}: ${refused.outcome}${reason ? ` (${reason.what.slice(0, 200)})` : ''}` };
-    }
-    if (m.perBinary.size === 0) return { kind: 'unconfirmed', why: 'on the update base, no long-running binary changes' };
-    return { kind: 'checked', checks: await checkBundles(input.base, m.perBinary, input.patchFile, scratch, input.services) };
-  });
-  return 'why' in out && out.kind === 'unmeasurable' ? { kind: 'unconfirmed', why: `on the update base, ${out.why}` } : (out as BaseConfirmation);
+  const where = 'on the update base';
+  const out = await measureOnBase(input, true, (m, scratch) => confirmMeasured(input.base, m, input.patchFile, scratch, input.services, where));
+  return 'why' in out && out.kind === 'unmeasurable' ? { kind: 'unconfirmed', why: `${where}, ${out.why}` } : (out as BaseConfirmation);
 }
 
 /**

@@ -24,7 +24,9 @@ import { copiedTrees } from '../../common/copied-trees.ts';
 import { confirmOnBase } from './confirm-base.ts';
 import { confirmVerdict } from '../confirm.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
-import { triageAll, verdictWithoutCompiling, walkSeries, type WalkUnit, type WalkVerdict } from './walk.ts';
+import { triageAll, verdictWithoutCompiling, walkSeries, type Measured, type WalkUnit, type WalkVerdict } from './walk.ts';
+import { SeriesBinaries } from './relink.ts';
+import type { SeriesEntry } from '../series.ts';
 import { writeAtomic } from '../../common/fs.ts';
 import { unitTreeMethod } from '../unit-tree-build.ts';
 
@@ -81,7 +83,7 @@ export function modeOf(profile: Profile, fingerprint: string): string {
 /** Removes walk copies left by killed runs. */
 async function sweepWalks(root: string): Promise<void> {
   for (const name of await readdir(root).catch(() => [] as string[])) {
-    const pid = Number(/-(\d+)(\.scratch)?$/.exec(name)?.[1] ?? 0);
+    const pid = Number(/-(\d+)(\.[\w.]+)?$/.exec(name)?.[1] ?? 0);
     if (pid > 0 && pid !== process.pid && !alive(pid)) await rm(join(root, name), { recursive: true, force: true });
   }
 }
@@ -121,7 +123,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     ...(v.confirmation !== undefined ? { confirmation: v.confirmation } : {}),
     seconds: v.seconds,
     key: opts.keyOf(unit, mode),
-    mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice${v.confirmation ? '; checked on the update base build' : ''})`,
+    mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice${v.checkedOn ? `; ${v.checkedOn}` : ''})`,
   });
   let prepareSeconds = 0;
   // Units that need no compiling are classified from their text alone: no tree, no configure.
@@ -184,12 +186,15 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     const copies = await copiedTrees(prepared.tree, full, prepared.database.map((u) => u.source));
     if (copies.length > 0) opts.log(`${manifest.package}: the build compiles copies of the sources in ${copies.join(', ')}; the walk keeps them in step`);
     const walkRoot = join(cacheRoot, 'corpus', 'walk');
-    /** A kpatch-able update unit measured again on the update base's build, its bundles dry-run there. */
-    const confirmed = async (unit: CorpusUnit, v: WalkVerdict, walkTree: string): Promise<WalkVerdict> => {
+    await mkdir(walkRoot, { recursive: true });
+    await sweepWalks(walkRoot);
+    const copy = join(walkRoot, `${manifest.package}-${process.pid}`);
+    const byId = new Map(todo.map((u) => [u.id, u]));
+    type Walked = Omit<WalkVerdict, 'seconds'>;
+    /** A kpatch-able update unit measured again on the update base's build, its bundles dry-run there; null: no update base. */
+    const onUpdateBase = async (unit: CorpusUnit, v: Walked, texts: readonly string[]): Promise<Walked | null> => {
       const at = opts.updateBase ? await opts.updateBase(unit) : null;
-      if (!at) return v;
-      const started = performance.now();
-      const texts = (await Promise.all(unit.patches.map((p) => readFile(join(walkTree, 'debian', 'patches', p), 'utf8')))).map(withoutMailSignature);
+      if (!at) return null;
       const touched = triageAll(texts, unit.id).files.map((f) => f.path);
       const outcome = await confirmOnBase({
         ...at,
@@ -199,20 +204,24 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         jobs: opts.jobs,
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
       });
-      const seconds = Math.round((v.seconds + (performance.now() - started) / 1000) * 10) / 10;
       opts.log(`${manifest.package} ${unit.id}: on the update base: ${outcome.kind === 'checked' ? outcome.checks.map((c) => `${c.binary} ${c.ok ? 'ok' : c.line}`).join('; ') : outcome.why}`);
-      if (outcome.kind === 'checked') return { ...confirmVerdict(v, outcome.checks), seconds };
-      return { ...v, seconds, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
+      const checkedOn = 'checked on the update base build';
+      if (outcome.kind === 'checked') return { ...confirmVerdict(v, outcome.checks), checkedOn };
+      return { ...v, checkedOn, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
     };
-    await mkdir(walkRoot, { recursive: true });
-    await sweepWalks(walkRoot);
-    const copy = join(walkRoot, `${manifest.package}-${process.pid}`);
+    // Every other kpatch-able unit of a wrapper build: against the binaries of the series before it (relink.ts).
+    const binaries = prepared.original ? new SeriesBinaries({ original: prepared.original, walkTree: copy, work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), ...(manifest.services ? { services: manifest.services } : {}), log: (line) => opts.log(`${manifest.package} ${line}`) }) : null;
+    const confirmUnit = async (w: WalkUnit, v: Walked, measured: Measured): Promise<Walked> => {
+      const unit = byId.get(w.id)!;
+      const base = await onUpdateBase(unit, v, measured.texts);
+      if (base) return base;
+      return binaries ? binaries.confirmVerdict(unit.id, v, measured) : v;
+    };
     await rm(copy, { recursive: true, force: true });
     opts.log(`${manifest.package}: copying the prepared tree for the walk`);
     await copyTree(prepared.tree, copy);
     try {
       const series = parseSeries(await readFile(join(copy, 'debian', 'patches', 'series'), 'utf8'));
-      const byId = new Map(todo.map((u) => [u.id, u]));
       await walkSeries({
         tree: copy,
         series,
@@ -227,9 +236,10 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
         copies,
         log: (line) => opts.log(`${manifest.package} ${line}`),
-        done: async (w, walked) => {
+        ...(binaries ? { undone: (entry: SeriesEntry, files: readonly string[]) => binaries.undone(entry.path, files) } : {}),
+        confirm: confirmUnit,
+        done: async (w, v) => {
           const unit = byId.get(w.id)!;
-          const v = walked.verdict === 'kpatchable' ? await confirmed(unit, walked, copy) : walked;
           const result = resultFor(unit, v);
           await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
           opts.log(`${manifest.package} ${unit.id}: ${result.verdict}${result.reason ? ` — ${result.reason.slice(0, 200)}` : ''} (${result.seconds} s)`);
@@ -239,6 +249,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     } finally {
       await rm(copy, { recursive: true, force: true });
       await rm(join(walkRoot, `${manifest.package}-${process.pid}.scratch`), { recursive: true, force: true });
+      await binaries?.close();
     }
   }
   if (prepareSeconds === 0) {

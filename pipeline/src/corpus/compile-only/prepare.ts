@@ -17,7 +17,7 @@ import { ExitCode, UserError } from '../../cli/errors.ts';
 import { tail } from '../../common/text.ts';
 import { chooseBuildCommand } from '../../stages/build-command.ts';
 import { describeTree } from '../../stages/source.ts';
-import { originalBuild } from '../../stages/original-build.ts';
+import { originalBuild, type OriginalBuild } from '../../stages/original-build.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
 import type { Manifest } from '../manifest.ts';
 import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, toTranslationUnit, type TranslationUnit } from './database.ts';
@@ -89,6 +89,8 @@ export interface Prepared {
   /** Whether this call found it in the cache. */
   readonly cached: boolean;
   readonly seconds: number;
+  /** build-log: the original build itself (its recorded makes and binaries: relink.ts). */
+  readonly original?: OriginalBuild;
 }
 
 async function runRules(tree: string, target: string, env: Readonly<Record<string, string>>, log: (line: string) => void): Promise<void> {
@@ -137,7 +139,7 @@ export async function prepare(manifest: Manifest, profile: Profile, fullSeries: 
     const cmd = await chooseBuildCommand(source, undefined);
     log(`${manifest.package}: the original build through the compiler wrapper (${cmd.display}; cached)`);
     const build = await originalBuild(source, cmd, join(cacheRoot, 'wfbuild', 'orig'), () => {});
-    return { tree: build.tree, database: fromBuildLog(build.log, build.tree), cached: build.cached, seconds: elapsed() };
+    return { tree: build.tree, database: fromBuildLog(build.log, build.tree), cached: build.cached, seconds: elapsed(), original: build };
   }
   const root = join(preparedCache, `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`, profile.name);
   const tree = join(root, 'tree');

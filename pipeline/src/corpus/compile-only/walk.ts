@@ -9,7 +9,9 @@
  * Units are thereby measured on top of every series patch before them — for a bookworm update
  * that is how Debian ships them (appended in order), the series-walk rule for the rest.
  * create-diff-object runs without --binary (the package is not linked here): a kpatch-able
- * verdict is at the object level, which corpus/README.md states with the table.
+ * verdict is at the object level; the `confirm` hook then checks it against a binary while the
+ * tree is before the unit (relink.ts: the wrapper build's copy rebuilt to that state, told of
+ * every undone patch through `undone`), as corpus/README.md states with the table.
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -30,6 +32,7 @@ export { commitsOf } from '../tree.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName, type CompileFailure } from './compile.ts';
 import type { TranslationUnit } from './database.ts';
+import type { UnitObjects } from './confirm-base.ts';
 import { exists, sameBytes } from '../../common/fs.ts';
 import { copiesOf, diffPaths, syncCopies } from '../../common/copied-trees.ts';
 
@@ -52,6 +55,16 @@ export interface WalkVerdict extends UnitVerdict {
   /** Objects from the cache: how long compiling them took when they were compiled. */
   readonly cachedCompileSeconds?: number;
   readonly seconds: number;
+  /** Where a kpatch-able verdict was checked against a binary (said in the result's mode). */
+  readonly checkedOn?: string;
+}
+
+/** What a compiled unit was judged on: its objects before and after it, and its patch texts. */
+export interface Measured {
+  readonly objects: UnitObjects;
+  readonly texts: readonly string[];
+  /** Tree-relative files its patches touch. */
+  readonly touched: readonly string[];
 }
 
 export interface WalkOptions {
@@ -77,6 +90,16 @@ export interface WalkOptions {
    */
   readonly copies?: readonly string[];
   readonly log: (line: string) => void;
+  /**
+   * Called after each series patch is undone, with the files it changed in the tree (and their
+   * build-time copies): relink.ts follows them in its built copy.
+   */
+  readonly undone?: (entry: SeriesEntry, files: readonly string[]) => void;
+  /**
+   * Called for a kpatch-able unit, the tree now before it, with the objects it was judged on:
+   * returns the verdict confirmed against a binary (or left unconfirmed, with why).
+   */
+  readonly confirm?: (unit: WalkUnit, verdict: Omit<WalkVerdict, 'seconds'>, measured: Measured) => Promise<Omit<WalkVerdict, 'seconds'>>;
   /** Called with each unit's verdict as soon as it is known (the caller caches it). */
   readonly done: (unit: WalkUnit, verdict: WalkVerdict) => Promise<void>;
 }
@@ -94,14 +117,16 @@ export class ReverseApplyFailed extends Error {
  * Undoes one series patch. A file of several commits is undone commit by commit, newest
  * first: undone at once, an older commit's hunk would meet a line a newer one changed.
  */
-async function reverseApply(tree: string, entry: SeriesEntry, copies: readonly string[] = []): Promise<void> {
+async function reverseApply(tree: string, entry: SeriesEntry, copies: readonly string[] = [], undone?: WalkOptions['undone']): Promise<void> {
   const text = await readFile(join(tree, 'debian', 'patches', entry.path), 'utf8');
   for (const part of commitsOf(text).reverse()) {
     const args = ['-R', `-p${entry.strip}`, '--batch', '--no-backup-if-mismatch', '-r', '-'];
     const result = await execa('patch', args, { cwd: tree, reject: false, all: true, input: part });
     if (result.exitCode !== 0) throw new ReverseApplyFailed(entry, result.all ?? '');
   }
-  if (copies.length > 0) await syncCopies(tree, copies, diffPaths(text, entry.strip));
+  const files = diffPaths(text, entry.strip);
+  const synced = copies.length > 0 ? await syncCopies(tree, copies, files) : [];
+  undone?.(entry, [...files, ...synced]);
 }
 
 function reasonLine(r: Reason): string {
@@ -151,11 +176,13 @@ function compileFailed(failures: readonly CompileFailure[], when: string, compil
   return { verdict: 'failed', reason: why, reasons: failures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled };
 }
 
+type Classified = Omit<WalkVerdict, 'seconds'> & { readonly measured?: Measured };
+
 /** Classifies one unit whose patches are applied last in `tree`; leaves them reverse-applied. */
-async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOptions): Promise<Omit<WalkVerdict, 'seconds'>> {
+async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOptions): Promise<Classified> {
   const entries = opts.series.slice(unit.start, unit.start + unit.count);
   const unapply = async () => {
-    for (const entry of [...entries].reverse()) await reverseApply(opts.tree, entry, opts.copies);
+    for (const entry of [...entries].reverse()) await reverseApply(opts.tree, entry, opts.copies, opts.undone);
   };
   const quick = verdictWithoutCompiling(texts, unit.id, opts.embedded);
   if (quick) {
@@ -240,7 +267,8 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
   const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, opts.services);
   await rm(work, { recursive: true, force: true });
-  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, cachedCompileSeconds };
+  const measured: Measured = { objects: { units, before: join(dir, 'before'), after: join(dir, 'after') }, texts, touched };
+  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, cachedCompileSeconds, measured };
 }
 
 /** Walks the series backwards from its end to the first unit's start. */
@@ -252,7 +280,7 @@ export async function walkSeries(opts: WalkOptions): Promise<void> {
   while (position > stop) {
     const unit = byEnd.get(position);
     if (!unit) {
-      await reverseApply(opts.tree, opts.series[position - 1]!, opts.copies);
+      await reverseApply(opts.tree, opts.series[position - 1]!, opts.copies, opts.undone);
       position--;
       continue;
     }
@@ -261,7 +289,9 @@ export async function walkSeries(opts: WalkOptions): Promise<void> {
     opts.log(`${unit.id}: classifying (compile-only, on top of ${unit.start} series patches)`);
     let verdict: Omit<WalkVerdict, 'seconds'>;
     try {
-      verdict = await classifyAt(unit, texts.map(withoutMailSignature), opts);
+      const { measured, ...classified } = await classifyAt(unit, texts.map(withoutMailSignature), opts);
+      // The tree is now before the unit: its binaries (relink.ts) are the ones to confirm against.
+      verdict = classified.verdict === 'kpatchable' && measured && opts.confirm ? await opts.confirm(unit, classified, measured) : classified;
     } catch (error) {
       if (!(error instanceof ReverseApplyFailed)) throw error;
       // The walk cannot go on past a patch that does not reverse-apply; every unit before it is unclassifiable here.
