@@ -45,6 +45,7 @@ export const defaultServices: Readonly<Record<string, Services>> = {
     loadedBy: [
       { modules: '^debian/build/servers/slapd/[^/]+/\\.libs/[^/]+\\.so[.0-9]*$', program: 'debian/build/servers/slapd/.libs/slapd', why: 'moduleload: slapd dlopen()s its backends and overlays (back_mdb.so, …), which take slap_debug, ch_malloc … from slapd' },
       { modules: '^contrib/slapd-modules/.*\\.so[.0-9]*$', program: 'debian/build/servers/slapd/.libs/slapd', why: 'moduleload: contrib modules (pw-sha2, …) are loaded by slapd the same way' },
+      { modules: '^(.*/)slapi/\\.libs/libslapi-[^/]+$', program: '$1.libs/slapd', why: 'libslapi needs only libc: it takes libldap\'s ldap_pvt_* from the slapd that loads it' },
     ],
   },
   apache2: {
