@@ -129,6 +129,65 @@ describe('triagePatch', () => {
     expect(t.header.description).toBe('add a helper, drop an old test');
   });
 
+  it('reads a file of several mailed commits (a forge compare .patch): every commit, files merged, CVEs from any message', () => {
+    const commit = (sha: string, subject: string, body: string[]) => [
+      `From ${sha} Mon Sep 17 00:00:00 2001`,
+      'From: Dev <d@example.org>',
+      `Subject: ${subject}`,
+      '',
+      '---',
+      ' 1 file changed',
+      '',
+      ...body,
+    ];
+    const text = [
+      'Description: upstream fix, three commits',
+      'Origin: https://example.org/compare/a...b.patch',
+      '',
+      'diff --git a/src/lib/list.h b/src/lib/list.h',
+      '--- a/src/lib/list.h',
+      '+++ b/src/lib/list.h',
+      '@@ -1,2 +1,3 @@',
+      ' #define A 1',
+      '+#define B 2',
+      ' #define C 3',
+      '',
+      ...commit('cee08202c759a3bdf185d998dcf888ebd1bc6e36', '[PATCH 2/3] parser: fix CVE-2099-0001', [
+        'diff --git a/src/parser.c b/src/parser.c',
+        '--- a/src/parser.c',
+        '+++ b/src/parser.c',
+        '@@ -10,3 +10,3 @@',
+        ' int x;',
+        '-int y;',
+        '+long y;',
+        ' int z;',
+        '-- ',
+        '2.43.0',
+        '',
+      ]),
+      ...commit('ce88c33abc37e408592eff70aeefa28f803effb9', '[PATCH 3/3] list: one more', [
+        'diff --git a/src/lib/list.h b/src/lib/list.h',
+        '--- a/src/lib/list.h',
+        '+++ b/src/lib/list.h',
+        '@@ -2,2 +2,3 @@',
+        ' #define B 2',
+        '+#define D 4',
+        ' #define C 3',
+        '',
+      ]),
+    ].join('\n');
+    const t = triagePatch(text, 'CVE-2099-0001.patch');
+    expect(t.files.map((f) => [f.path, f.change, f.hunks, f.added, f.removed])).toEqual([
+      ['src/lib/list.h', 'modified', 2, 2, 0],
+      ['src/parser.c', 'modified', 1, 1, 1],
+    ]);
+    expect(t.cves).toEqual(['CVE-2099-0001']);
+    expect(t.header.description).toBe('upstream fix, three commits');
+    // A broken hunk in a later commit is still an error, and says which commit.
+    const broken = text.replace(' #define B 2\n+#define D 4', '+#define D 4');
+    expect(() => triagePatch(broken, 'x.patch')).toThrow(/malformed patch: .*in the commit from line 3\d/);
+  });
+
   it('rejects a binary diff, naming the file', async () => {
     const path = join(fixtures, 'bad/binary-file.patch');
     const text = await readFile(path, 'utf8');

@@ -49,6 +49,68 @@ function stripPath(name: string | undefined): string | null {
   return slash < 0 ? name : name.slice(slash + 1);
 }
 
+/** git format-patch's mbox separator: a file made by concatenating mailed commits has one per commit. */
+const mboxSeparator = /^From [0-9a-f]{40} Mon Sep 17 00:00:00 2001$/;
+
+interface MailedCommit {
+  /** The commit's own message (empty for the first, whose header is the file's header). */
+  readonly header: string;
+  /** Its file diffs, without git format-patch's "-- " signature. */
+  readonly body: string;
+  /** 1-based line of the file where it starts. */
+  readonly firstLine: number;
+}
+
+/**
+ * Splits a patch into the commits it concatenates. Debian often ships an upstream fix as
+ * several format-patch commits in one file (a forge's compare URL ending in .patch); each
+ * commit after the first brings its own mail header and signature, which are not diff lines.
+ */
+function mailedCommits(lines: readonly string[], firstDiff: number): MailedCommit[] {
+  const starts = [firstDiff];
+  for (let i = firstDiff; i < lines.length; i++) if (mboxSeparator.test(lines[i])) starts.push(i);
+  return starts.map((from, k) => {
+    const to = k + 1 < starts.length ? starts[k + 1] : lines.length;
+    const part = lines.slice(from, to);
+    const diffAt = k === 0 ? 0 : headerEnd(part);
+    let end = part.length;
+    for (let i = part.length - 1; i >= diffAt; i--) {
+      if (part[i] === '-- ') {
+        end = i;
+        break;
+      }
+    }
+    return { header: k === 0 ? '' : part.slice(0, diffAt).join('\n'), body: part.slice(diffAt, end).join('\n'), firstLine: from + 1 };
+  });
+}
+
+/** One parsed file diff as a TouchedFile; null for entries that change no file content. */
+function touchedFile(entry: ReturnType<typeof parsePatch>[number]): TouchedFile | null {
+  const oldPath = stripPath(entry.oldFileName);
+  const newPath = stripPath(entry.newFileName);
+  const path = newPath ?? oldPath;
+  if (path === null) return null; // an index with no file (e.g. quilt's trailing metadata)
+  if (entry.hunks.length === 0) return null; // mode-only change or an empty entry
+  const change = oldPath === null ? 'added' : newPath === null ? 'deleted' : 'modified';
+  let added = 0;
+  let removed = 0;
+  for (const hunk of entry.hunks) {
+    for (const line of hunk.lines) {
+      if (line.startsWith('+')) added++;
+      else if (line.startsWith('-')) removed++;
+    }
+  }
+  const kind = classifyPath(path);
+  return { path, kind, change, hunks: entry.hunks.length, added, removed, mayChangeCode: mayChangeCompiledCode(path, kind) };
+}
+
+/** The same file changed by two commits of one patch: one entry, its net change. */
+function mergeTouched(earlier: TouchedFile | undefined, later: TouchedFile): TouchedFile {
+  if (!earlier) return later;
+  const change = earlier.change === 'added' ? (later.change === 'deleted' ? 'deleted' : 'added') : later.change === 'added' ? 'modified' : later.change;
+  return { ...later, change, hunks: earlier.hunks + later.hunks, added: earlier.added + later.added, removed: earlier.removed + later.removed };
+}
+
 /**
  * Parses a Debian source patch. Throws UserError (exit 2) for input that is not a usable text
  * patch: no file diffs, malformed hunks, binary diffs (patch(1) cannot apply them and neither
@@ -73,49 +135,31 @@ export function triagePatch(text: string, fileName: string): Triage {
       throw new UserError(`${name}: binary diff for ${file} (line ${i + 1}): wfbuild handles text patches only`);
     }
   }
-  // git format-patch ends with a "-- " signature line and the git version; parsePatch rejects it.
-  let end = lines.length;
-  for (let i = lines.length - 1; i >= start; i--) {
-    if (lines[i] === '-- ') {
-      end = i;
-      break;
+  const headers: string[] = [lines.slice(0, start).join('\n')];
+  const files = new Map<string, TouchedFile>();
+  const commits = mailedCommits(lines, start);
+  for (const commit of commits) {
+    headers.push(commit.header);
+    let parsed: ReturnType<typeof parsePatch>;
+    try {
+      parsed = parsePatch(commit.body);
+    } catch (error) {
+      throw new UserError(`${name}: malformed patch: ${(error as Error).message}${commits.length > 1 ? ` (in the commit from line ${commit.firstLine})` : ''}`);
+    }
+    for (const entry of parsed) {
+      const touched = touchedFile(entry);
+      if (touched) files.set(touched.path, mergeTouched(files.get(touched.path), touched));
     }
   }
-  const body = lines.slice(start, end).join('\n');
-  let parsed: ReturnType<typeof parsePatch>;
-  try {
-    parsed = parsePatch(body);
-  } catch (error) {
-    throw new UserError(`${name}: malformed patch: ${(error as Error).message}`);
-  }
-  const files: TouchedFile[] = [];
-  for (const entry of parsed) {
-    const oldPath = stripPath(entry.oldFileName);
-    const newPath = stripPath(entry.newFileName);
-    const path = newPath ?? oldPath;
-    if (path === null) continue; // an index with no file (e.g. quilt's trailing metadata)
-    if (entry.hunks.length === 0) continue; // mode-only change or an empty entry
-    const change = oldPath === null ? 'added' : newPath === null ? 'deleted' : 'modified';
-    let added = 0;
-    let removed = 0;
-    for (const hunk of entry.hunks) {
-      for (const line of hunk.lines) {
-        if (line.startsWith('+')) added++;
-        else if (line.startsWith('-')) removed++;
-      }
-    }
-    const kind = classifyPath(path);
-    files.push({ path, kind, change, hunks: entry.hunks.length, added, removed, mayChangeCode: mayChangeCompiledCode(path, kind) });
-  }
-  if (files.length === 0) throw new UserError(`${name}: not a patch: it has no hunks`);
-  const headerText = lines.slice(0, start).join('\n');
-  const header = parseHeader(headerText);
+  if (files.size === 0) throw new UserError(`${name}: not a patch: it has no hunks`);
+  const header = parseHeader(headers[0]);
+  const touched = [...files.values()];
   return {
     name,
     sha256,
     header,
-    cves: findCves(headerText, name),
-    files,
-    touchesCompiledCode: files.some((f) => f.mayChangeCode),
+    cves: findCves(headers.join('\n'), name),
+    files: touched,
+    touchesCompiledCode: touched.some((f) => f.mayChangeCode),
   };
 }
