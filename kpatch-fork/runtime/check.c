@@ -43,6 +43,7 @@ struct checker {
 	unsigned nloaders;	/* of libs: the loading programs, each before its libraries */
 	unsigned errors;
 	FILE *out;
+	const char *library_path;	/* --library-dir: colon-separated, searched first */
 };
 
 static void fail(struct checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -152,9 +153,11 @@ out:
 	return rc;
 }
 
-/* A library by name, where the dynamic linker would look: the run path ($ORIGIN expanded),
- * LD_LIBRARY_PATH, then Debian's multiarch and default directories. */
-static bool find_library(const struct image *from, const char *name, char *path, size_t cap)
+/* A library by name: first the directories given with --library-dir (the build's own
+ * libraries, which its package installs where the run path points), then where the dynamic
+ * linker would look: the run path ($ORIGIN expanded), LD_LIBRARY_PATH, then Debian's
+ * multiarch and default directories. */
+static bool find_library(const struct checker *c, const struct image *from, const char *name, char *path, size_t cap)
 {
 	if (strchr(name, '/'))
 		return snprintf(path, cap, "%s", name) < (int)cap && access(path, R_OK) == 0;
@@ -166,9 +169,9 @@ static bool find_library(const struct image *from, const char *name, char *path,
 	else
 		snprintf(origin, sizeof(origin), ".");
 	const char *env = getenv("LD_LIBRARY_PATH");
-	char dirs[4096];
-	snprintf(dirs, sizeof(dirs), "%s:%s:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib",
-		 from->runpath, env ? env : "");
+	char dirs[8192];
+	snprintf(dirs, sizeof(dirs), "%s:%s:%s:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib",
+		 c->library_path ? c->library_path : "", from->runpath, env ? env : "");
 	for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
 		char dir[PATH_MAX];
 		if (!strncmp(d, "$ORIGIN", 7))
@@ -202,7 +205,7 @@ static void load_libraries(struct checker *c, struct image *root)
 				continue;
 			char path[PATH_MAX], err[WF_ERRLEN];
 			struct image *lib = calloc(1, sizeof(*lib));
-			if (!lib || !find_library(im, im->needed[i], path, sizeof(path)) || read_image(path, lib, err)) {
+			if (!lib || !find_library(c, im, im->needed[i], path, sizeof(path)) || read_image(path, lib, err)) {
 				free(lib);
 				if (c->nmissing < MAX_LIBS)
 					snprintf(c->missing[c->nmissing++], sizeof(c->missing[0]), "%s", im->needed[i]);
@@ -337,14 +340,15 @@ static int add_loader(struct checker *c, const char *path, char *err)
 	return 0;
 }
 
-int wf_check(const char *bundle, const char *binary, const char *const *loaded_by, unsigned nloaded_by, FILE *out,
-	     char *err)
+int wf_check(const char *bundle, const char *binary, const char *const *loaded_by, unsigned nloaded_by,
+	     const char *library_path, FILE *out, char *err)
 {
 	struct checker *c = calloc(1, sizeof(*c));
 	struct wf_obj obj;
 	if (!c)
 		return wf_errf(err, "out of memory");
 	c->out = out;
+	c->library_path = library_path;
 	if (read_image(binary, &c->target, err)) {
 		free(c);
 		return -1;

@@ -3,9 +3,11 @@
  *   wfpatch-ctl PID apply PATH | next | rollback | status | inventory | fork
  *   wfpatch-ctl PID applied     the applied patches' paths, oldest first, one per line
  *   wfpatch-ctl pids BUILD_ID   the libwfpatch processes mapping a file with that build-id
- *   wfpatch-ctl check BUNDLE BINARY [--loaded-by PROGRAM]...
+ *   wfpatch-ctl check BUNDLE BINARY [--loaded-by PROGRAM]... [--library-dir DIR]...
  *                               (the loader's dry run, check.c: exit 0 loadable, 1 refused;
- *                               --loaded-by: a program that dlopen()s BINARY, a module)
+ *                               --loaded-by: a program that dlopen()s BINARY, a module;
+ *                               --library-dir: where the build's own libraries are, searched
+ *                               before the run path)
  * Prints the runtime's JSON lines for the request; exit 0 when it ends "done" (or "status",
  * "inventory", "fork"),
  * 3 when "rejected" (the process keeps running), 2 on usage or connection errors. */
@@ -28,7 +30,7 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: wfpatch-ctl PID apply PATH | next | rollback | status | inventory | fork | applied\n"
 			"       wfpatch-ctl pids BUILD_ID\n"
-			"       wfpatch-ctl check BUNDLE BINARY [--loaded-by PROGRAM]...\n");
+			"       wfpatch-ctl check BUNDLE BINARY [--loaded-by PROGRAM]... [--library-dir DIR]...\n");
 	return 2;
 }
 
@@ -54,13 +56,24 @@ int main(int argc, char **argv)
 			return usage();
 		const char *loaded_by[64];
 		unsigned nloaded_by = 0;
+		char library_path[8192] = "";
 		for (int i = 4; i < argc; i += 2) {
-			if (strcmp(argv[i], "--loaded-by") || !argv[i + 1][0] || nloaded_by == 64)
+			if (!argv[i + 1][0])
+				return usage();
+			if (!strcmp(argv[i], "--library-dir")) {
+				size_t used = strlen(library_path);
+				if (strchr(argv[i + 1], ':') ||
+				    snprintf(library_path + used, sizeof(library_path) - used, "%s%s", used ? ":" : "",
+					     argv[i + 1]) >= (int)(sizeof(library_path) - used))
+					return usage();
+				continue;
+			}
+			if (strcmp(argv[i], "--loaded-by") || nloaded_by == 64)
 				return usage();
 			loaded_by[nloaded_by++] = argv[i + 1];
 		}
 		char err[512];
-		int rc = wf_check(argv[2], argv[3], loaded_by, nloaded_by, stdout, err);
+		int rc = wf_check(argv[2], argv[3], loaded_by, nloaded_by, library_path[0] ? library_path : NULL, stdout, err);
 		if (rc < 0) {
 			fprintf(stderr, "wfpatch-ctl: %s\n", err);
 			return 2;

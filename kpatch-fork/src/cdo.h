@@ -174,6 +174,10 @@ struct target {
 	 * their DT_NEEDED libraries resolve its undefined references), in search order */
 	struct target *loaders;
 	size_t nloaders;
+	/* --library-dir: where the build's own libraries are (the package installs them where
+	 * the run path points), searched before the system's directories */
+	const char **libdirs;
+	size_t nlibdirs;
 };
 
 /* A reason string list for the verdict. */

@@ -1,6 +1,6 @@
 /*
  * create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict V.json] [--binary ELF] [--new-data]
- *                    [--provided NAME]... [--loaded-by PROGRAM]...
+ *                    [--provided NAME]... [--loaded-by PROGRAM]... [--library-dir DIR]...
  *
  * Runs the passes in order; see cdo.h and FORMAT.md.
  */
@@ -13,12 +13,14 @@
 
 static const char usage[] =
 	"usage: create-diff-object ORIG.o PATCHED.o --output PATCH.o [--verdict VERDICT.json] [--binary ELF] [--new-data]\n"
-	"                          [--provided NAME]... [--loaded-by PROGRAM]...\n"
+	"                          [--provided NAME]... [--loaded-by PROGRAM]... [--library-dir DIR]...\n"
 	"  --new-data: new static/global variables travel in the patch (exit 0; verdict liveWithNewData)\n"
 	"  --provided NAME: with --binary, a global another patch object of the same bundle defines\n"
 	"                   (a function the patch adds in another file): resolved, not an error\n"
 	"  --loaded-by PROGRAM: with --binary, a program that dlopen()s the binary (a module): the\n"
 	"                   symbols it exports and its libraries resolve references, as at run time\n"
+	"  --library-dir DIR: with --binary, a directory of the build's own libraries (by DT_NEEDED\n"
+	"                   name), searched before the system's: where the package installs them\n"
 	"exit codes: 0 patch written, 1 usage or I/O error, 2 malformed or mismatched input,\n"
 	"            3 nothing to patch, 4 not text-only (data changed), 5 a change this tool cannot patch\n";
 
@@ -85,6 +87,13 @@ int main(int argc, char **argv)
 			}
 			loaders = xrealloc(loaders, (nloaders + 1) * sizeof(*loaders));
 			loaders[nloaders++] = argv[++i];
+		} else if (!strcmp(a, "--library-dir")) {
+			if (i + 1 >= argc || !argv[i + 1][0]) {
+				fprintf(stderr, "create-diff-object: %s needs a directory\n%s", a, usage);
+				return EXIT_USAGE;
+			}
+			target.libdirs = xrealloc(target.libdirs, (target.nlibdirs + 1) * sizeof(*target.libdirs));
+			target.libdirs[target.nlibdirs++] = argv[++i];
 		} else if (!strcmp(a, "--new-data")) {
 			D.allow_new_data = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -106,6 +115,10 @@ int main(int argc, char **argv)
 	}
 	if (nloaders && !binary) {
 		fprintf(stderr, "create-diff-object: --loaded-by needs --binary (the module it loads)\n%s", usage);
+		return EXIT_USAGE;
+	}
+	if (target.nlibdirs && !binary) {
+		fprintf(stderr, "create-diff-object: --library-dir needs --binary (whose libraries it holds)\n%s", usage);
 		return EXIT_USAGE;
 	}
 	D.text_only = D.patchable = true;

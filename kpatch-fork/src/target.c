@@ -293,18 +293,23 @@ static bool global_defined(struct target *t, const char *name, bool *imported)
 	return false;
 }
 
-static bool lib_defines(const char *lib, const char *name)
+/* Whether library @lib (a DT_NEEDED name) exports @name: the first file of that name in
+ * @t's --library-dir directories, then the system's, is read. */
+static bool lib_defines(const struct target *t, const char *lib, const char *name)
 {
-	static const char *dirs[] = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
-				      "/usr/lib", "/lib", NULL };
+	static const char *system_dirs[] = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64",
+					     "/usr/lib", "/lib", NULL };
+	size_t nsystem = sizeof(system_dirs) / sizeof(*system_dirs) - 1;
 	bool found = false;
 
-	for (int k = 0; dirs[k] && !found; k++) {
+	for (size_t k = 0; k < t->nlibdirs + nsystem && !found; k++) {
+		const char *dir = k < t->nlibdirs ? t->libdirs[k] : system_dirs[k - t->nlibdirs];
 		struct target lt = { 0 };
-		char path[512], err[64];
+		char path[4096], err[64];
 		Elf_Scn *scn = NULL;
 
-		snprintf(path, sizeof(path), "%s/%s", dirs[k], lib);
+		if (snprintf(path, sizeof(path), "%s/%s", dir, lib) >= (int)sizeof(path))
+			continue;
 		if (access(path, R_OK) || load(path, &lt.buf, &lt.bufsize, err, sizeof(err)))
 			continue;
 		lt.elf = elf_memory((char *)lt.buf, lt.bufsize);
@@ -539,14 +544,14 @@ void check_target(struct diff *d)
 					e->how = xasprintf("exported by %s, which loads the binary", l->path);
 				}
 				for (size_t k = 0; k < l->nlibs && !e->resolved; k++) {
-					if (lib_defines(l->libs[k], e->plain)) {
+					if (lib_defines(t, l->libs[k], e->plain)) {
 						e->resolved = true;
 						e->how = xasprintf("defined in %s, which %s loads", l->libs[k], l->path);
 					}
 				}
 			}
 			for (size_t k = 0; k < t->nlibs && !e->resolved; k++) {
-				if (lib_defines(t->libs[k], e->plain)) {
+				if (lib_defines(t, t->libs[k], e->plain)) {
 					e->resolved = true;
 					e->how = xasprintf("defined in %s, which the binary loads", t->libs[k]);
 				}

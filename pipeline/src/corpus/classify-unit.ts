@@ -142,7 +142,7 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
         if (b.file === null) continue;
         // the loading programs of a module, from the same original build as the module
         const loaders = loadingPrograms(input.services?.loadedBy, b.binary).map((p) => siblingPath(b.originalPath, b.binary, p));
-        checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary, loaders));
+        checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary, loaders, b.libraryDir));
       }
     }
     return { ...confirmVerdict(verdict, checks), timings: report.timings, originalBuild: report.originalBuild, originalBuildFailed: false };

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { ExitCode, UserError } from '../cli/errors.ts';
 import { repoRoot } from '../paths.ts';
 import { loadedByArgs } from '../stages/loaded-by.ts';
+import { libraryDirArgs } from '../stages/library-dir.ts';
 import type { UnitVerdict } from './results.ts';
 
 export const wfpatchCtlPath: string = process.env.WFBUILD_WFPATCH_CTL ?? join(repoRoot, 'kpatch-fork/runtime/build/wfpatch-ctl');
@@ -40,9 +41,10 @@ export async function ensureWfpatchCtl(): Promise<void> {
 /**
  * Runs the dry run; exit 0 loadable, 1 refused (reasons on stdout), 2 usage/unreadable binary.
  * `loadedBy`: the files of the programs that dlopen() the binary, a module (`--loaded-by`).
+ * `libraryDir`: the build's own libraries by soname (`--library-dir`, stages/library-dir.ts).
  */
-export async function checkBundle(bundle: string, binary: string, name: string, loadedBy: readonly string[] = []): Promise<BundleCheck> {
-  const r = await execa(wfpatchCtlPath, ['check', bundle, binary, ...loadedByArgs(loadedBy)], { reject: false, stdin: 'ignore' });
+export async function checkBundle(bundle: string, binary: string, name: string, loadedBy: readonly string[] = [], libraryDir: string | null = null): Promise<BundleCheck> {
+  const r = await execa(wfpatchCtlPath, ['check', bundle, binary, ...loadedByArgs(loadedBy), ...libraryDirArgs(libraryDir)], { reject: false, stdin: 'ignore' });
   // the bundle lives in a scratch folder: name it by its file name
   const lines = r.stdout.split('\n').filter(Boolean).map((l) => l.split(bundle).join(basename(bundle)));
   if (r.exitCode === 0) return { binary: name, ok: true, line: lines.find((l) => l.startsWith('ok:')) ?? 'ok' };

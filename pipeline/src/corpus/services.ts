@@ -104,6 +104,11 @@ export const defaultServices: Readonly<Record<string, Services>> = {
     longRunning: ['.'],
     programs: [{ name: 'tests', sources: '(^|/)test-[^/]*\\.c$|(^|/)tests?/', why: 'test programs' }],
     note: 'every dovecot binary is a long-running service process (master, imap, pop3, lmtp, auth, …) or a library they load',
+    loadedBy: [
+      { modules: '^(?:src|pigeonhole/src)/(?:plugins/[^/]+|auth)/\\.libs/lib(?:\\d+_)?(?:auth|authdb|mech)_[^/]+\\.so$', program: 'src/auth/.libs/auth', why: 'auth loads its passdb/userdb and mechanism modules, which take auth_* from the auth process' },
+      { modules: '^(?:src|pigeonhole/src)/plugins/[^/]+/\\.libs/lib\\d+_doveadm_[^/]+\\.so$', program: 'src/doveadm/.libs/doveadm', why: 'doveadm loads its plugins, which take doveadm_* from doveadm' },
+      { modules: '^(?:src|pigeonhole/src)/plugins/[^/]+/\\.libs/lib\\d+_[^/]+\\.so$', program: 'src/imap/.libs/imap', why: 'mail_plugins: imap (like pop3, lmtp) dlopen()s the mail plugins, which take mail_*, i_* from the libdovecot-storage and libdovecot it links' },
+    ],
   },
   mosquitto: {
     longRunning: ['^mosquitto$', '\\.so(\\.|$)'],
@@ -144,6 +149,9 @@ export const defaultServices: Readonly<Record<string, Services>> = {
       { name: 'tests', sources: '(^|/)tests?/|^testing/', why: 'test programs' },
     ],
     note: 'charon (the IKE daemon) with starter, libcharon, libstrongswan and the plugins they load',
+    loadedBy: [
+      { modules: '^src/(?:libstrongswan|libcharon|libtnccs|libtpmtss)/plugins/.*\\.so$', program: 'src/charon/.libs/charon', why: 'charon dlopen()s its plugins (libstrongswan-*.so), which link only libc and take chunk_*, lib, charon … from the libstrongswan and libcharon charon links' },
+    ],
   },
   haproxy: {
     longRunning: ['^haproxy$'],

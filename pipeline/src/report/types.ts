@@ -61,6 +61,8 @@ export interface BundleReport {
    * the cache. Its build-id is `buildId`; the process to patch must run this file (or a copy).
    */
   readonly originalPath: string;
+  /** The original build's own libraries by soname, for the loader's dry run (stages/library-dir.ts). */
+  readonly libraryDir: string | null;
   readonly buildId: string | null;
   /** The bundle's file name in the output folder (null for `classify`, which writes none). */
   readonly file: string | null;

@@ -7,6 +7,7 @@ import { basename, join } from 'node:path';
 import { buildId, writeBundle } from '../bundle/index.ts';
 import type { Stage, StageContext } from './context.ts';
 import { originalBinary } from './binaries.ts';
+import { libraryDir } from './library-dir.ts';
 import { loopReasons, quiescenceLoops } from '../enable/loops.ts';
 import type { Reason } from '../report/types.ts';
 
@@ -39,7 +40,7 @@ async function bundleFor(ctx: StageContext, binary: string, patches: readonly st
     return;
   }
   const objects = ctx.objects.filter((o) => o.binaries.includes(binary)).map((o) => o.object);
-  ctx.bundles.push({ binary, installedPath, originalPath, buildId: id, file: ctx.input.writeBundles ? file : null, sha256: result.sha256, objects });
+  ctx.bundles.push({ binary, installedPath, originalPath, libraryDir: await libraryDir(original.linked), buildId: id, file: ctx.input.writeBundles ? file : null, sha256: result.sha256, objects });
 }
 
 export const bundleStage: Stage = {

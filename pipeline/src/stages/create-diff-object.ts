@@ -6,6 +6,7 @@ import { repoRoot } from '../paths.ts';
 import type { DiffOutcome, Reason } from '../report/types.ts';
 import { tail } from '../common/text.ts';
 import { loadedByArgs } from './loaded-by.ts';
+import { libraryDirArgs } from './library-dir.ts';
 
 /** create-diff-object's path; WFBUILD_CREATE_DIFF_OBJECT overrides it (e.g. an installed copy). */
 export const createDiffObjectPath: string = process.env.WFBUILD_CREATE_DIFF_OBJECT ?? join(repoRoot, 'kpatch-fork/bin/create-diff-object');
@@ -42,6 +43,7 @@ export async function ensureCreateDiffObject(): Promise<void> {
  * without a binary (null) the object pair alone is judged (the corpus' compile-only mode).
  * `provided`: globals another patch object of the same bundle defines (`--provided`).
  * `loadedBy`: the files of the programs that dlopen() the binary (`--loaded-by`, loaded-by.ts).
+ * `libraryDir`: the build's own libraries by soname (`--library-dir`, library-dir.ts).
  */
 export async function createDiffObject(
   orig: string,
@@ -51,8 +53,9 @@ export async function createDiffObject(
   verdictPath: string,
   provided: readonly string[] = [],
   loadedBy: readonly string[] = [],
+  libraryDir: string | null = null,
 ): Promise<DiffResult> {
-  const extra = binary === null ? [] : ['--binary', binary, ...provided.flatMap((name) => ['--provided', name]), ...loadedByArgs(loadedBy)];
+  const extra = binary === null ? [] : ['--binary', binary, ...provided.flatMap((name) => ['--provided', name]), ...loadedByArgs(loadedBy), ...libraryDirArgs(libraryDir)];
   const result = await execa(createDiffObjectPath, [orig, patched, '--output', output, '--verdict', verdictPath, '--new-data', ...extra], {
     reject: false,
     all: true,

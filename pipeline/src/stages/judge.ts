@@ -17,6 +17,8 @@ export interface Target {
   readonly path: string | null;
   /** The files of the programs that dlopen() it (a module): create-diff-object --loaded-by. */
   readonly loadedBy?: readonly string[];
+  /** The build's own libraries by soname (library-dir.ts): create-diff-object --library-dir. */
+  readonly libraryDir?: string | null;
 }
 
 export interface ObjectPair {
@@ -98,7 +100,7 @@ async function withMembers(
     carried.push(...more);
     const combined = `${base}.carried${round}.in.o`;
     await combine(pair.patched, carried, combined);
-    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`, pair.provided?.(target) ?? [], target.loadedBy ?? []);
+    result = await createDiffObject(original, combined, target.path, `${base}.carried${round}.o`, `${base}.carried${round}.verdict.json`, pair.provided?.(target) ?? [], target.loadedBy ?? [], target.libraryDir ?? null);
     if (result.outcome !== 'not-patchable') break;
   }
   if (!carried.length) return { result: first, carried: [] };
@@ -129,7 +131,7 @@ export async function judgeObjectPair(pair: ObjectPair): Promise<Judgement> {
   for (const target of pair.targets) {
     pair.onProgress?.(target.path === null ? pair.object : `${pair.object} against ${target.name}`);
     const base = join(pair.scratch, target.path === null ? flat(pair.object) : `${flat(pair.object)}@${flat(target.name)}`);
-    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`, pair.provided?.(target) ?? [], target.loadedBy ?? []);
+    let result = await createDiffObject(original, pair.patched, target.path, `${base}.o`, `${base}.verdict.json`, pair.provided?.(target) ?? [], target.loadedBy ?? [], target.libraryDir ?? null);
     let carried: CarriedMember[] = [];
     const finder = result.outcome === 'not-patchable' ? (pair.members?.(target) ?? null) : null;
     if (finder) ({ result, carried } = await withMembers(pair, original, target, base, result, finder, notes));

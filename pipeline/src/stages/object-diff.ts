@@ -10,6 +10,7 @@ import { needsBuild, type Candidate, type Stage, type StageContext } from './con
 import { judgeObjectPair, type Judgement, type ObjectPair } from './judge.ts';
 import { loadingPrograms } from './loaded-by.ts';
 import { originalBinary } from './binaries.ts';
+import { libraryDir } from './library-dir.ts';
 import { holdsUnit } from './members.ts';
 import { memberFinder } from './carry.ts';
 
@@ -48,7 +49,12 @@ async function placeCandidate(ctx: StageContext, cand: Candidate, links: Readonl
     patched: join(patched.tree, cand.object),
     sourceExisted: await exists(join(original.tree, cand.source)),
     targets: await Promise.all(
-      binaries.map(async (binary) => ({ name: binary, path: await originalBinary(original, binary), loadedBy: await Promise.all(loadingPrograms(ctx.input.options.loaders, binary).map((p) => originalBinary(original, p))) })),
+      binaries.map(async (binary) => ({
+        name: binary,
+        path: await originalBinary(original, binary),
+        loadedBy: await Promise.all(loadingPrograms(ctx.input.options.loaders, binary).map((p) => originalBinary(original, p))),
+        libraryDir: await libraryDir(original.linked),
+      })),
     ),
     scratch: ctx.scratch!,
     onProgress,

@@ -27,6 +27,7 @@ import type { UnitVerdict } from '../results.ts';
 import { checkBundle, confirmVerdict, type BundleCheck } from '../confirm.ts';
 import { isLongRunning, type Services } from '../services.ts';
 import { loadingPrograms } from '../../stages/loaded-by.ts';
+import { libraryDir } from '../../stages/library-dir.ts';
 import { affectedUnits } from './affected.ts';
 import { compileUnits, objectName } from './compile.ts';
 import { copiesOf, copiedTrees, syncCopies } from '../../common/copied-trees.ts';
@@ -102,7 +103,7 @@ async function judgeAgainstBuild(build: OriginalBuild, objects: UnitObjects, ser
       notes.push(`${tu.source}: changed, but linked into no ${longRunningOnly ? 'long-running ' : ''}binary of this build`);
       continue;
     }
-    const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(build, b), loadedBy: await loadersOf(build, services, b) })));
+    const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(build, b), loadedBy: await loadersOf(build, services, b), libraryDir: await libraryDir(build.linked) })));
     const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: isNew ? null : before, patched: after, sourceExisted: !isNew, targets, scratch });
     measured.objects.push(judged.report);
     measured.reasons.push(...judged.reasons);
@@ -161,7 +162,7 @@ async function checkBundles(base: OriginalBuild, perBinary: ReadonlyMap<string, 
     const file = join(scratch, `${binary.replace(/\//g, '__')}.wfp`);
     const meta = { format: 1, patch: patchFile, sha256: '', cves: [], target: { path: binary, buildId: await buildId(path) } } as const;
     const bundle = await writeBundle([...patches], meta, file, scratch);
-    checks.push(bundle.ok ? await checkBundle(file, path, binary, await loadersOf(base, services, binary)) : { binary, ok: false, line: `bundle does not link: ${bundle.error}` });
+    checks.push(bundle.ok ? await checkBundle(file, path, binary, await loadersOf(base, services, binary), await libraryDir(base.linked)) : { binary, ok: false, line: `bundle does not link: ${bundle.error}` });
   }
   return checks;
 }
