@@ -141,6 +141,9 @@ describe('verdicts without compiling', () => {
     const text = one('a'.repeat(40), 'x.c') + one('b'.repeat(40), 'x.c');
     expect(commitsOf(text)).toEqual([one('a'.repeat(40), 'x.c'), one('b'.repeat(40), 'x.c')]);
     expect(commitsOf(diff('x.c'))).toEqual([diff('x.c')]);
+    // a DEP-3 header and the first commit's diff, then mailed commits (dovecot's CVE fixes)
+    const dep3 = `Description: upstream fix\nOrigin: https://example.org/compare/a...b.patch\n\n${diff('x.c')}\n`;
+    expect(commitsOf(dep3 + one('b'.repeat(40), 'y.c'))).toEqual([dep3, one('b'.repeat(40), 'y.c')]);
   });
 
   it('a build-system change is not guessed at: failed, naming the file', () => {

@@ -149,8 +149,10 @@ describe('placements and failure reasons', () => {
     // Then the unit's own position, then without it.
     // Then its own position on that version (the update's units before it applied, the kept
     // patch too), then without it; the first unit's own position is the shared base itself.
-    expect(placementsFor(all[3]!, base, 7)).toEqual([base, { kind: 'series-without-update', without: [[3, 5], [6, 7]] }, { kind: 'series-without-unit' }]);
-    expect(placementsFor(all[2]!, base, 7)).toEqual([base, { kind: 'series-without-unit' }]);
+    // Last, the patches before it alone: when a later patch needs the unit, no series without
+    // it applies (openssh's selinux-role.patch needs gssapi.patch, the update's first unit).
+    expect(placementsFor(all[3]!, base, 7)).toEqual([base, { kind: 'series-without-update', without: [[3, 5], [6, 7]] }, { kind: 'series-without-unit' }, { kind: 'series-prefix', at: 3 }]);
+    expect(placementsFor(all[2]!, base, 7)).toEqual([base, { kind: 'series-without-unit' }, { kind: 'series-prefix', at: 2 }]);
     const { isSharedBase } = await import('../pipeline/src/corpus/placement.ts');
     expect(isSharedBase(base, all[3]!)).toBe(true);
     expect(isSharedBase({ kind: 'series-without-update', without: [[3, 5], [6, 7]] }, all[3]!)).toBe(false);

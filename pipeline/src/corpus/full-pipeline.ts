@@ -173,7 +173,14 @@ async function recompiledOnBase(manifest: Manifest, unit: CorpusUnit, placement:
     return null;
   }
   if (!triage.touchesCompiledCode || triage.files.some((f) => f.kind === 'build-system')) return null;
-  const tree = await placementTree(manifest, unit, placement, log);
+  let tree: string;
+  try {
+    tree = await placementTree(manifest, unit, placement, log);
+  } catch (error) {
+    // No such base (a later patch needs an update unit): classifyAtPlacements tries the next.
+    if (!(error instanceof UserError)) throw error;
+    return null;
+  }
   if (!(await appliesAt(tree, patchFile))) return null;
   const source = await describeTree(tree);
   let base;

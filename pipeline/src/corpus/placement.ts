@@ -80,6 +80,9 @@ export function placementsFor(unit: CorpusUnit, preferred: number | Placement, s
     else if (from.length === 0) list.push({ kind: 'series-prefix', at: unit.start });
   } else if (!(first.kind === 'series-prefix' && first.at === unit.start)) list.push({ kind: 'series-prefix', at: unit.start });
   if (unit.start + unit.patches.length < seriesLength) list.push({ kind: 'series-without-unit' });
+  // Last: the patches before it alone. When later patches need the unit (openssh's
+  // selinux-role.patch needs gssapi.patch), no series without it applies; this tree does.
+  if (!list.some((p) => p.kind === 'series-prefix' && p.at === unit.start)) list.push({ kind: 'series-prefix', at: unit.start });
   return list;
 }
 
