@@ -144,6 +144,9 @@ describe('verdicts without compiling', () => {
     // a DEP-3 header and the first commit's diff, then mailed commits (dovecot's CVE fixes)
     const dep3 = `Description: upstream fix\nOrigin: https://example.org/compare/a...b.patch\n\n${diff('x.c')}\n`;
     expect(commitsOf(dep3 + one('b'.repeat(40), 'y.c'))).toEqual([dep3, one('b'.repeat(40), 'y.c')]);
+    // a header alone before the mails is the first mail's (samba's bug-16018 series)
+    const note = 'Description: 38 commits from upstream\n\n';
+    expect(commitsOf(note + text)).toEqual([note + one('a'.repeat(40), 'x.c'), one('b'.repeat(40), 'x.c')]);
   });
 
   it('a build-system change is not guessed at: failed, naming the file', () => {

@@ -149,8 +149,9 @@ export async function unitPatchFile(manifest: Manifest, unit: CorpusUnit, tree: 
  */
 export function commitsOf(text: string): string[] {
   const starts = [...text.matchAll(/^From [0-9a-f]{40} /gm)].map((m) => m.index!);
-  // A file may open with a DEP-3 header and the first commit's diff, without a mail line.
-  if (starts.length > 0 && starts[0] !== 0) starts.unshift(0);
+  // A file may open with a DEP-3 header and the first commit's diff, without a mail line (a
+  // header alone belongs to the first mail: samba's bug-16018 series).
+  if (starts.length > 0 && starts[0] !== 0 && /^(diff |--- \S.*\n\+\+\+ )/m.test(text.slice(0, starts[0]))) starts.unshift(0);
   if (starts.length < 2) return [text];
   return starts.map((start, i) => text.slice(i === 0 ? 0 : start, starts[i + 1] ?? text.length));
 }
