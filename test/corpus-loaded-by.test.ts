@@ -36,6 +36,31 @@ describe('services.loadedBy', () => {
     expect(loadedByArgs(['/x/nginx', '/y/other'])).toEqual(['--loaded-by', '/x/nginx', '--loaded-by', '/y/other']);
   });
 
+  it('strongswan: charon loads the plugins of libstrongswan and libcharon; the libraries and charon itself have no loader', async () => {
+    const m = await readManifest('strongswan');
+    expect(m.services?.loadedBy).toEqual(servicesFor('strongswan')?.loadedBy);
+    const rules = m.services!.loadedBy!;
+    expect(loadingPrograms(rules, 'src/libstrongswan/plugins/constraints/.libs/libstrongswan-constraints.so')).toEqual(['src/charon/.libs/charon']);
+    expect(loadingPrograms(rules, 'src/libcharon/plugins/eap_mschapv2/.libs/libstrongswan-eap-mschapv2.so')).toEqual(['src/charon/.libs/charon']);
+    expect(loadingPrograms(rules, 'src/libstrongswan/.libs/libstrongswan.so.0.0.0')).toEqual([]);
+    expect(loadingPrograms(rules, 'src/charon/.libs/charon')).toEqual([]);
+  });
+
+  it('dovecot: auth modules by auth, doveadm plugins by doveadm, mail plugins by imap; libraries and programs by none', async () => {
+    const m = await readManifest('dovecot');
+    expect(m.services?.loadedBy).toEqual(servicesFor('dovecot')?.loadedBy);
+    const rules = m.services!.loadedBy!;
+    expect(loadingPrograms(rules, 'src/plugins/acl/.libs/lib01_acl_plugin.so')).toEqual(['src/imap/.libs/imap']);
+    expect(loadingPrograms(rules, 'pigeonhole/src/plugins/imapsieve/.libs/lib95_imap_sieve_plugin.so')).toEqual(['src/imap/.libs/imap']);
+    expect(loadingPrograms(rules, 'src/plugins/acl/.libs/lib10_doveadm_acl_plugin.so')).toEqual(['src/doveadm/.libs/doveadm', 'src/imap/.libs/imap']);
+    expect(loadingPrograms(rules, 'src/auth/.libs/libauthdb_ldap.so')).toEqual(['src/auth/.libs/auth']);
+    expect(loadingPrograms(rules, 'src/plugins/var-expand-crypt/.libs/lib20_auth_var_expand_crypt.so')).toEqual(['src/auth/.libs/auth', 'src/imap/.libs/imap']);
+    // libdovecot, auth's own library, and the programs: found through DT_NEEDED, not loaded
+    expect(loadingPrograms(rules, 'src/lib-dovecot/.libs/libdovecot.so.0.0.0')).toEqual([]);
+    expect(loadingPrograms(rules, 'src/auth/.libs/libstats_auth.so')).toEqual([]);
+    expect(loadingPrograms(rules, 'src/imap/.libs/imap')).toEqual([]);
+  });
+
   it('finds the program next to the module in the same build copy', () => {
     const mod = 'debian/build-bin/objs/ngx_mail_module.so';
     expect(siblingPath(`/c/orig/k/linked/${mod}`, mod, 'debian/build-bin/objs/nginx')).toBe('/c/orig/k/linked/debian/build-bin/objs/nginx');
