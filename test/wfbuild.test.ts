@@ -7,6 +7,7 @@ import { installShims, linkMap, parseInvocation, readRecords, wrapperEnv, type B
 import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
 import { explainReject } from '../pipeline/src/stages/apply-patch.ts';
 import { classifyOutcome } from '../pipeline/src/stages/classify.ts';
+import { blockedFor } from '../pipeline/src/stages/bundle.ts';
 import { compareLayouts, parseLayouts } from '../pipeline/src/stages/layout.ts';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { describeTree } from '../pipeline/src/stages/source.ts';
@@ -176,6 +177,29 @@ describe('classification rules', () => {
     [[{ ...obj('nothing'), layoutChanges: [{ type: 'struct s', what: 'size 8 → 16 bytes' }] }], [], 'not-text-only', false, false],
   ] as const)('%#: %j → %s', (objects, unbundled, outcome, textOnly, kpatchable) => {
     expect(classifyOutcome({ touchesCompiledCode: true, objects: [...objects], reasons: [], unbundled: [...unbundled] })).toEqual({ outcome, textOnly, kpatchable });
+  });
+});
+
+describe('bundles per binary (stages/bundle.ts blockedFor)', () => {
+  // exim4's dbfn.o goes into the daemon and into exim_dumpdb: the utility's patch cannot resolve
+  // a symbol its link made local, the daemon's can. Only the utility is left without a bundle.
+  const shared = {
+    object: 'dbfn.o', source: 'dbfn.c', binaries: ['exim', 'exim_dumpdb'],
+    verdicts: [
+      { binary: 'exim', outcome: 'patch' as const, exitCode: 0, verdict: null },
+      { binary: 'exim_dumpdb', outcome: 'not-patchable' as const, exitCode: 5, verdict: null },
+    ],
+  };
+  it('blocks only the binary whose patch failed', () => {
+    expect(blockedFor({ objects: [shared] }, 'exim')).toBe(false);
+    expect(blockedFor({ objects: [shared] }, 'exim_dumpdb')).toBe(true);
+  });
+  it('a changed layout blocks every binary the object is in; an unmapped change blocks all', () => {
+    const layout = { ...shared, verdicts: shared.verdicts.map((v) => ({ ...v, outcome: 'patch' as const })), layoutChanges: [{ type: 'struct s', what: 'size 8 → 16 bytes' }] };
+    expect(blockedFor({ objects: [layout] }, 'exim')).toBe(true);
+    expect(blockedFor({ objects: [layout] }, 'other')).toBe(false);
+    const unmapped = { object: 'x.o', source: 'x.c', binaries: [], verdicts: [{ binary: '', outcome: 'unmapped' as const, exitCode: null, verdict: null }] };
+    expect(blockedFor({ objects: [unmapped, { ...shared, verdicts: [shared.verdicts[0]!] }] }, 'exim')).toBe(true);
   });
 });
 

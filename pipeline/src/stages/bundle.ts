@@ -11,8 +11,18 @@ import { libraryDir } from './library-dir.ts';
 import { loopReasons, quiescenceLoops } from '../enable/loops.ts';
 import type { Reason } from '../report/types.ts';
 
-function blocked(ctx: StageContext): boolean {
-  return ctx.objects.some((o) => (o.layoutChanges?.length ?? 0) > 0 || o.verdicts.some((v) => v.outcome !== 'patch' && v.outcome !== 'nothing'));
+/**
+ * Whether no bundle can be made for `binary`: an object linked into it changes a data layout
+ * or has no patch for it, or a changed object lands in no binary at all. A utility the patch
+ * cannot patch (exim4's exim_dumpdb, sharing dbfn.o with the daemon) does not block the
+ * daemon's bundle: verdicts are per binary.
+ */
+export function blockedFor(ctx: Pick<StageContext, 'objects'>, binary: string): boolean {
+  return ctx.objects.some(
+    (o) =>
+      (o.binaries.includes(binary) && (o.layoutChanges?.length ?? 0) > 0) ||
+      o.verdicts.some((v) => (v.binary === binary || v.binary === '') && v.outcome !== 'patch' && v.outcome !== 'nothing'),
+  );
 }
 
 /**
@@ -49,7 +59,6 @@ export const bundleStage: Stage = {
   async run(ctx, task) {
     const affected = new Set(ctx.objects.flatMap((o) => o.verdicts.filter((v) => v.outcome !== 'nothing' && v.binary !== '').map((v) => v.binary)));
     if (affected.size === 0) return task.skip('no affected binary');
-    const isBlocked = blocked(ctx);
     // Against a running enabled build: no bundle that replaces a loop a thread never leaves (enable/loops.ts).
     const loops = ctx.input.options.enabled && ctx.tree?.package ? await quiescenceLoops(ctx.tree.package.name) : null;
     const refused = loops ? loopReasons(ctx.objects, loops) : new Map<string, Reason[]>();
@@ -57,7 +66,7 @@ export const bundleStage: Stage = {
     const files = bundleFileNames([...affected]);
     for (const binary of affected) {
       const patches = ctx.perBinary.get(binary) ?? [];
-      if (isBlocked || patches.length === 0 || refused.has(binary)) ctx.unbundled.push(binary);
+      if (blockedFor(ctx, binary) || patches.length === 0 || refused.has(binary)) ctx.unbundled.push(binary);
       else await bundleFor(ctx, binary, patches, files.get(binary)!);
     }
     task.title = `bundles: ${ctx.bundles.length} of ${affected.size} binaries`;
