@@ -140,6 +140,8 @@ export async function classifyUnit(input: ClassifyUnitInput): Promise<UnitClassi
     if (verdict.verdict === 'kpatchable') {
       for (const b of report.bundles) {
         if (b.file === null) continue;
+        // A utility's bundle (written beside the daemon's) does not decide the service.
+        if (verdict.perBinary?.some((g) => g.binary === b.binary && !g.longRunning)) continue;
         // the loading programs of a module, from the same original build as the module
         const loaders = loadingPrograms(input.services?.loadedBy, b.binary).map((p) => siblingPath(b.originalPath, b.binary, p));
         checks.push(await checkBundle(join(out, b.file), b.originalPath, b.binary, loaders, b.libraryDir));

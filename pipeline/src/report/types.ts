@@ -114,6 +114,10 @@ export interface Report {
   readonly objects: readonly ObjectReport[];
   /** Objects that differ for reasons that are not the patch: not judged, each with why. */
   readonly ignored: readonly IgnoredObject[];
+  /**
+   * The bundles that linked: for every affected binary when kpatch-able; when not, those of
+   * the binaries that could be patched (none for data changes).
+   */
   readonly bundles: readonly BundleReport[];
   readonly originalBuild: { readonly key: string; readonly cached: boolean } | null;
   /** Null when nothing was built. */

@@ -49,7 +49,9 @@ export function assembleReport(ctx: StageContext): Report {
     notes: [...new Set(notes)],
     objects: ctx.objects,
     ignored: ctx.ignored,
-    bundles: cls.outcome === 'kpatchable' ? ctx.bundles : [],
+    // Per binary: a daemon's bundle stands when only a utility sharing its objects cannot be
+    // patched (the outcome then says not kpatch-able, and live fixes refuse it as a whole).
+    bundles: cls.outcome === 'kpatchable' || cls.outcome === 'not-kpatchable' ? ctx.bundles : [],
     originalBuild: ctx.original ? { key: ctx.original.key, cached: ctx.original.cached } : null,
     patchedBuild: ctx.patched
       ? { how: ctx.patched.how, recompiled: ctx.patched.recompiled.length, differing: ctx.patched.candidates.length + ctx.ignored.length, changed: ctx.patched.candidates.length }
