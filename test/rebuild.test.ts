@@ -121,6 +121,14 @@ describe('recorded make invocations (make-records.ts)', () => {
       // Start order is the records' time order.
       await new Promise((r) => setTimeout(r, 5));
     }
+    // The shim's record of a make, whose mktemp name happens to begin with a p: an ordinary
+    // outermost make (it has no .outputs file, and is kept).
+    {
+      const name = join(records, 'm.pQx3kd8aZ1');
+      await writeFile(name, [root, 'make', 'from-the-shim'].map((f) => `${f}\0`).join(''));
+      await writeFile(`${name}.env`, 'PATH=/usr/bin\0');
+      await new Promise((r) => setTimeout(r, 5));
+    }
     // Makes the compiler wrapper found through /proc: kept only when a compile under them left
     // an output in the tree (a configure step's make, whose probe objects are gone, is not).
     for (const [id, outputs] of [['p100-1', `${join(root, 'sub/kept.o')}\n`], ['p200-2', `${join(root, 'gone.o')}\n/tmp/elsewhere.o\n`], ['p300-3', null]] as const) {
@@ -132,7 +140,7 @@ describe('recorded make invocations (make-records.ts)', () => {
     }
     await writeFile(join(root, 'sub/kept.o'), '');
     const makes = await readMakeRecords(root, records);
-    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']], ['.', ['p100-1']]]);
+    expect(makes.map((m) => [m.cwd, m.args])).toEqual([['.', ['-j2']], ['sub', ['all']], ['.', ['from-the-shim']], ['.', ['p100-1']]]);
     const env = replayEnv(makes[0], '/old/shims', { WFBUILD_LOG: '/new/records' }, '/new/shims');
     expect(env).toMatchObject({ PATH: '/new/shims:/usr/bin', MAKEFLAGS: ' -j2', WFBUILD_LOG: '/new/records' });
     expect(env.WFBUILD_IN_MAKE).toBeUndefined();

@@ -127,6 +127,8 @@ async function leftABuildOutput(outputsFile: string, physical: string, canonical
  * started; the compiler wrapper's m.p<pid>-<start>, recorded at the first compile under a make
  * the shim never saw), in record order; probes and makes outside the tree are left out.
  */
+const foundThroughProc = /^m\.p\d+-\d+$/;
+
 export async function readMakeRecords(tree: string, logDir: string): Promise<MakeInvocation[]> {
   const { physical, canonical } = await physicalTree(tree);
   const names = (await readdir(logDir)).filter((n) => /^m\.[^.]+$/.test(n));
@@ -138,7 +140,9 @@ export async function readMakeRecords(tree: string, logDir: string): Promise<Mak
     const cwd = canonical(recorded);
     const rel = relative(physical, cwd);
     if (rel.startsWith('..') || isAbsolute(rel) || isProbe(tool, args) || (await makefileGone(tool, cwd, args))) continue;
-    if (name.startsWith('m.p') && !(await leftABuildOutput(join(logDir, `${name}.outputs`), physical, canonical))) continue;
+    // The compiler wrapper's own records are m.p<pid>-<start>; the shim's are mktemp names
+    // (m.XXXXXXXXXX), one in 62 of which also begins with a p.
+    if (foundThroughProc.test(name) && !(await leftABuildOutput(join(logDir, `${name}.outputs`), physical, canonical))) continue;
     const envText = await readFile(join(logDir, `${name}.env`), 'utf8').catch(() => null);
     if (envText === null) continue;
     found.push({ time: record.time, make: { cwd: rel || '.', tool, args, env: parseEnv(envText) } });
