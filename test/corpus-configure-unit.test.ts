@@ -1,8 +1,8 @@
 /**
  * Build-system units of a configure-only profile (compile-only/configure-unit.ts), for real: a
  * tiny CMake package (test/fixtures/configure-unit) whose Debian series changes a compile
- * definition of one source, adds an install rule, and changes a value CMake writes into a
- * generated config.h. Each unit's trees before and after it are configured from scratch by
+ * definition of one source, adds an install rule, changes a value CMake writes into a
+ * generated config.h, and changes the flags of only the second target that compiles a source. Each unit's trees before and after it are configured from scratch by
  * the profile's debian/rules target, the translation units whose compilation changes are
  * compiled in their own trees and judged by create-diff-object; a second run configures
  * nothing again.
@@ -73,8 +73,8 @@ describe('build-system units of a configure-only profile (a real CMake package)'
   it('measures each unit on its two configured trees; a second run configures nothing again', { timeout: 600_000 }, async () => {
     const lines: string[] = [];
     const repeat = await measure(0, lines);
-    // Only greet.c's compile command changes (GREET_REPEAT=2 → 3): its loop bound, a text change.
-    expect(repeat.affected.map((a) => [a.source, a.why])).toEqual([['src/greet.c', 'its compile command changes']]);
+    // Only greet.c's compile commands change (GREET_REPEAT=2 → 3): its loop bound, a text change.
+    expect(repeat.affected.map((a) => [a.source, a.why])).toEqual([['src/greet.c', 'its compile command changes (call 1 of 2)']]);
     expect(repeat.verdict, lines.join('\n')).toMatchObject({ verdict: 'kpatchable', compiled: 1, objects: 1 });
     expect(repeat.trees).toMatchObject({ before: { cached: false }, after: { cached: false } });
     expect(repeat.trees!.before.database.map((u) => u.source).sort()).toEqual(['src/greet.c', 'src/main.c']);
@@ -82,7 +82,7 @@ describe('build-system units of a configure-only profile (a real CMake package)'
     const install = await measure(1, lines);
     // An install rule: same compile commands, same config.h — nothing to compile.
     expect(install.affected).toEqual([]);
-    expect(install.verdict).toMatchObject({ verdict: 'no-code', compiled: 0, reason: expect.stringMatching(/^configure output unchanged for compiled units: the 2 compile commands/) });
+    expect(install.verdict).toMatchObject({ verdict: 'no-code', compiled: 0, reason: expect.stringMatching(/^configure output unchanged for compiled units: the 3 compiler calls \(2 sources\)/) });
     // The tree before it is the one the first unit was measured after: configured once.
     expect(install.trees!.before).toMatchObject({ cached: true, key: repeat.trees!.after.key });
 
@@ -90,15 +90,23 @@ describe('build-system units of a configure-only profile (a real CMake package)'
     // GREET_PORT lands in the generated build/config.h, which main.c includes.
     expect(port.affected.map((a) => [a.source, a.why])).toEqual([['src/main.c', 'includes build/config.h']]);
     expect(port.verdict, lines.join('\n')).toMatchObject({ verdict: 'kpatchable', compiled: 1 });
-    expect(lines.filter((l) => l.startsWith('configuring '))).toHaveLength(4);
+
+    const factor = await measure(3, lines);
+    // Only greet.c's second compiler call (the library's) changes: one source per database
+    // entry would not see it.
+    expect(factor.affected.map((a) => [a.source, a.why])).toEqual([['src/greet.c', 'its compile command changes (call 2 of 2)']]);
+    expect(factor.affected[0]!.after!.args).toContain('-DGREET_FACTOR=2');
+    expect(factor.trees!.after.database.find((u) => u.source === 'src/greet.c')!.args).not.toContain('-DGREET_FACTOR=2');
+    expect(factor.verdict, lines.join('\n')).toMatchObject({ verdict: 'kpatchable', compiled: 1, objects: 1 });
+    expect(lines.filter((l) => l.startsWith('configuring '))).toHaveLength(5);
 
     // Every configured tree is cached under its key: the second run configures and compiles nothing.
     const again: string[] = [];
-    const second = await Promise.all([0, 1, 2].map((i) => measure(i, again)));
-    expect(second.map((r) => r.verdict.verdict)).toEqual(['kpatchable', 'no-code', 'kpatchable']);
+    const second = await Promise.all([0, 1, 2, 3].map((i) => measure(i, again)));
+    expect(second.map((r) => r.verdict.verdict)).toEqual(['kpatchable', 'no-code', 'kpatchable', 'kpatchable']);
     expect(second.every((r) => r.trees!.before.cached && r.trees!.after.cached)).toBe(true);
     expect(again.filter((l) => /configuring|compiling/.test(l)), again.join('\n')).toEqual([]);
-    const keys = [0, 1, 2, 3].map((n) => configuredKey(profile, trees.get(n)!.id));
+    const keys = [0, 1, 2, 3, 4].map((n) => configuredKey(profile, trees.get(n)!.id));
     expect((await readdir(join(work, 'configured', 'greetd_1.0-1'))).sort()).toEqual([...keys].sort());
   });
 
@@ -126,6 +134,6 @@ describe('build-system units of a configure-only profile (a real CMake package)'
       pkg: 'greetd', folder: 'greetd_1.0-1', profile, unitId: entry.path, texts: [text], before: trees.get(0)!, after: trees.get(1)!,
       cache: join(work, 'configured'), objectsCache: join(work, 'objects'), scratch: join(work, 'scratch'), jobs: 2, limit: 0, env: { PATH: debianPath }, log: () => {},
     });
-    expect(result.verdict).toMatchObject({ verdict: 'failed', compiled: 0, reason: 'compile-only limit: 1 translation units are affected (limit 0; src/greet.c: its compile command changes)' });
+    expect(result.verdict).toMatchObject({ verdict: 'failed', compiled: 0, reason: 'compile-only limit: 1 translation units are affected (limit 0; src/greet.c: its compile command changes (call 1 of 2))' });
   });
 });

@@ -41,7 +41,10 @@ const placeholder = '\0tree\0';
 
 export interface ConfiguredTree {
   readonly tree: string;
+  /** One translation unit per source (its first compiler call). */
   readonly database: readonly TranslationUnit[];
+  /** Every compiler call (a source compiled for two targets twice). */
+  readonly calls: readonly TranslationUnit[];
   readonly key: string;
   /** Whether this call found it in the cache. */
   readonly cached: boolean;
@@ -51,7 +54,8 @@ export interface ConfiguredTree {
 
 /** The cache key of a configured tree: the sources, the profile and its configure command. */
 export function configuredKey(profile: Profile, sourceId: string): string {
-  const how = { name: profile.name, how: profile.how, configure: profile.configure ?? [], env: profile.env ?? {}, path: profile.path ?? null, makeArgs: profile.makeArgs ?? [], gypActions: profile.gypActions ?? [] };
+  // 'calls': the stored trees hold every compiler call, not one per source.
+  const how = { layout: 'calls', name: profile.name, how: profile.how, configure: profile.configure ?? [], env: profile.env ?? {}, path: profile.path ?? null, makeArgs: profile.makeArgs ?? [], gypActions: profile.gypActions ?? [] };
   return createHash('sha256').update(JSON.stringify({ how, sourceId })).digest('hex').slice(0, 16);
 }
 
@@ -75,9 +79,10 @@ export async function configuredTree(req: ConfigureRequest): Promise<ConfiguredT
   const root = join(req.cache ?? configuredCache, req.folder, key);
   const tree = join(root, 'tree');
   if (await exists(join(root, '.complete'))) {
-    const stored = JSON.parse(await readFile(join(root, 'database.json'), 'utf8')) as { tree: string; units: TranslationUnit[] };
+    const stored = JSON.parse(await readFile(join(root, 'database.json'), 'utf8')) as { tree: string; units: TranslationUnit[]; calls: TranslationUnit[] };
     const marker = JSON.parse(await readFile(join(root, '.complete'), 'utf8')) as { seconds?: number };
-    return { tree, database: stored.units.map((u) => rebase(u, stored.tree, tree)), key, cached: true, seconds: marker.seconds ?? 0 };
+    const moved = (units: readonly TranslationUnit[]): TranslationUnit[] => units.map((u) => rebase(u, stored.tree, tree));
+    return { tree, database: moved(stored.units), calls: moved(stored.calls), key, cached: true, seconds: marker.seconds ?? 0 };
   }
   const started = performance.now();
   // An unfinished tree (killed run) is started over: its state is unknown. Configured in
@@ -86,12 +91,12 @@ export async function configuredTree(req: ConfigureRequest): Promise<ConfiguredT
   await mkdir(root, { recursive: true });
   req.log(`configuring ${req.folder} ${key} from scratch (${req.profile.configure?.join(', ') ?? req.profile.how})`);
   await copyTree(req.source, tree);
-  const database = await configureInPlace(req.pkg, req.profile, tree, req.log);
+  const { database, calls } = await configureInPlace(req.pkg, req.profile, tree, req.log);
   const seconds = Math.round((performance.now() - started) / 100) / 10;
-  await writeFile(join(root, 'database.json'), JSON.stringify({ tree, units: database }) + '\n');
+  await writeFile(join(root, 'database.json'), JSON.stringify({ tree, units: database, calls }) + '\n');
   await writeFile(join(root, '.complete'), JSON.stringify({ configuredAt: new Date().toISOString(), seconds }) + '\n');
-  req.log(`configured ${key}: ${database.length} translation units (${seconds} s)`);
-  return { tree, database, key, cached: false, seconds };
+  req.log(`configured ${key}: ${database.length} translation units, ${calls.length} compiler calls (${seconds} s)`);
+  return { tree, database, calls, key, cached: false, seconds };
 }
 
 /** A translation unit the unit changes the compilation of: before and/or after. */
@@ -129,26 +134,44 @@ export async function changedHeaders(before: string, after: string): Promise<{ c
   return { changed: changed.sort(), added: a.filter((p) => !inBefore.has(p)).sort(), removed: b.filter((p) => !inAfter.has(p)).sort() };
 }
 
-/** The translation units whose compilation the unit changes (see the module comment). */
+function callsBySource(calls: readonly TranslationUnit[]): Map<string, TranslationUnit[]> {
+  const by = new Map<string, TranslationUnit[]>();
+  for (const c of calls) by.set(c.source, [...(by.get(c.source) ?? []), c]);
+  return by;
+}
+
+/**
+ * The translation units whose compilation the unit changes (see the module comment). A source
+ * compiled for several targets is compared call by call; the pair compiled is its first call
+ * that differs (a call only the tree with the unit has: a new object; only the tree before: a
+ * removed one).
+ */
 export async function affectedByConfigure(before: ConfiguredTree, after: ConfiguredTree, touched: readonly string[]): Promise<AffectedTu[]> {
   const b = new Map(before.database.map((u) => [u.source, u]));
   const a = new Map(after.database.map((u) => [u.source, u]));
-  const why = new Map<string, string>();
-  const note = (source: string, reason: string): void => {
-    if (!why.has(source)) why.set(source, reason);
+  const found = new Map<string, AffectedTu>();
+  const note = (source: string, why: string, pair?: { before: TranslationUnit | null; after: TranslationUnit | null }): void => {
+    if (!found.has(source)) found.set(source, { source, why, before: pair ? pair.before : (b.get(source) ?? null), after: pair ? pair.after : (a.get(source) ?? null) });
   };
   for (const source of [...a.keys()].filter((s) => !b.has(s))) note(source, 'compiled only with the unit');
   for (const source of [...b.keys()].filter((s) => !a.has(s))) note(source, 'no longer compiled with the unit');
-  for (const [source, tu] of a) {
-    const old = b.get(source);
-    if (old && normalised(old, before.tree) !== normalised(tu, after.tree)) note(source, 'its compile command changes');
+  const callsBefore = callsBySource(before.calls);
+  const callsAfter = callsBySource(after.calls);
+  for (const [source, now] of callsAfter) {
+    const then = callsBefore.get(source);
+    if (!then) continue;
+    const n = Math.min(then.length, now.length);
+    const i = [...Array(n).keys()].find((k) => normalised(then[k]!, before.tree) !== normalised(now[k]!, after.tree));
+    if (i !== undefined) note(source, then.length > 1 ? `its compile command changes (call ${i + 1} of ${then.length})` : 'its compile command changes', { before: then[i]!, after: now[i]! });
+    else if (now.length > then.length) note(source, `compiled ${now.length} times with the unit, ${then.length} before`, { before: null, after: now[n]! });
+    else if (now.length < then.length) note(source, `compiled ${now.length} times with the unit, ${then.length} before`, { before: then[n]!, after: null });
   }
   for (const file of touched) if (a.has(file) || b.has(file)) note(file, 'touched');
   const headers = await changedHeaders(before.tree, after.tree);
   const viaAfter = await affectedUnits(after.tree, [...headers.changed, ...headers.added], after.database);
   const viaBefore = await affectedUnits(before.tree, headers.removed, before.database);
   for (const x of [...viaAfter.units, ...viaBefore.units]) if (x.why !== 'touched') note(x.unit.source, x.why);
-  return [...why.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([source, reason]) => ({ source, why: reason, before: b.get(source) ?? null, after: a.get(source) ?? null }));
+  return [...found.values()].sort((x, y) => x.source.localeCompare(y.source));
 }
 
 export interface ConfigureUnitOptions {
@@ -209,7 +232,7 @@ export async function measureConfigureUnit(o: ConfigureUnitOptions): Promise<Con
   const affected = await affectedByConfigure(trees.before, trees.after, touched);
   const result = (verdict: Classified): ConfigureUnitResult => ({ verdict, affected, trees, configureSeconds });
   if (affected.length === 0) {
-    const why = `configure output unchanged for compiled units: the ${trees.after.database.length} compile commands and every header are the same in the trees configured before and after the unit`;
+    const why = `configure output unchanged for compiled units: the ${trees.after.calls.length} compiler calls (${trees.after.database.length} sources) and every header are the same in the trees configured before and after the unit`;
     return result({ verdict: 'no-code', reason: why, reasons: [why, 'link commands are not compared: how objects are linked changes no compiled code'], objects: 0, compiled: 0 });
   }
   if (affected.length > o.limit) {
@@ -219,8 +242,8 @@ export async function measureConfigureUnit(o: ConfigureUnitOptions): Promise<Con
   o.log(`  ${affected.length} translation unit(s) affected by configure: ${affected.slice(0, 5).map((a) => `${a.source} (${a.why})`).join(', ')}${affected.length > 5 ? ', …' : ''}`);
   const afterUnits = affected.flatMap((a) => (a.after ? [a.after] : []));
   const beforeUnits = affected.flatMap((a) => (a.after && a.before ? [a.before] : []));
-  const removed = affected.filter((a) => !a.after).map((a) => a.source);
-  const key = createHash('sha256').update(JSON.stringify([o.texts, trees.before.key, trees.after.key, affected.map((a) => a.source)])).digest('hex').slice(0, 16);
+  const removed = affected.filter((a) => !a.after).map((a) => ({ source: a.source, why: a.why }));
+  const key = createHash('sha256').update(JSON.stringify([o.texts, trees.before.key, trees.after.key, affected.map((a) => [a.source, a.why])])).digest('hex').slice(0, 16);
   const dir = join(o.objectsCache, `${o.unitId.replace(/[^\w.-]+/g, '_')}-configured-${key}`);
   if (!(await exists(join(dir, '.complete')))) {
     await rm(dir, { recursive: true, force: true });

@@ -258,8 +258,8 @@ export interface CompiledUnits {
   readonly notes: string[];
   /** Notes said last. */
   readonly lastNotes?: readonly string[];
-  /** Sources the unit stops compiling (configure-unit.ts): their objects leave the build. */
-  readonly removed?: readonly string[];
+  /** Sources the unit stops compiling (configure-unit.ts), with why: their objects leave the build. */
+  readonly removed?: readonly { readonly source: string; readonly why: string }[];
   readonly texts: readonly string[];
   readonly touched: readonly string[];
   readonly services?: Services;
@@ -289,9 +289,9 @@ export async function judgeCompiled(c: CompiledUnits): Promise<Classified> {
     notes.push(...judged.notes);
     objects.push(judged.report);
   }
-  for (const source of c.removed ?? []) {
+  for (const { source, why } of c.removed ?? []) {
     // Its functions stay in the running process, no longer reachable from a rebuilt one: not a text change.
-    reasons.push({ object: source, kind: 'removed-object', symbol: null, what: 'no longer compiled with the unit: its object leaves the build' });
+    reasons.push({ object: source, kind: 'removed-object', symbol: null, what: `${why}: its object leaves the build` });
     objects.push({ object: source, source, binaries: [], verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: null, verdict: null }] });
   }
   notes.push(...(c.lastNotes ?? []));
