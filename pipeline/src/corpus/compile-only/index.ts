@@ -203,7 +203,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         const { measured: _measured, ...v } = m.verdict;
         // Configuring is this unit's cost, whether it happened now or in an earlier run.
         verdict = { ...v, seconds: Math.round((performance.now() - started) / 100) / 10 + (m.trees?.before.cached ? m.trees.before.seconds : 0) + (m.trees?.after.cached ? m.trees.after.seconds : 0) };
-        how = `compile-only (${profile.how}; a build-system unit: the trees before and after it configured from scratch${m.trees ? ` (configured trees ${m.trees.before.key}, ${m.trees.after.key}; ${Math.round(m.configureSeconds)} s of configure)` : ''}; ${v.compiled} translation units compiled, each in its own tree)`;
+        how = `compile-only (${profile.how}; a build-system unit: the trees before and after it configured from scratch${m.trees ? ` (configured trees ${m.trees.before.key}, ${m.trees.after.key}${m.trees.before.cached && m.trees.after.cached ? ', cached' : ''}; configure ${Math.round(m.trees.before.seconds)} s and ${Math.round(m.trees.after.seconds)} s, run at once)` : ''}; ${v.compiled} translation units compiled, each in its own tree)`;
       }
       const result = { ...resultFor(unit, verdict), ...(how && !configured ? { mode: how, key: opts.keyOf(unit, fallbackMode) } : how ? { mode: how } : {}) };
       await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
