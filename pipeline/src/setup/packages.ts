@@ -33,6 +33,7 @@ export const requiredPackages: readonly RequiredPackage[] = [
   { name: 'fakeroot', why: 'wfbuild kernel package: make bindeb-pkg' },
   { name: 'lintian', why: 'wfbuild package: the hot-fix .deb is checked with lintian (test/package.test.ts)' },
   { name: 'meson', why: 'wfbuild tests: a meson + ninja Debian tree whose patched build replays the recorded ninja (test/rebuild.test.ts)' },
+  { name: 'cmake', why: "wfbuild corpus: configures a CMake package's trees before and after a build-system unit (test/corpus-configure-unit.test.ts; mariadb)" },
   { name: 'ninja-build', why: 'wfbuild: ninja builds (meson, CMake) are recorded and replayed incrementally' },
   { name: 'libmemcached-tools', why: 'wfbuild live: memcaslap (load) and memccapable (protocol conformance) against the live-patched memcached' },
   { name: 'libseccomp-dev', why: "runtime W^X test: wfsandbox installs a systemd unit's seccomp filters (static libseccomp.a)" },

@@ -102,13 +102,16 @@ export function toTranslationUnit(cmd: RawCommand, root: string): TranslationUni
   return { directory: cmd.directory, compiler, args, source };
 }
 
-/** CMake's compile_commands.json ("command" strings or "arguments" arrays). */
-export function fromCompileCommands(json: string, root: string): TranslationUnit[] {
+/**
+ * CMake's compile_commands.json ("command" strings or "arguments" arrays). `every`: each
+ * compiler call, a source compiled for several targets once per target (configure-unit.ts
+ * compares them all); else one per source.
+ */
+export function fromCompileCommands(json: string, root: string, every = false): TranslationUnit[] {
   const entries = JSON.parse(json) as { directory: string; command?: string; arguments?: string[]; file: string }[];
   if (!Array.isArray(entries)) throw new Error('compile_commands.json: not an array');
-  return unique(
-    entries.map((e) => toTranslationUnit({ directory: e.directory, arguments: e.arguments ?? splitWords(e.command ?? ''), file: e.file }, root)),
-  );
+  const units = entries.map((e) => toTranslationUnit({ directory: e.directory, arguments: e.arguments ?? splitWords(e.command ?? ''), file: e.file }, root));
+  return every ? units.filter((u): u is TranslationUnit => u !== null) : unique(units);
 }
 
 /**
@@ -116,7 +119,7 @@ export function fromCompileCommands(json: string, root: string): TranslationUnit
  * leading `printf` echo line, which is not a compiler call and is skipped). `directory` is
  * where make runs the recipes.
  */
-export function fromMakeDryRun(text: string, directory: string, root: string): TranslationUnit[] {
+export function fromMakeDryRun(text: string, directory: string, root: string, every = false): TranslationUnit[] {
   const units: (TranslationUnit | null)[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -130,7 +133,7 @@ export function fromMakeDryRun(text: string, directory: string, root: string): T
     const file = words.slice(1).reverse().find((w, i, all) => sourceName.test(w) && !outputOptions.has(all[i + 1] ?? ''));
     if (file) units.push(toTranslationUnit({ directory, arguments: words, file }, root));
   }
-  return unique(units);
+  return every ? units.filter((u): u is TranslationUnit => u !== null) : unique(units);
 }
 
 /** The compiler wrapper's build log (pipeline/src/wrapper): compile entries, tree-relative. */
@@ -145,7 +148,7 @@ export function fromBuildLog(log: readonly BuildLogEntry[], root: string): Trans
 }
 
 /** One unit per source (a source compiled twice — PIC and not — keeps its first call). */
-function unique(units: readonly (TranslationUnit | null)[]): TranslationUnit[] {
+export function unique(units: readonly (TranslationUnit | null)[]): TranslationUnit[] {
   const bySource = new Map<string, TranslationUnit>();
   for (const u of units) if (u && !bySource.has(u.source)) bySource.set(u.source, u);
   return [...bySource.values()];

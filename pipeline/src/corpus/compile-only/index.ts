@@ -29,6 +29,8 @@ import { SeriesBinaries } from './relink.ts';
 import type { SeriesEntry } from '../series.ts';
 import { writeAtomic } from '../../common/fs.ts';
 import { unitTreeMethod } from '../unit-tree-build.ts';
+import { measureConfigureUnit } from './configure-unit.ts';
+import { versionWithoutEpoch } from '../debversion.ts';
 
 export { profiles } from './prepare.ts';
 
@@ -74,6 +76,29 @@ async function sourcesFingerprint(): Promise<string> {
   const hash = createHash('sha256');
   for (const name of (await readdir(dir)).filter((n) => n.endsWith('.ts')).sort()) hash.update(name).update('\0').update(await readFile(join(dir, name)));
   return hash.digest('hex').slice(0, 12);
+}
+
+/** Compiled objects per unit, kept between runs. */
+function objectsCacheOf(manifest: Manifest, profile: Profile): string {
+  return join(cacheRoot, 'corpus', 'objects', `${manifest.package}_${manifest.baseVersion.replace(/:/g, '_')}`, profile.name);
+}
+
+/** What treeAt(manifest, applied) holds: the base source and the series patches applied (a configured tree's cache key). */
+async function sourceId(manifest: Manifest, applied: number): Promise<string> {
+  const tree = await treeAt(manifest, applied);
+  const series = parseSeries(await readFile(join(tree, 'debian', 'patches', 'series'), 'utf8')).slice(0, applied);
+  const hash = createHash('sha256').update(`${manifest.package}\0${manifest.baseVersion}\0${manifest.baseDscSha256}\0`);
+  for (const entry of series) hash.update(`${entry.path}\0${entry.strip}\0`).update(await readFile(join(tree, 'debian', 'patches', entry.path))).update('\0');
+  return hash.digest('hex');
+}
+
+/**
+ * A unit configure-unit.ts measures: it changes a build-system file. Generator inputs (.y, .l)
+ * are not re-generated there, so a unit with one keeps its failed verdict.
+ */
+function measuredByConfiguring(texts: readonly string[], id: string): boolean {
+  const files = triageAll(texts, id).files;
+  return files.some((f) => f.kind === 'build-system') && !files.some((f) => /\.(y|l|ypp|ll)$/.test(f.path));
 }
 
 export function modeOf(profile: Profile, fingerprint: string): string {
@@ -126,6 +151,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice${v.checkedOn ? `; ${v.checkedOn}` : ''})`,
   });
   let prepareSeconds = 0;
+  let prerequisites: Promise<void> | null = null;
+  const ready = (): Promise<void> => (prerequisites ??= opts.ensurePrerequisites());
   // Units that need no compiling are classified from their text alone: no tree, no configure.
   if (todo.length > 0) {
     const patches = join(await treeAt(manifest, 0, opts.log), 'debian', 'patches');
@@ -143,6 +170,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       if (!quick) continue;
       let verdict: WalkVerdict = { ...quick, seconds: Math.round((performance.now() - started) / 100) / 10 };
       let how = '';
+      let configured = false;
       if (quick.verdict === 'failed' && profile.how === 'build-log' && opts.fallback && !opts.noBuilds) {
         opts.log(`${manifest.package} ${unit.id}: ${quick.reason.slice(0, 120)} — the full pipeline instead`);
         const full = await opts.fallback(unit, quick.reason);
@@ -151,7 +179,37 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
           how = "full pipeline (a build-system change: the unit's tree configured and built from scratch, its objects compared with the base tree's build)";
         }
       } else if (quick.verdict === 'failed' && opts.noBuilds) continue;
-      const result = { ...resultFor(unit, verdict), ...(how ? { mode: how, key: opts.keyOf(unit, fallbackMode) } : {}) };
+      else if (quick.verdict === 'failed' && profile.how !== 'build-log' && measuredByConfiguring(texts, unit.id)) {
+        opts.log(`${manifest.package} ${unit.id}: a build-system change — the trees before and after it configured from scratch`);
+        await ready();
+        configured = true;
+        const m = await measureConfigureUnit({
+          pkg: manifest.package,
+          folder: `${manifest.package}_${versionWithoutEpoch(manifest.baseVersion)}`,
+          profile,
+          unitId: unit.id,
+          texts,
+          before: { tree: await treeAt(manifest, unit.start, opts.log), id: await sourceId(manifest, unit.start) },
+          after: { tree: await treeAt(manifest, unit.start + unit.patches.length, opts.log), id: await sourceId(manifest, unit.start + unit.patches.length) },
+          objectsCache: objectsCacheOf(manifest, profile),
+          scratch: join(cacheRoot, 'corpus', 'walk', `${manifest.package}-${process.pid}.configure`),
+          jobs: opts.jobs,
+          limit: opts.limit ?? profile.limit ?? defaultLimit,
+          ...(manifest.services ? { services: manifest.services } : {}),
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          log: (line) => opts.log(`${manifest.package} ${line}`),
+        });
+        await rm(join(cacheRoot, 'corpus', 'walk', `${manifest.package}-${process.pid}.configure`), { recursive: true, force: true });
+        const { measured: _measured, ...v } = m.verdict;
+        // Configuring is this unit's cost, whether it happened now or in an earlier run; the two
+        // configures run at once, so the longer one counts.
+        const sides = m.trees ? [m.trees.before, m.trees.after] : [];
+        const longest = (cached: boolean): number => Math.max(0, ...sides.filter((t) => t.cached === cached).map((t) => t.seconds));
+        const elapsed = (performance.now() - started) / 1000 + Math.max(0, longest(true) - longest(false));
+        verdict = { ...v, seconds: Math.round(elapsed * 10) / 10 };
+        how = `compile-only (${profile.how}; a build-system unit: the trees before and after it configured from scratch${m.trees ? ` (configured trees ${m.trees.before.key}, ${m.trees.after.key}${m.trees.before.cached && m.trees.after.cached ? ', cached' : ''}; configure ${Math.round(m.trees.before.seconds)} s and ${Math.round(m.trees.after.seconds)} s, run at once)` : ''}; ${v.compiled} translation units compiled, each in its own tree)`;
+      }
+      const result = { ...resultFor(unit, verdict), ...(how && !configured ? { mode: how, key: opts.keyOf(unit, fallbackMode) } : how ? { mode: how } : {}) };
       await writeAtomic(join(opts.cacheDir, `${result.key}.json`), JSON.stringify(result, null, 2) + '\n');
       opts.log(`${manifest.package} ${unit.id}: ${result.verdict} — ${result.reason.slice(0, 200)}`);
       results.set(unit.id, result);
@@ -161,7 +219,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
   if (todo.length > 0 && opts.noBuilds) {
     for (const unit of todo) results.set(unit.id, { ...resultFor(unit, { verdict: 'pending', reason: 'not classified yet', reasons: [], objects: 0, compiled: 0, seconds: 0 }) });
   } else if (todo.length > 0) {
-    await opts.ensurePrerequisites();
+    await ready();
     const full = await treeAt(manifest, manifest.seriesLength, opts.log);
     const prepared: Prepared = await prepare(manifest, profile, full, opts.log);
     if (!prepared.cached) {
@@ -228,7 +286,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         database: prepared.database.map((u) => rebase(u, prepared.tree, copy)),
         units: todo.map((u): WalkUnit => ({ id: u.id, start: u.start, count: u.patches.length })),
         scratch: join(walkRoot, `${manifest.package}-${process.pid}.scratch`),
-        objectsCache: join(cacheRoot, 'corpus', 'objects', `${manifest.package}_${manifest.baseVersion.replace(/:/g, '_')}`, profile.name),
+        objectsCache: objectsCacheOf(manifest, profile),
         jobs: opts.jobs,
         limit: opts.limit ?? profile.limit ?? defaultLimit,
         ...(profile.embedded ? { embedded: profile.embedded } : {}),

@@ -20,7 +20,7 @@ import { describeTree } from '../../stages/source.ts';
 import { originalBuild, type OriginalBuild } from '../../stages/original-build.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
 import type { Manifest } from '../manifest.ts';
-import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, toTranslationUnit, type TranslationUnit } from './database.ts';
+import { fromBuildLog, fromCompileCommands, fromMakeDryRun, rebase, splitWords, toTranslationUnit, unique, type TranslationUnit } from './database.ts';
 import { configureSamba, sambaCommands } from './samba.ts';
 import type { EmbeddedData } from './walk.ts';
 import { copyTree, exists } from '../../common/fs.ts';
@@ -127,6 +127,46 @@ export async function runGypActions(outDir: string, builddir: string, srcdir: st
   }
 }
 
+export interface Configured {
+  /** One translation unit per source (its first compiler call): what the walk compiles. */
+  readonly database: TranslationUnit[];
+  /** Every compiler call, in the build system's order (a source compiled for two targets twice). */
+  readonly calls: TranslationUnit[];
+}
+
+/**
+ * Runs the profile's configure step in `tree` (a copy of the sources, at the path it keeps:
+ * CMake and waf record absolute paths) and reads its compile database. Throws UserError when
+ * configure fails or writes no database. Shared by prepare() and configure-unit.ts.
+ */
+export async function configureInPlace(pkg: string, profile: Profile, tree: string, log: (line: string) => void): Promise<Configured> {
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...profile.env };
+  for (const target of profile.configure ?? []) await runRules(tree, target, env, log);
+  let database: TranslationUnit[];
+  let calls: TranslationUnit[];
+  if (profile.how === 'waf') {
+    // waf keeps absolute paths: configured here, at the prepared tree's final path (samba.ts).
+    await configureSamba(tree, log);
+    database = (await sambaCommands(tree)).map((c) => toTranslationUnit(c, tree)).filter((u): u is TranslationUnit => u !== null);
+    calls = database;
+  } else if (profile.how === 'cmake') {
+    const json = await readFile(join(tree, profile.path!), 'utf8').catch(() => {
+      throw new UserError(`${pkg}: configure wrote no ${profile.path}`, ExitCode.buildFailed);
+    });
+    calls = fromCompileCommands(json, tree, true);
+    database = unique(calls);
+  } else {
+    const dir = join(tree, profile.path ?? '.');
+    const dry = await execa('make', ['-n', '-C', dir, ...(profile.makeArgs ?? [])], { env, reject: false, all: false, maxBuffer: 512 * 1024 * 1024 });
+    if (dry.exitCode !== 0) throw new UserError(`${pkg}: make -n in ${profile.path} failed:\n${tail(dry.stderr, 8)}`, ExitCode.buildFailed);
+    calls = fromMakeDryRun(dry.stdout, dir, tree, true);
+    database = unique(calls);
+    if (profile.gypActions?.length) await runGypActions(dir, join(dir, 'Release'), tree, profile.gypActions, env, log);
+  }
+  if (database.length === 0) throw new UserError(`${pkg}: the compile database is empty`, ExitCode.buildFailed);
+  return { database, calls };
+}
+
 /**
  * The prepared tree for `fullSeries` (the base version with its whole series applied, from
  * treeAt): built or configured once, then cached.
@@ -153,26 +193,7 @@ export async function prepare(manifest: Manifest, profile: Profile, fullSeries: 
   await mkdir(root, { recursive: true });
   log(`${manifest.package}: configuring once for compile-only mode (${profile.configure?.join(', ') ?? profile.how})`);
   await copyTree(fullSeries, tree);
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...profile.env };
-  for (const target of profile.configure ?? []) await runRules(tree, target, env, log);
-  let database: TranslationUnit[];
-  if (profile.how === 'waf') {
-    // waf keeps absolute paths: configured here, at the prepared tree's final path (samba.ts).
-    await configureSamba(tree, log);
-    database = (await sambaCommands(tree)).map((c) => toTranslationUnit(c, tree)).filter((u): u is TranslationUnit => u !== null);
-  } else if (profile.how === 'cmake') {
-    const json = await readFile(join(tree, profile.path!), 'utf8').catch(() => {
-      throw new UserError(`${manifest.package}: configure wrote no ${profile.path}`, ExitCode.buildFailed);
-    });
-    database = fromCompileCommands(json, tree);
-  } else {
-    const dir = join(tree, profile.path ?? '.');
-    const dry = await execa('make', ['-n', '-C', dir, ...(profile.makeArgs ?? [])], { env, reject: false, all: false, maxBuffer: 512 * 1024 * 1024 });
-    if (dry.exitCode !== 0) throw new UserError(`${manifest.package}: make -n in ${profile.path} failed:\n${tail(dry.stderr, 8)}`, ExitCode.buildFailed);
-    database = fromMakeDryRun(dry.stdout, dir, tree);
-    if (profile.gypActions?.length) await runGypActions(dir, join(dir, 'Release'), tree, profile.gypActions, env, log);
-  }
-  if (database.length === 0) throw new UserError(`${manifest.package}: the compile database is empty`, ExitCode.buildFailed);
+  const { database } = await configureInPlace(manifest.package, profile, tree, log);
   await writeFile(databaseFile, JSON.stringify({ tree, units: database }) + '\n');
   await writeFile(join(root, '.complete'), `${new Date().toISOString()}\n`);
   log(`${manifest.package}: ${database.length} translation units in the compile database (${elapsed()} s)`);

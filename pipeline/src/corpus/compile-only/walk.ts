@@ -171,12 +171,12 @@ export function verdictWithoutCompiling(texts: readonly string[], id: string, em
   return null;
 }
 
-function compileFailed(failures: readonly CompileFailure[], when: string, compiled: number): Omit<WalkVerdict, 'seconds'> {
+export function compileFailed(failures: readonly CompileFailure[], when: string, compiled: number): Omit<WalkVerdict, 'seconds'> {
   const why = `${failures[0]!.source}: does not compile ${when} (compile-only mode): ${failures[0]!.error}`;
   return { verdict: 'failed', reason: why, reasons: failures.map((f) => `${f.source}: ${f.error}`), objects: 0, compiled };
 }
 
-type Classified = Omit<WalkVerdict, 'seconds'> & { readonly measured?: Measured };
+export type Classified = Omit<WalkVerdict, 'seconds'> & { readonly measured?: Measured };
 
 /** Classifies one unit whose patches are applied last in `tree`; leaves them reverse-applied. */
 async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOptions): Promise<Classified> {
@@ -245,7 +245,34 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     const compileSeconds = Math.round((performance.now() - compileStarted) / 100) / 10;
     await writeFile(join(dir, '.complete'), JSON.stringify({ compiledAt: new Date().toISOString(), seconds: compileSeconds }) + '\n');
   }
-  const work = join(opts.scratch, unit.id.replace(/[^\w.-]+/g, '_'));
+  return { ...(await judgeCompiled({ id: unit.id, units, dir, scratch: opts.scratch, notes, lastNotes: copyNotes, texts, touched, ...(opts.services ? { services: opts.services } : {}) })), cachedCompileSeconds };
+}
+
+export interface CompiledUnits {
+  readonly id: string;
+  /** The affected translation units; each one's objects are dir/before/<objectName> (absent: new) and dir/after/<objectName>. */
+  readonly units: readonly TranslationUnit[];
+  readonly dir: string;
+  readonly scratch: string;
+  /** Notes said first (the first sums up a unit without changed code); appended to. */
+  readonly notes: string[];
+  /** Notes said last. */
+  readonly lastNotes?: readonly string[];
+  /** Sources the unit stops compiling (configure-unit.ts), with why: their objects leave the build. */
+  readonly removed?: readonly { readonly source: string; readonly why: string }[];
+  readonly texts: readonly string[];
+  readonly touched: readonly string[];
+  readonly services?: Services;
+}
+
+/**
+ * Judges each compiled pair of objects with create-diff-object and maps the outcome to a
+ * verdict: one code path for every unit compile-only mode measures (the walk's, and a
+ * build-system unit's configured trees).
+ */
+export async function judgeCompiled(c: CompiledUnits): Promise<Classified> {
+  const { units, dir, notes, texts, touched } = c;
+  const work = join(c.scratch, c.id.replace(/[^\w.-]+/g, '_'));
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   const objects: ObjectReport[] = [];
@@ -262,13 +289,18 @@ async function classifyAt(unit: WalkUnit, texts: readonly string[], opts: WalkOp
     notes.push(...judged.notes);
     objects.push(judged.report);
   }
-  notes.push(...copyNotes);
+  for (const { source, why } of c.removed ?? []) {
+    // Its functions stay in the running process, no longer reachable from a rebuilt one: not a text change.
+    reasons.push({ object: source, kind: 'removed-object', symbol: null, what: `${why}: its object leaves the build` });
+    objects.push({ object: source, source, binaries: [], verdicts: [{ binary: '', outcome: 'not-text-only', exitCode: null, verdict: null }] });
+  }
+  notes.push(...(c.lastNotes ?? []));
   const cls = classifyOutcome({ touchesCompiledCode: true, objects, reasons, unbundled: [] });
   if (cls.outcome === 'no-compiled-code' && objects.length === 0) notes.unshift(`${units.length} affected translation unit(s) compile to identical objects`);
-  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, opts.services);
+  const mapped = verdictOf({ outcome: cls.outcome, textOnly: cls.textOnly, reasons, notes, objects }, c.services);
   await rm(work, { recursive: true, force: true });
-  const measured: Measured = { objects: { units, before: join(dir, 'before'), after: join(dir, 'after') }, texts, touched };
-  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, cachedCompileSeconds, measured };
+  const measured: Measured = { objects: { units: [...units], before: join(dir, 'before'), after: join(dir, 'after') }, texts, touched };
+  return { ...mapped, reasons: mapped.reasons.length ? mapped.reasons : reasons.map(reasonLine), compiled: units.length, measured };
 }
 
 /** Walks the series backwards from its end to the first unit's start. */
