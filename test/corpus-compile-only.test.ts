@@ -162,16 +162,17 @@ describe("a compile-only walk over memcached's whole series (real build, real co
     const cacheDir = await mkdtemp(join(tmpdir(), 'compile-only-memcached-'));
     const lines: string[] = [];
     try {
-      const run = () =>
+      const run = (tools = '', noBuilds = false, inputs = 'in') =>
         classifyCompileOnly(manifest, manifest.units, {
           jobs: 2,
           limit: 120,
           tools: {},
           cacheDir,
           log: (line) => lines.push(line),
-          noBuilds: false,
+          noBuilds,
           profile: { name: 'test-build-log', how: 'build-log' },
-          keyOf: (unit, mode) => `${unit.sha256.slice(0, 16)}-${mode.replace(/\W+/g, '_')}`,
+          keyOf: (unit, mode) => `${unit.sha256.slice(0, 16)}-${mode.replace(/\W+/g, '_')}${tools}`,
+          inputsOf: (unit) => `${inputs}-${unit.sha256.slice(0, 16)}`,
           ensurePrerequisites: async () => { await ensureSources(manifest); },
         });
       const first = await run();
@@ -190,6 +191,13 @@ describe("a compile-only walk over memcached's whole series (real build, real co
       expect(second.units.map((u) => u.verdict)).toEqual(first.units.map((u) => u.verdict));
       expect(lines.every((l) => l.endsWith('(cached)')), lines.join('\n')).toBe(true);
       expect((await readdir(cacheDir)).filter((n) => n.endsWith('.json') && !n.startsWith('prepare-'))).toHaveLength(9);
+      // The tools moved (new keys): a reporting run (--no-builds) takes the earlier results of
+      // the same inputs, flagged; with other inputs (the unit or manifest changed) it does not.
+      const reported = await run('-newtools', true);
+      expect(reported.units.map((u) => u.verdict)).toEqual(first.units.map((u) => u.verdict));
+      expect(reported.units.find((u) => u.unit === '0007-uninitialized-variables.patch')).toMatchObject({ verdict: 'kpatchable', earlierTools: true });
+      const otherInputs = await run('-newtools2', true, 'changed');
+      expect(otherInputs.units.find((u) => u.unit === '0007-uninitialized-variables.patch')).toMatchObject({ verdict: 'pending' });
     } finally {
       await rm(cacheDir, { recursive: true, force: true });
     }

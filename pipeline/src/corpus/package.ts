@@ -71,6 +71,7 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       log: opts.log,
       noBuilds: opts.noBuilds,
       keyOf: (unit, mode) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: mode, tools }),
+      inputsOf: (unit) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: `compile-only ${profiles[pkg]!.name}`, tools: null }),
       ensurePrerequisites: () => ensurePackagePrerequisites(manifest, opts.log),
       updateBase,
       fallback: async (unit) => {

@@ -3,7 +3,7 @@
  * tree per package, the series walked backwards (walk.ts), each unit's result cached under its
  * key like the full pipeline's, so a rerun is resumable unit by unit.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -54,8 +54,13 @@ export interface CompileOnlyOptions {
    * where the package is cheap enough to build per unit (build-log profiles); null: none.
    */
   readonly fallback?: (unit: CorpusUnit, why: string) => Promise<WalkVerdict | null>;
-  /** Write nothing new: uncached units come back as pending. */
+  /** Write nothing new: uncached units come back as pending (or an earlier tools' result). */
   readonly noBuilds: boolean;
+  /**
+   * What decides a unit's verdict besides the tools (unitKey with tools: null): written into
+   * each result, so a reporting run finds it after the tools moved (earlierResult).
+   */
+  readonly inputsOf?: (unit: CorpusUnit) => string;
   /**
    * For a bookworm-update unit: the update base's build (the binary users run), its unbuilt
    * tree and the unit as one patch file, to confirm a kpatch-able verdict against that binary
@@ -99,6 +104,24 @@ async function sourceId(manifest: Manifest, applied: number): Promise<string> {
 function measuredByConfiguring(texts: readonly string[], id: string): boolean {
   const files = triageAll(texts, id).files;
   return files.some((f) => f.kind === 'build-system') && !files.some((f) => /\.(y|l|ypp|ll)$/.test(f.path));
+}
+
+/**
+ * The newest result of a unit classified by earlier tools: the same inputs when the result
+ * records them; results from before `inputs` existed, at the same series position.
+ */
+async function earlierResult(cacheDir: string, unit: CorpusUnit, inputs: string | undefined): Promise<UnitResult | undefined> {
+  let best: { result: UnitResult; mtime: number } | undefined;
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    if (!name.endsWith('.json')) continue;
+    const path = join(cacheDir, name);
+    const result = JSON.parse(await readFile(path, 'utf8').catch(() => 'null')) as UnitResult | null;
+    if (!result || result.unit !== unit.id || result.verdict === 'pending' || result.appliedAt !== unit.start) continue;
+    if (result.inputs !== undefined ? result.inputs !== inputs : inputs === undefined) continue;
+    const mtime = (await stat(path)).mtimeMs;
+    if (!best || mtime > best.mtime) best = { result, mtime };
+  }
+  return best?.result;
 }
 
 export function modeOf(profile: Profile, fingerprint: string): string {
@@ -148,6 +171,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     ...(v.confirmation !== undefined ? { confirmation: v.confirmation } : {}),
     seconds: v.seconds,
     key: opts.keyOf(unit, mode),
+    ...(opts.inputsOf ? { inputs: opts.inputsOf(unit) } : {}),
     mode: `compile-only (${profile.how}; ${v.compiled} translation units compiled twice${v.checkedOn ? `; ${v.checkedOn}` : ''})`,
   });
   let prepareSeconds = 0;
@@ -217,7 +241,15 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     }
   }
   if (todo.length > 0 && opts.noBuilds) {
-    for (const unit of todo) results.set(unit.id, { ...resultFor(unit, { verdict: 'pending', reason: 'not classified yet', reasons: [], objects: 0, compiled: 0, seconds: 0 }) });
+    for (const unit of todo) {
+      // Tools move while long runs go on (this mode's sources are part of the key): a reporting
+      // run takes the newest result for the same unit at the same place, flagged as such.
+      const older = await earlierResult(opts.cacheDir, unit, opts.inputsOf?.(unit));
+      if (older) {
+        opts.log(`${manifest.package} ${unit.id}: ${older.verdict} (cached, earlier tools)`);
+        results.set(unit.id, { ...older, views: unit.views, cves: unit.cves, earlierTools: true });
+      } else results.set(unit.id, { ...resultFor(unit, { verdict: 'pending', reason: 'not classified yet', reasons: [], objects: 0, compiled: 0, seconds: 0 }) });
+    }
   } else if (todo.length > 0) {
     await ready();
     const full = await treeAt(manifest, manifest.seriesLength, opts.log);
