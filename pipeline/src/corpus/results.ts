@@ -190,6 +190,15 @@ export function reasonHistogram(results: readonly UnitResult[]): { reason: strin
 
 /** A reason without its object and symbol names: 'proto_text.o: process_command: changed .data' → 'changed .data'. */
 export function reasonKind(reason: string): string {
-  const parts = reason.split(': ');
+  const parts = withoutCachePaths(reason).split(': ');
   return (parts.length > 2 ? parts.slice(2).join(': ') : parts[parts.length - 1] ?? reason).replace(/\s+/g, ' ').slice(0, 120);
+}
+
+/**
+ * A reason with the cache's build folders left out: "does not resolve in
+ * /var/cache/wfpatch/wfbuild/orig/<key>/linked/src/auth/.libs/auth" → "… in src/auth/.libs/auth"
+ * (tree-relative, as the rest of the table names binaries).
+ */
+export function withoutCachePaths(reason: string): string {
+  return reason.replace(/\/\S*?\/wfbuild\/orig\/[0-9a-f]+\/(?:linked|tree)\//g, '');
 }

@@ -3,7 +3,7 @@
  * ../shared/docs/architecture.md), the ratios, the reasons for "no" and every unit's verdict.
  * Pure; shared with `wfbuild report` if it wants the same table.
  */
-import { ratios, reasonHistogram, totalRow, type Count, type PackageRow, type UnitResult } from './results.ts';
+import { ratios, reasonHistogram, withoutCachePaths, totalRow, type Count, type PackageRow, type UnitResult } from './results.ts';
 
 function cell(c: Count): string {
   return `${c.all} (${c.cve})`;
@@ -66,7 +66,7 @@ export function unitTable(results: readonly UnitResult[]): string {
   const lines = ['| package | unit | CVEs | views | verdict | objects | time | reason | binaries |', '|---|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
     lines.push(
-      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(r.reason) || '–'} | ${escape(binariesCell(r))} |`,
+      `| ${r.package} | ${escape(r.unit)} | ${r.cves.join(', ') || '–'} | ${r.views.join(', ')} | ${r.verdict} | ${r.objects} | ${r.seconds > 0 ? formatSeconds(r.seconds) : 'cached'}${r.earlierTools ? ' (earlier tools)' : ''} | ${escape(withoutCachePaths(r.reason)) || '–'} | ${escape(binariesCell(r))} |`,
     );
   }
   return lines.join('\n');
