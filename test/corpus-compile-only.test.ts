@@ -162,7 +162,7 @@ describe("a compile-only walk over memcached's whole series (real build, real co
     const cacheDir = await mkdtemp(join(tmpdir(), 'compile-only-memcached-'));
     const lines: string[] = [];
     try {
-      const run = (tools = '', noBuilds = false, inputs = 'in') =>
+      const run = (tools = '', noBuilds = false, inputs = 'in', only?: ReadonlySet<string>) =>
         classifyCompileOnly(manifest, manifest.units, {
           jobs: 2,
           limit: 120,
@@ -173,6 +173,7 @@ describe("a compile-only walk over memcached's whole series (real build, real co
           profile: { name: 'test-build-log', how: 'build-log' },
           keyOf: (unit, mode) => `${unit.sha256.slice(0, 16)}-${mode.replace(/\W+/g, '_')}${tools}`,
           inputsOf: (unit) => `${inputs}-${unit.sha256.slice(0, 16)}`,
+          ...(only ? { only } : {}),
           ensurePrerequisites: async () => { await ensureSources(manifest); },
         });
       const first = await run();
@@ -198,6 +199,12 @@ describe("a compile-only walk over memcached's whole series (real build, real co
       expect(reported.units.find((u) => u.unit === '0007-uninitialized-variables.patch')).toMatchObject({ verdict: 'kpatchable', earlierTools: true });
       const otherInputs = await run('-newtools2', true, 'changed');
       expect(otherInputs.units.find((u) => u.unit === '0007-uninitialized-variables.patch')).toMatchObject({ verdict: 'pending' });
+      // --units: the one unit is classified anew with the new tools, the others are reported.
+      lines.length = 0;
+      const one = await run('-newtools3', false, 'in', new Set(['0007-uninitialized-variables.patch']));
+      expect(one.units.find((u) => u.unit === '0007-uninitialized-variables.patch')).toMatchObject({ verdict: 'kpatchable' });
+      expect(one.units.find((u) => u.unit === '0007-uninitialized-variables.patch')!.earlierTools).toBeUndefined();
+      expect(one.units.find((u) => u.unit === '0008-CVE-2026-47783-CVE-2026-47784.patch')).toMatchObject({ verdict: 'no-code', earlierTools: true });
     } finally {
       await rm(cacheDir, { recursive: true, force: true });
     }

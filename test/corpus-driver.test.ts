@@ -65,7 +65,7 @@ describe('wfbuild corpus: bad input', () => {
   it('rejects unknown packages, views and job counts with exit 2', async () => {
     expect(() => parseJobs('0')).toThrow(/1 to 64/);
     expect(() => parseView('all')).toThrow(/corpus, update, series/);
-    for (const args of [['--packages', 'no-such-server'], ['--jobs', 'x'], ['--view', 'all'], ['--bogus']]) {
+    for (const args of [['--packages', 'no-such-server'], ['--jobs', 'x'], ['--view', 'all'], ['--bogus'], ['--packages', 'memcached', '--units', ''], ['--packages', 'memcached', '--units', 'no-such-unit.patch']]) {
       const r = await execa('node', [wfbuild, 'corpus', ...args], { reject: false });
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/^wfbuild corpus: /);

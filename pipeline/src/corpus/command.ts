@@ -3,11 +3,11 @@ import type { Command } from '../cli/command.ts';
 import { ExitCode } from '../cli/errors.ts';
 import { intOption } from '../cli/options.ts';
 import { corpusPackages, generateManifest, manifestCves, paperPackages, widerPackages, writeManifest } from './manifest.ts';
-import { parseJobs, parsePackages, parseView } from './options.ts';
+import { parseJobs, parsePackages, parseUnits, parseView } from './options.ts';
 import { defaultResultsDir } from './results-file.ts';
 
 const help = `Usage: wfbuild corpus [--packages P,…] [--jobs N] [--view corpus|update|series] [--out DIR] [--no-builds]
-                      [--full-builds] [--tu-limit N]
+                      [--full-builds] [--tu-limit N] [--units ID,…]
        wfbuild corpus manifest [--packages P,…]
 
 The paper's six packages on Debian 12 (${paperPackages.join(', ')}) and more network servers
@@ -37,6 +37,9 @@ Options:
                     big three)
   --tu-limit N      compile-only: a unit that affects more translation units than N fails
                     with the count (default: 800 for the C packages, 120 for C++)
+  --units ID,…      classify only these units of the selected packages (as corpus/bookworm
+                    names them) anew; the others are reported from the cache as with
+                    --no-builds (after a fix that concerns one unit, without re-running all)
 
 See corpus/README.md for the rules that choose the units.`;
 
@@ -59,7 +62,7 @@ async function runManifest(args: string[]): Promise<number> {
 async function runCorpusCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' }, 'no-builds': { type: 'boolean' }, 'full-builds': { type: 'boolean' }, 'tu-limit': { type: 'string' } },
+    options: { packages: { type: 'string' }, jobs: { type: 'string' }, view: { type: 'string' }, out: { type: 'string' }, 'no-builds': { type: 'boolean' }, 'full-builds': { type: 'boolean' }, 'tu-limit': { type: 'string' }, units: { type: 'string' } },
     strict: true,
     allowPositionals: false,
   });
@@ -72,6 +75,7 @@ async function runCorpusCommand(args: string[]): Promise<number> {
     noBuilds: values['no-builds'] === true,
     fullBuilds: values['full-builds'] === true,
     limit: intOption('tu-limit', values['tu-limit']),
+    ...(values.units !== undefined ? { units: parseUnits(values.units) } : {}),
     log: (line: string) => console.error(line),
   };
   // Loaded on use: the run pulls in the whole pipeline, which 'corpus manifest' does not need.

@@ -213,6 +213,8 @@ export interface FullPipelineOptions {
   readonly usesUpdateView: boolean;
   /** Build nothing: uncached units that need a build come back as pending (or an earlier tools' result). */
   readonly noBuilds: boolean;
+  /** --units: only these units may build; the others are reported as with noBuilds. */
+  readonly only?: ReadonlySet<string>;
   readonly log: (line: string) => void;
 }
 
@@ -240,7 +242,7 @@ export async function classifyWithFullPipeline(manifest: Manifest, selected: rea
       units.push({ ...cached, views: unit.views, cves: unit.cves });
       continue;
     }
-    if (opts.noBuilds && (await needsBuild(manifest, unit))) {
+    if ((opts.noBuilds || (opts.only && !opts.only.has(unit.id))) && (await needsBuild(manifest, unit))) {
       // Tools move while a long run goes on (the pipeline's sources are part of the key): a
       // reporting run takes the newest result for the same unit and patch, flagged as such.
       const inputs = placements.map((p) => unitKey({ manifest, unit, appliedAt: placementKey(p), buildCmd, tools: null }));

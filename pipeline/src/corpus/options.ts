@@ -25,3 +25,10 @@ export function parseView(value: string | undefined): View {
   if (value === 'corpus' || value === 'update' || value === 'series') return value;
   throw new UserError(`--view ${value}: one of corpus, update, series`);
 }
+
+/** --units ID,…: unit ids as the manifests name them (checked against them in run.ts). */
+export function parseUnits(value: string): ReadonlySet<string> {
+  const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (ids.length === 0) throw new UserError('--units needs at least one unit id');
+  return new Set(ids);
+}

@@ -34,6 +34,8 @@ export interface RunOptions {
   readonly fullBuilds: boolean;
   /** Compile-only mode: most translation units one unit may compile (undefined: per package). */
   readonly limit: number | undefined;
+  /** --units: only these units are classified anew; the others come from the cache. */
+  readonly units?: ReadonlySet<string>;
   readonly log: (line: string) => void;
 }
 
@@ -70,6 +72,7 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
       cacheDir,
       log: opts.log,
       noBuilds: opts.noBuilds,
+      ...(opts.units ? { only: opts.units } : {}),
       keyOf: (unit, mode) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: mode, tools }),
       inputsOf: (unit) => unitKey({ manifest, unit, appliedAt: unit.start, buildCmd: `compile-only ${profiles[pkg]!.name}`, tools: null }),
       ensurePrerequisites: () => ensurePackagePrerequisites(manifest, opts.log),
@@ -101,7 +104,7 @@ export async function classifyPackage(pkg: string, opts: RunOptions, tools: obje
     const seconds = out.units.reduce((sum, u) => sum + u.seconds, 0) + out.prepareSeconds;
     return { ...done, compileOnly: true, units: out.units, row: packageRow(pkg, manifest.baseVersion, out.units, seconds) };
   }
-  const units = await classifyWithFullPipeline(manifest, selected, { cacheDir, buildCmd, tools, usesUpdateView, noBuilds: opts.noBuilds, log: opts.log });
+  const units = await classifyWithFullPipeline(manifest, selected, { cacheDir, buildCmd, tools, usesUpdateView, noBuilds: opts.noBuilds, ...(opts.units ? { only: opts.units } : {}), log: opts.log });
   const seconds = units.reduce((sum, u) => sum + u.seconds, 0);
   return { ...done, units, row: packageRow(pkg, manifest.baseVersion, units, seconds) };
 }

@@ -3,6 +3,7 @@
  * with the previous file's and written to corpus/results/bookworm.{json,md}.
  */
 import { join } from 'node:path';
+import { ExitCode, UserError } from '../cli/errors.ts';
 import { ensureCreateDiffObject } from '../stages/create-diff-object.ts';
 import { toolsFingerprint } from './keys.ts';
 import { ensureWfpatchCtl } from './confirm.ts';
@@ -17,7 +18,12 @@ export type { RunOptions } from './package.ts';
 
 export async function runCorpus(opts: RunOptions): Promise<ResultsFile> {
   // Every manifest is checked before anything is built: bad input fails in seconds.
-  for (const pkg of opts.packages) await readManifest(pkg);
+  const manifests = await Promise.all(opts.packages.map((pkg) => readManifest(pkg)));
+  if (opts.units) {
+    const known = new Set(manifests.flatMap((m) => m.units.map((u) => u.id)));
+    const unknown = [...opts.units].filter((id) => !known.has(id));
+    if (unknown.length > 0) throw new UserError(`--units: no unit ${unknown.join(', ')} in ${opts.packages.join(', ')} (the ids are corpus/bookworm/<package>.json's)`, ExitCode.usage);
+  }
   await ensureCreateDiffObject();
   await ensureWfpatchCtl();
   if (!opts.noBuilds) await checkClock([join(cacheRoot, 'wfbuild', 'orig'), join(cacheRoot, 'corpus', 'prepared')]);

@@ -61,6 +61,8 @@ export interface CompileOnlyOptions {
    * each result, so a reporting run finds it after the tools moved (earlierResult).
    */
   readonly inputsOf?: (unit: CorpusUnit) => string;
+  /** --units: only these units may compile; the others are reported as with noBuilds. */
+  readonly only?: ReadonlySet<string>;
   /**
    * For a bookworm-update unit: the update base's build (the binary users run), its unbuilt
    * tree and the unit as one patch file, to confirm a kpatch-able verdict against that binary
@@ -240,8 +242,10 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       todo.splice(todo.indexOf(unit), 1);
     }
   }
-  if (todo.length > 0 && opts.noBuilds) {
-    for (const unit of todo) {
+  const reportOnly = opts.noBuilds ? [...todo] : todo.filter((u) => opts.only && !opts.only.has(u.id));
+  for (const unit of reportOnly) todo.splice(todo.indexOf(unit), 1);
+  if (reportOnly.length > 0) {
+    for (const unit of reportOnly) {
       // Tools move while long runs go on (this mode's sources are part of the key): a reporting
       // run takes the newest result for the same unit at the same place, flagged as such.
       const older = await earlierResult(opts.cacheDir, unit, opts.inputsOf?.(unit));
@@ -250,7 +254,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
         results.set(unit.id, { ...older, views: unit.views, cves: unit.cves, earlierTools: true });
       } else results.set(unit.id, { ...resultFor(unit, { verdict: 'pending', reason: 'not classified yet', reasons: [], objects: 0, compiled: 0, seconds: 0 }) });
     }
-  } else if (todo.length > 0) {
+  }
+  if (todo.length > 0) {
     await ready();
     const full = await treeAt(manifest, manifest.seriesLength, opts.log);
     const prepared: Prepared = await prepare(manifest, profile, full, opts.log);
