@@ -8,6 +8,7 @@ import { readBundleMeta } from '../pipeline/src/bundle/index.ts';
 import { explainReject } from '../pipeline/src/stages/apply-patch.ts';
 import { classifyOutcome } from '../pipeline/src/stages/classify.ts';
 import { blockedFor } from '../pipeline/src/stages/bundle.ts';
+import { isLibtoolSymbolTable } from '../pipeline/src/stages/ignore.ts';
 import { compareLayouts, parseLayouts } from '../pipeline/src/stages/layout.ts';
 import type { Report } from '../pipeline/src/report/types.ts';
 import { describeTree } from '../pipeline/src/stages/source.ts';
@@ -200,6 +201,18 @@ describe('bundles per binary (stages/bundle.ts blockedFor)', () => {
     expect(blockedFor({ objects: [layout] }, 'other')).toBe(false);
     const unmapped = { object: 'x.o', source: 'x.c', binaries: [], verdicts: [{ binary: '', outcome: 'unmapped' as const, exitCode: null, verdict: null }] };
     expect(blockedFor({ objects: [unmapped, { ...shared, verdicts: [shared.verdicts[0]!] }] }, 'exim')).toBe(true);
+  });
+});
+
+describe("libtool's dlpreopen symbol table (stages/ignore.ts)", () => {
+  // squid links with -dlopen self: every link writes src/.libs/squidS.c from the program's
+  // symbols, compiles and links it, and deletes it; the original build keeps no such object.
+  it('is recognised by its generated name only', () => {
+    expect(isLibtoolSymbolTable('src/.libs/squidS.c')).toBe(true);
+    expect(isLibtoolSymbolTable('.libs/lt-fooS.c')).toBe(true);
+    expect(isLibtoolSymbolTable('src/squidS.c')).toBe(false);
+    expect(isLibtoolSymbolTable('src/.libs/main.c')).toBe(false);
+    expect(isLibtoolSymbolTable('src/.libs/sub/xS.cc')).toBe(false);
   });
 });
 

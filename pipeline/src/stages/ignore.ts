@@ -6,7 +6,8 @@
  * - `noise`: its bytes differ, but none of the files it is compiled from is one the patch
  *   touches (an embedded build id, date, host name or path the build makes anew each time).
  *   Only decided when the patch leaves the build system alone: a changed Makefile may change
- *   any object through its flags.
+ *   any object through its flags. libtool's dlpreopen symbol table (`.libs/<program>S.c`,
+ *   written from the linked objects' symbols and deleted by every link) is the build's too.
  */
 import { join } from 'node:path';
 import { exists } from '../common/fs.ts';
@@ -42,6 +43,11 @@ async function unlinkedWhy(cand: Candidate, original: OriginalBuild, patched: Pa
     : 'compiled and then deleted by the build (a compiler probe?); no recorded link or archive uses it';
 }
 
+/** libtool's generated `<dir>/.libs/<program>S.c` (lt_preloaded_symbols, squid's `src/.libs/squidS.c`). */
+export function isLibtoolSymbolTable(source: string): boolean {
+  return /(^|\/)\.libs\/[^/]+S\.c$/.test(source);
+}
+
 export async function partitionCandidates(original: OriginalBuild, patched: PatchedBuild, touched: readonly string[], buildSystem: boolean, recordedTree: string): Promise<Partition> {
   const kept: Candidate[] = [];
   const ignored: IgnoredObject[] = [];
@@ -52,6 +58,11 @@ export async function partitionCandidates(original: OriginalBuild, patched: Patc
     const finals = [...(before.get(cand.object) ?? []), ...(after.get(cand.object) ?? [])];
     if (finals.length === 0) {
       ignored.push({ object: cand.object, source: cand.source, why: 'unlinked', what: await unlinkedWhy(cand, original, patched) });
+      continue;
+    }
+    if (!buildSystem && isLibtoolSymbolTable(cand.source)) {
+      const what = "libtool's dlpreopen symbol table, which every link of the program writes from its objects' symbols and deletes: made by the build, not the patch (the running program's table is its own)";
+      ignored.push({ object: cand.object, source: cand.source, why: 'noise', what });
       continue;
     }
     const entry = lastCompile(patched.log, cand.object);
