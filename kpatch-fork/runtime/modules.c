@@ -238,7 +238,9 @@ static int lookup_in(const struct wf_module *m, const Elf64_Sym *syms, size_t n,
 	for (size_t i = 1; i < n; i++) {
 		const Elf64_Sym *s = &syms[i];
 		int bind = ELF64_ST_BIND(s->st_info);
-		if ((bind != STB_GLOBAL && bind != STB_WEAK) || !usable(s) || s->st_name >= strsize ||
+		/* STB_GNU_UNIQUE: a C++ inline function's static (and its guard), one per process */
+		if ((bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) || !usable(s) ||
+		    s->st_name >= strsize ||
 		    strcmp(str + s->st_name, name))
 			continue;
 		if (bind == STB_WEAK) {

@@ -4,6 +4,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { cacheRoot, repoRoot } from '../paths.ts';
 import { createDiffObjectPath } from '../stages/create-diff-object.ts';
+import { wfpatchCtlPath } from './confirm.ts';
 import type { Manifest } from './manifest.ts';
 import type { UnitResult } from './results.ts';
 import type { CorpusUnit } from './units.ts';
@@ -13,9 +14,11 @@ const driverVersion = 3;
 export const resultsCache: string = join(cacheRoot, 'corpus', 'results');
 
 /** Hash of what decides a unit's verdict besides its own patch: the tools that classify it. */
-export async function toolsFingerprint(): Promise<{ createDiffObject: string; pipeline: string }> {
+export async function toolsFingerprint(): Promise<{ createDiffObject: string; wfpatchCtl: string; pipeline: string }> {
   const hashFile = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
   const createDiffObject = await hashFile(createDiffObjectPath).catch(() => 'missing');
+  // The dry run (wfpatch-ctl check) confirms or downgrades a verdict: it decides it too.
+  const wfpatchCtl = await hashFile(wfpatchCtlPath).catch(() => 'missing');
   const pipeline = createHash('sha256');
   for (const dir of ['stages', 'triage', 'wrapper', 'report', 'bundle']) {
     const root = join(repoRoot, 'pipeline', 'src', dir);
@@ -24,7 +27,7 @@ export async function toolsFingerprint(): Promise<{ createDiffObject: string; pi
       pipeline.update(relative(repoRoot, f)).update('\0').update(await readFile(f));
     }
   }
-  return { createDiffObject: createDiffObject.slice(0, 16), pipeline: pipeline.digest('hex').slice(0, 16) };
+  return { createDiffObject: createDiffObject.slice(0, 16), wfpatchCtl: wfpatchCtl.slice(0, 16), pipeline: pipeline.digest('hex').slice(0, 16) };
 }
 
 /** The newest cached result of a unit with one of these input hashes (any tool versions). */
