@@ -30,14 +30,18 @@ export async function toolsFingerprint(): Promise<{ createDiffObject: string; wf
   return { createDiffObject: createDiffObject.slice(0, 16), wfpatchCtl: wfpatchCtl.slice(0, 16), pipeline: pipeline.digest('hex').slice(0, 16) };
 }
 
-/** The newest cached result of a unit with one of these input hashes (any tool versions). */
-export async function newestResultFor(cacheDir: string, unitId: string, inputs: readonly string[]): Promise<UnitResult | undefined> {
+/**
+ * The newest cached result of a unit with one of these input hashes (any tool versions);
+ * `appliedAt`: only results measured at that series position.
+ */
+export async function newestResultFor(cacheDir: string, unitId: string, inputs: readonly string[], appliedAt?: number): Promise<UnitResult | undefined> {
   let best: { result: UnitResult; mtime: number } | undefined;
   for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
     if (!name.endsWith('.json')) continue;
     const path = join(cacheDir, name);
     const result = JSON.parse(await readFile(path, 'utf8').catch(() => 'null')) as UnitResult | null;
     if (!result || result.unit !== unitId || result.verdict === 'pending') continue;
+    if (appliedAt !== undefined && result.appliedAt !== appliedAt) continue;
     // Results written before 'inputs' existed are taken only from driver version 2 (they
     // have 'base'); version 1 placed units differently.
     if (result.inputs === undefined ? result.base === undefined : !inputs.includes(result.inputs)) continue;

@@ -3,7 +3,8 @@
  * tree per package, the series walked backwards (walk.ts), each unit's result cached under its
  * key like the full pipeline's, so a rerun is resumable unit by unit.
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { newestResultFor } from '../keys.ts';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -106,24 +107,6 @@ async function sourceId(manifest: Manifest, applied: number): Promise<string> {
 function measuredByConfiguring(texts: readonly string[], id: string): boolean {
   const files = triageAll(texts, id).files;
   return files.some((f) => f.kind === 'build-system') && !files.some((f) => /\.(y|l|ypp|ll)$/.test(f.path));
-}
-
-/**
- * The newest result of a unit classified by earlier tools: the same inputs when the result
- * records them; results from before `inputs` existed, at the same series position.
- */
-async function earlierResult(cacheDir: string, unit: CorpusUnit, inputs: string | undefined): Promise<UnitResult | undefined> {
-  let best: { result: UnitResult; mtime: number } | undefined;
-  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
-    if (!name.endsWith('.json')) continue;
-    const path = join(cacheDir, name);
-    const result = JSON.parse(await readFile(path, 'utf8').catch(() => 'null')) as UnitResult | null;
-    if (!result || result.unit !== unit.id || result.verdict === 'pending' || result.appliedAt !== unit.start) continue;
-    if (result.inputs !== undefined ? result.inputs !== inputs : inputs === undefined) continue;
-    const mtime = (await stat(path)).mtimeMs;
-    if (!best || mtime > best.mtime) best = { result, mtime };
-  }
-  return best?.result;
 }
 
 export function modeOf(profile: Profile, fingerprint: string): string {
@@ -248,7 +231,8 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     for (const unit of reportOnly) {
       // Tools move while long runs go on (this mode's sources are part of the key): a reporting
       // run takes the newest result for the same unit at the same place, flagged as such.
-      const older = await earlierResult(opts.cacheDir, unit, opts.inputsOf?.(unit));
+      const inputs = opts.inputsOf?.(unit);
+      const older = inputs === undefined ? undefined : await newestResultFor(opts.cacheDir, unit.id, [inputs], unit.start);
       if (older) {
         opts.log(`${manifest.package} ${unit.id}: ${older.verdict} (cached, earlier tools)`);
         results.set(unit.id, { ...older, views: unit.views, cves: unit.cves, earlierTools: true });
