@@ -5,7 +5,7 @@
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { newestResultFor } from '../keys.ts';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot } from '../../paths.ts';
@@ -27,6 +27,7 @@ import { confirmVerdict } from '../confirm.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type Measured, type WalkUnit, type WalkVerdict } from './walk.ts';
 import { SeriesBinaries } from './relink.ts';
+import { WafBinaries } from './waf-binaries.ts';
 import type { SeriesEntry } from '../series.ts';
 import { writeAtomic } from '../../common/fs.ts';
 import { unitTreeMethod } from '../unit-tree-build.ts';
@@ -289,7 +290,13 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       return { ...v, checkedOn, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
     };
     // Every other kpatch-able unit of a wrapper build: against the binaries of the series before it (relink.ts).
-    const binaries = prepared.original ? new SeriesBinaries({ original: prepared.original, walkTree: copy, work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), ...(manifest.services ? { services: manifest.services } : {}), log: (line) => opts.log(`${manifest.package} ${line}`) }) : null;
+    // waf profiles: against the long-running files linked for the unit in a kept built copy (waf-binaries.ts).
+    const binariesLog = (line: string): void => opts.log(`${manifest.package} ${line}`);
+    const binaries = prepared.original
+      ? new SeriesBinaries({ original: prepared.original, walkTree: copy, work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
+      : profile.how === 'waf'
+        ? new WafBinaries({ configured: prepared.tree, walkTree: copy, built: join(dirname(prepared.tree), 'built'), work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), jobs: opts.jobs, ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
+        : null;
     const confirmUnit = async (w: WalkUnit, v: Walked, measured: Measured): Promise<Walked> => {
       const unit = byId.get(w.id)!;
       const base = await onUpdateBase(unit, v, measured.texts);

@@ -15,7 +15,7 @@ import { toTranslationUnit, type RawCommand, type TranslationUnit } from './data
 /** Debian's build environment: no user shims (ccache, the wrapper) ahead of the real tools. */
 const debianPath = '/usr/sbin:/usr/bin:/sbin:/bin';
 /** What debian/rules exports for waf (see its WAF variable and _PYTHON_SYSCONFIGDATA_NAME). */
-const wafEnv: Record<string, string> = {
+export const wafEnv: Record<string, string> = {
   PATH: debianPath,
   PYTHONHASHSEED: '1',
   _PYTHON_SYSCONFIGDATA_NAME: '_sysconfigdata__linux_x86_64-linux-gnu',
