@@ -27,7 +27,7 @@ import { confirmVerdict } from '../confirm.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
 import { triageAll, verdictWithoutCompiling, walkSeries, type Measured, type WalkUnit, type WalkVerdict } from './walk.ts';
 import { SeriesBinaries } from './relink.ts';
-import { WafBinaries } from './waf-binaries.ts';
+import { BuiltCopyBinaries, makeStrategy, wafStrategy, type LinkStrategy } from './built-copy.ts';
 import type { SeriesEntry } from '../series.ts';
 import { writeAtomic } from '../../common/fs.ts';
 import { unitTreeMethod } from '../unit-tree-build.ts';
@@ -108,6 +108,13 @@ async function sourceId(manifest: Manifest, applied: number): Promise<string> {
 function measuredByConfiguring(texts: readonly string[], id: string): boolean {
   const files = triageAll(texts, id).files;
   return files.some((f) => f.kind === 'build-system') && !files.some((f) => /\.(y|l|ypp|ll)$/.test(f.path));
+}
+
+/** How the kept built copy links for a configure-only profile (built-copy.ts); null: it does not (cmake: mariadb's build is kept out of reach). */
+export function linkStrategyOf(profile: Profile): LinkStrategy | null {
+  if (profile.how === 'waf') return wafStrategy;
+  if (profile.how === 'make-dry-run') return makeStrategy(profile.path ?? '.', profile.makeArgs ?? []);
+  return null;
 }
 
 export function modeOf(profile: Profile, fingerprint: string): string {
@@ -290,12 +297,12 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
       return { ...v, checkedOn, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
     };
     // Every other kpatch-able unit of a wrapper build: against the binaries of the series before it (relink.ts).
-    // waf profiles: against the long-running files linked for the unit in a kept built copy (waf-binaries.ts).
+    // Configure-only profiles: against the long-running files linked for the unit in a kept built copy (built-copy.ts).
     const binariesLog = (line: string): void => opts.log(`${manifest.package} ${line}`);
     const binaries = prepared.original
       ? new SeriesBinaries({ original: prepared.original, walkTree: copy, work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
-      : profile.how === 'waf'
-        ? new WafBinaries({ configured: prepared.tree, walkTree: copy, built: join(dirname(prepared.tree), 'built'), work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), jobs: opts.jobs, ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
+      : linkStrategyOf(profile)
+        ? new BuiltCopyBinaries({ strategy: linkStrategyOf(profile)!, configured: prepared.tree, walkTree: copy, built: join(dirname(prepared.tree), 'built'), work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), jobs: opts.jobs, ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
         : null;
     const confirmUnit = async (w: WalkUnit, v: Walked, measured: Measured): Promise<Walked> => {
       const unit = byId.get(w.id)!;

@@ -16,6 +16,7 @@ import { cacheRoot } from '../../paths.ts';
 import { ExitCode, UserError } from '../../cli/errors.ts';
 import { tail } from '../../common/text.ts';
 import { chooseBuildCommand } from '../../stages/build-command.ts';
+import { cleanBuildEnv } from '../../stages/build-env.ts';
 import { describeTree } from '../../stages/source.ts';
 import { originalBuild, type OriginalBuild } from '../../stages/original-build.ts';
 import { versionWithoutEpoch } from '../debversion.ts';
@@ -95,7 +96,7 @@ export interface Prepared {
 
 async function runRules(tree: string, target: string, env: Readonly<Record<string, string>>, log: (line: string) => void): Promise<void> {
   log(`  debian/rules ${target}`);
-  const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, reject: false, all: true, stdin: 'ignore' });
+  const result = await execa('nice', ['-n', '10', 'debian/rules', target], { cwd: tree, env: { ...env }, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
   if (result.exitCode !== 0) throw new UserError(`debian/rules ${target} failed:\n${tail(result.all ?? '', 12)}`, ExitCode.buildFailed);
 }
 
@@ -120,7 +121,7 @@ export async function runGypActions(outDir: string, builddir: string, srcdir: st
       else if (words[0] === 'mkdir') await mkdir(words[words.length - 1]!, { recursive: true });
       else if (words[0] === 'export' || /^\w+=/.test(words[0]!)) continue;
       else {
-        const result = await execa(words[0]!, words.slice(1), { cwd, env, reject: false, all: true, stdin: 'ignore' });
+        const result = await execa(words[0]!, words.slice(1), { cwd, env, extendEnv: false, reject: false, all: true, stdin: 'ignore' });
         if (result.exitCode !== 0) throw new UserError(`gyp action ${action} failed:\n${tail(result.all ?? '', 8)}`, ExitCode.buildFailed);
       }
     }
@@ -140,7 +141,9 @@ export interface Configured {
  * configure fails or writes no database. Shared by prepare() and configure-unit.ts.
  */
 export async function configureInPlace(pkg: string, profile: Profile, tree: string, log: (line: string) => void): Promise<Configured> {
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...profile.env };
+  // Debian's build environment, not the caller's: a user's PATH (pyenv shims, ccache) changes
+  // which python or compiler configure finds.
+  const env = { ...cleanBuildEnv(), ...profile.env };
   for (const target of profile.configure ?? []) await runRules(tree, target, env, log);
   let database: TranslationUnit[];
   let calls: TranslationUnit[];
@@ -157,7 +160,7 @@ export async function configureInPlace(pkg: string, profile: Profile, tree: stri
     database = unique(calls);
   } else {
     const dir = join(tree, profile.path ?? '.');
-    const dry = await execa('make', ['-n', '-C', dir, ...(profile.makeArgs ?? [])], { env, reject: false, all: false, maxBuffer: 512 * 1024 * 1024 });
+    const dry = await execa('make', ['-n', '-C', dir, ...(profile.makeArgs ?? [])], { env, extendEnv: false, reject: false, all: false, maxBuffer: 512 * 1024 * 1024 });
     if (dry.exitCode !== 0) throw new UserError(`${pkg}: make -n in ${profile.path} failed:\n${tail(dry.stderr, 8)}`, ExitCode.buildFailed);
     calls = fromMakeDryRun(dry.stdout, dir, tree, true);
     database = unique(calls);

@@ -55,7 +55,7 @@ export interface SeriesBinariesOptions {
 const where = 'on the series before the unit, rebuilt';
 
 /** The newest mtime in `tree`, in seconds. */
-async function newestIn(tree: string): Promise<number> {
+export async function newestIn(tree: string): Promise<number> {
   const listing = await execa('find', ['.', '-printf', '%T@\n'], { cwd: tree, maxBuffer: 1 << 28 });
   return listing.stdout.split('\n').reduce((max, line) => (line && Number(line) > max ? Number(line) : max), 0);
 }
@@ -65,7 +65,7 @@ async function newestIn(tree: string): Promise<number> {
  * rebuilds what depends on them, whatever the clock did since the tree was built. The clock's
  * time when that is later (make warns of times in the future).
  */
-async function stampAfter(tree: string, files: readonly string[], newest: number): Promise<void> {
+export async function stampAfter(tree: string, files: readonly string[], newest: number): Promise<void> {
   const now = Date.now() / 1000;
   // make compares nanosecond times: a hundredth of a second after the newest file is newer.
   const when = new Date(Math.max(now, newest + 0.01) * 1000);

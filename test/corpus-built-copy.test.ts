@@ -1,10 +1,10 @@
 /**
- * Confirming waf (Samba) units against linked files (pipeline/src/corpus/compile-only/waf-binaries.ts):
+ * Confirming waf (Samba) units against linked files (pipeline/src/corpus/compile-only/built-copy.ts):
  * which of the build's links are built for a unit. The build itself (hours of Samba on two
  * cores) runs in the corpus run (`wfbuild corpus --packages samba`), not here.
  */
 import { describe, expect, it } from 'vitest';
-import { linksFor, type WafLink } from '../pipeline/src/corpus/compile-only/waf-binaries.ts';
+import { linksFor, type WafLink } from '../pipeline/src/corpus/compile-only/built-copy.ts';
 
 const services = { longRunning: ['^(smbd|samba)$', '\\.so(\\.|$)'], programs: [], note: '' };
 
@@ -27,5 +27,20 @@ describe('linksFor', () => {
 
   it('takes every link of the sources when the package names no services', () => {
     expect(linksFor(links, ['source4/torture/vfs/vfs.c'], undefined).map((l) => l.target)).toEqual(['smbtorture']);
+  });
+});
+
+describe('linkStrategyOf', () => {
+  it('links waf profiles target by target, gyp make profiles by their whole goal, cmake not at all', async () => {
+    const { linkStrategyOf, profiles } = await import('../pipeline/src/corpus/compile-only/index.ts');
+    const samba = linkStrategyOf(profiles.samba!)!;
+    expect(samba.lists).toBe(true);
+    expect(samba.argv(['service_nbtd', 'ldb_dirsync'], 2)).toEqual(['python3', 'buildtools/bin/waf', 'build', '-j2', '--targets=service_nbtd,ldb_dirsync']);
+    const node = linkStrategyOf(profiles.nodejs!)!;
+    expect(node.lists).toBe(false);
+    // the goal the compile database was read from (make -n), without its verbosity
+    expect(node.argv([], 2)).toEqual(['make', '-C', 'out', '-j2', 'BUILDTYPE=Release']);
+    expect(node.configuration).toBe('out/Makefile');
+    expect(linkStrategyOf(profiles.mariadb!)).toBeNull();
   });
 });

@@ -1,23 +1,26 @@
 /**
- * "Confirmed against the binary" for waf profiles (Samba). The compile-only mode configures
- * the tree and compiles single translation units: nothing is linked, and a whole Samba build
- * takes hours on two cores. Here only the files a kpatch-able unit changes are linked: the
- * long-running libraries and modules whose link takes one of the unit's sources, with what
- * they need (`waf build --targets=…`), through the compiler wrapper, so each linked file is
- * captured as linked and the log maps objects to them. The unit's objects (the walk's own,
- * compiled before and after it) are then confirmed against those files exactly as on an
- * update base (confirm-base.ts' confirmObjects).
+ * "Confirmed against the binary" for the configure-only profiles: waf (Samba) and gyp's make
+ * (Node.js). The compile-only mode configures the tree and compiles single translation units:
+ * nothing is linked, and a whole build takes hours on two cores. Here the files a kpatch-able
+ * unit changes are linked for it, through the compiler wrapper, so each linked file is
+ * captured as linked and the log maps objects to them:
+ * - waf: only the long-running libraries and modules whose link takes one of the unit's
+ *   sources, with what they need (`waf build --targets=…`);
+ * - make: the build's own goal (gyp's Makefiles link one program and its library).
+ * The unit's objects (the walk's own, compiled before and after it) are then confirmed against
+ * those files exactly as on an update base (confirm-base.ts' confirmObjects).
  *
  * One built copy of the configured tree per prepared tree is kept in the cache (beside it,
- * `built/`): the first confirmation pays for the libraries, later ones (and later runs)
- * rebuild incrementally. Before each confirmation the copy's sources are brought to the
- * walk's state (the tree before the unit): the files undone since, and the files an earlier
- * confirmation left different from the whole series, are copied from the walk's tree (or
- * removed where the walk has none). The build scripts (wscript_build) follow too — waf reads
- * them on every build, and the whole series' scripts name files the earlier tree lacks — but
- * the configuration is the whole series' (no configure per unit). waf keeps absolute paths,
- * so the copy is built bind-mounted over the configured tree's path in a private mount
- * namespace; where that is not possible, nothing is confirmed, with why.
+ * `built/`): the first confirmation pays for the build (hours, resumable: a killed build goes
+ * on where it stopped next time), later ones and later runs rebuild incrementally. Before each
+ * confirmation the copy's sources are brought to the walk's state (the tree before the unit):
+ * the files undone since, and the files an earlier confirmation left different from the whole
+ * series, are copied from the walk's tree (or removed where the walk has none). Build scripts
+ * follow too (waf reads its wscript_build files on every build, and the whole series' scripts
+ * name files the earlier tree lacks), but the configuration is the whole series' (no configure
+ * per unit). waf and gyp keep absolute paths, so the copy is built bind-mounted over the
+ * configured tree's path in a private mount namespace; where that is not possible, nothing is
+ * confirmed, with why.
  */
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -26,12 +29,13 @@ import { copyTree, exists, sameBytes, writeAtomic } from '../../common/fs.ts';
 import { withLock } from '../../common/lock.ts';
 import { installShims, readRecords, wrapperEnv } from '../../wrapper/index.ts';
 import { BuildFailed, bindMountAvailable, runBuild } from '../../stages/build-command.ts';
+import { debianPath } from '../../stages/build-env.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
 import { isLongRunning, type Services } from '../services.ts';
 import type { UnitVerdict } from '../results.ts';
 import { confirmVerdict } from '../confirm.ts';
 import { confirmObjects, type BaseConfirmation } from './confirm-base.ts';
-import { failureLine } from './relink.ts';
+import { failureLine, newestIn, stampAfter } from './relink.ts';
 import { wafEnv } from './samba.ts';
 import type { Measured } from './walk.ts';
 
@@ -103,8 +107,41 @@ interface BuiltState {
   readonly files: readonly string[];
 }
 
-export interface WafBinariesOptions {
-  /** The configured tree (the whole series; never modified here): its path is where waf builds. */
+/** How a profile's build system lists and builds what a unit's sources are linked into. */
+export interface LinkStrategy {
+  /** Said in reasons: "waf", "make". */
+  readonly name: string;
+  /** The file (tree-relative) holding the configuration: a copy made from another is made again. */
+  readonly configuration: string;
+  /** The build's links, or null when the build links its whole goal anyway (make). */
+  readonly lists: boolean;
+  /** The build command for these targets (every target when `lists` is false). */
+  argv(targets: readonly string[], jobs: number): string[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+export const wafStrategy: LinkStrategy = {
+  name: 'waf',
+  configuration: 'bin/c4che/_cache.py',
+  lists: true,
+  argv: (targets, jobs) => ['python3', 'buildtools/bin/waf', 'build', `-j${Math.max(1, jobs)}`, `--targets=${targets.join(',')}`],
+  env: wafEnv,
+};
+
+/** gyp's make (a make-dry-run profile): the goal the compile database came from, in `dir` with `args`. */
+export function makeStrategy(dir: string, args: readonly string[]): LinkStrategy {
+  return {
+    name: 'make',
+    configuration: join(dir, 'Makefile'),
+    lists: false,
+    argv: (_targets, jobs) => ['make', '-C', dir, `-j${Math.max(1, jobs)}`, ...args.filter((a) => !a.startsWith('V='))],
+    env: {},
+  };
+}
+
+export interface BuiltCopyOptions {
+  readonly strategy: LinkStrategy;
+  /** The configured tree (the whole series; never modified here): its path is where the copy builds. */
   readonly configured: string;
   /** The walk's copy of the tree, where the series is being undone. */
   readonly walkTree: string;
@@ -120,12 +157,12 @@ export interface WafBinariesOptions {
 /** Where the confirmations stand: said in every reason and in a confirmation's `how`. */
 const where = 'on the series before the unit, its long-running files linked';
 
-async function configurationOf(tree: string): Promise<string> {
-  const stored = await readFile(join(tree, 'bin', 'c4che', '_cache.py')).catch(() => Buffer.from(''));
+async function configurationOf(tree: string, file: string): Promise<string> {
+  const stored = await readFile(join(tree, file)).catch(() => Buffer.from(''));
   return createHash('sha256').update(stored).digest('hex').slice(0, 16);
 }
 
-export class WafBinaries {
+export class BuiltCopyBinaries {
   /** Files the walk undid since the last confirmation. */
   private readonly pending = new Set<string>();
   private broken: string | null = null;
@@ -135,7 +172,7 @@ export class WafBinaries {
   private readonly shims: string;
   private readonly lock: string;
 
-  constructor(private readonly opts: WafBinariesOptions) {
+  constructor(private readonly opts: BuiltCopyOptions) {
     this.tree = join(opts.built, 'tree');
     this.linked = join(opts.built, 'linked');
     this.records = join(opts.built, 'records');
@@ -150,7 +187,7 @@ export class WafBinaries {
   /** The unit's objects confirmed against the files it changes, linked from the tree before it. */
   async confirm(unit: string, measured: Measured, patchFile: string): Promise<BaseConfirmation> {
     if (this.broken !== null) return { kind: 'unconfirmed', why: `${where}: ${this.broken}` };
-    if (!(await bindMountAvailable())) return { kind: 'unconfirmed', why: `${where}: waf keeps absolute paths and the copy cannot be bind-mounted over the configured tree here (needs root and unshare)` };
+    if (!(await bindMountAvailable())) return { kind: 'unconfirmed', why: `${where}: ${this.opts.strategy.name}'s configuration keeps absolute paths and the copy cannot be bind-mounted over the configured tree here (needs root and unshare)` };
     return withLock(this.lock, async () => {
       const build = await this.linkedFor(unit, measured.objects.units.map((u) => u.source));
       if (typeof build === 'string') return { kind: 'unconfirmed', why: `${where}: ${build}` } as const;
@@ -169,7 +206,7 @@ export class WafBinaries {
     if (outcome.kind === 'unconfirmed') return { ...v, checkedOn, confirmation: { confirmed: false, binaries: [], how: outcome.why } };
     const checked = confirmVerdict(v, outcome.checks);
     const c = checked.confirmation;
-    return { ...checked, checkedOn, ...(c ? { confirmation: { ...c, how: `${c.how} (against the files waf links for it from the series before the unit, configured once on the whole series)` } } : {}) };
+    return { ...checked, checkedOn, ...(c ? { confirmation: { ...c, how: `${c.how} (against the files ${this.opts.strategy.name} links for it from the series before the unit, configured once on the whole series)` } } : {}) };
   }
 
   async close(): Promise<void> {
@@ -185,18 +222,21 @@ export class WafBinaries {
   private async linkedFor(unit: string, sources: readonly string[]): Promise<OriginalBuild | string> {
     const state = await this.ready();
     await this.sync(state);
-    const links = await this.links();
-    if (typeof links === 'string') return links;
-    const chosen = linksFor(links, sources, this.opts.services);
-    if (chosen.length === 0) return `no long-running file of this build links ${sources.join(', ')}`;
-    const targets = [...new Set(chosen.map((l) => l.target))].sort();
-    this.opts.log(`  linking ${targets.join(', ')} from the series before ${unit} (waf build --targets, with what they need)`);
+    let targets: string[] = [];
+    if (this.opts.strategy.lists) {
+      const links = await this.links();
+      if (typeof links === 'string') return links;
+      const chosen = linksFor(links, sources, this.opts.services);
+      if (chosen.length === 0) return `no long-running file of this build links ${sources.join(', ')}`;
+      targets = [...new Set(chosen.map((l) => l.target))].sort();
+      this.opts.log(`  linking ${targets.join(', ')} from the series before ${unit} (waf build --targets, with what they need)`);
+    } else this.opts.log(`  building the series before ${unit} (${this.opts.strategy.argv([], this.opts.jobs).join(' ')}; incremental after the first time)`);
     const started = performance.now();
     try {
       await this.build(targets, `linking the files ${unit} changes`);
     } catch (error) {
       if (!(error instanceof BuildFailed)) throw error;
-      this.broken = `waf build of ${targets.join(', ')} before ${unit} failed: ${failureLine(error.message)}`;
+      this.broken = `the ${this.opts.strategy.name} build${targets.length ? ` of ${targets.join(', ')}` : ''} before ${unit} failed: ${failureLine(error.message)}`;
       return this.broken;
     }
     this.opts.log(`  linked (${Math.round((performance.now() - started) / 1000)} s)`);
@@ -206,7 +246,7 @@ export class WafBinaries {
 
   /** The built copy exists and was made from this configuration; its state. */
   private async ready(): Promise<BuiltState> {
-    const configured = await configurationOf(this.opts.configured);
+    const configured = await configurationOf(this.opts.configured, this.opts.strategy.configuration);
     const path = join(this.opts.built, 'state.json');
     const stored = JSON.parse(await readFile(path, 'utf8').catch(() => 'null')) as BuiltState | null;
     if (stored && stored.configured === configured && (await exists(this.tree))) return stored;
@@ -225,6 +265,7 @@ export class WafBinaries {
   private async sync(state: BuiltState): Promise<void> {
     const files = [...new Set([...state.files, ...this.pending])].sort();
     const differing: string[] = [];
+    const copied: string[] = [];
     for (const file of files) {
       const from = join(this.opts.walkTree, file);
       const to = join(this.tree, file);
@@ -232,12 +273,16 @@ export class WafBinaries {
         if (!(await exists(to)) || !(await sameBytes(from, to))) {
           await mkdir(dirname(to), { recursive: true });
           await copyFile(from, to);
+          copied.push(file);
         }
       } else await rm(to, { force: true });
       const whole = join(this.opts.configured, file);
       const same = (await exists(whole)) ? (await exists(to)) && (await sameBytes(whole, to)) : !(await exists(to));
       if (!same) differing.push(file);
     }
+    // make decides by mtimes: the copied files must be newer than everything built from them,
+    // whatever the clock did since (relink.ts).
+    if (copied.length > 0) await stampAfter(this.tree, copied, await newestIn(this.tree));
     await writeAtomic(join(this.opts.built, 'state.json'), JSON.stringify({ configured: state.configured, files: differing } satisfies BuiltState) + '\n');
     this.pending.clear();
   }
@@ -258,8 +303,8 @@ export class WafBinaries {
   private async build(targets: readonly string[], what: string): Promise<void> {
     await rm(this.shims, { recursive: true, force: true });
     await installShims(this.shims);
-    const wrapper = wrapperEnv(this.shims, this.records, this.opts.configured, wafEnv.PATH);
-    const argv = ['python3', 'buildtools/bin/waf', 'build', `-j${Math.max(1, this.opts.jobs)}`, `--targets=${targets.join(',')}`];
-    await runBuild({ display: `waf build --targets=${targets.join(',')}`, argv, env: { ...wafEnv } }, this.tree, wrapper, what, this.opts.configured, 'patched');
+    const wrapper = wrapperEnv(this.shims, this.records, this.opts.configured, this.opts.strategy.env.PATH ?? debianPath);
+    const argv = this.opts.strategy.argv(targets, this.opts.jobs);
+    await runBuild({ display: argv.join(' '), argv, env: { ...this.opts.strategy.env } }, this.tree, wrapper, what, this.opts.configured, 'patched');
   }
 }
