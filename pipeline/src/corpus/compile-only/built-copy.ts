@@ -38,6 +38,8 @@ import { confirmObjects, type BaseConfirmation } from './confirm-base.ts';
 import { failureLine, newestIn, stampAfter } from './relink.ts';
 import { wafEnv } from './samba.ts';
 import type { Measured } from './walk.ts';
+import { affectedUnits } from './affected.ts';
+import { rebase, type TranslationUnit } from './database.ts';
 
 /** One file waf links: its task generator (a `--targets` name), output and compiled sources (tree-relative). */
 export interface WafLink {
@@ -145,6 +147,8 @@ export interface BuiltCopyOptions {
   readonly configured: string;
   /** The walk's copy of the tree, where the series is being undone. */
   readonly walkTree: string;
+  /** The configured tree's compile database (paths in `configured`): whose includers to rebuild. */
+  readonly database: readonly TranslationUnit[];
   /** The kept built copy's folder (tree/, records/, linked/, shims/, state.json). */
   readonly built: string;
   /** A folder of this run for bundles (close() removes it). */
@@ -281,8 +285,13 @@ export class BuiltCopyBinaries {
       if (!same) differing.push(file);
     }
     // make decides by mtimes: the copied files must be newer than everything built from them,
-    // whatever the clock did since (relink.ts).
-    if (copied.length > 0) await stampAfter(this.tree, copied, await newestIn(this.tree));
+    // whatever the clock did since — with the sources that include a copied header, for
+    // Makefiles that know no header dependencies (relink.ts does the same).
+    if (copied.length > 0) {
+      const database = this.opts.database.map((u) => rebase(u, this.opts.configured, this.tree));
+      const includers = (await affectedUnits(this.tree, copied, database)).units.map((a) => a.unit.source);
+      await stampAfter(this.tree, [...new Set([...copied, ...includers])], await newestIn(this.tree));
+    }
     await writeAtomic(join(this.opts.built, 'state.json'), JSON.stringify({ configured: state.configured, files: differing } satisfies BuiltState) + '\n');
     this.pending.clear();
   }

@@ -302,7 +302,7 @@ export async function classifyCompileOnly(manifest: Manifest, selected: readonly
     const binaries = prepared.original
       ? new SeriesBinaries({ original: prepared.original, walkTree: copy, work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
       : linkStrategyOf(profile)
-        ? new BuiltCopyBinaries({ strategy: linkStrategyOf(profile)!, configured: prepared.tree, walkTree: copy, built: join(dirname(prepared.tree), 'built'), work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), jobs: opts.jobs, ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
+        ? new BuiltCopyBinaries({ strategy: linkStrategyOf(profile)!, configured: prepared.tree, walkTree: copy, database: prepared.database, built: join(dirname(prepared.tree), 'built'), work: join(walkRoot, `${manifest.package}-${process.pid}.bins`), jobs: opts.jobs, ...(manifest.services ? { services: manifest.services } : {}), log: binariesLog })
         : null;
     const confirmUnit = async (w: WalkUnit, v: Walked, measured: Measured): Promise<Walked> => {
       const unit = byId.get(w.id)!;
