@@ -102,6 +102,22 @@ describe('create-diff-object --new-data', () => {
     expect(r.stderr).toMatch(/not text-only: data object limit: initializer changed/);
   });
 
+  it('an entry added to a section the linker collects (FRR\'s xref_array) is named as the cause, even with the flag', { timeout: 60_000 }, async () => {
+    // One entry per call site, as FRR's log macros place them: the program walks the section once.
+    const entry = (n: number) => `static const struct site site_${n} = { ${n}, "f" };\nstatic const struct site *const site_p_${n} __attribute__((used, section("site_array"))) = &site_${n};\n`;
+    const head = 'struct site { int line; const char *fn; };\n';
+    const orig = `${head}${entry(1)}int f(int i) { return i + 1; }\n`;
+    const d = await build('collected', orig, `${head}${entry(1)}${entry(2)}int f(int i) { return i + 2; }\n`);
+    const r = await runCdo([join(d, 'o/lib.o'), join(d, 'p/lib.o'), '--output', join(d, 'patch.o'), '--new-data'], join(d, 'v.json'));
+    expect(r.exitCode).toBe(4);
+    expect(r.verdict!.textOnlyReasons[0]).toMatch(/^adds 8 bytes of entries in site_array, a section the linker collects for the program to walk at start-up \(__start_site_array\)/);
+    // a code-only change next to such a section is not affected
+    const same = await build('collected-same', orig, orig.replace('i + 1', 'i + 3'));
+    const ok = await runCdo([join(same, 'o/lib.o'), join(same, 'p/lib.o'), '--output', join(same, 'patch.o'), '--new-data'], join(same, 'v.json'));
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.verdict!.textOnlyReasons).toEqual([]);
+  });
+
   it('a new thread-local variable is refused with its reason', { timeout: 60_000 }, async () => {
     const orig = `int f(int i) { return i * 2; }\n`;
     const d = await build('tls', orig, `static __thread int depth;\nint f(int i) { depth++; return i * 2 + depth; }\n`);

@@ -44,9 +44,74 @@ void data_entry(struct strlist *l, struct symbol *s, const char *reason)
 		    (unsigned long long)s->st.st_size, json_escape_min(reason));
 }
 
+/*
+ * A data section named like a C identifier is one the linker collects: the
+ * program finds its entries between __start_NAME and __stop_NAME (FRR's
+ * xref_array of log call sites, tables of handlers or tests).  The running
+ * program walked it once; an entry a patch adds or removes is never seen.
+ */
+static bool collected_section(const struct section *s)
+{
+	const char *n = s->name;
+
+	if (s->kind != K_DATA || !((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || *n == '_'))
+		return false;
+	for (; *n; n++)
+		if (!((*n >= 'A' && *n <= 'Z') || (*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
+			return false;
+	return true;
+}
+
+static uint64_t collected_bytes(const struct object *o, const char *name)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 1; i < o->nsecs; i++)
+		if (!strcmp(o->secs[i].name, name) && collected_section(&o->secs[i]))
+			n += o->secs[i].size;
+	return n;
+}
+
+/*
+ * Said first: it is the cause, and the objects behind the added entry (its
+ * statics, renumbered for every later entry) would otherwise be named instead.
+ */
+static void check_collected(struct diff *d)
+{
+	struct object *o = d->orig, *p = d->patched;
+
+	for (int side = 0; side < 2; side++) {
+		struct object *here = side ? o : p, *there = side ? p : o;
+
+		for (size_t i = 1; i < here->nsecs; i++) {
+			const struct section *s = &here->secs[i];
+			uint64_t before, after;
+			bool first = true;
+
+			if (!collected_section(s))
+				continue;
+			for (size_t k = 1; k < i; k++)
+				if (!strcmp(here->secs[k].name, s->name))
+					first = false;
+			/* each name once; one only the original has is reported from its side */
+			if (!first || (side && collected_bytes(there, s->name)))
+				continue;
+			before = collected_bytes(o, s->name);
+			after = collected_bytes(p, s->name);
+			if (before != after)
+				not_text_only(d, NULL,
+					      "%s %llu bytes of entries in %s, a section the linker collects for the program to walk at start-up (__start_%s): the running program never sees the change",
+					      after > before ? "adds" : "removes",
+					      (unsigned long long)(after > before ? after - before : before - after), s->name, s->name);
+		}
+	}
+}
+
 static void check_data(struct diff *d)
 {
 	struct object *p = d->patched;
+
+	check_collected(d);
 
 	for (size_t i = 1; i < p->nsyms; i++) {
 		struct symbol *s = &p->syms[i];
