@@ -149,7 +149,12 @@ static void check_data(struct diff *d)
 		why = object_diff(s->twin, s, 0);
 		if (why) {
 			data_entry(&d->changed_data_json, s, why);
-			not_text_only(d, s->name, "data object %s: %s", s->name, why);
+			if (collected_section(s->sec))
+				not_text_only(d, s->name,
+					      "entry %s of %s, a section the linker collects for the program to walk at start-up (__start_%s), changed (%s): the running program keeps the old entry",
+					      s->name, s->sec->name, s->sec->name, why);
+			else
+				not_text_only(d, s->name, "data object %s: %s", s->name, why);
 		}
 	}
 	/* a new or removed constructor changes what runs at start-up */
