@@ -63,6 +63,7 @@ describe('corpus aggregation', () => {
     expect(reasonKind('build/ospfd/ospf_te.o: _xrefdata.278: data object _xrefdata.278: initializer changed (pointer at byte 24)')).toBe('data object _xrefdata.N: initializer changed (pointer at byte 24)');
     expect(reasonKind('build/bgpd/bgp_attr.o: _xrefdata.194: data object _xrefdata.194: initializer changed (pointer at byte 24)')).toBe('data object _xrefdata.N: initializer changed (pointer at byte 24)');
     expect(reasonKind('a.o: keyimpls: data object keyimpls: size changed from 176 to 184 bytes')).toBe('data object keyimpls: size changed from 176 to 184 bytes');
+    expect(reasonKind('build/bgpd/bgp_attr.o: adds entries to xref_array (16 bytes), a section the linker collects for the program to walk at start-up (__start_xref_array), so the running program never sees the change')).toBe('adds entries to xref_array (N bytes), a section the linker collects for the program to walk at start-up (__start_xref_ar');
     expect(reasonHistogram(results)).toEqual([
       { reason: 'failed: original build failed (exit 2)', units: 1 },
       { reason: 'not-text-only: changed .data', units: 1 },

@@ -100,9 +100,9 @@ static void check_collected(struct diff *d)
 			after = collected_bytes(p, s->name);
 			if (before != after)
 				not_text_only(d, NULL,
-					      "%s %llu bytes of entries in %s, a section the linker collects for the program to walk at start-up (__start_%s): the running program never sees the change",
-					      after > before ? "adds" : "removes",
-					      (unsigned long long)(after > before ? after - before : before - after), s->name, s->name);
+					      "%s entries %s %s (%llu bytes), a section the linker collects for the program to walk at start-up (__start_%s), so the running program never sees the change",
+					      after > before ? "adds" : "removes", after > before ? "to" : "from", s->name,
+					      (unsigned long long)(after > before ? after - before : before - after), s->name);
 		}
 	}
 }
@@ -151,7 +151,7 @@ static void check_data(struct diff *d)
 			data_entry(&d->changed_data_json, s, why);
 			if (collected_section(s->sec))
 				not_text_only(d, s->name,
-					      "entry %s of %s, a section the linker collects for the program to walk at start-up (__start_%s), changed (%s): the running program keeps the old entry",
+					      "entry %s of %s, a section the linker collects for the program to walk at start-up (__start_%s), changed (%s), so the running program keeps the old entry",
 					      s->name, s->sec->name, s->sec->name, why);
 			else
 				not_text_only(d, s->name, "data object %s: %s", s->name, why);

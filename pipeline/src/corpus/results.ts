@@ -190,13 +190,18 @@ export function reasonHistogram(results: readonly UnitResult[]): { reason: strin
 
 /**
  * A reason without its object and symbol names: 'proto_text.o: process_command: changed .data' → 'changed .data'.
- * The number GCC gives a function-local static ('_xrefdata.194', one per log call in FRR) is
- * left out too: the same reason in two files or two units is one kind.
+ * The number GCC gives a function-local static ('_xrefdata.194', one per log call in FRR) and
+ * a byte count in parentheses are left out too: the same reason in two files or two units is
+ * one kind.
  */
 export function reasonKind(reason: string): string {
   const parts = withoutCachePaths(reason).split(': ');
   const kind = parts.length > 2 ? parts.slice(2).join(': ') : parts[parts.length - 1] ?? reason;
-  return kind.replace(/\b(data object|function) ([\w$]+)\.\d+\b/g, '$1 $2.N').replace(/\s+/g, ' ').slice(0, 120);
+  return kind
+    .replace(/\b(data object|function) ([\w$]+)\.\d+\b/g, '$1 $2.N')
+    .replace(/\(\d+ bytes\)/g, '(N bytes)')
+    .replace(/\s+/g, ' ')
+    .slice(0, 120);
 }
 
 /**
