@@ -245,7 +245,7 @@ export class BuiltCopyBinaries {
     }
     this.opts.log(`  linked (${Math.round((performance.now() - started) / 1000)} s)`);
     const log = await readRecords(this.opts.configured, this.records, this.linked);
-    return { key: 'waf-linked', dir: this.opts.built, tree: this.tree, log, shipped: null, cached: false, makes: [], linked: this.linked };
+    return { key: `${this.opts.strategy.name}-linked`, dir: this.opts.built, tree: this.tree, log, shipped: null, cached: false, makes: [], linked: this.linked };
   }
 
   /** The built copy exists and was made from this configuration; its state. */
