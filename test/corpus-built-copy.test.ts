@@ -148,6 +148,24 @@ describe('a kept built copy of a configured tree (make strategy: real build thro
     }
   });
 
+  it('confirms a unit that adds a function in one file and calls it from another (resolved within the bundle)', { timeout: 600_000 }, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'built-copy-'));
+    try {
+      // util.c's patch object calls triple(), which the binary before the unit lacks and only
+      // greet.c's patch object defines — as nodejs CVE-2025-23166, whose new DeriveBits
+      // parameter gives every caller in other files a new mangled name.
+      const series = ['0005-triple-in-greet.patch'];
+      const configured = await configuredTree(root, series);
+      const { verdicts, lines } = await walk(root, configured, join(root, 'built'), series);
+      expect(verdicts.get('0005-triple-in-greet.patch'), lines.join('\n')).toMatchObject({
+        verdict: 'kpatchable',
+        confirmation: { confirmed: true, binaries: ['server'], how: expect.stringMatching(/^ok: server\.wfp against server/) },
+      });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it("rebuilds what includes a header the walk undid, though this Makefile lists no header dependencies", { timeout: 600_000 }, async () => {
     const root = await mkdtemp(join(tmpdir(), 'built-copy-'));
     try {

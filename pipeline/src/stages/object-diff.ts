@@ -7,19 +7,13 @@ import { exists } from '../common/fs.ts';
 import { linkMap } from '../wrapper/index.ts';
 import { ensureCreateDiffObject } from './create-diff-object.ts';
 import { needsBuild, type Candidate, type Stage, type StageContext } from './context.ts';
-import { judgeObjectPair, type Judgement, type ObjectPair } from './judge.ts';
+import type { ObjectPair } from './judge.ts';
+import { crossObjectNotes, judgeFirst, resolveAcrossObjects, type Judged } from './cross-object.ts';
 import { loadingPrograms } from './loaded-by.ts';
 import { originalBinary } from './binaries.ts';
 import { libraryDir } from './library-dir.ts';
 import { holdsUnit } from './members.ts';
 import { memberFinder } from './carry.ts';
-
-interface Judged {
-  readonly pair: ObjectPair;
-  judged: Judgement;
-  /** The `provided` names it was last judged with, per target. */
-  given: Map<string, readonly string[]>;
-}
 
 /** Places one candidate; null when it is no target (notes and reasons say why). */
 async function placeCandidate(ctx: StageContext, cand: Candidate, links: ReadonlyMap<string, readonly string[]>, onProgress: (line: string) => void): Promise<ObjectPair | null> {
@@ -62,50 +56,6 @@ async function placeCandidate(ctx: StageContext, cand: Candidate, links: Readonl
   };
 }
 
-interface VerdictLite {
-  readonly unresolved?: unknown;
-  readonly newFunctions?: readonly { readonly name?: unknown; readonly binding?: unknown }[];
-}
-
-/** New global functions an object's patch for `binary` defines (other objects of the bundle may call them). */
-function definesFor(j: Judged, binary: string): string[] {
-  const v = j.judged.report.verdicts.find((x) => x.binary === binary && x.outcome === 'patch')?.verdict as VerdictLite | undefined;
-  return (v?.newFunctions ?? []).filter((f) => f.binding === 'global' && typeof f.name === 'string').map((f) => f.name as string);
-}
-
-function unresolvedFor(j: Judged, binary: string): string[] {
-  const v = j.judged.report.verdicts.find((x) => x.binary === binary && x.outcome === 'not-patchable')?.verdict as VerdictLite | undefined;
-  return Array.isArray(v?.unresolved) ? v.unresolved.filter((x): x is string => typeof x === 'string') : [];
-}
-
-/**
- * A patch that adds a function in one file and calls it from another (knot-resolver: the new
- * session_tcp_penalize() in session.c, called from io.c): io.c's object alone has a reference
- * the binary cannot resolve, but the bundle for that binary defines it. Such objects are judged
- * again with the other patch objects' new globals as `--provided` — until nothing changes (a
- * re-judged object may itself start providing).
- */
-async function resolveAcrossObjects(all: Judged[]): Promise<void> {
-  for (let round = 0; round < 4; round++) {
-    let changed = false;
-    for (const j of all) {
-      // Per target: the names it could not resolve that another object's patch defines.
-      const given = new Map(
-        j.pair.targets.map((t) => {
-          const offered = new Set(all.filter((o) => o !== j).flatMap((o) => definesFor(o, t.name)));
-          const kept = (j.given.get(t.name) ?? []).filter((n) => offered.has(n));
-          return [t.name, [...new Set([...kept, ...unresolvedFor(j, t.name).filter((n) => offered.has(n))])].sort()] as const;
-        }),
-      );
-      if (j.pair.targets.every((t) => given.get(t.name)!.join() === (j.given.get(t.name) ?? []).join())) continue;
-      j.judged = await judgeObjectPair({ ...j.pair, provided: (t) => given.get(t.name) ?? [] });
-      j.given = given;
-      changed = true;
-    }
-    if (!changed) return;
-  }
-}
-
 export const objectDiffStage: Stage = {
   key: 'diff',
   title: () => 'create-diff-object on each changed object',
@@ -120,15 +70,13 @@ export const objectDiffStage: Stage = {
     const all: Judged[] = [];
     for (const cand of candidates) {
       const pair = await placeCandidate(ctx, cand, links, onProgress);
-      if (pair) all.push({ pair, judged: await judgeObjectPair(pair), given: new Map() });
+      if (pair) all.push(await judgeFirst(pair));
     }
     await resolveAcrossObjects(all);
-    for (const { judged, given } of all) {
+    for (const j of all) {
+      const { judged } = j;
       ctx.reasons.push(...judged.reasons);
-      ctx.notes.push(...judged.notes);
-      for (const [binary, names] of given) {
-        if (names.length) ctx.notes.push(`${judged.report.object}: calls ${names.join(', ')}, new in another object's patch for ${binary}: resolved within the bundle`);
-      }
+      ctx.notes.push(...judged.notes, ...crossObjectNotes(j));
       for (const [binary, patch] of judged.patches) ctx.perBinary.set(binary, [...(ctx.perBinary.get(binary) ?? []), patch]);
       ctx.objects.push(judged.report);
     }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { copyTree, exists, sameBytes } from '../../common/fs.ts';
 import { buildId, writeBundle } from '../../bundle/index.ts';
-import { judgeObjectPair } from '../../stages/judge.ts';
+import { crossObjectNotes, judgeFirst, resolveAcrossObjects, type Judged } from '../../stages/cross-object.ts';
 import { originalBinary } from '../../stages/binaries.ts';
 import type { OriginalBuild } from '../../stages/context.ts';
 import { linkMap, type CompileEntry } from '../../wrapper/index.ts';
@@ -93,6 +93,7 @@ async function judgeAgainstBuild(build: OriginalBuild, objects: UnitObjects, ser
   const bySource = binariesBySource(build);
   const measured: Measured = { objects: [], reasons: [], notes, perBinary: new Map(), compiled: objects.units.length };
   await mkdir(scratch, { recursive: true });
+  const all: Judged[] = [];
   for (const tu of objects.units) {
     const before = join(objects.before, objectName(tu.source));
     const after = join(objects.after, objectName(tu.source));
@@ -104,11 +105,16 @@ async function judgeAgainstBuild(build: OriginalBuild, objects: UnitObjects, ser
       continue;
     }
     const targets = await Promise.all(binaries.map(async (b) => ({ name: b, path: await originalBinary(build, b), loadedBy: await loadersOf(build, services, b), libraryDir: await libraryDir(build.linked) })));
-    const judged = await judgeObjectPair({ object: tu.source, source: tu.source, original: isNew ? null : before, patched: after, sourceExisted: !isNew, targets, scratch });
-    measured.objects.push(judged.report);
-    measured.reasons.push(...judged.reasons);
-    notes.push(...judged.notes);
-    for (const [binary, patch] of judged.patches) measured.perBinary.set(binary, [...(measured.perBinary.get(binary) ?? []), patch]);
+    all.push(await judgeFirst({ object: tu.source, source: tu.source, original: isNew ? null : before, patched: after, sourceExisted: !isNew, targets, scratch }));
+  }
+  // A function one object's patch adds (or renames: new parameters, a new mangled name) and
+  // another calls resolves within the bundle, as in the full pipeline.
+  await resolveAcrossObjects(all);
+  for (const j of all) {
+    measured.objects.push(j.judged.report);
+    measured.reasons.push(...j.judged.reasons);
+    notes.push(...j.judged.notes, ...crossObjectNotes(j));
+    for (const [binary, patch] of j.judged.patches) measured.perBinary.set(binary, [...(measured.perBinary.get(binary) ?? []), patch]);
   }
   return measured;
 }
